@@ -1,0 +1,170 @@
+//! Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's `nn.LSTM` semantics.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::RecurrentError;
+use crate::recurrence::{run_stack, validate, CellKind};
+use crate::weights::{check_config, init_layers, RecurrentLayer};
+
+/// Configuration of a stacked, optionally bidirectional [`Lstm`].
+///
+/// Field names and defaults follow PyTorch's `nn.LSTM` (with `batch_first=True`).
+#[derive(Config, Debug)]
+pub struct LstmConfig {
+    /// Features per time step of the input.
+    pub input_size: usize,
+    /// Size `H` of the hidden and cell states.
+    pub hidden_size: usize,
+    /// Number of stacked layers `L`; layer k > 0 reads the outputs of layer k - 1.
+    #[config(default = 1)]
+    pub num_layers: usize,
+    /// Whether the gates have the biases `b_ih` and `b_hh`.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Dropout probability on the outputs of every layer but the last, in `[0, 1)`; only active
+    /// in training (module in training mode on an autodiff device).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Run a second direction over the reversed sequence and concatenate both (`D = 2`).
+    #[config(default = false)]
+    pub bidirectional: bool,
+}
+
+/// Hidden and cell state of an [`Lstm`], each `[num_layers * num_directions, batch, hidden]`.
+///
+/// Rows are ordered like PyTorch's `h_n`: layer 0 forward, layer 0 reverse, layer 1 forward, ...
+#[derive(Debug, Clone)]
+pub struct LstmState {
+    /// Hidden state `h`, `[num_layers * num_directions, batch, hidden]`.
+    pub hidden: Tensor<3>,
+    /// Cell state `c`, `[num_layers * num_directions, batch, hidden]`.
+    pub cell: Tensor<3>,
+}
+
+impl LstmState {
+    /// Bundles a hidden and a cell state, each `[num_layers * num_directions, batch, hidden]`.
+    pub fn new(hidden: Tensor<3>, cell: Tensor<3>) -> Self {
+        Self { hidden, cell }
+    }
+}
+
+/// A stacked, optionally bidirectional LSTM with PyTorch's equations and weight layout:
+///
+/// ```text
+/// i = σ(W_ii x + b_ii + W_hi h + b_hi)      f = σ(W_if x + b_if + W_hf h + b_hf)
+/// g = tanh(W_ig x + b_ig + W_hg h + b_hg)   o = σ(W_io x + b_io + W_ho h + b_ho)
+/// c' = f ⊙ c + i ⊙ g                         h' = o ⊙ tanh(c')
+/// ```
+///
+/// Weights are stored per layer and direction as `weight_ih [4H, input]`, `weight_hh [4H, H]`,
+/// `bias_ih [4H]`, `bias_hh [4H]` with gates in the order (i, f, g, o), exactly as PyTorch's
+/// `weight_ih_l{k}` etc., so a PyTorch state_dict loads unchanged (see [`crate::pytorch`]).
+#[derive(Module, Debug)]
+pub struct Lstm {
+    /// The stacked layers, `num_layers` of them.
+    pub layers: Vec<RecurrentLayer>,
+    /// Dropout between layers.
+    pub dropout: Dropout,
+    input_size: usize,
+    hidden_size: usize,
+    bidirectional: bool,
+}
+
+impl LstmConfig {
+    /// Builds the layer with PyTorch's initialisation (uniform in `±1/sqrt(hidden_size)`).
+    ///
+    /// # Panics
+    /// When the config is invalid; use [`LstmConfig::try_init`] for configs from user input.
+    pub fn init(&self, device: &Device) -> Lstm {
+        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Builds the layer, or says which config field is out of range.
+    pub fn try_init(&self, device: &Device) -> Result<Lstm, RecurrentError> {
+        check_config(
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+        )?;
+        Ok(Lstm {
+            layers: init_layers(
+                CellKind::Lstm.gates(),
+                self.input_size,
+                self.hidden_size,
+                self.num_layers,
+                self.bias,
+                self.bidirectional,
+                device,
+            ),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            bidirectional: self.bidirectional,
+        })
+    }
+}
+
+impl Lstm {
+    /// Runs the LSTM over whole sequences.
+    ///
+    /// - `input`: `[batch, time, input_size]`.
+    /// - `state`: initial state, each `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
+    ///
+    /// Returns the last layer's outputs `[batch, time, num_directions * hidden]` (forward
+    /// direction first) and the final state of every layer and direction.
+    ///
+    /// # Panics
+    /// When shapes do not match the layer; [`Lstm::try_forward`] returns the error instead.
+    pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
+        self.try_forward(input, state, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs the LSTM, checking every shape, with optional per-sequence lengths.
+    ///
+    /// - `input`: `[batch, time, input_size]`, sequences padded to `time`.
+    /// - `state`: initial state, each `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
+    /// - `lengths`: `[batch]`, each in `1..=time`, in any order. Outputs after a sequence's end
+    ///   are zero and its final state is the state at its last valid step; the reverse direction
+    ///   starts at that last valid step (PyTorch's packed-sequence semantics).
+    ///
+    /// Returns outputs `[batch, time, num_directions * hidden]` and the final state.
+    pub fn try_forward(
+        &self,
+        input: Tensor<3>,
+        state: Option<LstmState>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Tensor<3>, LstmState), RecurrentError> {
+        let (hidden0, cell0) = match state {
+            Some(s) => (Some(s.hidden), Some(s.cell)),
+            None => (None, None),
+        };
+        validate(
+            self.input_size,
+            self.hidden_size,
+            self.state_rows(),
+            input.dims(),
+            hidden0.as_ref().map(|t| t.dims()),
+            cell0.as_ref().map(|t| t.dims()),
+            lengths,
+        )?;
+        let out = run_stack(
+            CellKind::Lstm,
+            &self.layers,
+            &self.dropout,
+            self.hidden_size,
+            input,
+            hidden0,
+            cell0,
+            lengths,
+        );
+        let cell = out.cell.expect("the LSTM stack returns a cell state");
+        Ok((out.output, LstmState::new(out.hidden, cell)))
+    }
+}
+
+layer_accessors!(Lstm);
