@@ -50,20 +50,27 @@ fn sines(batch: usize, device: &Device) -> Tensor<2> {
         .float()
         .reshape([1, steps]);
     let freq = Tensor::<2>::random([batch, 1], Distribution::Uniform(0.1, 0.3), device);
-    let phase = Tensor::<2>::random([batch, 1], Distribution::Uniform(0.0, 6.283), device);
+    let phase = Tensor::<2>::random(
+        [batch, 1],
+        Distribution::Uniform(0.0, std::f64::consts::TAU),
+        device,
+    );
     let noise = Tensor::<2>::random([batch, steps], Distribution::Normal(0.0, 0.05), device);
     (t * freq + phase).sin() + noise
 }
 
 fn split(series: Tensor<2>) -> (Tensor<3>, Tensor<2>) {
     let [batch, _] = series.dims();
-    let x = series.clone().narrow(1, 0, LOOKBACK).reshape([batch, LOOKBACK, 1]);
+    let x = series
+        .clone()
+        .narrow(1, 0, LOOKBACK)
+        .reshape([batch, LOOKBACK, 1]);
     let y = series.narrow(1, LOOKBACK, HORIZON);
     (x, y)
 }
 
 fn scalar(t: Tensor<1>) -> f32 {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()[0]
+    t.into_data().try_into_vec_as::<f32>().unwrap()[0]
 }
 
 fn main() {
@@ -80,7 +87,9 @@ fn main() {
     let mut model = Forecaster::new(&train_device);
     let mut optim = AdamConfig::new().init();
     let (epochs, batches, batch) = (12, 16, 64);
-    println!("synthetic_lstm: 2-layer LSTM(32) on noisy sines, lookback {LOOKBACK}, horizon {HORIZON}");
+    println!(
+        "synthetic_lstm: 2-layer LSTM(32) on noisy sines, lookback {LOOKBACK}, horizon {HORIZON}"
+    );
     println!("repeat-last baseline validation MSE: {naive:.4}");
     println!("| epoch | train MSE | valid MSE | seconds |");
     println!("|---|---|---|---|");
@@ -94,7 +103,11 @@ fn main() {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(5e-3, model, grads);
         }
-        let valid = scalar((model.valid().forward(valid_x.clone()) - valid_y.clone()).powi_scalar(2).mean());
+        let valid = scalar(
+            (model.valid().forward(valid_x.clone()) - valid_y.clone())
+                .powi_scalar(2)
+                .mean(),
+        );
         println!(
             "| {epoch} | {:.4} | {valid:.4} | {:.1} |",
             total / batches as f32,

@@ -18,6 +18,7 @@ const B: usize = 64;
 const F: usize = 7;
 const H: usize = 128;
 
+#[allow(clippy::large_enum_variant)] // built once per measurement
 enum Model {
     OursLstm(gatecast_model::Lstm),
     OursGru(gatecast_model::Gru),
@@ -83,6 +84,7 @@ fn sync<const D: usize>(t: Tensor<D>) {
     let _ = t.sum().into_data();
 }
 
+#[allow(clippy::vec_init_then_push)] // the pushes depend on cfg features
 fn main() {
     let reps: usize = std::env::var("GATECAST_BENCH_REPS")
         .ok()

@@ -64,7 +64,6 @@ macro_rules! layer_accessors {
     };
 }
 
-
 mod error;
 mod gru;
 mod lstm;
@@ -78,4 +77,3 @@ pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use weights::{DirectionWeights, RecurrentLayer};
-

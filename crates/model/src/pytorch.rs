@@ -90,8 +90,10 @@ pub fn save_pytorch_safetensors<M: ModuleSnapshot>(
 ) -> Result<(), ImportError> {
     let path = path.as_ref();
     let mut store = pytorch_save_store(path).overwrite(true);
-    module.save_into(&mut store).map_err(|e| ImportError::Store {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    module
+        .save_into(&mut store)
+        .map_err(|e| ImportError::Store {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
 }

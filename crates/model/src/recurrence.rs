@@ -67,7 +67,9 @@ struct StepWeights {
 
 impl StepWeights {
     fn new(kind: CellKind, w: &DirectionWeights) -> Self {
-        let row = |b: &Option<burn::module::Param<Tensor<1>>>| b.as_ref().map(|b| b.val().unsqueeze_dim::<2>(0));
+        let row = |b: &Option<burn::module::Param<Tensor<1>>>| {
+            b.as_ref().map(|b| b.val().unsqueeze_dim::<2>(0))
+        };
         let (b_ih, b_hh) = (row(&w.bias_ih), row(&w.bias_hh));
         let (b_in, b_rec) = match kind {
             CellKind::Gru => (b_ih, b_hh),
@@ -179,7 +181,13 @@ pub(crate) fn run_direction(
         outputs[t] = Some(out);
         state = next;
     }
-    (outputs.into_iter().map(|o| o.expect("every step visited")).collect(), state)
+    (
+        outputs
+            .into_iter()
+            .map(|o| o.expect("every step visited"))
+            .collect(),
+        state,
+    )
 }
 
 /// Checks the arguments of a forward call against the layer's shape.

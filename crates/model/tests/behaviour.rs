@@ -28,9 +28,22 @@ fn bad_lengths_are_errors_not_panics() {
     );
     assert!(err.to_string().contains("lengths[1] = 0"), "{err}");
     let err = gru.try_forward(x.clone(), None, Some(&[6, 1])).unwrap_err();
-    assert!(matches!(err, RecurrentError::LengthOutOfRange { index: 0, length: 6, .. }));
+    assert!(matches!(
+        err,
+        RecurrentError::LengthOutOfRange {
+            index: 0,
+            length: 6,
+            ..
+        }
+    ));
     let err = gru.try_forward(x, None, Some(&[5, 5, 5])).unwrap_err();
-    assert_eq!(err, RecurrentError::LengthsCount { expected: 2, found: 3 });
+    assert_eq!(
+        err,
+        RecurrentError::LengthsCount {
+            expected: 2,
+            found: 3
+        }
+    );
     assert!(err.to_string().contains("one length per sequence"));
 }
 
@@ -38,15 +51,26 @@ fn bad_lengths_are_errors_not_panics() {
 fn bad_shapes_are_errors_naming_the_argument() {
     let device = device();
     let lstm = LstmConfig::new(3, 4).with_num_layers(2).init(&device);
-    let err = lstm.try_forward(randn([2, 5, 7], &device), None, None).unwrap_err();
-    assert!(matches!(err, RecurrentError::InputFeatures { expected: 3, found: 7, .. }));
+    let err = lstm
+        .try_forward(randn([2, 5, 7], &device), None, None)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        RecurrentError::InputFeatures {
+            expected: 3,
+            found: 7,
+            ..
+        }
+    ));
     assert!(err.to_string().contains("input_size = 3"), "{err}");
 
     let state = LstmState::new(
         Tensor::zeros([2, 2, 4], &device),
         Tensor::zeros([1, 2, 4], &device),
     );
-    let err = lstm.try_forward(randn([2, 5, 3], &device), Some(state), None).unwrap_err();
+    let err = lstm
+        .try_forward(randn([2, 5, 3], &device), Some(state), None)
+        .unwrap_err();
     assert_eq!(
         err,
         RecurrentError::StateShape {
@@ -55,20 +79,28 @@ fn bad_shapes_are_errors_naming_the_argument() {
             found: [1, 2, 4]
         }
     );
-    let err = lstm.try_forward(randn([2, 0, 3], &device), None, None).unwrap_err();
+    let err = lstm
+        .try_forward(randn([2, 0, 3], &device), None, None)
+        .unwrap_err();
     assert!(matches!(err, RecurrentError::EmptyInput { .. }));
 }
 
 #[test]
 fn bad_configs_are_errors_naming_the_option() {
     let device = device();
-    let err = RnnConfig::new(3, 4).with_dropout(1.0).try_init(&device).unwrap_err();
+    let err = RnnConfig::new(3, 4)
+        .with_dropout(1.0)
+        .try_init(&device)
+        .unwrap_err();
     assert!(err.to_string().contains("dropout = 1"), "{err}");
     let err = GruConfig::new(3, 0).try_init(&device).unwrap_err();
     assert!(err.to_string().contains("hidden_size"), "{err}");
     let err = LstmConfig::new(0, 4).try_init(&device).unwrap_err();
     assert!(err.to_string().contains("input_size"), "{err}");
-    let err = LstmConfig::new(3, 4).with_num_layers(0).try_init(&device).unwrap_err();
+    let err = LstmConfig::new(3, 4)
+        .with_num_layers(0)
+        .try_init(&device)
+        .unwrap_err();
     assert!(err.to_string().contains("num_layers"), "{err}");
 }
 
@@ -129,7 +161,10 @@ fn dropout_between_layers_only_in_training() {
     let (a, _) = gru.forward(x.clone(), None);
     let (b, _) = gru.forward(x.clone(), None);
     let diff = values(a - b).iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(diff > 1e-3, "two training passes draw different dropout masks");
+    assert!(
+        diff > 1e-3,
+        "two training passes draw different dropout masks"
+    );
 
     let eval = gru.valid();
     let x = x.inner();
@@ -139,11 +174,18 @@ fn dropout_between_layers_only_in_training() {
     assert_eq!(values(c), values(d), "no dropout in inference");
 
     // The same weights without dropout give the inference output: dropout is the only difference.
-    let single = GruConfig::new(3, 16).with_num_layers(1).with_dropout(0.5).init(&device);
+    let single = GruConfig::new(3, 16)
+        .with_num_layers(1)
+        .with_dropout(0.5)
+        .init(&device);
     let x1 = randn([2, 3, 3], &device);
     let (e, _) = single.forward(x1.clone(), None);
     let (f, _) = single.forward(x1, None);
-    assert_eq!(values(e), values(f), "a single layer has no inter-layer dropout");
+    assert_eq!(
+        values(e),
+        values(f),
+        "a single layer has no inter-layer dropout"
+    );
 }
 
 #[test]

@@ -74,7 +74,9 @@ fn check_cell(file: &str) {
     let mut fd_input = Vec::new();
     let (_, xs) = shape_data(&case["input"]);
     for i in 0..xs.len() {
-        fd_input.push(central_difference(case, &plain, |c, d| bump(&mut c["input"], i, d)));
+        fd_input.push(central_difference(case, &plain, |c, d| {
+            bump(&mut c["input"], i, d)
+        }));
     }
     for (pname, w) in case["weights"].as_object().unwrap() {
         let (_, ws) = shape_data(w);
@@ -147,7 +149,9 @@ fn check_backend(
         let g = current.as_ref().unwrap().1[*i];
         compare(format!("{pname}[{i}]"), g as f64, *fd);
     }
-    eprintln!("{name}: {compared} gradient entries, worst |autodiff - finite difference| = {worst:.2e}");
+    eprintln!(
+        "{name}: {compared} gradient entries, worst |autodiff - finite difference| = {worst:.2e}"
+    );
     assert!(compared > 100);
 }
 

@@ -22,20 +22,25 @@ fn check_case(case: &Value, backend: &str, device: &Device) {
     let c0 = case
         .get("c0")
         .map(|c| tensor::<3>(c, &device).require_grad());
-    let lengths: Option<Vec<usize>> = case["lengths"].as_array().map(|a| {
-        a.iter()
-            .map(|l| l.as_u64().unwrap() as usize)
-            .collect()
-    });
+    let lengths: Option<Vec<usize>> = case["lengths"]
+        .as_array()
+        .map(|a| a.iter().map(|l| l.as_u64().unwrap() as usize).collect());
 
     let (out, h_n, c_n) = layer.run(x.clone(), Some(h0.clone()), c0.clone(), lengths.as_deref());
 
     let mut report = Vec::new();
     let mut check = |what: &str, diff: f32, tol: f32| {
         report.push(format!("{what}: {diff:.2e}"));
-        assert!(diff <= tol, "{name}: {what} differs from PyTorch by {diff:e} (> {tol:e})");
+        assert!(
+            diff <= tol,
+            "{name}: {what} differs from PyTorch by {diff:e} (> {tol:e})"
+        );
     };
-    check("output", max_abs_diff(out.clone(), &case["output"]), FORWARD_TOL);
+    check(
+        "output",
+        max_abs_diff(out.clone(), &case["output"]),
+        FORWARD_TOL,
+    );
     check("h_n", max_abs_diff(h_n.clone(), &case["h_n"]), FORWARD_TOL);
 
     let mut loss = (out * tensor::<3>(&case["r_out"], &device)).sum()

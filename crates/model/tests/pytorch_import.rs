@@ -28,7 +28,10 @@ fn pytorch_state_dict_loads_and_reproduces_pytorch_outputs() {
     let mut lstm = fresh(&device);
     let x = tensor::<3>(&want["input"], &device);
     let (before, _) = lstm.forward(x.clone(), None);
-    assert!(max_abs_diff(before, &want["output"]) > 1e-2, "random init differs");
+    assert!(
+        max_abs_diff(before, &want["output"]) > 1e-2,
+        "random init differs"
+    );
 
     let result = load_pytorch_safetensors(&mut lstm, fixture_path("lstm_state_dict.safetensors"))
         .expect("PyTorch state_dict loads");
@@ -82,7 +85,9 @@ fn wrong_shape_is_a_clear_error_naming_the_file() {
         .with_bidirectional(true)
         .init(&device);
     let path = fixture_path("lstm_state_dict.safetensors");
-    let err = load_pytorch_safetensors(&mut lstm, &path).unwrap_err().to_string();
+    let err = load_pytorch_safetensors(&mut lstm, &path)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lstm_state_dict.safetensors"), "{err}");
     assert!(err.to_lowercase().contains("shape"), "{err}");
 }

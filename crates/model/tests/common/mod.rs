@@ -48,7 +48,7 @@ pub fn tensor<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+    t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
 /// Largest absolute difference between a tensor and a fixture entry, after checking shapes.
@@ -150,10 +150,7 @@ impl AnyLayer {
 }
 
 /// Resolves a PyTorch parameter name (`weight_hh_l1_reverse`) to the gatecast parameter.
-pub fn param_mut<'a>(
-    layers: &'a mut [RecurrentLayer],
-    name: &str,
-) -> ParamSlot<'a> {
+pub fn param_mut<'a>(layers: &'a mut [RecurrentLayer], name: &str) -> ParamSlot<'a> {
     let (base, reverse) = match name.strip_suffix("_reverse") {
         Some(b) => (b, true),
         None => (name, false),
@@ -211,7 +208,10 @@ pub fn devices() -> Vec<(&'static str, Device)> {
         Ok(only) => {
             let wanted: Vec<&str> = only.split(',').map(str::trim).collect();
             all.retain(|(name, _)| wanted.contains(name));
-            assert!(!all.is_empty(), "GATECAST_TEST_BACKENDS={only} names no compiled backend");
+            assert!(
+                !all.is_empty(),
+                "GATECAST_TEST_BACKENDS={only} names no compiled backend"
+            );
             all
         }
         Err(_) => all,
