@@ -1,6 +1,44 @@
 //! # gatecast-data
 //!
-//! Time-series loading, validation, splits, scalers, sliding windows, Burn datasets and batchers,
-//! metrics and naive baselines. Depends on no model code.
+//! Real, messy time-series files to Burn batches, and the yardsticks to judge forecasts by.
+//! Depends on no model code.
 //!
-//! This crate is being built (issue "The data crate"); it has no public API yet.
+//! ```text
+//! CSV ──load_csv (validate, repair by policy)──▶ Series ──TimeSplit + Scaler (train rows only)──▶
+//!     WindowDataset (look-back L, horizon H, stride S) ──ForecastBatcher──▶ ForecastBatch
+//! ```
+//!
+//! - [`load_csv`] / [`load_panel`]: CSV with a time column; errors name file, line and column;
+//!   policies for missing values, duplicate timestamps and gaps ([`CsvOptions`]).
+//! - [`resample()`], [`calendar`] covariates, [`TimeSplit`] (ratios, dates, the ETT LTSF
+//!   protocol), [`Scaler`] fitted on training rows only.
+//! - [`WindowDataset`] (a Burn `Dataset` that indexes into shared series) and [`ForecastBatcher`]
+//!   producing `inputs [B, L, F]`, `targets [B, H, T]`, `future [B, H, C]`.
+//! - Variable-length [`sequence`] batches with `lengths [B]`; seeded [`synthetic`] tasks.
+//! - [`metrics`] accumulated in f64 and naive [`Baseline`]s.
+#![warn(missing_docs)]
+
+mod baselines;
+pub mod calendar;
+mod error;
+mod load;
+pub mod metrics;
+pub mod resample;
+pub mod scaler;
+pub mod sequence;
+mod series;
+mod split;
+pub mod synthetic;
+mod window;
+
+pub use baselines::Baseline;
+pub use calendar::{add_calendar, calendar_covariates, Calendar};
+pub use error::DataError;
+pub use load::{
+    load_csv, load_csv_str, load_panel, CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy,
+};
+pub use resample::{resample, Aggregation};
+pub use scaler::{Scaler, ScalerKind};
+pub use series::{format_frequency, infer_frequency, parse_frequency, Series};
+pub use split::TimeSplit;
+pub use window::{ForecastBatch, ForecastBatcher, Window, WindowConfig, WindowDataset};

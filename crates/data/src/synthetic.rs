@@ -116,7 +116,10 @@ pub fn copy_memory(
     symbols: usize,
     seed: u64,
 ) -> Vec<SequenceSample> {
-    assert!(symbols >= 2 && copy_len >= 1, "copy memory needs symbols >= 2, copy_len >= 1");
+    assert!(
+        symbols >= 2 && copy_len >= 1,
+        "copy memory needs symbols >= 2, copy_len >= 1"
+    );
     let mut rng = Rng::new(seed);
     let features = symbols + 2;
     let (blank, marker) = (symbols, symbols + 1);
@@ -153,7 +156,10 @@ mod tests {
     fn seeded_and_reproducible() {
         assert_eq!(adding_problem(4, 10, 7), adding_problem(4, 10, 7));
         assert_ne!(adding_problem(4, 10, 7), adding_problem(4, 10, 8));
-        assert_eq!(noisy_sine(20, 5.0, 10.0, 0.1, 3), noisy_sine(20, 5.0, 10.0, 0.1, 3));
+        assert_eq!(
+            noisy_sine(20, 5.0, 10.0, 0.1, 3),
+            noisy_sine(20, 5.0, 10.0, 0.1, 3)
+        );
     }
 
     #[test]
@@ -198,6 +204,9 @@ mod tests {
         let xs: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+            "{mean} {var}"
+        );
     }
 }

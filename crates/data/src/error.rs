@@ -1,0 +1,176 @@
+//! What can be wrong with a time-series file, said so the user can fix it.
+
+use thiserror::Error;
+
+/// An error from loading, validating or windowing a series. Messages name the file, the line
+/// (1-based, the header is line 1) and the column where there is one, and what would fix it.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CSV itself is malformed (ragged row, bad quoting, not UTF-8).
+    #[error("{path}:{line}: malformed CSV: {message}")]
+    Csv {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// What the CSV parser said.
+        message: String,
+    },
+    /// The file has no header or no data rows.
+    #[error("{path}: {message}")]
+    Empty {
+        /// The file.
+        path: String,
+        /// What is missing.
+        message: String,
+    },
+    /// A column named in the options is not in the header.
+    #[error("{path}: no column named '{column}' (for {option}); the header has: {available}")]
+    UnknownColumn {
+        /// The file.
+        path: String,
+        /// The requested name.
+        column: String,
+        /// Which option asked for it.
+        option: String,
+        /// The header's names, comma-separated.
+        available: String,
+    },
+    /// The same column name appears twice in the header.
+    #[error("{path}:1: column '{column}' appears more than once in the header")]
+    DuplicateColumn {
+        /// The file.
+        path: String,
+        /// The repeated name.
+        column: String,
+    },
+    /// A timestamp could not be parsed.
+    #[error("{path}:{line}: column '{column}': cannot parse '{value}' as a timestamp ({hint})")]
+    BadTimestamp {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The time column.
+        column: String,
+        /// The cell.
+        value: String,
+        /// Which formats were tried, and how to give one.
+        hint: String,
+    },
+    /// A value cell is not a number.
+    #[error("{path}:{line}: column '{column}': '{value}' is not a number")]
+    NonNumeric {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell.
+        value: String,
+    },
+    /// A value is infinite.
+    #[error("{path}:{line}: column '{column}': '{value}' is not finite")]
+    NonFinite {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell.
+        value: String,
+    },
+    /// A value is missing (empty, NA or NaN) and the missing-value policy is `error`.
+    #[error("{path}:{line}: column '{column}': missing value ('{value}'); choose a missing-value policy (interpolate or ffill) to fill it")]
+    Missing {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell as written.
+        value: String,
+    },
+    /// A column has no value at all in a series (nothing to interpolate from).
+    #[error("{path}: column '{column}' has no values{series}")]
+    AllMissing {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// " in series 'id'" for long-format files, else empty.
+        series: String,
+    },
+    /// Timestamps go backwards.
+    #[error("{path}:{line}: timestamp {current} is earlier than {previous} on the line before; sort the file by time")]
+    NotMonotonic {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The earlier row's timestamp.
+        previous: String,
+        /// This row's timestamp.
+        current: String,
+    },
+    /// A timestamp repeats and the duplicate policy is `error`.
+    #[error("{path}:{line}: timestamp {timestamp} repeats the line before; choose a duplicate policy (first, mean or sum)")]
+    Duplicate {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The repeated timestamp.
+        timestamp: String,
+    },
+    /// A step between timestamps is not a whole number of the series' frequency.
+    #[error("{path}:{line}: step from {previous} to {current} is not a multiple of the frequency ({frequency}); give the frequency or resample")]
+    Irregular {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The earlier timestamp.
+        previous: String,
+        /// This timestamp.
+        current: String,
+        /// The frequency, e.g. `1h`.
+        frequency: String,
+    },
+    /// Rows are missing from a regular series and the gap policy is `error`.
+    #[error("{path}:{line}: gap of {missing} missing step(s) between {previous} and {current} at frequency {frequency}; choose a gap policy (interpolate or keep)")]
+    Gap {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// Timestamp before the gap.
+        previous: String,
+        /// Timestamp after the gap.
+        current: String,
+        /// Number of missing steps.
+        missing: i64,
+        /// The frequency.
+        frequency: String,
+    },
+    /// An option value is out of range.
+    #[error("invalid {option}: {message}")]
+    InvalidOption {
+        /// The option, e.g. `lookback`.
+        option: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+}

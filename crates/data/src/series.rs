@@ -1,0 +1,194 @@
+//! A validated, regularly sampled multivariate time series.
+
+use std::ops::Range;
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::error::DataError;
+
+/// A validated time series: strictly increasing timestamps and finite `f32` values.
+///
+/// Values are stored row-major, `[rows, columns]`, so a window of consecutive rows is one
+/// contiguous slice. When the file had gaps kept as gaps, `segments` lists the runs of rows
+/// without a gap; windows are only built inside one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Where the series came from: the file, plus the series id for long-format files.
+    pub name: String,
+    /// One timestamp per row, strictly increasing.
+    pub timestamps: Vec<NaiveDateTime>,
+    /// The value columns' names.
+    pub columns: Vec<String>,
+    /// `[rows, columns]`, row-major.
+    pub values: Vec<f32>,
+    /// Runs of rows with no gap between them, in order, covering every row.
+    pub segments: Vec<Range<usize>>,
+    /// The sampling step, when the series has at least two rows.
+    pub frequency: Option<TimeDelta>,
+}
+
+impl Series {
+    /// Builds a gap-free series from timestamps and row-major values, checking the shapes.
+    pub fn new(
+        name: impl Into<String>,
+        timestamps: Vec<NaiveDateTime>,
+        columns: Vec<String>,
+        values: Vec<f32>,
+    ) -> Result<Self, DataError> {
+        let name = name.into();
+        if values.len() != timestamps.len() * columns.len() {
+            return Err(DataError::InvalidOption {
+                option: "values".into(),
+                message: format!(
+                    "{name}: {} values for {} rows x {} columns",
+                    values.len(),
+                    timestamps.len(),
+                    columns.len()
+                ),
+            });
+        }
+        let frequency = infer_frequency(&timestamps);
+        let rows = timestamps.len();
+        Ok(Self {
+            name,
+            timestamps,
+            columns,
+            values,
+            segments: vec![0..rows],
+            frequency,
+        })
+    }
+
+    /// Number of rows (time steps).
+    pub fn rows(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Number of value columns.
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// One row's values, `[columns]`.
+    pub fn row(&self, index: usize) -> &[f32] {
+        let w = self.width();
+        &self.values[index * w..(index + 1) * w]
+    }
+
+    /// One column's values over all rows.
+    pub fn column(&self, index: usize) -> Vec<f32> {
+        let w = self.width();
+        self.values.iter().skip(index).step_by(w).copied().collect()
+    }
+
+    /// The index of a column by name, or an error listing the available names.
+    pub fn column_index(&self, name: &str, option: &str) -> Result<usize, DataError> {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| DataError::UnknownColumn {
+                path: self.name.clone(),
+                column: name.into(),
+                option: option.into(),
+                available: self.columns.join(", "),
+            })
+    }
+
+    /// Indices of several columns by name.
+    pub fn column_indices(&self, names: &[String], option: &str) -> Result<Vec<usize>, DataError> {
+        names.iter().map(|n| self.column_index(n, option)).collect()
+    }
+
+    /// The first row at or after `time` (`rows()` when there is none).
+    pub fn row_at_or_after(&self, time: NaiveDateTime) -> usize {
+        self.timestamps.partition_point(|t| *t < time)
+    }
+
+    /// Appends columns, `[rows, extra]` row-major, after the existing ones.
+    pub fn append_columns(&mut self, names: Vec<String>, extra: &[f32]) {
+        let (w, k, rows) = (self.width(), names.len(), self.rows());
+        assert_eq!(extra.len(), rows * k, "one value per row and new column");
+        let mut values = Vec::with_capacity(rows * (w + k));
+        for r in 0..rows {
+            values.extend_from_slice(&self.values[r * w..(r + 1) * w]);
+            values.extend_from_slice(&extra[r * k..(r + 1) * k]);
+        }
+        self.values = values;
+        self.columns.extend(names);
+    }
+}
+
+/// The most common step between consecutive timestamps (`None` with fewer than two rows).
+pub fn infer_frequency(timestamps: &[NaiveDateTime]) -> Option<TimeDelta> {
+    let mut counts: std::collections::HashMap<TimeDelta, usize> = Default::default();
+    for w in timestamps.windows(2) {
+        let d = w[1] - w[0];
+        if d > TimeDelta::zero() {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(d, _)| d)
+}
+
+/// Writes a step as `15min`, `1h`, `1d`, `90s`.
+pub fn format_frequency(step: TimeDelta) -> String {
+    let s = step.num_seconds();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3_600 == 0 {
+        format!("{}h", s / 3_600)
+    } else if s % 60 == 0 {
+        format!("{}min", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Parses `15min`, `1h`, `2d`, `30s`, `1w` (also `H`, `D`, `min` without a number: one unit).
+pub fn parse_frequency(text: &str) -> Result<TimeDelta, DataError> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = if num.is_empty() {
+        1
+    } else {
+        num.parse().unwrap_or(0)
+    };
+    let unit_secs = match unit.to_ascii_lowercase().as_str() {
+        "s" | "sec" => 1,
+        "min" | "t" | "m" => 60,
+        "h" | "hour" => 3_600,
+        "d" | "day" => 86_400,
+        "w" | "week" => 604_800,
+        _ => 0,
+    };
+    if n <= 0 || unit_secs == 0 {
+        return Err(DataError::InvalidOption {
+            option: "frequency".into(),
+            message: format!("'{text}' is not a frequency; write e.g. 30s, 15min, 1h, 1d, 1w"),
+        });
+    }
+    Ok(TimeDelta::seconds(n * unit_secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequencies_round_trip() {
+        for text in ["30s", "15min", "1h", "6h", "1d", "7d"] {
+            assert_eq!(format_frequency(parse_frequency(text).unwrap()), text);
+        }
+        assert_eq!(parse_frequency("H").unwrap(), TimeDelta::hours(1));
+        assert_eq!(parse_frequency("1w").unwrap(), TimeDelta::days(7));
+        let err = parse_frequency("3 fortnights").unwrap_err().to_string();
+        assert!(
+            err.contains("frequency") && err.contains("3 fortnights"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Loading and validating CSV files: every policy and every error, on small inline files.
+
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
+use gatecast_data::*;
+
+fn load(text: &str, options: &CsvOptions) -> Result<Series, DataError> {
+    load_csv_str("t.csv", text, options).map(|mut v| v.remove(0))
+}
+
+fn opts() -> CsvOptions {
+    CsvOptions::new("date")
+}
+
+fn err(text: &str, options: &CsvOptions) -> String {
+    load(text, options).unwrap_err().to_string()
+}
+
+fn at(day: u32, hour: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2024, 1, day)
+        .unwrap()
+        .and_hms_opt(hour, 0, 0)
+        .unwrap()
+}
+
+#[test]
+fn clean_file_loads_with_inferred_frequency() {
+    let s = load(
+        "date,a,b\n2024-01-01 00:00:00,1,10\n2024-01-01 01:00:00,2,20\n2024-01-01 02:00:00,3,\"30\"\n",
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(s.columns, ["a", "b"]);
+    assert_eq!(s.values, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0]);
+    assert_eq!(s.timestamps, vec![at(1, 0), at(1, 1), at(1, 2)]);
+    assert_eq!(s.frequency, Some(TimeDelta::hours(1)));
+    assert_eq!(s.segments, vec![0..3]);
+}
+
+#[test]
+fn formats_bom_delimiter_and_column_choice() {
+    let mut o = opts();
+    o.columns = Some(vec!["b".into()]);
+    o.delimiter = b';';
+    let s = load(
+        "\u{feff}date;a;b\n2024-01-01T00:00;1;10\n2024-01-01T01:00;2;20\n",
+        &o,
+    )
+    .unwrap();
+    assert_eq!(s.columns, ["b"]);
+    assert_eq!(s.values, vec![10.0, 20.0]);
+    let d = load("date,x\n2024-01-01,1\n2024-01-02,2\n", &opts()).unwrap();
+    assert_eq!(d.frequency, Some(TimeDelta::days(1)));
+    let mut given = opts();
+    given.time_format = Some("%d/%m/%Y %H:%M".into());
+    let g = load("date,x\n01/01/2024 00:00,1\n01/01/2024 01:00,2\n", &given).unwrap();
+    assert_eq!(g.timestamps[1], at(1, 1));
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = err(
+        "date,a\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,abc\n",
+        &opts(),
+    );
+    assert!(
+        e.contains("t.csv:3") && e.contains("'a'") && e.contains("'abc' is not a number"),
+        "{e}"
+    );
+    let e = err(
+        "date,a\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,\n",
+        &opts(),
+    );
+    assert!(e.contains("t.csv:3") && e.contains("missing value"), "{e}");
+    let e = err("date,a\n2024-01-01 00:00:00,NaN\n", &opts());
+    assert!(
+        e.contains("t.csv:2") && e.contains("missing value ('NaN')"),
+        "{e}"
+    );
+    let e = err("date,a\n2024-01-01 00:00:00,inf\n", &opts());
+    assert!(e.contains("t.csv:2") && e.contains("not finite"), "{e}");
+    let e = err("date,a\n2024-01-01 00:00:00,1e39\n", &opts());
+    assert!(e.contains("not finite"), "{e}");
+    let e = err("time,a\n2024-01-01 00:00:00,1\n", &opts());
+    assert!(
+        e.contains("no column named 'date'") && e.contains("time, a"),
+        "{e}"
+    );
+    let mut o = opts();
+    o.columns = Some(vec!["zzz".into()]);
+    let e = err("date,a\n2024-01-01 00:00:00,1\n", &o);
+    assert!(e.contains("'zzz'") && e.contains("columns"), "{e}");
+    let e = err("date,a,a\n2024-01-01 00:00:00,1,2\n", &opts());
+    assert!(e.contains("'a' appears more than once"), "{e}");
+    let e = err("date,a\nyesterday,1\n", &opts());
+    assert!(
+        e.contains("t.csv:2") && e.contains("'yesterday'") && e.contains("--time-format"),
+        "{e}"
+    );
+    let e = err("date,a\n2024-01-01 00:00:00,1\n2024-01-01,2\n", &opts());
+    assert!(e.contains("t.csv:3") && e.contains("timestamp"), "{e}");
+    let e = err(
+        "date,a\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2,3\n",
+        &opts(),
+    );
+    assert!(e.contains("t.csv:3") && e.contains("malformed CSV"), "{e}");
+    let e = err("", &opts());
+    assert!(e.contains("empty"), "{e}");
+    let e = err("date,a\n", &opts());
+    assert!(e.contains("no data rows"), "{e}");
+    let e = err("date\n2024-01-01,\n", &opts());
+    assert!(e.contains("no value columns"), "{e}");
+}
+
+#[test]
+fn timestamps_must_not_go_backwards() {
+    let e = err(
+        "date,a\n2024-01-01 02:00:00,1\n2024-01-01 01:00:00,2\n",
+        &opts(),
+    );
+    assert!(
+        e.contains("t.csv:3") && e.contains("earlier than") && e.contains("sort"),
+        "{e}"
+    );
+}
+
+const DUPES: &str = "date,a,b\n2024-01-01 00:00:00,1,10\n2024-01-01 01:00:00,2,20\n2024-01-01 01:00:00,4,\n2024-01-01 02:00:00,3,30\n";
+
+#[test]
+fn duplicate_policies() {
+    let mut o = opts();
+    o.missing = MissingPolicy::Interpolate;
+    let e = err(DUPES, &o);
+    assert!(e.contains("t.csv:4") && e.contains("repeats"), "{e}");
+    o.duplicates = DuplicatePolicy::First;
+    assert_eq!(
+        load(DUPES, &o).unwrap().values,
+        vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0]
+    );
+    o.duplicates = DuplicatePolicy::Mean;
+    // b's second duplicate is missing: left out of the mean.
+    assert_eq!(
+        load(DUPES, &o).unwrap().values,
+        vec![1.0, 10.0, 3.0, 20.0, 3.0, 30.0]
+    );
+    o.duplicates = DuplicatePolicy::Sum;
+    assert_eq!(
+        load(DUPES, &o).unwrap().values,
+        vec![1.0, 10.0, 6.0, 20.0, 3.0, 30.0]
+    );
+}
+
+const MISSING: &str = "date,a\n2024-01-01 00:00:00,\n2024-01-01 01:00:00,1\n2024-01-01 02:00:00,NA\n2024-01-01 03:00:00,\n2024-01-01 04:00:00,4\n2024-01-01 05:00:00,\n";
+
+#[test]
+fn missing_value_policies() {
+    let mut o = opts();
+    let e = err(MISSING, &o);
+    assert!(e.contains("t.csv:2") && e.contains("'a'"), "{e}");
+    o.missing = MissingPolicy::Interpolate;
+    // leading takes the first value, trailing the last.
+    assert_eq!(
+        load(MISSING, &o).unwrap().values,
+        vec![1.0, 1.0, 2.0, 3.0, 4.0, 4.0]
+    );
+    o.missing = MissingPolicy::ForwardFill;
+    assert_eq!(
+        load(MISSING, &o).unwrap().values,
+        vec![1.0, 1.0, 1.0, 1.0, 4.0, 4.0]
+    );
+    let e = err("date,a\n2024-01-01 00:00:00,\n2024-01-01 01:00:00,NA\n", &o);
+    assert!(e.contains("column 'a' has no values"), "{e}");
+}
+
+const GAPPY: &str = "date,a\n2024-01-01 00:00:00,0\n2024-01-01 01:00:00,1\n2024-01-01 04:00:00,4\n2024-01-01 05:00:00,5\n";
+
+#[test]
+fn gap_policies() {
+    let mut o = opts();
+    let e = err(GAPPY, &o);
+    assert!(
+        e.contains("t.csv:4") && e.contains("gap of 2 missing step(s)") && e.contains("1h"),
+        "{e}"
+    );
+    o.gaps = GapPolicy::Interpolate;
+    let s = load(GAPPY, &o).unwrap();
+    assert_eq!(s.values, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(s.timestamps[2], at(1, 2));
+    assert_eq!(s.segments, vec![0..6]);
+    o.gaps = GapPolicy::Keep;
+    let s = load(GAPPY, &o).unwrap();
+    assert_eq!(s.values, vec![0.0, 1.0, 4.0, 5.0]);
+    assert_eq!(s.segments, vec![0..2, 2..4]);
+    // A step that is not a multiple of the frequency.
+    o.frequency = Some(TimeDelta::hours(2));
+    let e = err(GAPPY, &o);
+    assert!(e.contains("not a multiple of the frequency (2h)"), "{e}");
+}
+
+#[test]
+fn many_series_in_long_format() {
+    let text = "id,date,v\nA,2024-01-01 00:00:00,1\nB,2024-01-01 00:00:00,10\nA,2024-01-01 01:00:00,2\nB,2024-01-01 01:00:00,20\nB,2024-01-01 03:00:00,40\n";
+    let mut o = opts();
+    o.id_column = Some("id".into());
+    let e = load_csv_str("t.csv", text, &o).unwrap_err().to_string();
+    assert!(
+        e.contains("gap") && e.contains("t.csv:6"),
+        "B is validated on its own: {e}"
+    );
+    o.gaps = GapPolicy::Interpolate;
+    let all = load_csv_str("t.csv", text, &o).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].name, "t.csv [A]");
+    assert_eq!(all[0].values, vec![1.0, 2.0]);
+    assert_eq!(all[1].values, vec![10.0, 20.0, 30.0, 40.0]);
+    assert_eq!(all[1].columns, ["v"], "the id column is not a value");
+}
+
+#[test]
+fn files_on_disk_and_io_errors() {
+    let dir = std::env::temp_dir().join(format!("gatecast-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x.csv");
+    std::fs::write(&path, "date,a\n2024-01-01,1\n2024-01-02,2\n").unwrap();
+    assert_eq!(load_csv(&path, &opts()).unwrap().rows(), 2);
+    let e = load_csv(dir.join("absent.csv"), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("absent.csv") && e.contains("cannot read"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
