@@ -403,10 +403,11 @@ fn build(
                     DuplicatePolicy::First => {}
                     DuplicatePolicy::Mean | DuplicatePolicy::Sum => {
                         let count = counts.last_mut().expect("one count row per merged row");
-                        for k in 0..width {
-                            if let Some(v) = row.values[k] {
-                                prev.values[k] = Some(prev.values[k].unwrap_or(0.0) + v);
-                                count[k] += 1;
+                        let cells = prev.values.iter_mut().zip(count.iter_mut());
+                        for ((acc, n), v) in cells.zip(&row.values) {
+                            if let Some(v) = v {
+                                *acc = Some(acc.unwrap_or(0.0) + v);
+                                *n += 1;
                             }
                         }
                     }
@@ -419,9 +420,9 @@ fn build(
     }
     if options.duplicates == DuplicatePolicy::Mean {
         for (row, count) in merged.iter_mut().zip(&counts) {
-            for k in 0..width {
-                if let Some(v) = row.values[k].as_mut() {
-                    *v /= count[k] as f32;
+            for (v, n) in row.values.iter_mut().zip(count) {
+                if let Some(v) = v.as_mut() {
+                    *v /= *n as f32;
                 }
             }
         }

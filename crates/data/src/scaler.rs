@@ -20,6 +20,34 @@ pub enum ScalerKind {
     None,
 }
 
+/// For many series: one scaler per series, or one for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalerScope {
+    /// Each series scaled by the statistics of its own training rows (the default: series of
+    /// different magnitudes land on one scale).
+    #[default]
+    PerSeries,
+    /// All series scaled by the statistics of all their training rows together.
+    Global,
+}
+
+/// Fits one scaler per series (`PerSeries`) or the same global scaler for each (`Global`), on
+/// each series' training rows only.
+pub fn fit_panel(
+    kind: ScalerKind,
+    scope: ScalerScope,
+    parts: &[(&Series, Range<usize>)],
+) -> Vec<Scaler> {
+    match scope {
+        ScalerScope::PerSeries => parts
+            .iter()
+            .map(|(s, rows)| Scaler::fit(kind, s, rows.clone()))
+            .collect(),
+        ScalerScope::Global => vec![Scaler::fit_many(kind, parts); parts.len()],
+    }
+}
+
 /// A fitted scaler: `scaled = (x − offset) / scale` per column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
@@ -160,6 +188,30 @@ mod tests {
         );
         let none = Scaler::fit(ScalerKind::None, &s, 0..3);
         assert_eq!(none.transform(&s).values, s.values);
+    }
+
+    #[test]
+    fn per_series_or_global() {
+        let a = series(vec![0.0, 0.0, 2.0, 2.0]);
+        let b = series(vec![10.0, 10.0, 30.0, 30.0]);
+        let per = fit_panel(
+            ScalerKind::Standard,
+            ScalerScope::PerSeries,
+            &[(&a, 0..2), (&b, 0..2)],
+        );
+        assert_eq!((per[0].offset[0], per[0].scale[0]), (1.0, 1.0));
+        assert_eq!((per[1].offset[0], per[1].scale[0]), (20.0, 10.0));
+        let global = fit_panel(
+            ScalerKind::Standard,
+            ScalerScope::Global,
+            &[(&a, 0..2), (&b, 0..2)],
+        );
+        // values 0, 2, 10, 30: mean 10.5, population std sqrt(((10.5² + 8.5² + 0.5² + 19.5²)/4)
+        let std = ((10.5f64.powi(2) + 8.5f64.powi(2) + 0.25 + 19.5f64.powi(2)) / 4.0).sqrt();
+        assert_eq!(global[0], global[1]);
+        assert!(
+            (global[0].offset[0] - 10.5).abs() < 1e-12 && (global[0].scale[0] - std).abs() < 1e-12
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Series {
             timestamps,
             columns,
             values,
-            segments: vec![0..rows],
+            segments: std::iter::once(0..rows).collect(),
             frequency,
         })
     }

@@ -114,6 +114,28 @@ mod tests {
     }
 
     #[test]
+    fn by_dates() {
+        use chrono::{NaiveDate, TimeDelta};
+        let t0 = NaiveDate::from_ymd_opt(2024, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let ts: Vec<_> = (0..30).map(|d| t0 + TimeDelta::days(d)).collect();
+        let s = Series::new("s", ts, vec!["x".into()], vec![0.0; 30]).unwrap();
+        let d = |day| {
+            NaiveDate::from_ymd_opt(2024, 1, day)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+        };
+        let split = TimeSplit::by_dates(&s, d(21), d(26), 7).unwrap();
+        assert_eq!(split.train, 0..20);
+        assert_eq!(split.valid, 13..25);
+        assert_eq!(split.test, 18..30);
+        assert!(TimeSplit::by_dates(&s, d(26), d(21), 7).is_err());
+    }
+
+    #[test]
     fn ratios_follow_ltsf_rounding() {
         // 1000 rows 0.7/0.1/0.2: train 700, test 200, valid 100.
         let s = TimeSplit::by_ratios(1000, (0.7, 0.1, 0.2), 24).unwrap();
