@@ -24,7 +24,7 @@ fn traffic_loads_with_duplicate_and_gap_policies() {
     // The safe defaults refuse it, naming the first duplicate.
     let e = load_csv(&path, &o).unwrap_err().to_string();
     assert!(
-        e.contains("hourly_traffic_volume.csv:") && e.contains("repeats"),
+        e.contains("hourly_traffic_volume.csv:181: timestamp 2012-10-10 07:00:00 repeats"),
         "{e}"
     );
     o.duplicates = DuplicatePolicy::First;
