@@ -216,11 +216,21 @@ fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, 
         .delimiter(options.delimiter)
         .has_headers(true)
         .from_reader(bytes);
+    // Line numbers come from byte offsets: the csv crate's own line count is off for files with
+    // CRLF line endings.
+    let line_of = |byte: u64| {
+        let mut at = (byte as usize).min(bytes.len());
+        while matches!(bytes.get(at), Some(b'\r' | b'\n')) {
+            at += 1;
+        }
+        1 + bytes[..at].iter().filter(|b| **b == b'\n').count() as u64
+    };
     let csv_error = |e: csv::Error| DataError::Csv {
         path: path.into(),
-        line: e.position().map(|p| p.line()).unwrap_or(1),
+        line: e.position().map(|p| line_of(p.byte())).unwrap_or(1),
         message: e.to_string(),
     };
+    let (mut counted_to, mut counted_line) = (0usize, 1u64);
     let header: Vec<String> = reader
         .headers()
         .map_err(csv_error)?
@@ -280,7 +290,17 @@ fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, 
     let mut group_of: HashMap<String, usize> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(csv_error)?;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let mut start = record.position().map(|p| p.byte() as usize).unwrap_or(0);
+        // With CRLF endings a record's position can point at the previous line's '\n'.
+        while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        counted_line += bytes[counted_to..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        counted_to = start;
+        let line = counted_line;
         let cell = |i: usize| record.get(i).unwrap_or("");
         let time_text = cell(time_idx);
         let fmt = match format {

@@ -112,6 +112,24 @@ fn errors_name_file_line_and_column() {
 }
 
 #[test]
+fn line_numbers_are_right_with_crlf_endings() {
+    let text =
+        "date,a\r\n2024-01-01 00:00:00,1\r\n2024-01-01 01:00:00,2\r\n2024-01-01 01:00:00,3\r\n";
+    let e = err(text, &opts());
+    assert!(e.contains("t.csv:4: timestamp"), "{e}");
+    let e = err(
+        "date,a\r\n2024-01-01 00:00:00,1\r\n2024-01-01 01:00:00,x\r\n",
+        &opts(),
+    );
+    assert!(e.contains("t.csv:3:"), "{e}");
+    let e = err(
+        "date,a\r\n2024-01-01 00:00:00,1\r\n2024-01-01 01:00:00,2,3\r\n",
+        &opts(),
+    );
+    assert!(e.contains("t.csv:3:"), "{e}");
+}
+
+#[test]
 fn timestamps_must_not_go_backwards() {
     let e = err(
         "date,a\n2024-01-01 02:00:00,1\n2024-01-01 01:00:00,2\n",
