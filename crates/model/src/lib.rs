@@ -65,6 +65,7 @@ macro_rules! layer_accessors {
 }
 
 mod error;
+mod forecaster;
 mod gru;
 mod lstm;
 pub mod pytorch;
@@ -73,6 +74,7 @@ mod rnn;
 mod weights;
 
 pub use error::RecurrentError;
+pub use forecaster::{CellType, Encoder, Forecaster, ForecasterConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
