@@ -2,5 +2,15 @@
 //!
 //! The library behind the `gatecast` command: it wires `gatecast-data` and `gatecast-model`
 //! together on Burn's Learner. Backends are cargo features: `flex` (default), `ndarray`, `wgpu`.
-//!
-//! This crate is being built (issue "The gatecast trainer"); it has no public API yet.
+#![warn(missing_docs)]
+
+pub mod artifacts;
+pub mod clip;
+pub mod config;
+pub mod lr;
+pub mod metrics;
+pub mod model;
+pub mod monitor;
+pub mod renderer;
+pub mod run;
+pub mod schedule;

@@ -1,0 +1,324 @@
+//! An experiment, as a TOML file: data, windows, model, training. Every field has a default, so
+//! an empty file (or none) is the default experiment: an LSTM forecasting the bundled hourly
+//! traffic volume 24 hours ahead.
+
+use serde::{Deserialize, Serialize};
+
+use gatecast_data::{DuplicatePolicy, GapPolicy, MissingPolicy, ScalerKind};
+use gatecast_model::CellType;
+
+/// The whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Experiment {
+    /// Where the series comes from and how it is cleaned.
+    pub data: DataConfig,
+    /// Look-back, horizon, stride.
+    pub window: WindowSection,
+    /// The network.
+    pub model: ModelSection,
+    /// Optimisation.
+    pub train: TrainSection,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// CSV file.
+    pub path: String,
+    /// Timestamp column.
+    pub time_column: String,
+    /// chrono format of the timestamps; empty detects ISO-like formats.
+    pub time_format: String,
+    /// Columns to forecast.
+    pub targets: Vec<String>,
+    /// Extra past covariates fed to the encoder besides the targets.
+    pub covariates: Vec<String>,
+    /// Calendar features used as known-future covariates: `hour_of_day`, `day_of_week`,
+    /// `month_of_year`.
+    pub calendar: Vec<String>,
+    /// `error`, `interpolate` or `forward_fill`.
+    pub missing: MissingPolicy,
+    /// `error`, `first`, `mean` or `sum`.
+    pub duplicates: DuplicatePolicy,
+    /// `error`, `interpolate` or `keep`.
+    pub gaps: GapPolicy,
+    /// Train / validation / test fractions.
+    pub split: [f64; 3],
+    /// `standard`, `min_max` or `none`; fitted on the training rows only.
+    pub scaler: ScalerKind,
+    /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data).
+    pub season: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            path: "datasets/hourly_traffic_volume.csv".into(),
+            time_column: "date_time".into(),
+            time_format: String::new(),
+            targets: vec!["traffic_volume".into()],
+            covariates: vec!["temp".into(), "clouds_all".into()],
+            calendar: vec!["hour_of_day".into(), "day_of_week".into()],
+            missing: MissingPolicy::Interpolate,
+            duplicates: DuplicatePolicy::First,
+            gaps: GapPolicy::Keep,
+            split: [0.7, 0.1, 0.2],
+            scaler: ScalerKind::Standard,
+            season: 24,
+        }
+    }
+}
+
+/// `[window]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowSection {
+    /// Look-back steps.
+    pub lookback: usize,
+    /// Steps forecast.
+    pub horizon: usize,
+    /// Rows between training windows (validation and test use every window).
+    pub stride: usize,
+}
+
+impl Default for WindowSection {
+    fn default() -> Self {
+        Self {
+            lookback: 168,
+            horizon: 24,
+            stride: 4,
+        }
+    }
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// `rnn`, `gru` or `lstm`.
+    pub cell: String,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Stacked layers.
+    pub num_layers: usize,
+    /// Dropout between layers, in `[0, 1)`.
+    pub dropout: f64,
+    /// Bidirectional encoder.
+    pub bidirectional: bool,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            cell: "lstm".into(),
+            hidden_size: 64,
+            num_layers: 1,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The cell type, or an error naming the option.
+    pub fn cell_type(&self) -> Result<CellType, String> {
+        match self.cell.to_ascii_lowercase().as_str() {
+            "rnn" | "elman" => Ok(CellType::Rnn),
+            "gru" => Ok(CellType::Gru),
+            "lstm" => Ok(CellType::Lstm),
+            other => Err(format!("model.cell = '{other}': expected rnn, gru or lstm")),
+        }
+    }
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Windows per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// `adam`, `adamw` or `sgd` (with momentum).
+    pub optimizer: String,
+    /// Weight decay (L2 for adam/sgd, decoupled for adamw).
+    pub weight_decay: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// `global_norm` (PyTorch's `clip_grad_norm_`), `norm` (per tensor), `value`, or `none`.
+    pub clip: String,
+    /// Threshold for clipping.
+    pub clip_value: f64,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    /// Seed for initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
+    /// min_lr = 1e-5 }`; kinds: constant, step, exponential, cosine, warmup_cosine.
+    pub schedule: crate::schedule::Schedule,
+    /// Reduce-on-plateau: epochs without a better validation loss before the rate is multiplied
+    /// by `plateau_factor` (0 = off).
+    pub plateau_patience: usize,
+    /// Reduce-on-plateau multiplier.
+    pub plateau_factor: f64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 64,
+            lr: 3e-3,
+            optimizer: "adam".into(),
+            weight_decay: 0.0,
+            momentum: 0.9,
+            clip: "global_norm".into(),
+            clip_value: 1.0,
+            patience: 4,
+            seed: 42,
+            schedule: crate::schedule::Schedule::default(),
+            plateau_patience: 0,
+            plateau_factor: 0.5,
+        }
+    }
+}
+
+impl Experiment {
+    /// Parses a TOML experiment; unknown keys are errors (a typo must not be silently ignored).
+    pub fn from_toml(text: &str, source: &str) -> Result<Self, String> {
+        let e: Experiment = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
+        e.validate()?;
+        Ok(e)
+    }
+
+    /// The experiment as TOML (what a run saves as `config.toml`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("an experiment serializes")
+    }
+
+    /// Checks every value, naming the option that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("window.lookback", self.window.lookback),
+            ("window.horizon", self.window.horizon),
+            ("window.stride", self.window.stride),
+            ("model.hidden_size", self.model.hidden_size),
+            ("model.num_layers", self.model.num_layers),
+            ("train.epochs", self.train.epochs),
+            ("train.batch_size", self.train.batch_size),
+            ("data.season", self.data.season),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} = 0: must be at least 1"));
+            }
+        }
+        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+            return Err(format!(
+                "train.lr = {}: must be a positive number",
+                self.train.lr
+            ));
+        }
+        if !(self.model.dropout.is_finite() && (0.0..1.0).contains(&self.model.dropout)) {
+            return Err(format!(
+                "model.dropout = {}: must be in [0, 1)",
+                self.model.dropout
+            ));
+        }
+        self.model.cell_type()?;
+        if !["adam", "adamw", "sgd"].contains(&self.train.optimizer.as_str()) {
+            return Err(format!(
+                "train.optimizer = '{}': expected adam, adamw or sgd",
+                self.train.optimizer
+            ));
+        }
+        if !["global_norm", "norm", "value", "none"].contains(&self.train.clip.as_str()) {
+            return Err(format!(
+                "train.clip = '{}': expected global_norm, norm, value or none",
+                self.train.clip
+            ));
+        }
+        if self.train.clip != "none"
+            && (self.train.clip_value.is_nan() || self.train.clip_value <= 0.0)
+        {
+            return Err(format!(
+                "train.clip_value = {}: must be positive",
+                self.train.clip_value
+            ));
+        }
+        self.train.schedule.validate()?;
+        if self.train.plateau_patience > 0
+            && !(self.train.plateau_factor > 0.0 && self.train.plateau_factor < 1.0)
+        {
+            return Err(format!(
+                "train.plateau_factor = {}: must be in (0, 1)",
+                self.train.plateau_factor
+            ));
+        }
+        if self.data.targets.is_empty() {
+            return Err("data.targets is empty: name at least one column to forecast".into());
+        }
+        for c in &self.data.calendar {
+            if calendar_feature(c).is_none() {
+                return Err(format!(
+                    "data.calendar: '{c}' is not one of hour_of_day, day_of_week, month_of_year"
+                ));
+            }
+        }
+        let [a, b, c] = self.data.split;
+        if [a, b, c].iter().any(|r| !(*r > 0.0 && *r < 1.0)) || ((a + b + c) - 1.0).abs() > 1e-9 {
+            return Err(format!(
+                "data.split = [{a}, {b}, {c}]: three fractions in (0, 1) summing to 1"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a calendar feature name.
+pub fn calendar_feature(name: &str) -> Option<gatecast_data::Calendar> {
+    use gatecast_data::Calendar;
+    match name {
+        "hour_of_day" => Some(Calendar::HourOfDay),
+        "day_of_week" => Some(Calendar::DayOfWeek),
+        "month_of_year" => Some(Calendar::MonthOfYear),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default_experiment_and_round_trips() {
+        let e = Experiment::from_toml("", "x.toml").unwrap();
+        assert_eq!(e, Experiment::default());
+        let back = Experiment::from_toml(&e.to_toml(), "y.toml").unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let cases = [
+            ("[train]\nlr = 0.0", "train.lr"),
+            ("[train]\nlr = -1.0", "train.lr"),
+            ("[model]\ndropout = 1.0", "model.dropout"),
+            ("[model]\ncell = \"transformer\"", "model.cell"),
+            ("[window]\nhorizon = 0", "window.horizon"),
+            ("[train]\nbatchsize = 3", "batchsize"),
+            ("[data]\nmissing = \"guess\"", "missing"),
+            ("[data]\ncalendar = [\"moon\"]", "data.calendar"),
+            ("[data]\nsplit = [0.5, 0.5, 0.5]", "data.split"),
+            ("[train]\nclip = \"sometimes\"", "train.clip"),
+        ];
+        for (text, option) in cases {
+            let err = Experiment::from_toml(text, "x.toml").unwrap_err();
+            assert!(err.contains(option), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The forecaster as a Burn Learner model: MSE loss, clipping and the divergence guard in the
+//! optimizer step.
+
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
+use gatecast_data::ForecastBatch;
+use gatecast_model::Forecaster;
+
+use crate::clip::{clip_global_norm, global_norm};
+use crate::monitor::SharedMonitor;
+
+/// How gradients are clipped before each update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clip {
+    /// No clipping.
+    None,
+    /// PyTorch's `clip_grad_norm_`: every gradient scaled by one factor so the global norm is at
+    /// most the threshold.
+    GlobalNorm(f64),
+    /// Burn's per-tensor norm clipping (configured on the optimizer).
+    PerTensorNorm(f64),
+    /// Burn's value clipping (configured on the optimizer).
+    Value(f64),
+}
+
+/// [`Forecaster`] + what the training loop needs.
+#[derive(Module, Debug)]
+pub struct ForecastModel {
+    /// The network.
+    pub net: Forecaster,
+    #[module(skip)]
+    clip: Clip,
+    #[module(skip)]
+    monitor: Option<SharedMonitor>,
+}
+
+impl ForecastModel {
+    /// Wraps a forecaster; `monitor` receives gradient norms and stops a diverging run.
+    pub fn new(net: Forecaster, clip: Clip, monitor: Option<SharedMonitor>) -> Self {
+        Self { net, clip, monitor }
+    }
+
+    /// Forecast and MSE loss of a batch; outputs flattened to `[batch, horizon * targets]`.
+    pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
+        let pred = self.net.forward(batch.inputs, batch.future);
+        let [b, h, t] = pred.dims();
+        let loss = (pred.clone() - batch.targets.clone()).powi_scalar(2).mean();
+        RegressionOutput::new(
+            loss,
+            pred.reshape([b, h * t]),
+            batch.targets.reshape([b, h * t]),
+        )
+    }
+
+    /// Forecasts `[batch, horizon, targets]`.
+    pub fn predict(&self, inputs: Tensor<3>, future: Option<Tensor<3>>) -> Tensor<3> {
+        self.net.forward(inputs, future)
+    }
+}
+
+impl TrainStep for ForecastModel {
+    type Input = ForecastBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: ForecastBatch) -> TrainOutput<RegressionOutput> {
+        let out = self.forward_step(batch);
+        TrainOutput::new(self, out.loss.backward(), out)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        mut grads: GradientsParams,
+    ) -> Self {
+        let norm = match self.clip {
+            Clip::GlobalNorm(max) => clip_global_norm(&self, &mut grads, max),
+            _ => global_norm(&self, &grads),
+        };
+        if let Some(monitor) = self.monitor.clone() {
+            let mut m = monitor.lock().expect("monitor lock");
+            m.grad_norms.push(norm);
+            if !norm.is_finite() {
+                let reason = format!(
+                    "training stopped: the gradient norm became {norm} (loss diverged); lower train.lr or enable clipping. The last good checkpoint is kept."
+                );
+                m.diverged.get_or_insert(reason.clone());
+                m.interrupter.stop(Some(&reason));
+                return self; // no update with non-finite gradients
+            }
+        }
+        optim.step(lr, self, grads)
+    }
+}
+
+impl InferenceStep for ForecastModel {
+    type Input = ForecastBatch;
+    type Output = RegressionOutput;
+
+    fn step(&self, batch: ForecastBatch) -> RegressionOutput {
+        self.forward_step(batch)
+    }
+}

@@ -1,0 +1,211 @@
+//! One clean line per epoch: epoch, train loss, valid loss, valid MAE, learning rate, gradient
+//! norm, seconds, ETA. Also keeps the rows for `metrics.csv` and drives reduce-on-plateau.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use burn::train::LearnerSummary;
+
+use crate::monitor::SharedMonitor;
+use crate::schedule::ReduceOnPlateau;
+
+/// One epoch's figures (scaled units).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochRow {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss (MSE).
+    pub train_loss: f64,
+    /// Validation loss (MSE).
+    pub valid_loss: f64,
+    /// Training MAE.
+    pub train_mae: f64,
+    /// Validation MAE.
+    pub valid_mae: f64,
+    /// Validation RMSE.
+    pub valid_rmse: f64,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Mean pre-clip global gradient norm over the epoch.
+    pub grad_norm: f64,
+    /// Largest pre-clip global gradient norm of the epoch.
+    pub grad_norm_max: f64,
+    /// Wall seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// Rows collected by the renderer, shared with the caller.
+pub type SharedRows = Arc<Mutex<Vec<EpochRow>>>;
+
+/// The per-epoch renderer.
+pub struct EpochRenderer {
+    names: HashMap<MetricId, String>,
+    current: EpochRow,
+    total_epochs: usize,
+    epoch: usize,
+    started: Instant,
+    epoch_started: Instant,
+    rows: SharedRows,
+    monitor: SharedMonitor,
+    plateau: Option<ReduceOnPlateau>,
+    base_lr: f64,
+    quiet: bool,
+}
+
+impl EpochRenderer {
+    /// A renderer writing into `rows`; `plateau` reduces the rate when validation stalls.
+    pub fn new(
+        rows: SharedRows,
+        monitor: SharedMonitor,
+        plateau: Option<ReduceOnPlateau>,
+        base_lr: f64,
+        quiet: bool,
+    ) -> Self {
+        Self {
+            names: HashMap::new(),
+            current: EpochRow::default(),
+            total_epochs: 0,
+            epoch: 1,
+            started: Instant::now(),
+            epoch_started: Instant::now(),
+            rows,
+            monitor,
+            plateau,
+            base_lr,
+            quiet,
+        }
+    }
+
+    fn record(&mut self, state: MetricState, valid: bool) {
+        if let MetricState::Numeric(entry, Some(NumericEntry::Final(v))) = state {
+            let name = self
+                .names
+                .get(&entry.metric_id)
+                .cloned()
+                .unwrap_or_default();
+            let r = &mut self.current;
+            match (name.as_str(), valid) {
+                ("Loss", false) => r.train_loss = v,
+                ("Loss", true) => r.valid_loss = v,
+                ("MAE", false) => r.train_mae = v,
+                ("MAE", true) => r.valid_mae = v,
+                ("RMSE", true) => r.valid_rmse = v,
+                _ => {}
+            }
+        }
+    }
+}
+
+impl MetricsRendererTraining for EpochRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.record(state, false);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(state, true);
+    }
+
+    fn on_train_end(
+        &mut self,
+        _summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for EpochRenderer {
+    fn update_test(&mut self, _name: EvaluationName, _state: MetricState) {}
+    fn on_test_end(
+        &mut self,
+        _summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        Ok(())
+    }
+}
+
+impl TrainingProgressLogger for EpochRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _items: Option<usize>,
+        _label: Option<&str>,
+    ) {
+        self.total_epochs = total_epochs;
+        self.epoch = starting_epoch;
+        self.started = Instant::now();
+        self.epoch_started = Instant::now();
+        if !self.quiet {
+            println!(
+                "{:>5} {:>11} {:>11} {:>10} {:>9} {:>10} {:>7} {:>7}",
+                "epoch", "train_loss", "valid_loss", "valid_mae", "lr", "grad_norm", "sec", "eta"
+            );
+        }
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        let mut row = std::mem::take(&mut self.current);
+        row.epoch = epoch;
+        row.seconds = self.epoch_started.elapsed().as_secs_f64();
+        {
+            let mut m = self.monitor.lock().expect("monitor lock");
+            let n = m.grad_norms.len().max(1) as f64;
+            row.grad_norm = m.grad_norms.iter().sum::<f64>() / n;
+            row.grad_norm_max = m.grad_norms.iter().cloned().fold(0.0, f64::max);
+            m.grad_norms.clear();
+            row.lr = m.last_lr;
+            if let Some(p) = self.plateau.as_mut() {
+                m.lr_scale = p.observe(row.valid_loss, self.base_lr);
+            }
+        }
+        let done = epoch.saturating_sub(self.epoch.saturating_sub(1)).max(1);
+        let per_epoch = self.started.elapsed().as_secs_f64() / done as f64;
+        let eta = per_epoch * self.total_epochs.saturating_sub(epoch) as f64;
+        if !self.quiet {
+            println!(
+                "{:>5} {:>11.5} {:>11.5} {:>10.5} {:>9.2e} {:>10.4} {:>7.1} {:>7.0}",
+                epoch,
+                row.train_loss,
+                row.valid_loss,
+                row.valid_mae,
+                row.lr,
+                row.grad_norm,
+                row.seconds,
+                eta
+            );
+        }
+        self.rows.lock().expect("rows lock").push(row);
+        self.epoch_started = Instant::now();
+    }
+
+    fn start_split(&mut self, _split: &str, _total_items: usize) {}
+    fn update_split(&mut self, _items_processed: usize) {}
+    fn end_split(&mut self) {}
+    fn end(&mut self) {}
+    fn log_event_training(&mut self, _event: String) {}
+}
+
+impl EvaluationProgressLogger for EpochRenderer {
+    fn start_global_progress(&mut self, _total_tests: usize) {}
+    fn start_test(&mut self, _name: &str, _total_items: usize) {}
+    fn update_test_progress(&mut self, _items_processed: usize) {}
+    fn end_test(&mut self) {}
+    fn end_global_progress(&mut self) {}
+    fn log_event_evaluation(&mut self, _event: String) {}
+}
+
+impl MetricsRenderer for EpochRenderer {
+    fn manual_close(&mut self) {}
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+    }
+}

@@ -1,0 +1,710 @@
+//! Training, evaluation and their artifacts.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::tensor::Device;
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::LossMetric;
+use burn::train::{
+    Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+};
+use gatecast_data::{
+    add_calendar, load_csv, metrics, Baseline, CsvOptions, ForecastBatcher, Scaler, Series,
+    TimeSplit, WindowConfig, WindowDataset,
+};
+use gatecast_model::ForecasterConfig;
+
+use crate::artifacts::{write_atomic, write_csv};
+use crate::config::{calendar_feature, Experiment};
+use crate::lr::PlannedLr;
+use crate::metrics::{MaeMetric, RmseMetric};
+use crate::model::{Clip, ForecastModel};
+use crate::monitor;
+use crate::renderer::{EpochRenderer, EpochRow};
+use crate::schedule::ReduceOnPlateau;
+
+/// The cleaned, split and scaled data of an experiment.
+pub struct Prepared {
+    /// The series in original units, calendar columns appended.
+    pub raw: Series,
+    /// The same, scaled by `scaler`.
+    pub scaled: Arc<Series>,
+    /// Fitted on the training rows only.
+    pub scaler: Scaler,
+    /// Row ranges.
+    pub split: TimeSplit,
+    /// Window columns.
+    pub window: WindowConfig,
+    /// Column index of each target.
+    pub targets: Vec<usize>,
+}
+
+/// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
+pub fn prepare(exp: &Experiment) -> Result<Prepared> {
+    let d = &exp.data;
+    let mut columns = d.targets.clone();
+    for c in &d.covariates {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    let options = CsvOptions {
+        time_column: d.time_column.clone(),
+        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
+        columns: Some(columns.clone()),
+        id_column: None,
+        delimiter: b',',
+        missing: d.missing,
+        duplicates: d.duplicates,
+        gaps: d.gaps,
+        frequency: None,
+    };
+    let mut raw = load_csv(&d.path, &options)?;
+    let calendar: Vec<_> = d
+        .calendar
+        .iter()
+        .filter_map(|c| calendar_feature(c))
+        .collect();
+    let future = add_calendar(&mut raw, &calendar);
+    let lookback = exp.window.lookback;
+    let split = TimeSplit::by_ratios(raw.rows(), (d.split[0], d.split[1], d.split[2]), lookback)
+        .with_context(|| format!("data.split with window.lookback = {lookback}"))?;
+    let scaler = Scaler::fit(d.scaler, &raw, split.train.clone());
+    let scaled = Arc::new(scaler.transform(&raw));
+    let mut inputs = columns;
+    inputs.extend(future.iter().cloned());
+    let mut window = WindowConfig::new(lookback, exp.window.horizon, inputs, d.targets.clone());
+    window.future = future;
+    let targets = raw.column_indices(&d.targets, "data.targets")?;
+    Ok(Prepared {
+        raw,
+        scaled,
+        scaler,
+        split,
+        window,
+        targets,
+    })
+}
+
+/// Builds the model of an experiment for `prepared` data.
+pub fn build_model(
+    exp: &Experiment,
+    window: &WindowConfig,
+    device: &Device,
+    monitor: Option<monitor::SharedMonitor>,
+) -> Result<ForecastModel> {
+    let m = &exp.model;
+    let cell = m.cell_type().map_err(anyhow::Error::msg)?;
+    let net = ForecasterConfig::new(
+        cell,
+        window.inputs.len(),
+        m.hidden_size,
+        exp.window.horizon,
+        window.targets.len(),
+    )
+    .with_future_size(window.future.len())
+    .with_num_layers(m.num_layers)
+    .with_dropout(m.dropout)
+    .with_bidirectional(m.bidirectional)
+    .try_init(device)?;
+    let clip = match exp.train.clip.as_str() {
+        "global_norm" => Clip::GlobalNorm(exp.train.clip_value),
+        "norm" => Clip::PerTensorNorm(exp.train.clip_value),
+        "value" => Clip::Value(exp.train.clip_value),
+        _ => Clip::None,
+    };
+    Ok(ForecastModel::new(net, clip, monitor))
+}
+
+fn optimizer(exp: &Experiment) -> ModuleOptimizer {
+    let t = &exp.train;
+    let clipping = match t.clip.as_str() {
+        "norm" => Some(GradientClippingConfig::Norm(t.clip_value as f32)),
+        "value" => Some(GradientClippingConfig::Value(t.clip_value as f32)),
+        _ => None,
+    };
+    let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
+    match t.optimizer.as_str() {
+        "adamw" => AdamWConfig::new()
+            .with_weight_decay(t.weight_decay as f32)
+            .with_grad_clipping(clipping)
+            .init(),
+        "sgd" => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum(Some(MomentumConfig::new().with_momentum(t.momentum)))
+            .with_gradient_clipping(clipping)
+            .init(),
+        _ => AdamConfig::new()
+            .with_weight_decay(decay)
+            .with_grad_clipping(clipping)
+            .init(),
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Per-epoch rows.
+    pub epochs: Vec<EpochRow>,
+    /// Test metrics of the model and the baselines.
+    pub test: TestTable,
+    /// Why training stopped early, if it diverged.
+    pub diverged: Option<String>,
+    /// Wall seconds of the whole run.
+    pub seconds: f64,
+}
+
+/// The latest epoch with a saved model checkpoint in `dir`.
+pub fn last_checkpoint(dir: &Path) -> Option<usize> {
+    std::fs::read_dir(dir.join("checkpoint"))
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
+        })
+        .max()
+}
+
+/// Trains an experiment into `dir` and writes every artifact.
+pub fn train(
+    exp: &Experiment,
+    dir: &Path,
+    device: &Device,
+    resume: bool,
+    quiet: bool,
+) -> Result<RunReport> {
+    let start = Instant::now();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
+    let resume_from = if resume {
+        Some(last_checkpoint(dir).with_context(|| {
+            format!(
+                "--resume: no checkpoint under {}/checkpoint to resume from",
+                dir.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    let p = prepare(exp)?;
+    write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    write_atomic(
+        &dir.join("scaler.toml"),
+        toml::to_string_pretty(&p.scaler)?.as_bytes(),
+    )?;
+
+    let t = &exp.train;
+    let mut train_window = p.window.clone();
+    train_window.stride = exp.window.stride;
+    let train_ds = WindowDataset::new(p.scaled.clone(), p.split.train.clone(), train_window)?;
+    let valid_ds = WindowDataset::new(p.scaled.clone(), p.split.valid.clone(), p.window.clone())?;
+    if train_ds.len() == 0 || valid_ds.len() == 0 {
+        bail!(
+            "no complete window of lookback {} + horizon {} fits in the {} split: shorten the window or change data.split",
+            exp.window.lookback,
+            exp.window.horizon,
+            if train_ds.len() == 0 { "training" } else { "validation" }
+        );
+    }
+    let per_epoch = train_ds.len().div_ceil(t.batch_size);
+    let batcher = ForecastBatcher::new(&p.window);
+    device.seed(t.seed);
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(t.batch_size)
+        .shuffle(t.seed)
+        .set_device(device.clone().autodiff())
+        .build(train_ds);
+    let valid_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(256)
+        .set_device(device.clone())
+        .build(valid_ds);
+
+    let interrupter = Interrupter::new();
+    let mon = monitor::shared(interrupter.clone());
+    let model = build_model(
+        exp,
+        &p.window,
+        &device.clone().autodiff(),
+        Some(mon.clone()),
+    )?;
+    let rows = Arc::new(Mutex::new(Vec::new()));
+    let plateau = (t.plateau_patience > 0)
+        .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
+    let renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet);
+    let scheduler = PlannedLr::new(
+        t.schedule.clone(),
+        t.lr,
+        t.epochs * per_epoch,
+        per_epoch,
+        mon.clone(),
+    );
+
+    let mut training = SupervisedTraining::new(dir, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(MaeMetric::new())
+        .metric_valid_numeric(MaeMetric::new())
+        .metric_valid_numeric(RmseMetric::new())
+        .with_default_checkpointers()
+        .early_stopping(MetricEarlyStoppingStrategy::new(
+            &LossMetric::new(),
+            Aggregate::Mean,
+            Direction::Lowest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince {
+                n_epochs: t.patience,
+            },
+        ))
+        .renderer(Box::new(renderer))
+        .with_interrupter(interrupter)
+        .with_application_logger(None)
+        .num_epochs(t.epochs);
+    if let Some(epoch) = resume_from {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
+    if let Some(err) = &result.error {
+        bail!("training failed: {err:?}");
+    }
+    let diverged = mon.lock().expect("monitor").diverged.clone();
+    let epochs = rows.lock().expect("rows").clone();
+
+    // The model to keep: the best validation epoch's checkpoint when training diverged.
+    let model = result.model;
+    model
+        .clone()
+        .save_file(dir.join("model.bpk"))
+        .context("saving model.bpk")?;
+    write_epochs(&dir.join("metrics.csv"), &epochs)?;
+    let test = evaluate_model(&model, &p, exp, &device.clone().inner())?;
+    test.write(dir)?;
+    write_forecasts(
+        &dir.join("forecast.csv"),
+        &model,
+        &p,
+        exp,
+        &device.clone().inner(),
+    )?;
+    Ok(RunReport {
+        epochs,
+        test,
+        diverged,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn write_epochs(path: &Path, rows: &[EpochRow]) -> Result<()> {
+    let header = [
+        "epoch",
+        "train_loss",
+        "valid_loss",
+        "train_mae",
+        "valid_mae",
+        "valid_rmse",
+        "lr",
+        "grad_norm_mean",
+        "grad_norm_max",
+        "seconds",
+    ];
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.epoch.to_string(),
+                r.train_loss.to_string(),
+                r.valid_loss.to_string(),
+                r.train_mae.to_string(),
+                r.valid_mae.to_string(),
+                r.valid_rmse.to_string(),
+                r.lr.to_string(),
+                r.grad_norm.to_string(),
+                r.grad_norm_max.to_string(),
+                format!("{:.3}", r.seconds),
+            ]
+        })
+        .collect();
+    write_csv(path, &header, &lines)
+}
+
+/// One row of the test table: a forecaster and its errors in original units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRow {
+    /// `model (lstm)`, `naive`, `seasonal_naive(24)`.
+    pub name: String,
+    /// Mean squared error.
+    pub mse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Symmetric MAPE, percent.
+    pub smape: f64,
+    /// Mean absolute scaled error against the in-sample seasonal naive of the training split.
+    pub mase: f64,
+}
+
+/// The test table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestTable {
+    /// Number of test windows.
+    pub windows: usize,
+    /// Model first, then baselines.
+    pub rows: Vec<TestRow>,
+}
+
+impl TestTable {
+    /// The table as markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "test split: {} windows, errors in original units\n\n| forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|\n",
+            self.windows
+        );
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.2} | {:.4} |\n",
+                r.name, r.mse, r.mae, r.rmse, r.smape, r.mase
+            );
+        }
+        s
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join("test_metrics.md"), self.markdown().as_bytes())?;
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.mse.to_string(),
+                    r.mae.to_string(),
+                    r.rmse.to_string(),
+                    r.smape.to_string(),
+                    r.mase.to_string(),
+                ]
+            })
+            .collect();
+        write_csv(
+            &dir.join("test_metrics.csv"),
+            &["forecaster", "mse", "mae", "rmse", "smape", "mase"],
+            &rows,
+        )
+    }
+}
+
+/// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
+/// targets]` forecasts).
+fn test_forecasts(
+    model: &ForecastModel,
+    p: &Prepared,
+    device: &Device,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let ds = WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?;
+    let batcher = ForecastBatcher::new(&p.window);
+    let (h, nt) = (p.window.horizon, p.targets.len());
+    let mut starts = Vec::with_capacity(ds.len());
+    let mut out = Vec::with_capacity(ds.len() * h * nt);
+    let model = model.valid();
+    for first in (0..ds.len()).step_by(256) {
+        let items: Vec<_> = (first..(first + 256).min(ds.len()))
+            .map(|i| ds.get(i))
+            .collect::<std::result::Result<_, _>>()?;
+        starts.extend(items.iter().map(|w| w.start));
+        let batch = batcher.batch(items, device);
+        let pred = model.predict(batch.inputs, batch.future);
+        let mut v = pred
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // Back to original units, target by target.
+        for (k, &col) in p.targets.iter().enumerate() {
+            let mut column: Vec<f32> = v.iter().skip(k).step_by(nt).copied().collect();
+            p.scaler.inverse(col, &mut column);
+            for (i, x) in column.into_iter().enumerate() {
+                v[i * nt + k] = x;
+            }
+        }
+        out.extend(v);
+    }
+    Ok((starts, out))
+}
+
+/// Test metrics of the model beside the naive and seasonal-naive baselines, in original units.
+pub fn evaluate_model(
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<TestTable> {
+    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    let season = exp.data.season;
+    let mut actual = Vec::with_capacity(forecasts.len());
+    let mut naive = Vec::with_capacity(forecasts.len());
+    let mut seasonal = Vec::with_capacity(forecasts.len());
+    for &s in &starts {
+        for step in 0..h {
+            for &col in &p.targets {
+                actual.push(p.raw.row(s + l + step)[col]);
+            }
+        }
+        let mut per_target: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+        for &col in &p.targets {
+            let history: Vec<f32> = (s..s + l).map(|r| p.raw.row(r)[col]).collect();
+            let sn = if l >= season {
+                Baseline::SeasonalNaive(season).forecast(&history, h)
+            } else {
+                vec![f32::NAN; h]
+            };
+            per_target.push((Baseline::RepeatLast.forecast(&history, h), sn));
+        }
+        for step in 0..h {
+            for (nv, sv) in &per_target {
+                naive.push(nv[step]);
+                seasonal.push(sv[step]);
+            }
+        }
+    }
+    let histories: Vec<Vec<f32>> = p
+        .targets
+        .iter()
+        .map(|&col| p.split.train.clone().map(|r| p.raw.row(r)[col]).collect())
+        .collect();
+    let row = |name: String, f: &[f32]| -> TestRow {
+        // MASE per target (its own scale), averaged over targets.
+        let mase = (0..nt)
+            .filter_map(|k| {
+                let a: Vec<f32> = actual.iter().skip(k).step_by(nt).copied().collect();
+                let g: Vec<f32> = f.iter().skip(k).step_by(nt).copied().collect();
+                metrics::mase(&a, &g, &histories[k], season)
+            })
+            .sum::<f64>()
+            / nt as f64;
+        TestRow {
+            name,
+            mse: metrics::mse(&actual, f).unwrap_or(f64::NAN),
+            mae: metrics::mae(&actual, f).unwrap_or(f64::NAN),
+            rmse: metrics::rmse(&actual, f).unwrap_or(f64::NAN),
+            smape: metrics::smape(&actual, f).unwrap_or(f64::NAN),
+            mase,
+        }
+    };
+    let mut rows = vec![
+        row(format!("model ({})", exp.model.cell), &forecasts),
+        row(Baseline::RepeatLast.name(), &naive),
+    ];
+    if l >= season {
+        rows.push(row(Baseline::SeasonalNaive(season).name(), &seasonal));
+    }
+    Ok(TestTable {
+        windows: starts.len(),
+        rows,
+    })
+}
+
+/// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
+/// actual value, in original units.
+fn write_forecasts(
+    path: &Path,
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<()> {
+    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    let mut rows = Vec::new();
+    for (w, &s) in starts.iter().enumerate().step_by(h) {
+        for step in 0..h {
+            for (k, &col) in p.targets.iter().enumerate() {
+                let r = s + l + step;
+                rows.push(vec![
+                    p.raw.timestamps[s + l - 1].to_string(),
+                    p.raw.timestamps[r].to_string(),
+                    (step + 1).to_string(),
+                    exp.data.targets[k].clone(),
+                    p.raw.row(r)[col].to_string(),
+                    forecasts[(w * h + step) * nt + k].to_string(),
+                ]);
+            }
+        }
+    }
+    write_csv(
+        path,
+        &["origin", "time", "step", "target", "actual", "forecast"],
+        &rows,
+    )
+}
+
+/// Recomputes the test table of a finished run from its artifacts.
+pub fn evaluate(dir: &Path, device: &Device) -> Result<TestTable> {
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{} is not a gatecast run directory (no config.toml)",
+            dir.display()
+        )
+    })?;
+    let exp = Experiment::from_toml(&text, &config_path.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    let p = prepare(&exp)?;
+    let model = load_model(dir, &exp, &p.window, device)?;
+    evaluate_model(&model, &p, &exp, device)
+}
+
+/// The run's saved model.
+pub fn load_model(
+    dir: &Path,
+    exp: &Experiment,
+    window: &WindowConfig,
+    device: &Device,
+) -> Result<ForecastModel> {
+    let path: PathBuf = dir.join("model.bpk");
+    let record = burn::store::ModuleRecord::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
+    let model = build_model(exp, window, device, None)?;
+    model.try_load_record(record).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: weights do not fit the configured model: {e:?}",
+            path.display()
+        )
+    })
+}
+
+fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{} is not a gatecast run directory (no config.toml)",
+            dir.display()
+        )
+    })?;
+    let exp = Experiment::from_toml(&text, &config_path.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    let scaler_path = dir.join("scaler.toml");
+    let scaler: Scaler = toml::from_str(
+        &std::fs::read_to_string(&scaler_path)
+            .with_context(|| format!("cannot read {}", scaler_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a scaler", scaler_path.display()))?;
+    Ok((exp, scaler))
+}
+
+/// Forecasts the `horizon` steps after the end of `input` (a CSV with the training columns) and
+/// writes `time,target,forecast` rows in original units to `output` (or standard output).
+pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device) -> Result<()> {
+    let (mut exp, scaler) = read_run(dir)?;
+    exp.data.path = input.display().to_string();
+    let d = &exp.data;
+    let mut columns = d.targets.clone();
+    for c in &d.covariates {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    let options = CsvOptions {
+        time_column: d.time_column.clone(),
+        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
+        columns: Some(columns.clone()),
+        id_column: None,
+        delimiter: b',',
+        missing: d.missing,
+        duplicates: d.duplicates,
+        gaps: d.gaps,
+        frequency: None,
+    };
+    let mut series = load_csv(input, &options)?;
+    let calendar: Vec<_> = d
+        .calendar
+        .iter()
+        .filter_map(|c| calendar_feature(c))
+        .collect();
+    let future_names = add_calendar(&mut series, &calendar);
+    if series.columns != scaler.columns {
+        bail!(
+            "{}: columns {:?} differ from the run's {:?}",
+            input.display(),
+            series.columns,
+            scaler.columns
+        );
+    }
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let last_segment = series.segments.last().cloned().unwrap_or(0..0);
+    if last_segment.len() < l {
+        bail!(
+            "{}: the forecast needs the last {l} rows without a gap (window.lookback); the file ends with {}",
+            input.display(),
+            last_segment.len()
+        );
+    }
+    let step = series.frequency.with_context(|| {
+        format!(
+            "{}: cannot tell the sampling step from fewer than two rows",
+            input.display()
+        )
+    })?;
+    let scaled = scaler.transform(&series);
+    let mut inputs = columns;
+    inputs.extend(future_names.iter().cloned());
+    let mut window = WindowConfig::new(l, h, inputs.clone(), d.targets.clone());
+    window.future = future_names.clone();
+    let in_idx = scaled.column_indices(&inputs, "inputs")?;
+    let start = series.rows() - l;
+    let x: Vec<f32> = (start..series.rows())
+        .flat_map(|r| in_idx.iter().map(move |&c| (r, c)))
+        .map(|(r, c)| scaled.row(r)[c])
+        .collect();
+    let last = *series.timestamps.last().expect("rows");
+    let times: Vec<_> = (1..=h as i32).map(|k| last + step * k).collect();
+    let (_, mut fut) = gatecast_data::calendar_covariates(&times, &calendar);
+    let first_future = series.width() - future_names.len();
+    for (i, v) in fut.iter_mut().enumerate() {
+        let col = first_future + i % future_names.len().max(1);
+        *v = ((*v as f64 - scaler.offset[col]) / scaler.scale[col]) as f32;
+    }
+    let model = load_model(dir, &exp, &window, device)?.valid();
+    let xt = burn::tensor::Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(x, [1, l, in_idx.len()]),
+        device,
+    );
+    let ft = (!future_names.is_empty()).then(|| {
+        burn::tensor::Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(fut, [1, h, future_names.len()]),
+            device,
+        )
+    });
+    let pred = model
+        .predict(xt, ft)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let target_idx = series.column_indices(&d.targets, "data.targets")?;
+    let nt = target_idx.len();
+    let mut text = String::from("time,target,forecast\n");
+    for (step_i, t) in times.iter().enumerate() {
+        for (k, &col) in target_idx.iter().enumerate() {
+            let mut v = [pred[step_i * nt + k]];
+            scaler.inverse(col, &mut v);
+            text += &format!("{t},{},{}\n", d.targets[k], v[0]);
+        }
+    }
+    match output {
+        Some(path) => write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}

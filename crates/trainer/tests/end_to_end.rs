@@ -1,0 +1,226 @@
+//! train → evaluate → forecast on a small synthetic CSV; resume; the divergence guard; seeds;
+//! exit code 2 on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::tensor::Device;
+use gatecast_trainer::config::Experiment;
+use gatecast_trainer::run;
+
+/// An hourly series with a daily cycle, a weak trend and noise, plus a temperature covariate.
+fn write_csv(dir: &Path, rows: usize) -> PathBuf {
+    let mut rng = gatecast_data::synthetic::Rng::new(11);
+    let mut text = String::from("time,load,temp\n");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for i in 0..rows {
+        let t = t0 + chrono::TimeDelta::hours(i as i64);
+        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+        let temp = 10.0 + 5.0 * day + rng.normal();
+        let load = 100.0 + 30.0 * day + 0.01 * i as f64 + 2.0 * rng.normal();
+        text += &format!("{},{load:.3},{temp:.3}\n", t.format("%Y-%m-%d %H:%M:%S"));
+    }
+    let path = dir.join("load.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn experiment(csv: &Path) -> Experiment {
+    let mut e = Experiment::default();
+    e.data.path = csv.display().to_string();
+    e.data.time_column = "time".into();
+    e.data.targets = vec!["load".into()];
+    e.data.covariates = vec!["temp".into()];
+    e.data.calendar = vec!["hour_of_day".into()];
+    e.window.lookback = 48;
+    e.window.horizon = 12;
+    e.window.stride = 2;
+    e.model.hidden_size = 16;
+    e.train.epochs = 4;
+    e.train.patience = 10;
+    e.train.lr = 1e-2;
+    e
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gatecast-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn train_evaluate_forecast() {
+    let dir = tmp("main");
+    let csv = write_csv(&dir, 1200);
+    let exp = experiment(&csv);
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    let report = run::train(&exp, &run_dir, &device, false, true).unwrap();
+
+    assert_eq!(report.epochs.len(), 4);
+    let first = &report.epochs[0];
+    let last = report.epochs.last().unwrap();
+    assert!(
+        last.train_loss < 0.7 * first.train_loss,
+        "{:?}",
+        report.epochs
+    );
+    assert!(last.valid_loss < first.valid_loss, "{:?}", report.epochs);
+    assert!(report
+        .epochs
+        .iter()
+        .all(|r| r.grad_norm > 0.0 && r.lr > 0.0));
+
+    for f in [
+        "config.toml",
+        "scaler.toml",
+        "model.bpk",
+        "metrics.csv",
+        "test_metrics.csv",
+        "test_metrics.md",
+        "forecast.csv",
+    ] {
+        assert!(run_dir.join(f).exists(), "{f} written");
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 5, "header + one row per epoch");
+    let forecast = std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap();
+    let row: Vec<&str> = forecast.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row.len(), 6);
+    assert!(row[4].parse::<f64>().is_ok() && row[5].parse::<f64>().is_ok());
+
+    // The model beats repeat-last on this daily cycle.
+    let t = &report.test;
+    assert_eq!(t.rows[1].name, "naive");
+    assert!(t.rows[0].mae < t.rows[1].mae, "{}", t.markdown());
+
+    // evaluate recomputes the same table from the artifacts.
+    let again = run::evaluate(&run_dir, &device).unwrap();
+    assert_eq!(again.windows, t.windows);
+    for (a, b) in again.rows.iter().zip(&t.rows) {
+        assert!(
+            (a.mae - b.mae).abs() < 1e-6 * b.mae.max(1.0),
+            "{} vs {}",
+            again.markdown(),
+            t.markdown()
+        );
+    }
+
+    // forecast writes the next 12 hours after the file's end, in original units.
+    let out = dir.join("next.csv");
+    run::forecast(&run_dir, &csv, Some(&out), &device).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 13);
+    assert!(
+        lines[1].starts_with("2023-02-20 00:00:00,load,"),
+        "{}",
+        lines[1]
+    );
+    let v: f64 = lines[1].rsplit(',').next().unwrap().parse().unwrap();
+    assert!(
+        (50.0..200.0).contains(&v),
+        "forecast in original units: {v}"
+    );
+}
+
+#[test]
+fn resume_continues_from_the_last_checkpoint() {
+    let dir = tmp("resume");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 2;
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    run::train(&exp, &run_dir, &device, false, true).unwrap();
+    assert_eq!(run::last_checkpoint(&run_dir), Some(2));
+    exp.train.epochs = 3;
+    let report = run::train(&exp, &run_dir, &device, true, true).unwrap();
+    let epochs: Vec<usize> = report.epochs.iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, vec![3], "only the remaining epoch runs");
+    assert_eq!(run::last_checkpoint(&run_dir), Some(3));
+    let err = run::train(&exp, &dir.join("fresh"), &device, true, true).unwrap_err();
+    assert!(err.to_string().contains("no checkpoint"), "{err}");
+}
+
+#[test]
+fn divergence_stops_with_a_clear_message() {
+    let dir = tmp("nan");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.train.lr = 1e12;
+    exp.train.clip = "none".into();
+    exp.train.optimizer = "sgd".into();
+    exp.train.epochs = 3;
+    let report = run::train(&exp, &dir.join("run"), &Device::flex(), false, true).unwrap();
+    let why = report.diverged.expect("the guard fires");
+    assert!(
+        why.contains("diverged") && why.contains("train.lr"),
+        "{why}"
+    );
+}
+
+#[test]
+fn same_seed_same_losses() {
+    let dir = tmp("seed");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 2;
+    let device = Device::flex();
+    let a = run::train(&exp, &dir.join("a"), &device, false, true).unwrap();
+    let b = run::train(&exp, &dir.join("b"), &device, false, true).unwrap();
+    let losses = |r: &run::RunReport| {
+        r.epochs
+            .iter()
+            .map(|e| (e.train_loss, e.valid_loss))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    exp.train.seed += 1;
+    let c = run::train(&exp, &dir.join("c"), &device, false, true).unwrap();
+    assert_ne!(losses(&a), losses(&c));
+}
+
+#[test]
+fn bad_input_exits_with_code_2_and_names_the_option() {
+    let bin = env!("CARGO_BIN_EXE_gatecast");
+    let dir = tmp("cli");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["train".into(), "--lr".into(), "0".into()], "train.lr"),
+        (
+            vec!["train".into(), "--dropout".into(), "1.5".into()],
+            "model.dropout",
+        ),
+        (
+            vec!["train".into(), "--cell".into(), "tcn".into()],
+            "model.cell",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                dir.join("absent.csv").display().to_string(),
+            ],
+            "absent.csv",
+        ),
+        (
+            vec!["evaluate".into(), dir.join("nope").display().to_string()],
+            "not a gatecast run directory",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(bin)
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
