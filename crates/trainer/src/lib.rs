@@ -11,6 +11,7 @@ pub mod lr;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod plots;
 pub mod renderer;
 pub mod run;
 pub mod schedule;

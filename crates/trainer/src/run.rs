@@ -292,12 +292,24 @@ pub fn train(
     write_epochs(&dir.join("metrics.csv"), &epochs)?;
     let test = evaluate_model(&model, &p, exp, &device.clone().inner())?;
     test.write(dir)?;
-    write_forecasts(
+    let (actual, forecast) = write_forecasts(
         &dir.join("forecast.csv"),
         &model,
         &p,
         exp,
         &device.clone().inner(),
+    )?;
+    crate::plots::loss_curves(&dir.join("loss.png"), &epochs)?;
+    let keep = (10 * exp.window.horizon).min(actual.len());
+    crate::plots::forecast_vs_actual(
+        &dir.join("forecast.png"),
+        &format!(
+            "{}: forecast vs actual, end of the test split",
+            exp.data.targets[0]
+        ),
+        &actual[actual.len() - keep..],
+        &forecast[forecast.len() - keep..],
+        exp.window.horizon,
     )?;
     Ok(RunReport {
         epochs,
@@ -517,29 +529,35 @@ pub fn evaluate_model(
 }
 
 /// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
-/// actual value, in original units.
+/// actual value, in original units. Returns the first target's (actual, forecast) sequences.
 fn write_forecasts(
     path: &Path,
     model: &ForecastModel,
     p: &Prepared,
     exp: &Experiment,
     device: &Device,
-) -> Result<()> {
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let (starts, forecasts) = test_forecasts(model, p, device)?;
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let mut rows = Vec::new();
+    let (mut first_actual, mut first_forecast) = (Vec::new(), Vec::new());
     for (w, &s) in starts.iter().enumerate().step_by(h) {
         for step in 0..h {
+            let r = s + l + step;
             for (k, &col) in p.targets.iter().enumerate() {
-                let r = s + l + step;
+                let (actual, forecast) = (p.raw.row(r)[col], forecasts[(w * h + step) * nt + k]);
                 rows.push(vec![
                     p.raw.timestamps[s + l - 1].to_string(),
                     p.raw.timestamps[r].to_string(),
                     (step + 1).to_string(),
                     exp.data.targets[k].clone(),
-                    p.raw.row(r)[col].to_string(),
-                    forecasts[(w * h + step) * nt + k].to_string(),
+                    actual.to_string(),
+                    forecast.to_string(),
                 ]);
+                if k == 0 {
+                    first_actual.push(actual as f64);
+                    first_forecast.push(forecast as f64);
+                }
             }
         }
     }
@@ -547,7 +565,8 @@ fn write_forecasts(
         path,
         &["origin", "time", "step", "target", "actual", "forecast"],
         &rows,
-    )
+    )?;
+    Ok((first_actual, first_forecast))
 }
 
 /// Recomputes the test table of a finished run from its artifacts.

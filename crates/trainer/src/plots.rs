@@ -1,0 +1,132 @@
+//! PNG plots of a run: loss curves, and forecast against actual on the test split.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use crate::renderer::EpochRow;
+
+static FONT: Once = Once::new();
+
+/// Plot text uses an embedded DejaVu Sans, so no system font is needed.
+fn register_font() {
+    FONT.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| ())
+            .expect("the embedded DejaVu font parses");
+    });
+}
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// Train and validation loss per epoch.
+pub fn loss_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let last = rows.last().map(|r| r.epoch).unwrap_or(1).max(2);
+    let first = rows.first().map(|r| r.epoch).unwrap_or(1);
+    let (lo, hi) = range(rows.iter().flat_map(|r| [r.train_loss, r.valid_loss]));
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Loss (MSE, scaled units)", ("sans-serif", 26))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(first as f64..last as f64, lo..hi)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("loss")
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    for (name, color, pick) in [
+        (
+            "train",
+            BLUE,
+            (|r: &EpochRow| r.train_loss) as fn(&EpochRow) -> f64,
+        ),
+        ("valid", RED, |r: &EpochRow| r.valid_loss),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                rows.iter().map(|r| (r.epoch as f64, pick(r))),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Forecast against actual over consecutive test steps (`actual[i]`, `forecast[i]` at step i).
+pub fn forecast_vs_actual(
+    path: &Path,
+    title: &str,
+    actual: &[f64],
+    forecast: &[f64],
+    horizon: usize,
+) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, (1200, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let (lo, hi) = range(actual.iter().chain(forecast).copied());
+    let n = actual.len().max(2);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 26))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..(n - 1) as f64, lo..hi)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "test step (forecasts issued every {horizon} steps)"
+        ))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    for (name, color, values) in [("actual", BLACK, actual), ("forecast", RED, forecast)] {
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
