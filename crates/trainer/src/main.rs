@@ -49,6 +49,7 @@ enum Command {
 #[derive(clap::Args)]
 struct TrainArgs {
     /// Experiment file (TOML); flags below override it. See `gatecast train --print-config`.
+    /// With --resume and no --config, the run's own config.toml.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Print the resolved experiment as TOML and exit.
@@ -130,7 +131,13 @@ fn device(name: Option<&str>) -> Result<Device> {
 }
 
 fn experiment(args: &TrainArgs) -> Result<Experiment> {
-    let mut e = match &args.config {
+    // Resuming continues the run's own experiment unless another file is given.
+    let saved = args
+        .out
+        .as_ref()
+        .filter(|_| args.resume && args.config.is_none())
+        .map(|dir| dir.join("config.toml"));
+    let mut e = match args.config.as_ref().or(saved.as_ref()) {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--config {}: cannot read", path.display()))?;
