@@ -2,7 +2,7 @@
 //! beside a peer that materialises every window up front (what a per-window `Vec` dataset does).
 //!
 //! ```text
-//! cargo bench --workspace --features gatecast-model/ndarray,gatecast-model/wgpu --bench windows
+//! cargo bench --workspace --features gatecast-trainer/ndarray,gatecast-trainer/wgpu --bench windows
 //! ```
 //!
 //! Reads `../shared/datasets/ETT/ETTh1.csv` (or the path in `GATECAST_ETTH1`); skips when absent.

@@ -224,3 +224,21 @@ fn bad_input_exits_with_code_2_and_names_the_option() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// The GPU code path: one short epoch on wgpu (Mesa lavapipe where there is no GPU).
+#[cfg(feature = "wgpu")]
+#[test]
+fn trains_on_wgpu() {
+    let dir = tmp("wgpu");
+    let csv = write_csv(&dir, 400);
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 1;
+    exp.window.lookback = 24;
+    exp.window.horizon = 6;
+    exp.model.hidden_size = 8;
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let report = run::train(&exp, &dir.join("run"), &device, false, true).unwrap();
+    assert_eq!(report.epochs.len(), 1);
+    assert!(report.epochs[0].train_loss.is_finite() && report.epochs[0].valid_loss.is_finite());
+    assert!(report.test.rows[0].mae.is_finite());
+}
