@@ -40,6 +40,12 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
+/// Multiplies every gradient of `module` by `factor` (e.g. `1/n` to average gradients summed over
+/// `n` devices).
+pub fn scale_grads<M: Module>(module: &M, grads: &mut GradientsParams, factor: f64) {
+    module.visit(&mut Scale { grads, factor });
+}
+
 /// `sqrt(Σ_p ‖∂L/∂p‖²)` over every parameter of `module` that has a gradient (one device sync).
 pub fn global_norm<M: Module>(module: &M, grads: &GradientsParams) -> f64 {
     let mut v = SquaredNorm { grads, total: None };

@@ -97,6 +97,10 @@ struct TrainArgs {
     /// Backend: flex, ndarray or wgpu (those compiled in).
     #[arg(long)]
     device: Option<String>,
+    /// Train data-parallel on several devices, comma-separated (e.g. `wgpu,wgpu` on a machine
+    /// with two GPUs): Burn's multi-device strategy, one batch per device per step.
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    devices: Vec<String>,
     /// Print no per-epoch lines.
     #[arg(long)]
     quiet: bool,
@@ -188,7 +192,14 @@ fn train(args: TrainArgs) -> Result<()> {
         print!("{}", exp.to_toml());
         return Ok(());
     }
-    let dev = device(args.device.as_deref())?;
+    let devs: Vec<Device> = if args.devices.is_empty() {
+        vec![device(args.device.as_deref())?]
+    } else {
+        args.devices
+            .iter()
+            .map(|d| device(Some(d)))
+            .collect::<Result<_>>()?
+    };
     let dir = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "{}-{}",
@@ -207,13 +218,13 @@ fn train(args: TrainArgs) -> Result<()> {
         exp.train.epochs,
         dir.display()
     );
-    let report = run::train(&exp, &dir, &dev, args.resume, args.quiet)?;
+    let report = run::train(&exp, &dir, &devs, args.resume, args.quiet)?;
     if let Some(why) = &report.diverged {
         eprintln!("{why}");
     }
     println!("\n{}", report.test.markdown());
     println!(
-        "run directory: {} ({:.0} s): config.toml, scaler.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv",
+        "run directory: {} ({:.0} s): config.toml, scaler.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, loss.png, forecast.png",
         dir.display(),
         report.seconds
     );

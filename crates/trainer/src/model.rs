@@ -9,7 +9,7 @@ use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 use gatecast_data::ForecastBatch;
 use gatecast_model::Forecaster;
 
-use crate::clip::{clip_global_norm, global_norm};
+use crate::clip::{clip_global_norm, global_norm, scale_grads};
 use crate::monitor::SharedMonitor;
 
 /// How gradients are clipped before each update.
@@ -35,12 +35,27 @@ pub struct ForecastModel {
     clip: Clip,
     #[module(skip)]
     monitor: Option<SharedMonitor>,
+    /// Gradients arrive summed over this many devices; they are averaged before clipping.
+    #[module(skip)]
+    devices: usize,
 }
 
 impl ForecastModel {
     /// Wraps a forecaster; `monitor` receives gradient norms and stops a diverging run.
     pub fn new(net: Forecaster, clip: Clip, monitor: Option<SharedMonitor>) -> Self {
-        Self { net, clip, monitor }
+        Self {
+            net,
+            clip,
+            monitor,
+            devices: 1,
+        }
+    }
+
+    /// Trains on `n` devices at once: Burn sums their gradients, this averages them (as PyTorch's
+    /// DistributedDataParallel does), so the learning rate means the same as on one device.
+    pub fn with_devices(mut self, n: usize) -> Self {
+        self.devices = n.max(1);
+        self
     }
 
     /// Forecast and MSE loss of a batch; outputs flattened to `[batch, horizon * targets]`.
@@ -76,6 +91,9 @@ impl TrainStep for ForecastModel {
         lr: ModuleLearningRate,
         mut grads: GradientsParams,
     ) -> Self {
+        if self.devices > 1 {
+            scale_grads(&self, &mut grads, 1.0 / self.devices as f64);
+        }
         let norm = match self.clip {
             Clip::GlobalNorm(max) => clip_global_norm(&self, &mut grads, max),
             _ => global_norm(&self, &grads),

@@ -17,7 +17,8 @@ use burn::tensor::Device;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::LossMetric;
 use burn::train::{
-    Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    StoppingCondition, SupervisedTraining,
 };
 use gatecast_data::{
     add_calendar, load_csv, metrics, Baseline, CsvOptions, ForecastBatcher, Scaler, Series,
@@ -179,15 +180,18 @@ pub fn last_checkpoint(dir: &Path) -> Option<usize> {
         .max()
 }
 
-/// Trains an experiment into `dir` and writes every artifact.
+/// Trains an experiment into `dir` and writes every artifact. With several devices, Burn's
+/// multi-device strategy runs one batch per device per step (data parallel, gradients averaged,
+/// optimizer on the first device).
 pub fn train(
     exp: &Experiment,
     dir: &Path,
-    device: &Device,
+    devices: &[Device],
     resume: bool,
     quiet: bool,
 ) -> Result<RunReport> {
     let start = Instant::now();
+    let device = devices.first().context("no device to train on")?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
     let resume_from = if resume {
@@ -240,7 +244,8 @@ pub fn train(
         &p.window,
         &device.clone().autodiff(),
         Some(mon.clone()),
-    )?;
+    )?
+    .with_devices(devices.len());
     let rows = Arc::new(Mutex::new(Vec::new()));
     let plateau = (t.plateau_patience > 0)
         .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
@@ -275,6 +280,12 @@ pub fn train(
         .num_epochs(t.epochs);
     if let Some(epoch) = resume_from {
         training = training.checkpoint(epoch);
+    }
+    if devices.len() > 1 {
+        let all = devices.iter().map(|d| d.clone().autodiff()).collect();
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(all, MultiDeviceOptim::OptimMainDevice).into(),
+        );
     }
     let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
     if let Some(err) = &result.error {

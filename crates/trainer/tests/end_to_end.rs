@@ -59,7 +59,7 @@ fn train_evaluate_forecast() {
     let exp = experiment(&csv);
     let run_dir = dir.join("run");
     let device = Device::flex();
-    let report = run::train(&exp, &run_dir, &device, false, true).unwrap();
+    let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
 
     assert_eq!(report.epochs.len(), 4);
     let first = &report.epochs[0];
@@ -136,14 +136,21 @@ fn resume_continues_from_the_last_checkpoint() {
     exp.train.epochs = 2;
     let run_dir = dir.join("run");
     let device = Device::flex();
-    run::train(&exp, &run_dir, &device, false, true).unwrap();
+    run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
     assert_eq!(run::last_checkpoint(&run_dir), Some(2));
     exp.train.epochs = 3;
-    let report = run::train(&exp, &run_dir, &device, true, true).unwrap();
+    let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), true, true).unwrap();
     let epochs: Vec<usize> = report.epochs.iter().map(|r| r.epoch).collect();
     assert_eq!(epochs, vec![3], "only the remaining epoch runs");
     assert_eq!(run::last_checkpoint(&run_dir), Some(3));
-    let err = run::train(&exp, &dir.join("fresh"), &device, true, true).unwrap_err();
+    let err = run::train(
+        &exp,
+        &dir.join("fresh"),
+        std::slice::from_ref(&device),
+        true,
+        true,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no checkpoint"), "{err}");
 }
 
@@ -156,7 +163,7 @@ fn divergence_stops_with_a_clear_message() {
     exp.train.clip = "none".into();
     exp.train.optimizer = "sgd".into();
     exp.train.epochs = 3;
-    let report = run::train(&exp, &dir.join("run"), &Device::flex(), false, true).unwrap();
+    let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
     let why = report.diverged.expect("the guard fires");
     assert!(
         why.contains("diverged") && why.contains("train.lr"),
@@ -171,8 +178,22 @@ fn same_seed_same_losses() {
     let mut exp = experiment(&csv);
     exp.train.epochs = 2;
     let device = Device::flex();
-    let a = run::train(&exp, &dir.join("a"), &device, false, true).unwrap();
-    let b = run::train(&exp, &dir.join("b"), &device, false, true).unwrap();
+    let a = run::train(
+        &exp,
+        &dir.join("a"),
+        std::slice::from_ref(&device),
+        false,
+        true,
+    )
+    .unwrap();
+    let b = run::train(
+        &exp,
+        &dir.join("b"),
+        std::slice::from_ref(&device),
+        false,
+        true,
+    )
+    .unwrap();
     let losses = |r: &run::RunReport| {
         r.epochs
             .iter()
@@ -181,7 +202,14 @@ fn same_seed_same_losses() {
     };
     assert_eq!(losses(&a), losses(&b));
     exp.train.seed += 1;
-    let c = run::train(&exp, &dir.join("c"), &device, false, true).unwrap();
+    let c = run::train(
+        &exp,
+        &dir.join("c"),
+        std::slice::from_ref(&device),
+        false,
+        true,
+    )
+    .unwrap();
     assert_ne!(losses(&a), losses(&c));
 }
 
@@ -237,8 +265,33 @@ fn trains_on_wgpu() {
     exp.window.horizon = 6;
     exp.model.hidden_size = 8;
     let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    let report = run::train(&exp, &dir.join("run"), &device, false, true).unwrap();
+    let report = run::train(
+        &exp,
+        &dir.join("run"),
+        std::slice::from_ref(&device),
+        false,
+        true,
+    )
+    .unwrap();
     assert_eq!(report.epochs.len(), 1);
     assert!(report.epochs[0].train_loss.is_finite() && report.epochs[0].valid_loss.is_finite());
+    assert!(report.test.rows[0].mae.is_finite());
+}
+
+/// Burn's multi-device data-parallel strategy, on two CPU devices.
+#[test]
+fn trains_data_parallel_on_two_devices() {
+    let dir = tmp("multi");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 2;
+    let devices = [Device::flex(), Device::flex()];
+    let report = run::train(&exp, &dir.join("run"), &devices, false, true).unwrap();
+    assert_eq!(report.epochs.len(), 2);
+    assert!(
+        report.epochs[1].train_loss < report.epochs[0].train_loss,
+        "{:?}",
+        report.epochs
+    );
     assert!(report.test.rows[0].mae.is_finite());
 }
