@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Train a model. With no arguments: an LSTM forecasting the bundled hourly traffic volume
     /// 24 hours ahead (a few minutes on 2 CPU cores).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Recompute the test table of a finished run from its artifacts.
     Evaluate {
         /// The run directory written by `gatecast train`.
@@ -237,7 +237,7 @@ fn train(args: TrainArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train(args),
+        Command::Train(args) => train(*args),
         Command::Evaluate { run_dir, device: d } => device(d.as_deref())
             .and_then(|dev| run::evaluate(&run_dir, &dev))
             .map(|t| print!("{}", t.markdown())),
