@@ -64,6 +64,7 @@ macro_rules! layer_accessors {
     };
 }
 
+pub mod diagnostics;
 mod error;
 mod forecaster;
 mod gru;

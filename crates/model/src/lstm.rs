@@ -31,6 +31,11 @@ pub struct LstmConfig {
     /// Run a second direction over the reversed sequence and concatenate both (`D = 2`).
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Added to the forget gate's input bias at initialisation. PyTorch's default is 0 (gates
+    /// start half open, f ≈ 0.5); 1 (Gers et al. 2000; Keras' `unit_forget_bias`) keeps more of
+    /// the cell, and of its gradient, across steps. Needs `bias = true`.
+    #[config(default = 0.0)]
+    pub forget_bias: f64,
 }
 
 /// Hidden and cell state of an [`Lstm`], each `[num_layers * num_directions, batch, hidden]`.
@@ -90,16 +95,39 @@ impl LstmConfig {
             self.num_layers,
             self.dropout,
         )?;
+        let mut layers = init_layers(
+            CellKind::Lstm.gates(),
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bias,
+            self.bidirectional,
+            device,
+        );
+        if self.forget_bias != 0.0 {
+            let h = self.hidden_size;
+            let shift: Vec<f32> = (0..4 * h)
+                .map(|i| {
+                    if (h..2 * h).contains(&i) {
+                        self.forget_bias as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let shift =
+                Tensor::<1>::from_data(burn::tensor::TensorData::new(shift, [4 * h]), device);
+            for layer in layers.iter_mut() {
+                for dir in std::iter::once(&mut layer.forward).chain(layer.reverse.as_mut()) {
+                    if let Some(b) = dir.bias_ih.take() {
+                        let shifted = b.val() + shift.clone();
+                        dir.bias_ih = Some(burn::module::Param::from_tensor(shifted.detach()));
+                    }
+                }
+            }
+        }
         Ok(Lstm {
-            layers: init_layers(
-                CellKind::Lstm.gates(),
-                self.input_size,
-                self.hidden_size,
-                self.num_layers,
-                self.bias,
-                self.bidirectional,
-                device,
-            ),
+            layers,
             dropout: DropoutConfig::new(self.dropout).init(),
             input_size: self.input_size,
             hidden_size: self.hidden_size,

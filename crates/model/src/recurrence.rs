@@ -53,7 +53,7 @@ pub(crate) struct CellState {
 
 /// A direction's weights, transposed once per forward call so each step is `x @ Wᵀ` without
 /// re-transposing.
-struct StepWeights {
+pub(crate) struct StepWeights {
     /// `[input, G * hidden]`.
     w_ih_t: Tensor<2>,
     /// `[hidden, G * hidden]`.
@@ -66,7 +66,7 @@ struct StepWeights {
 }
 
 impl StepWeights {
-    fn new(kind: CellKind, w: &DirectionWeights) -> Self {
+    pub(crate) fn new(kind: CellKind, w: &DirectionWeights) -> Self {
         let row = |b: &Option<burn::module::Param<Tensor<1>>>| {
             b.as_ref().map(|b| b.val().unsqueeze_dim::<2>(0))
         };
@@ -95,7 +95,7 @@ fn add_bias(x: Tensor<2>, bias: &Option<Tensor<2>>) -> Tensor<2> {
 }
 
 /// One time step: `x` is `[batch, input]`, the state `[batch, hidden]`; returns the new state.
-fn step(
+pub(crate) fn step(
     kind: CellKind,
     w: &StepWeights,
     hidden_size: usize,
