@@ -1,5 +1,5 @@
-//! The theory, measured at initialisation: an Elman RNN's gradient vanishes across time steps,
-//! an LSTM's decays more slowly.
+//! The theory, measured at initialisation: an Elman RNN's gradient vanishes across time steps;
+//! an LSTM keeps it only once its forget gate starts open (forget-gate bias 1).
 
 mod common;
 
@@ -17,7 +17,7 @@ fn input(device: &burn::tensor::Device) -> Tensor<3> {
 }
 
 #[test]
-fn elman_gradient_vanishes_lstm_decays_less() {
+fn elman_gradient_vanishes_forget_biased_lstm_keeps_it() {
     let device = device().autodiff();
     device.seed(7);
     let rnn = RnnConfig::new(4, 32).init(&device);
@@ -45,9 +45,16 @@ fn elman_gradient_vanishes_lstm_decays_less() {
         );
     }
     assert_eq!(r.len(), T);
-    // f32 underflow makes the Elman ratio infinite; "more than 100x" holds either way.
+    // f32 may underflow, making the Elman ratio infinite; "more than 100x" holds either way.
     assert!(ratio(&r) > 100.0, "Elman: {:.3e}", ratio(&r));
-    assert!(ratio(&l) < ratio(&r), "LSTM shrinks less than Elman");
+    // At PyTorch's initialisation the LSTM is NOT reliably better: its forget gate starts at
+    // σ(≈0) ≈ 0.5, so its gradient also decays geometrically (measured: within a factor of a few
+    // of the Elman RNN's per step; see the README). So no assertion that it "shrinks less" here.
+    assert!(
+        ratio(&l) > 100.0,
+        "default LSTM decays too: {:.3e}",
+        ratio(&l)
+    );
     // With PyTorch's initialisation the forget gate starts half open (f ≈ 0.5), so the LSTM's
     // gradient still decays geometrically. A forget-gate bias of 1 keeps far more of it.
     let open = LstmConfig::new(4, 32).with_forget_bias(1.0).init(&device);
@@ -65,6 +72,7 @@ fn elman_gradient_vanishes_lstm_decays_less() {
         "forget bias 1 keeps more gradient over 50 steps"
     );
     assert!(ratio(&o) < 1e-6 * ratio(&l));
+    assert!(ratio(&o) < 1e-6 * ratio(&r));
     // Geometric decay: each 10 steps further back, smaller, until f32 underflows.
     for t in (10..T).step_by(10).filter(|t| r[*t - 10] > 0.0) {
         assert!(r[t - 10] < r[t], "t={t}");

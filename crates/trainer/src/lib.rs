@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod clip;
 pub mod config;
+pub mod diagnose;
 pub mod lr;
 pub mod metrics;
 pub mod model;

@@ -130,3 +130,68 @@ pub fn forecast_vs_actual(
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// `‖∂L/∂h_t‖` against the time step, log scale, one line per named series.
+pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let steps = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let positive = || {
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|v| *v > 0.0)
+    };
+    let lo = positive().fold(f64::INFINITY, f64::min).max(1e-38);
+    let hi = positive().fold(0.0, f64::max).max(lo * 10.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Gradient flow: ||dL/dh_t||, L at the last step",
+            ("sans-serif", 24),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(1f64..steps as f64, (lo..hi).log_scale())
+        .map_err(|e| anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("time step t")
+        .y_desc("norm (log)")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let colors = [RED, BLUE, GREEN, MAGENTA, BLACK, CYAN];
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v > 0.0)
+                    .map(|(t, v)| ((t + 1) as f64, *v)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}

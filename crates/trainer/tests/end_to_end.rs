@@ -295,3 +295,18 @@ fn trains_data_parallel_on_two_devices() {
     );
     assert!(report.test.rows[0].mae.is_finite());
 }
+
+#[test]
+fn diagnose_writes_the_gradient_flow() {
+    let dir = tmp("diagnose");
+    let flow = gatecast_trainer::diagnose::diagnose(&dir, 30, 8, 4, 1, &Device::flex()).unwrap();
+    assert_eq!(flow.len(), 4);
+    assert!(flow.iter().all(|(_, v, _)| v.len() == 30));
+    let csv = std::fs::read_to_string(dir.join("gradient_flow.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    assert!(std::fs::read(dir.join("gradient_flow.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let spectral = std::fs::read_to_string(dir.join("spectral_norms.csv")).unwrap();
+    assert!(spectral.contains("lstm (forget_bias 1),"));
+}
