@@ -51,9 +51,8 @@ pub struct Prepared {
     pub targets: Vec<usize>,
 }
 
-/// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
-pub fn prepare(exp: &Experiment) -> Result<Prepared> {
-    let d = &exp.data;
+/// The value columns (targets, then covariates) and the loader options of `[data]`.
+fn csv_options(d: &crate::config::DataConfig) -> (Vec<String>, CsvOptions) {
     let mut columns = d.targets.clone();
     for c in &d.covariates {
         if !columns.contains(c) {
@@ -71,6 +70,13 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
         gaps: d.gaps,
         frequency: None,
     };
+    (columns, options)
+}
+
+/// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
+pub fn prepare(exp: &Experiment) -> Result<Prepared> {
+    let d = &exp.data;
+    let (columns, options) = csv_options(d);
     let mut raw = load_csv(&d.path, &options)?;
     let calendar: Vec<_> = d
         .calendar
@@ -640,23 +646,7 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
     let d = &exp.data;
-    let mut columns = d.targets.clone();
-    for c in &d.covariates {
-        if !columns.contains(c) {
-            columns.push(c.clone());
-        }
-    }
-    let options = CsvOptions {
-        time_column: d.time_column.clone(),
-        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
-        columns: Some(columns.clone()),
-        id_column: None,
-        delimiter: b',',
-        missing: d.missing,
-        duplicates: d.duplicates,
-        gaps: d.gaps,
-        frequency: None,
-    };
+    let (columns, options) = csv_options(d);
     let mut series = load_csv(input, &options)?;
     let calendar: Vec<_> = d
         .calendar
