@@ -34,40 +34,60 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Train and validation loss per epoch.
 pub fn loss_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
+    let pick = |f: fn(&EpochRow) -> f64| rows.iter().map(|r| (r.epoch as f64, f(r))).collect();
+    curves(
+        path,
+        "Loss (MSE, scaled units)",
+        "loss",
+        &[
+            ("train", pick(|r| r.train_loss)),
+            ("valid", pick(|r| r.valid_loss)),
+        ],
+    )
+}
+
+/// Lines of `(epoch, value)` points on one linear chart, one colour per named series.
+pub fn curves(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
     register_font();
     let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let last = rows.last().map(|r| r.epoch).unwrap_or(1).max(2);
-    let first = rows.first().map(|r| r.epoch).unwrap_or(1);
-    let (lo, hi) = range(rows.iter().flat_map(|r| [r.train_loss, r.valid_loss]));
+    let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
+    let first = xs().fold(f64::INFINITY, f64::min);
+    let last = xs().fold(f64::NEG_INFINITY, f64::max);
+    let (first, last) = if first.is_finite() {
+        (first, last.max(first + 1.0))
+    } else {
+        (0.0, 1.0)
+    };
+    let (lo, hi) = range(series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)));
     let mut chart = ChartBuilder::on(&root)
-        .caption("Loss (MSE, scaled units)", ("sans-serif", 26))
+        .caption(title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(first as f64..last as f64, lo..hi)
+        .build_cartesian_2d(first..last, lo..hi)
         .map_err(|e| anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc("loss")
+        .y_desc(y_desc)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
-    for (name, color, pick) in [
-        (
-            "train",
-            BLUE,
-            (|r: &EpochRow| r.train_loss) as fn(&EpochRow) -> f64,
-        ),
-        ("valid", RED, |r: &EpochRow| r.valid_loss),
-    ] {
+    let colors = [BLUE, RED, GREEN, MAGENTA, BLACK];
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = colors[i % colors.len()];
         chart
             .draw_series(LineSeries::new(
-                rows.iter().map(|r| (r.epoch as f64, pick(r))),
+                points.iter().copied(),
                 color.stroke_width(2),
             ))
             .map_err(|e| anyhow!("{e:?}"))?
-            .label(name)
+            .label(*name)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
