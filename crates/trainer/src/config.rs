@@ -50,6 +50,14 @@ pub struct DataConfig {
     pub scaler: ScalerKind,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data).
     pub season: usize,
+    /// More seasonal-naive baselines for the test table (e.g. 168 for weekly on hourly data);
+    /// each needs `window.lookback >= period`.
+    pub baseline_seasons: Vec<usize>,
+    /// Aggregate to a coarser step after loading, e.g. `1d` (empty: keep the file's step).
+    pub resample: String,
+    /// How rows are combined when resampling: `sum` (empty periods are 0) or `mean` (empty
+    /// periods are gaps).
+    pub aggregate: gatecast_data::Aggregation,
 }
 
 impl Default for DataConfig {
@@ -67,6 +75,9 @@ impl Default for DataConfig {
             split: [0.7, 0.1, 0.2],
             scaler: ScalerKind::Standard,
             season: 24,
+            baseline_seasons: Vec::new(),
+            resample: String::new(),
+            aggregate: gatecast_data::Aggregation::Sum,
         }
     }
 }
@@ -251,6 +262,13 @@ impl Experiment {
             ));
         }
         self.train.schedule.validate()?;
+        if !self.data.resample.is_empty() {
+            gatecast_data::parse_frequency(&self.data.resample)
+                .map_err(|e| format!("data.resample: {e}"))?;
+        }
+        if self.data.baseline_seasons.contains(&0) {
+            return Err("data.baseline_seasons: periods must be at least 1".into());
+        }
         if self.train.plateau_patience > 0
             && !(self.train.plateau_factor > 0.0 && self.train.plateau_factor < 1.0)
         {

@@ -78,6 +78,10 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let d = &exp.data;
     let (columns, options) = csv_options(d);
     let mut raw = load_csv(&d.path, &options)?;
+    if !d.resample.is_empty() {
+        let every = gatecast_data::parse_frequency(&d.resample)?;
+        raw = gatecast_data::resample(&raw, every, d.aggregate)?;
+    }
     let calendar: Vec<_> = d
         .calendar
         .iter()
@@ -482,29 +486,32 @@ pub fn evaluate_model(
     let (starts, forecasts) = test_forecasts(model, p, device)?;
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = exp.data.season;
+    // Repeat-last, then seasonal naive for every period the look-back covers.
+    let mut baselines = vec![Baseline::RepeatLast];
+    for m in std::iter::once(season).chain(exp.data.baseline_seasons.iter().copied()) {
+        if l >= m && !baselines.contains(&Baseline::SeasonalNaive(m)) {
+            baselines.push(Baseline::SeasonalNaive(m));
+        }
+    }
     let mut actual = Vec::with_capacity(forecasts.len());
-    let mut naive = Vec::with_capacity(forecasts.len());
-    let mut seasonal = Vec::with_capacity(forecasts.len());
+    let mut baseline_forecasts = vec![Vec::with_capacity(forecasts.len()); baselines.len()];
     for &s in &starts {
         for step in 0..h {
             for &col in &p.targets {
                 actual.push(p.raw.row(s + l + step)[col]);
             }
         }
-        let mut per_target: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
-        for &col in &p.targets {
-            let history: Vec<f32> = (s..s + l).map(|r| p.raw.row(r)[col]).collect();
-            let sn = if l >= season {
-                Baseline::SeasonalNaive(season).forecast(&history, h)
-            } else {
-                vec![f32::NAN; h]
-            };
-            per_target.push((Baseline::RepeatLast.forecast(&history, h), sn));
-        }
-        for step in 0..h {
-            for (nv, sv) in &per_target {
-                naive.push(nv[step]);
-                seasonal.push(sv[step]);
+        for (b, out) in baselines.iter().zip(baseline_forecasts.iter_mut()) {
+            let per_target: Vec<Vec<f32>> = p
+                .targets
+                .iter()
+                .map(|&col| {
+                    let history: Vec<f32> = (s..s + l).map(|r| p.raw.row(r)[col]).collect();
+                    b.forecast(&history, h)
+                })
+                .collect();
+            for step in 0..h {
+                out.extend(per_target.iter().map(|f| f[step]));
             }
         }
     }
@@ -532,12 +539,9 @@ pub fn evaluate_model(
             mase,
         }
     };
-    let mut rows = vec![
-        row(format!("model ({})", exp.model.cell), &forecasts),
-        row(Baseline::RepeatLast.name(), &naive),
-    ];
-    if l >= season {
-        rows.push(row(Baseline::SeasonalNaive(season).name(), &seasonal));
+    let mut rows = vec![row(format!("model ({})", exp.model.cell), &forecasts)];
+    for (b, f) in baselines.iter().zip(&baseline_forecasts) {
+        rows.push(row(b.name(), f));
     }
     Ok(TestTable {
         windows: starts.len(),
