@@ -46,6 +46,12 @@ pub struct ForecasterConfig {
     /// Bidirectional encoder.
     #[config(default = false)]
     pub bidirectional: bool,
+    /// Decode step by step instead of all horizon steps at once: a one-layer decoder of the same
+    /// cell starts from the encoder's last-layer forward state and, at each step, reads the
+    /// previous step's forecast (at the first step the last observed targets, which must be the
+    /// first `targets` input features) and that step's known-future covariates.
+    #[config(default = false)]
+    pub autoregressive: bool,
 }
 
 /// The recurrent encoder of a [`Forecaster`].
@@ -61,21 +67,58 @@ pub enum Encoder {
 }
 
 impl Encoder {
-    /// Runs the encoder; returns the final hidden state `[layers * directions, batch, hidden]`.
-    fn final_hidden(
+    /// Runs the cell from an optional initial state; returns the final hidden state
+    /// `[layers * directions, batch, hidden]` and, for the LSTM, the final cell state.
+    fn final_state(
         &self,
         input: Tensor<3>,
+        state: Option<(Tensor<3>, Option<Tensor<3>>)>,
         lengths: Option<&[usize]>,
-    ) -> Result<Tensor<3>, RecurrentError> {
+    ) -> Result<(Tensor<3>, Option<Tensor<3>>), RecurrentError> {
         Ok(match self {
-            Encoder::Rnn(m) => m.try_forward(input, None, lengths)?.1,
-            Encoder::Gru(m) => m.try_forward(input, None, lengths)?.1,
+            Encoder::Rnn(m) => (m.try_forward(input, state.map(|s| s.0), lengths)?.1, None),
+            Encoder::Gru(m) => (m.try_forward(input, state.map(|s| s.0), lengths)?.1, None),
             Encoder::Lstm(m) => {
-                let (_, LstmState { hidden, .. }) = m.try_forward(input, None, lengths)?;
-                hidden
+                let init = state.and_then(|(h, c)| c.map(|c| LstmState::new(h, c)));
+                let (_, LstmState { hidden, cell }) = m.try_forward(input, init, lengths)?;
+                (hidden, Some(cell))
             }
         })
     }
+}
+
+fn build_cell(
+    cell: CellType,
+    input: usize,
+    hidden: usize,
+    layers: usize,
+    dropout: f64,
+    bidirectional: bool,
+    device: &Device,
+) -> Result<Encoder, RecurrentError> {
+    Ok(match cell {
+        CellType::Rnn => Encoder::Rnn(
+            RnnConfig::new(input, hidden)
+                .with_num_layers(layers)
+                .with_dropout(dropout)
+                .with_bidirectional(bidirectional)
+                .try_init(device)?,
+        ),
+        CellType::Gru => Encoder::Gru(
+            GruConfig::new(input, hidden)
+                .with_num_layers(layers)
+                .with_dropout(dropout)
+                .with_bidirectional(bidirectional)
+                .try_init(device)?,
+        ),
+        CellType::Lstm => Encoder::Lstm(
+            LstmConfig::new(input, hidden)
+                .with_num_layers(layers)
+                .with_dropout(dropout)
+                .with_bidirectional(bidirectional)
+                .try_init(device)?,
+        ),
+    })
 }
 
 /// Encoder + direct multi-horizon head: `[batch, lookback, inputs]` (+ `[batch, horizon,
@@ -87,8 +130,13 @@ impl Encoder {
 pub struct Forecaster {
     /// The recurrent encoder.
     pub encoder: Encoder,
-    /// `[directions * hidden + horizon * future] → [horizon * targets]`.
-    pub head: Linear,
+    /// Direct head: `[directions * hidden + horizon * future] → [horizon * targets]` (absent
+    /// when autoregressive).
+    pub head: Option<Linear>,
+    /// Autoregressive decoder: one layer, input `targets + future`, hidden as the encoder's.
+    pub decoder: Option<Encoder>,
+    /// Autoregressive read-out `[hidden] → [targets]`.
+    pub step_head: Option<Linear>,
     horizon: usize,
     targets: usize,
     future_size: usize,
@@ -119,38 +167,35 @@ impl ForecasterConfig {
             self.dropout,
             self.bidirectional,
         );
-        let encoder = match self.cell {
-            CellType::Rnn => Encoder::Rnn(
-                RnnConfig::new(i, h)
-                    .with_num_layers(l)
-                    .with_dropout(p)
-                    .with_bidirectional(b)
-                    .try_init(device)?,
-            ),
-            CellType::Gru => Encoder::Gru(
-                GruConfig::new(i, h)
-                    .with_num_layers(l)
-                    .with_dropout(p)
-                    .with_bidirectional(b)
-                    .try_init(device)?,
-            ),
-            CellType::Lstm => Encoder::Lstm(
-                LstmConfig::new(i, h)
-                    .with_num_layers(l)
-                    .with_dropout(p)
-                    .with_bidirectional(b)
-                    .try_init(device)?,
-            ),
-        };
+        let encoder = build_cell(self.cell, i, h, l, p, b, device)?;
         let directions = if b { 2 } else { 1 };
-        let head = LinearConfig::new(
-            directions * h + self.horizon * self.future_size,
-            self.horizon * self.targets,
-        )
-        .init(device);
+        let (head, decoder, step_head) = if self.autoregressive {
+            (
+                None,
+                Some(build_cell(
+                    self.cell,
+                    self.targets + self.future_size,
+                    h,
+                    1,
+                    0.0,
+                    false,
+                    device,
+                )?),
+                Some(LinearConfig::new(h, self.targets).init(device)),
+            )
+        } else {
+            let head = LinearConfig::new(
+                directions * h + self.horizon * self.future_size,
+                self.horizon * self.targets,
+            )
+            .init(device);
+            (Some(head), None, None)
+        };
         Ok(Forecaster {
             encoder,
             head,
+            decoder,
+            step_head,
             horizon: self.horizon,
             targets: self.targets,
             future_size: self.future_size,
@@ -182,29 +227,61 @@ impl Forecaster {
         future: Option<Tensor<3>>,
         lengths: Option<&[usize]>,
     ) -> Result<Tensor<3>, RecurrentError> {
-        let batch = inputs.dims()[0];
-        let hidden = self.encoder.final_hidden(inputs, lengths)?;
+        let [batch, lookback, _] = inputs.dims();
+        let c = self.future_size;
+        match (&future, c) {
+            (None, 0) => {}
+            (Some(f), c) if c > 0 && f.dims() == [batch, self.horizon, c] => {}
+            (f, c) => {
+                return Err(RecurrentError::StateShape {
+                    which: "future covariates",
+                    expected: [batch, self.horizon, c],
+                    found: f.as_ref().map(|f| f.dims()).unwrap_or([0, 0, 0]),
+                })
+            }
+        }
+        let (hidden, cell) = self.encoder.final_state(inputs.clone(), None, lengths)?;
         let [rows, _, h] = hidden.dims();
+        if let (Some(decoder), Some(step_head)) = (&self.decoder, &self.step_head) {
+            if lengths.is_some() {
+                return Err(RecurrentError::InvalidConfig {
+                    option: "autoregressive",
+                    value: "true".into(),
+                    expected: "decoding starts from the last look-back step: give full-length look-backs (no lengths)",
+                });
+            }
+            // The last layer's forward direction starts the decoder.
+            let row = rows - self.directions;
+            let mut state = (hidden.narrow(0, row, 1), cell.map(|c| c.narrow(0, row, 1)));
+            let mut previous = inputs.narrow(1, lookback - 1, 1).narrow(2, 0, self.targets);
+            let mut steps = Vec::with_capacity(self.horizon);
+            for k in 0..self.horizon {
+                let x = match &future {
+                    Some(f) => Tensor::cat(vec![previous, f.clone().narrow(1, k, 1)], 2),
+                    None => previous,
+                };
+                let (hn, cn) = decoder.final_state(x, Some(state), None)?;
+                let y = step_head.forward(hn.clone().reshape([batch, h]));
+                previous = y.clone().reshape([batch, 1, self.targets]);
+                steps.push(y);
+                state = (hn, cn);
+            }
+            return Ok(Tensor::stack(steps, 1));
+        }
         // The last layer's directions: [directions, batch, hidden] → [batch, directions * hidden].
         let last = hidden
             .narrow(0, rows - self.directions, self.directions)
             .swap_dims(0, 1)
             .reshape([batch, self.directions * h]);
-        let features = match (future, self.future_size) {
-            (None, 0) => last,
-            (Some(f), c) if c > 0 && f.dims() == [batch, self.horizon, c] => {
-                Tensor::cat(vec![last, f.reshape([batch, self.horizon * c])], 1)
-            }
-            (f, c) => {
-                return Err(RecurrentError::StateShape {
-                    which: "future covariates",
-                    expected: [batch, self.horizon, c],
-                    found: f.map(|f| f.dims()).unwrap_or([0, 0, 0]),
-                })
-            }
+        let features = match future {
+            Some(f) => Tensor::cat(vec![last, f.reshape([batch, self.horizon * c])], 1),
+            None => last,
         };
-        Ok(self
+        let head = self
             .head
+            .as_ref()
+            .expect("a direct forecaster has its head");
+        Ok(head
             .forward(features)
             .reshape([batch, self.horizon, self.targets]))
     }

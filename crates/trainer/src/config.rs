@@ -118,6 +118,9 @@ pub struct ModelSection {
     pub dropout: f64,
     /// Bidirectional encoder.
     pub bidirectional: bool,
+    /// `direct` (one linear map to every horizon step) or `autoregressive` (a decoder steps
+    /// through the horizon, feeding its forecasts back).
+    pub decoder: String,
 }
 
 impl Default for ModelSection {
@@ -128,6 +131,7 @@ impl Default for ModelSection {
             num_layers: 1,
             dropout: 0.0,
             bidirectional: false,
+            decoder: "direct".into(),
         }
     }
 }
@@ -241,6 +245,12 @@ impl Experiment {
             ));
         }
         self.model.cell_type()?;
+        if !["direct", "autoregressive"].contains(&self.model.decoder.as_str()) {
+            return Err(format!(
+                "model.decoder = '{}': expected direct or autoregressive",
+                self.model.decoder
+            ));
+        }
         if !["adam", "adamw", "sgd"].contains(&self.train.optimizer.as_str()) {
             return Err(format!(
                 "train.optimizer = '{}': expected adam, adamw or sgd",
@@ -327,6 +337,7 @@ mod tests {
             ("[train]\nlr = -1.0", "train.lr"),
             ("[model]\ndropout = 1.0", "model.dropout"),
             ("[model]\ncell = \"transformer\"", "model.cell"),
+            ("[model]\ndecoder = \"seq2seq\"", "model.decoder"),
             ("[window]\nhorizon = 0", "window.horizon"),
             ("[train]\nbatchsize = 3", "batchsize"),
             ("[data]\nmissing = \"guess\"", "missing"),

@@ -98,6 +98,9 @@ struct TrainArgs {
     /// Dropout between layers, in [0, 1).
     #[arg(long)]
     dropout: Option<f64>,
+    /// `direct` (all horizon steps at once) or `autoregressive` (step by step).
+    #[arg(long)]
+    decoder: Option<String>,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -185,6 +188,9 @@ fn experiment(args: &TrainArgs) -> Result<Experiment> {
     }
     if let Some(v) = args.dropout {
         e.model.dropout = v;
+    }
+    if let Some(v) = &args.decoder {
+        e.model.decoder = v.clone();
     }
     if let Some(v) = args.lookback {
         e.window.lookback = v;

@@ -128,6 +128,7 @@ pub fn build_model(
     .with_num_layers(m.num_layers)
     .with_dropout(m.dropout)
     .with_bidirectional(m.bidirectional)
+    .with_autoregressive(m.decoder == "autoregressive")
     .try_init(device)?;
     let clip = match exp.train.clip.as_str() {
         "global_norm" => Clip::GlobalNorm(exp.train.clip_value),

@@ -129,6 +129,24 @@ fn train_evaluate_forecast() {
 }
 
 #[test]
+fn autoregressive_decoder_trains_and_evaluates() {
+    let dir = tmp("ar");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.model.decoder = "autoregressive".into();
+    exp.train.epochs = 3;
+    let run_dir = dir.join("run");
+    let report = run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    assert!(
+        report.epochs[2].train_loss < report.epochs[0].train_loss,
+        "{:?}",
+        report.epochs
+    );
+    let again = run::evaluate(&run_dir, &Device::flex()).unwrap();
+    assert!((again.rows[0].mae - report.test.rows[0].mae).abs() < 1e-6 * report.test.rows[0].mae);
+}
+
+#[test]
 fn resume_continues_from_the_last_checkpoint() {
     let dir = tmp("resume");
     let csv = write_csv(&dir, 800);
