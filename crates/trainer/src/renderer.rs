@@ -57,6 +57,8 @@ pub struct EpochRenderer {
     plateau: Option<ReduceOnPlateau>,
     base_lr: f64,
     quiet: bool,
+    /// Burn's own renderer (the TUI when stdout is a terminal), fed every event too.
+    inner: Option<Box<dyn MetricsRenderer>>,
 }
 
 impl EpochRenderer {
@@ -80,7 +82,16 @@ impl EpochRenderer {
             plateau,
             base_lr,
             quiet,
+            inner: None,
         }
+    }
+
+    /// Also drive `inner` (e.g. Burn's TUI from `burn::train::renderer::default_renderer`); the
+    /// per-epoch lines are then not printed, as the TUI owns the terminal.
+    pub fn with_inner(mut self, inner: Box<dyn MetricsRenderer>) -> Self {
+        self.inner = Some(inner);
+        self.quiet = true;
+        self
     }
 
     fn record(&mut self, state: MetricState, valid: bool) {
@@ -103,20 +114,37 @@ impl EpochRenderer {
     }
 }
 
+/// `MetricState` is not `Clone`; both renderers need it.
+fn copy(state: &MetricState) -> MetricState {
+    match state {
+        MetricState::Generic(e) => MetricState::Generic(e.clone()),
+        MetricState::Numeric(e, v) => MetricState::Numeric(e.clone(), v.clone()),
+    }
+}
+
 impl MetricsRendererTraining for EpochRenderer {
     fn update_train(&mut self, state: MetricState) {
+        if let Some(i) = self.inner.as_mut() {
+            i.update_train(copy(&state));
+        }
         self.record(state, false);
     }
 
     fn update_valid(&mut self, state: MetricState) {
+        if let Some(i) = self.inner.as_mut() {
+            i.update_valid(copy(&state));
+        }
         self.record(state, true);
     }
 
     fn on_train_end(
         &mut self,
-        _summary: Option<LearnerSummary>,
+        summary: Option<LearnerSummary>,
     ) -> Result<(), Box<dyn core::error::Error>> {
-        Ok(())
+        match self.inner.as_mut() {
+            Some(i) => i.on_train_end(summary),
+            None => Ok(()),
+        }
     }
 }
 
@@ -135,9 +163,12 @@ impl TrainingProgressLogger for EpochRenderer {
         &mut self,
         total_epochs: usize,
         starting_epoch: usize,
-        _items: Option<usize>,
-        _label: Option<&str>,
+        items: Option<usize>,
+        label: Option<&str>,
     ) {
+        if let Some(i) = self.inner.as_mut() {
+            i.start(total_epochs, starting_epoch, items, label);
+        }
         self.total_epochs = total_epochs;
         self.epoch = starting_epoch;
         self.started = Instant::now();
@@ -151,6 +182,9 @@ impl TrainingProgressLogger for EpochRenderer {
     }
 
     fn update_epoch(&mut self, epoch: usize) {
+        if let Some(i) = self.inner.as_mut() {
+            i.update_epoch(epoch);
+        }
         let mut row = std::mem::take(&mut self.current);
         row.epoch = epoch;
         row.seconds = self.epoch_started.elapsed().as_secs_f64();
@@ -185,11 +219,31 @@ impl TrainingProgressLogger for EpochRenderer {
         self.epoch_started = Instant::now();
     }
 
-    fn start_split(&mut self, _split: &str, _total_items: usize) {}
-    fn update_split(&mut self, _items_processed: usize) {}
-    fn end_split(&mut self) {}
-    fn end(&mut self) {}
-    fn log_event_training(&mut self, _event: String) {}
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        if let Some(i) = self.inner.as_mut() {
+            i.start_split(split, total_items);
+        }
+    }
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(i) = self.inner.as_mut() {
+            i.update_split(items_processed);
+        }
+    }
+    fn end_split(&mut self) {
+        if let Some(i) = self.inner.as_mut() {
+            i.end_split();
+        }
+    }
+    fn end(&mut self) {
+        if let Some(i) = self.inner.as_mut() {
+            i.end();
+        }
+    }
+    fn log_event_training(&mut self, event: String) {
+        if let Some(i) = self.inner.as_mut() {
+            i.log_event_training(event);
+        }
+    }
 }
 
 impl EvaluationProgressLogger for EpochRenderer {
@@ -202,9 +256,16 @@ impl EvaluationProgressLogger for EpochRenderer {
 }
 
 impl MetricsRenderer for EpochRenderer {
-    fn manual_close(&mut self) {}
+    fn manual_close(&mut self) {
+        if let Some(i) = self.inner.as_mut() {
+            i.manual_close();
+        }
+    }
 
     fn register_metric(&mut self, definition: MetricDefinition) {
+        if let Some(i) = self.inner.as_mut() {
+            i.register_metric(definition.clone());
+        }
         self.names
             .insert(definition.metric_id.clone(), definition.name.to_string());
     }

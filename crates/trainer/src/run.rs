@@ -260,7 +260,14 @@ pub fn train(
     let rows = Arc::new(Mutex::new(Vec::new()));
     let plateau = (t.plateau_patience > 0)
         .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
-    let renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet);
+    let mut renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet);
+    if !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        // Burn's TUI owns the terminal; our renderer still records every epoch.
+        renderer = renderer.with_inner(burn::train::renderer::default_renderer(
+            interrupter.clone(),
+            resume_from,
+        ));
+    }
     let scheduler = PlannedLr::new(
         t.schedule.clone(),
         t.lr,
