@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod benchmark;
 pub mod clip;
 pub mod config;
 pub mod diagnose;

@@ -52,6 +52,22 @@ enum Command {
         #[arg(long)]
         device: Option<String>,
     },
+    /// The LTSF protocol on ETTh1 (fixed splits, train-only z-score, every test window), beside
+    /// published results. The model and training settings come from --config and the flags.
+    Benchmark {
+        /// Which benchmark: `ett`. `--data` is the ETTh1.csv file (default datasets/ETTh1.csv;
+        /// see datasets/README.md for where to download it), `--out` the output directory
+        /// (default runs/benchmark).
+        which: String,
+        /// S (OT → OT), M (7 → 7) or MS (7 → OT).
+        #[arg(long, default_value = "S")]
+        mode: String,
+        /// Comma-separated horizons.
+        #[arg(long, value_delimiter = ',', default_value = "24,48,168")]
+        horizons: Vec<usize>,
+        #[command(flatten)]
+        model: Box<TrainArgs>,
+    },
     /// Forecast the next `horizon` steps after the end of a CSV file, in original units.
     Forecast {
         /// The run directory written by `gatecast train`.
@@ -304,6 +320,34 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Command::Benchmark {
+            which,
+            mode,
+            horizons,
+            model,
+        } => (|| {
+            let data = PathBuf::from(
+                model
+                    .data
+                    .clone()
+                    .unwrap_or_else(|| "datasets/ETTh1.csv".into()),
+            );
+            let out = model
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs/benchmark"));
+            if which != "ett" {
+                bail!("benchmark {which}: only `ett` exists");
+            }
+            let mut exp = experiment(&model)?;
+            if model.lookback.is_none() && model.config.is_none() {
+                exp.window.lookback = 96;
+            }
+            exp.window.stride = 1;
+            let dev = device(model.device.as_deref())?;
+            gatecast_trainer::benchmark::ett(&data, &mode, &horizons, &exp, &out, &dev)?;
+            Ok(())
+        })(),
         Command::Forecast {
             run_dir,
             input,

@@ -201,6 +201,19 @@ pub fn train(
     resume: bool,
     quiet: bool,
 ) -> Result<RunReport> {
+    let p = prepare(exp)?;
+    train_prepared(exp, &p, dir, devices, resume, quiet)
+}
+
+/// [`train`] on data already prepared (the benchmark prepares ETT with the LTSF split itself).
+pub fn train_prepared(
+    exp: &Experiment,
+    p: &Prepared,
+    dir: &Path,
+    devices: &[Device],
+    resume: bool,
+    quiet: bool,
+) -> Result<RunReport> {
     let start = Instant::now();
     let device = devices.first().context("no device to train on")?;
     std::fs::create_dir_all(dir)
@@ -215,7 +228,6 @@ pub fn train(
     } else {
         None
     };
-    let p = prepare(exp)?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     write_atomic(
         &dir.join("scaler.toml"),
@@ -319,12 +331,12 @@ pub fn train(
         .save_file(dir.join("model.bpk"))
         .context("saving model.bpk")?;
     write_epochs(&dir.join("metrics.csv"), &epochs)?;
-    let test = evaluate_model(&model, &p, exp, &device.clone().inner())?;
+    let test = evaluate_model(&model, p, exp, &device.clone().inner())?;
     test.write(dir)?;
     let (actual, forecast) = write_forecasts(
         &dir.join("forecast.csv"),
         &model,
-        &p,
+        p,
         exp,
         &device.clone().inner(),
     )?;
@@ -449,7 +461,7 @@ impl TestTable {
 
 /// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
 /// targets]` forecasts).
-fn test_forecasts(
+pub(crate) fn test_forecasts(
     model: &ForecastModel,
     p: &Prepared,
     device: &Device,

@@ -328,3 +328,47 @@ fn diagnose_writes_the_gradient_flow() {
     let spectral = std::fs::read_to_string(dir.join("spectral_norms.csv")).unwrap();
     assert!(spectral.contains("lstm (forget_bias 1),"));
 }
+
+/// The ETTh1 LTSF benchmark: every test window, repeat-last recomputed here by hand from the CSV.
+#[test]
+fn ett_benchmark_protocol() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ETT/ETTh1.csv");
+    if !path.exists() {
+        eprintln!("skipped: {} is absent", path.display());
+        return;
+    }
+    let mut exp = Experiment::default();
+    exp.window.lookback = 48;
+    exp.window.stride = 8;
+    exp.model.hidden_size = 4;
+    exp.train.epochs = 1;
+    let dir = tmp("ett");
+    let r =
+        gatecast_trainer::benchmark::ett(&path, "S", &[24], &exp, &dir, &Device::flex()).unwrap();
+    assert_eq!(r[0].windows, 2880 - 24 + 1);
+    // By hand: OT z-scored with the mean/std of rows [0, 8640), last look-back value repeated.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ot: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let mean = ot[..8640].iter().sum::<f64>() / 8640.0;
+    let std = (ot[..8640].iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 8640.0).sqrt();
+    let z: Vec<f64> = ot.iter().map(|v| (v - mean) / std).collect();
+    let (mut se, mut n) = (0.0, 0);
+    for s in (11_520 - 48)..=(14_400 - 48 - 24) {
+        for k in 0..24 {
+            se += (z[s + 48 - 1] - z[s + 48 + k]).powi(2);
+            n += 1;
+        }
+    }
+    let naive = se / n as f64;
+    assert!(
+        (r[0].naive_mse - naive).abs() < 1e-5,
+        "{} vs {naive}",
+        r[0].naive_mse
+    );
+    assert!(r[0].mse.is_finite() && dir.join("ett-S-L48.md").exists());
+}

@@ -1,0 +1,237 @@
+//! `gatecast benchmark ett`: the long-horizon (LTSF) protocol on ETTh1 — fixed splits, train-only
+//! z-score per channel, every test window, MSE and MAE on the z-scored values — beside the
+//! published results of other recurrent and non-recurrent models.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use burn::tensor::Device;
+use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowConfig};
+
+use crate::artifacts::write_atomic;
+use crate::config::Experiment;
+use crate::run::{test_forecasts, train_prepared, Prepared};
+
+/// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
+pub struct Published {
+    /// Model name.
+    pub model: &'static str,
+    /// Where the numbers come from.
+    pub source: &'static str,
+    /// `S` or `M`.
+    pub mode: &'static str,
+    /// (horizon, MSE, MAE).
+    pub rows: &'static [(usize, f64, f64)],
+}
+
+/// Published ETTh1 results (z-scored MSE / MAE).
+pub const PUBLISHED: &[Published] = &[
+    Published {
+        model: "LSTMa",
+        source: "Informer paper (AAAI 2021), univariate",
+        mode: "S",
+        rows: &[
+            (24, 0.114, 0.272),
+            (48, 0.193, 0.358),
+            (168, 0.236, 0.392),
+            (336, 0.590, 0.698),
+            (720, 0.683, 0.768),
+        ],
+    },
+    Published {
+        model: "DeepAR",
+        source: "Informer paper (AAAI 2021), univariate",
+        mode: "S",
+        rows: &[
+            (24, 0.107, 0.280),
+            (48, 0.162, 0.327),
+            (168, 0.239, 0.422),
+            (336, 0.445, 0.552),
+            (720, 0.658, 0.707),
+        ],
+    },
+    Published {
+        model: "Informer",
+        source: "Informer paper (AAAI 2021), univariate",
+        mode: "S",
+        rows: &[
+            (24, 0.098, 0.247),
+            (48, 0.158, 0.319),
+            (168, 0.183, 0.346),
+            (336, 0.222, 0.387),
+            (720, 0.269, 0.435),
+        ],
+    },
+    Published {
+        model: "DLinear (L=336)",
+        source: "DLinear paper (AAAI 2023), multivariate",
+        mode: "M",
+        rows: &[
+            (96, 0.375, 0.399),
+            (192, 0.405, 0.416),
+            (336, 0.439, 0.443),
+            (720, 0.472, 0.490),
+        ],
+    },
+    Published {
+        model: "SegRNN (L=720)",
+        source: "SegRNN paper (Lin et al. 2023), multivariate",
+        mode: "M",
+        rows: &[
+            (96, 0.351, 0.392),
+            (192, 0.392, 0.414),
+            (336, 0.423, 0.433),
+            (720, 0.466, 0.472),
+        ],
+    },
+];
+
+/// Our result for one horizon.
+#[derive(Debug, Clone)]
+pub struct HorizonResult {
+    /// Steps ahead.
+    pub horizon: usize,
+    /// Test windows evaluated.
+    pub windows: usize,
+    /// MSE / MAE of the model, z-scored.
+    pub mse: f64,
+    /// MAE of the model, z-scored.
+    pub mae: f64,
+    /// Repeat-last baseline, z-scored.
+    pub naive_mse: f64,
+    /// Repeat-last baseline MAE, z-scored.
+    pub naive_mae: f64,
+    /// Training wall seconds.
+    pub seconds: f64,
+    /// Epochs run.
+    pub epochs: usize,
+}
+
+/// Runs the protocol for each horizon; `exp` gives the model and training settings.
+pub fn ett(
+    path: &Path,
+    mode: &str,
+    horizons: &[usize],
+    exp: &Experiment,
+    out: &Path,
+    device: &Device,
+) -> Result<Vec<HorizonResult>> {
+    let all = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
+        .map(String::from)
+        .to_vec();
+    let ot = vec!["OT".to_string()];
+    let (inputs, targets) = match mode {
+        "S" => (ot.clone(), ot),
+        "M" => (all.clone(), all.clone()),
+        "MS" => (all.clone(), ot),
+        other => bail!("--mode {other}: expected S, M or MS"),
+    };
+    let mut options = CsvOptions::new("date");
+    options.columns = Some(inputs.clone());
+    let raw = load_csv(path, &options)?;
+    let l = exp.window.lookback;
+    let split = TimeSplit::ett_hourly(raw.rows(), l)?;
+    let scaler = Scaler::fit(ScalerKind::Standard, &raw, split.train.clone());
+    let scaled = Arc::new(scaler.transform(&raw));
+    let target_idx = raw.column_indices(&targets, "targets")?;
+    let mut results = Vec::new();
+    for &h in horizons {
+        let mut e = exp.clone();
+        e.window.horizon = h;
+        e.data.targets = targets.clone();
+        e.data.calendar.clear();
+        e.data.path = path.display().to_string();
+        let p = Prepared {
+            raw: raw.clone(),
+            scaled: scaled.clone(),
+            scaler: scaler.clone(),
+            split: split.clone(),
+            window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
+            targets: target_idx.clone(),
+        };
+        let dir = out.join(format!("{mode}-L{l}-H{h}"));
+        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), false, true)?;
+        let model = crate::run::load_model(&dir, &e, &p.window, device)?;
+        let (starts, forecasts) = test_forecasts(&model, &p, device)?;
+        // Errors on the z-scored values, every test window, every target.
+        let nt = target_idx.len();
+        let (mut se, mut ae, mut nse, mut nae, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
+        for (w, &s) in starts.iter().enumerate() {
+            for step in 0..h {
+                for (k, &col) in target_idx.iter().enumerate() {
+                    let z = |v: f64| (v - scaler.offset[col]) / scaler.scale[col];
+                    let actual = scaled.row(s + l + step)[col] as f64;
+                    let pred = z(forecasts[(w * h + step) * nt + k] as f64);
+                    let last = scaled.row(s + l - 1)[col] as f64;
+                    se += (pred - actual).powi(2);
+                    ae += (pred - actual).abs();
+                    nse += (last - actual).powi(2);
+                    nae += (last - actual).abs();
+                    n += 1;
+                }
+            }
+        }
+        let r = HorizonResult {
+            horizon: h,
+            windows: starts.len(),
+            mse: se / n as f64,
+            mae: ae / n as f64,
+            naive_mse: nse / n as f64,
+            naive_mae: nae / n as f64,
+            seconds: report.seconds,
+            epochs: report.epochs.len(),
+        };
+        println!(
+            "H={h}: {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
+            r.windows, r.mse, r.mae, r.naive_mse, r.naive_mae, r.epochs, r.seconds
+        );
+        results.push(r);
+    }
+    let table = markdown(mode, exp, &results);
+    write_atomic(&out.join(format!("ett-{mode}-L{l}.md")), table.as_bytes())?;
+    print!("\n{table}");
+    Ok(results)
+}
+
+fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult]) -> String {
+    let mut s = format!(
+        "ETTh1, mode {mode}, look-back {}, {} (hidden {}, {} layer(s)); MSE / MAE on z-scored values, every test window\n\n| model | {} |\n|---|{}\n",
+        exp.window.lookback,
+        exp.model.cell,
+        exp.model.hidden_size,
+        exp.model.num_layers,
+        results.iter().map(|r| format!("H{}", r.horizon)).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(results.len()),
+    );
+    let cell = |v: Option<(f64, f64)>| {
+        v.map(|(a, b)| format!("{a:.3} / {b:.3}"))
+            .unwrap_or_else(|| "–".into())
+    };
+    s += &format!(
+        "| gatecast {} | {} |\n",
+        exp.model.cell,
+        results
+            .iter()
+            .map(|r| cell(Some((r.mse, r.mae))))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    s += &format!(
+        "| repeat-last | {} |\n",
+        results
+            .iter()
+            .map(|r| cell(Some((r.naive_mse, r.naive_mae))))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let published_mode = if mode == "S" { "S" } else { "M" };
+    for p in PUBLISHED.iter().filter(|p| p.mode == published_mode) {
+        let values: Vec<String> = results
+            .iter()
+            .map(|r| cell(p.rows.iter().find(|x| x.0 == r.horizon).map(|x| (x.1, x.2))))
+            .collect();
+        s += &format!("| {} ({}) | {} |\n", p.model, p.source, values.join(" | "));
+    }
+    s
+}
