@@ -52,6 +52,12 @@ pub struct ForecasterConfig {
     /// first `targets` input features) and that step's known-future covariates.
     #[config(default = false)]
     pub autoregressive: bool,
+    /// Subtract each sequence's last look-back value from every input channel before encoding,
+    /// and add the last target values back to the forecast (SegRNN's normalisation): robust to
+    /// level shifts between training and test data. Needs the targets as the first input
+    /// features.
+    #[config(default = false)]
+    pub last_value_norm: bool,
 }
 
 /// The recurrent encoder of a [`Forecaster`].
@@ -141,6 +147,7 @@ pub struct Forecaster {
     targets: usize,
     future_size: usize,
     directions: usize,
+    last_value_norm: bool,
 }
 
 impl ForecasterConfig {
@@ -200,6 +207,7 @@ impl ForecasterConfig {
             targets: self.targets,
             future_size: self.future_size,
             directions,
+            last_value_norm: self.last_value_norm,
         })
     }
 }
@@ -222,6 +230,28 @@ impl Forecaster {
 
     /// [`Forecaster::forward`] with shape checks and optional look-back lengths `[batch]`.
     pub fn try_forward(
+        &self,
+        inputs: Tensor<3>,
+        future: Option<Tensor<3>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<Tensor<3>, RecurrentError> {
+        if !self.last_value_norm {
+            return self.forward_normalised(inputs, future, lengths);
+        }
+        if lengths.is_some() {
+            return Err(RecurrentError::InvalidConfig {
+                option: "last_value_norm",
+                value: "true".into(),
+                expected: "the last look-back value must be a real step: give full-length look-backs (no lengths)",
+            });
+        }
+        let lookback = inputs.dims()[1];
+        let last = inputs.clone().narrow(1, lookback - 1, 1);
+        let out = self.forward_normalised(inputs - last.clone(), future, None)?;
+        Ok(out + last.narrow(2, 0, self.targets))
+    }
+
+    fn forward_normalised(
         &self,
         inputs: Tensor<3>,
         future: Option<Tensor<3>>,

@@ -132,3 +132,21 @@ fn autoregressive_learns_a_fixed_batch() {
     }
     assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
 }
+
+/// Last-value normalisation makes the forecast shift with the level of the input.
+#[test]
+fn last_value_norm_is_shift_equivariant() {
+    let device = device();
+    for autoregressive in [false, true] {
+        let f = ForecasterConfig::new(CellType::Gru, 2, 8, 3, 2)
+            .with_last_value_norm(true)
+            .with_autoregressive(autoregressive)
+            .init(&device);
+        let x = Tensor::<3>::random([4, 7, 2], Distribution::Normal(0.0, 1.0), &device);
+        let a = values(f.forward(x.clone(), None));
+        let b = values(f.forward(x + 10.0, None));
+        for (p, q) in a.iter().zip(&b) {
+            assert!((q - p - 10.0).abs() < 1e-4, "{p} {q}");
+        }
+    }
+}

@@ -124,7 +124,12 @@ pub fn ett(
     let (inputs, targets) = match mode {
         "S" => (ot.clone(), ot),
         "M" => (all.clone(), all.clone()),
-        "MS" => (all.clone(), ot),
+        // Targets first among the inputs (the decoder and the normalisation rely on it).
+        "MS" => {
+            let mut inputs = ot.clone();
+            inputs.extend(all.iter().filter(|c| *c != "OT").cloned());
+            (inputs, ot)
+        }
         other => bail!("--mode {other}: expected S, M or MS"),
     };
     let mut options = CsvOptions::new("date");

@@ -121,6 +121,8 @@ pub struct ModelSection {
     /// `direct` (one linear map to every horizon step) or `autoregressive` (a decoder steps
     /// through the horizon, feeding its forecasts back).
     pub decoder: String,
+    /// Subtract the last look-back value per channel and add it back to the forecast.
+    pub last_value_norm: bool,
 }
 
 impl Default for ModelSection {
@@ -132,6 +134,7 @@ impl Default for ModelSection {
             dropout: 0.0,
             bidirectional: false,
             decoder: "direct".into(),
+            last_value_norm: false,
         }
     }
 }

@@ -117,6 +117,9 @@ struct TrainArgs {
     /// `direct` (all horizon steps at once) or `autoregressive` (step by step).
     #[arg(long)]
     decoder: Option<String>,
+    /// Subtract each window's last value per channel, add it back to the forecast.
+    #[arg(long)]
+    last_value_norm: bool,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -207,6 +210,9 @@ fn experiment(args: &TrainArgs) -> Result<Experiment> {
     }
     if let Some(v) = &args.decoder {
         e.model.decoder = v.clone();
+    }
+    if args.last_value_norm {
+        e.model.last_value_norm = true;
     }
     if let Some(v) = args.lookback {
         e.window.lookback = v;

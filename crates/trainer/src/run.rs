@@ -129,6 +129,7 @@ pub fn build_model(
     .with_dropout(m.dropout)
     .with_bidirectional(m.bidirectional)
     .with_autoregressive(m.decoder == "autoregressive")
+    .with_last_value_norm(m.last_value_norm)
     .try_init(device)?;
     let clip = match exp.train.clip.as_str() {
         "global_norm" => Clip::GlobalNorm(exp.train.clip_value),
