@@ -11,7 +11,7 @@ use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowC
 
 use crate::artifacts::write_atomic;
 use crate::config::Experiment;
-use crate::run::{test_forecasts, train_prepared, Prepared};
+use crate::run::{train_prepared, Prepared};
 
 /// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
 pub struct Published {
@@ -157,8 +157,7 @@ pub fn ett(
         };
         let dir = out.join(format!("{mode}-L{l}-H{h}"));
         let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), false, true)?;
-        let model = crate::run::load_model(&dir, &e, &p.window, device)?;
-        let (starts, forecasts) = test_forecasts(&model, &p, device)?;
+        let (starts, forecasts) = (&report.test_starts, &report.test_forecasts);
         // Errors on the z-scored values, every test window, every target.
         let nt = target_idx.len();
         let (mut se, mut ae, mut nse, mut nae, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);

@@ -53,8 +53,20 @@ pub fn curves(
     y_desc: &str,
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<()> {
+    lines(path, (900, 540), title, "epoch", y_desc, series)
+}
+
+/// Lines of `(x, y)` points on one linear chart of `size` pixels, one colour per named series.
+fn lines(
+    path: &Path,
+    size: (u32, u32),
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<()> {
     register_font();
-    let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
     let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let first = xs().fold(f64::INFINITY, f64::min);
@@ -69,12 +81,12 @@ pub fn curves(
         .caption(title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(44)
-        .y_label_area_size(70)
+        .y_label_area_size(80)
         .build_cartesian_2d(first..last, lo..hi)
         .map_err(|e| anyhow!("{e:?}"))?;
     chart
         .configure_mesh()
-        .x_desc("epoch")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
@@ -110,45 +122,15 @@ pub fn forecast_vs_actual(
     forecast: &[f64],
     horizon: usize,
 ) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, (1200, 540)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let (lo, hi) = range(actual.iter().chain(forecast).copied());
-    let n = actual.len().max(2);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 26))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..(n - 1) as f64, lo..hi)
-        .map_err(|e| anyhow!("{e:?}"))?;
-    chart
-        .configure_mesh()
-        .x_desc(format!(
-            "test step (forecasts issued every {horizon} steps)"
-        ))
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    for (name, color, values) in [("actual", BLACK, actual), ("forecast", RED, forecast)] {
-        chart
-            .draw_series(LineSeries::new(
-                values.iter().enumerate().map(|(i, v)| (i as f64, *v)),
-                color.stroke_width(2),
-            ))
-            .map_err(|e| anyhow!("{e:?}"))?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
-    Ok(())
+    let indexed = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+    lines(
+        path,
+        (1200, 540),
+        title,
+        &format!("test step (forecasts issued every {horizon} steps)"),
+        "",
+        &[("actual", indexed(actual)), ("forecast", indexed(forecast))],
+    )
 }
 
 /// `‖∂L/∂h_t‖` against the time step, log scale, one line per named series.

@@ -176,6 +176,10 @@ pub struct RunReport {
     pub diverged: Option<String>,
     /// Wall seconds of the whole run.
     pub seconds: f64,
+    /// The first look-back row of every test window, in order.
+    pub test_starts: Vec<usize>,
+    /// Forecasts of every test window, `[windows, horizon, targets]` row-major, original units.
+    pub test_forecasts: Vec<f32>,
 }
 
 /// The latest epoch with a saved model checkpoint in `dir`.
@@ -325,21 +329,23 @@ pub fn train_prepared(
     let diverged = mon.lock().expect("monitor").diverged.clone();
     let epochs = rows.lock().expect("rows").clone();
 
-    // The model to keep: the best validation epoch's checkpoint when training diverged.
+    // The model at the end of training (a diverged run never applied its non-finite update).
     let model = result.model;
     model
         .clone()
         .save_file(dir.join("model.bpk"))
         .context("saving model.bpk")?;
     write_epochs(&dir.join("metrics.csv"), &epochs)?;
-    let test = evaluate_model(&model, p, exp, &device.clone().inner())?;
+    // One inference pass over the test split feeds the table, forecast.csv and the plot.
+    let (test_starts, test_forecasts) = test_forecasts(&model, p, &device.clone().inner())?;
+    let test = test_table(p, exp, &test_starts, &test_forecasts);
     test.write(dir)?;
     let (actual, forecast) = write_forecasts(
         &dir.join("forecast.csv"),
-        &model,
         p,
         exp,
-        &device.clone().inner(),
+        &test_starts,
+        &test_forecasts,
     )?;
     crate::plots::loss_curves(&dir.join("loss.png"), &epochs)?;
     let keep = (10 * exp.window.horizon).min(actual.len());
@@ -358,6 +364,8 @@ pub fn train_prepared(
         test,
         diverged,
         seconds: start.elapsed().as_secs_f64(),
+        test_starts,
+        test_forecasts,
     })
 }
 
@@ -462,7 +470,7 @@ impl TestTable {
 
 /// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
 /// targets]` forecasts).
-pub(crate) fn test_forecasts(
+fn test_forecasts(
     model: &ForecastModel,
     p: &Prepared,
     device: &Device,
@@ -505,6 +513,11 @@ pub fn evaluate_model(
     device: &Device,
 ) -> Result<TestTable> {
     let (starts, forecasts) = test_forecasts(model, p, device)?;
+    Ok(test_table(p, exp, &starts, &forecasts))
+}
+
+/// The test table from forecasts of every test window (original units).
+fn test_table(p: &Prepared, exp: &Experiment, starts: &[usize], forecasts: &[f32]) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = exp.data.season;
     // Repeat-last, then seasonal naive for every period the look-back covers.
@@ -516,7 +529,7 @@ pub fn evaluate_model(
     }
     let mut actual = Vec::with_capacity(forecasts.len());
     let mut baseline_forecasts = vec![Vec::with_capacity(forecasts.len()); baselines.len()];
-    for &s in &starts {
+    for &s in starts {
         for step in 0..h {
             for &col in &p.targets {
                 actual.push(p.raw.row(s + l + step)[col]);
@@ -560,26 +573,25 @@ pub fn evaluate_model(
             mase,
         }
     };
-    let mut rows = vec![row(format!("model ({})", exp.model.cell), &forecasts)];
+    let mut rows = vec![row(format!("model ({})", exp.model.cell), forecasts)];
     for (b, f) in baselines.iter().zip(&baseline_forecasts) {
         rows.push(row(b.name(), f));
     }
-    Ok(TestTable {
+    TestTable {
         windows: starts.len(),
         rows,
-    })
+    }
 }
 
 /// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
 /// actual value, in original units. Returns the first target's (actual, forecast) sequences.
 fn write_forecasts(
     path: &Path,
-    model: &ForecastModel,
     p: &Prepared,
     exp: &Experiment,
-    device: &Device,
+    starts: &[usize],
+    forecasts: &[f32],
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (starts, forecasts) = test_forecasts(model, p, device)?;
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let mut rows = Vec::new();
     let (mut first_actual, mut first_forecast) = (Vec::new(), Vec::new());
