@@ -7,13 +7,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// The CSV itself is malformed (ragged row, bad quoting, not UTF-8).
     #[error("{path}:{line}: malformed CSV: {message}")]

@@ -25,10 +25,12 @@ mod load;
 pub mod metrics;
 pub mod resample;
 pub mod scaler;
+#[cfg(feature = "burn")]
 pub mod sequence;
 mod series;
 mod split;
 pub mod synthetic;
+#[cfg(feature = "burn")]
 mod window;
 
 pub use baselines::Baseline;
@@ -41,4 +43,5 @@ pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, Scaler, ScalerKind, ScalerScope};
 pub use series::{format_frequency, infer_frequency, parse_frequency, Series};
 pub use split::TimeSplit;
+#[cfg(feature = "burn")]
 pub use window::{ForecastBatch, ForecastBatcher, Window, WindowConfig, WindowDataset};

@@ -203,11 +203,39 @@ pub fn load_csv_str(
 
 fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: name.clone(),
-        source,
+        error,
     })?;
     parse(&name, &bytes, options)
+}
+
+/// The header's names for an error message, control characters escaped, with a hint when the
+/// whole header is one name holding another common delimiter.
+fn describe_header(header: &[String], delimiter: u8) -> String {
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| {
+            if h.chars().any(char::is_control) {
+                h.escape_debug().to_string()
+            } else {
+                h.clone()
+            }
+        })
+        .collect();
+    let mut text = names.join(", ");
+    if let [only] = header {
+        if let Some(d) = [b';', b'\t', b'|', b','] // commonest first
+            .into_iter()
+            .find(|d| *d != delimiter && only.as_bytes().contains(d))
+        {
+            text += &format!(
+                " (one column: the file looks {:?}-separated; set the delimiter)",
+                d as char
+            );
+        }
+    }
+    text
 }
 
 fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, DataError> {
@@ -225,10 +253,25 @@ fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, 
         }
         1 + bytes[..at].iter().filter(|b| **b == b'\n').count() as u64
     };
-    let csv_error = |e: csv::Error| DataError::Csv {
+    let csv_error = |e: csv::Error| {
+        DataError::Csv {
         path: path.into(),
         line: e.position().map(|p| line_of(p.byte())).unwrap_or(1),
-        message: e.to_string(),
+        // The csv crate's own message repeats a record number and an (off-by-one for CRLF)
+        // line: say what is wrong instead.
+        message: match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!(
+                "this row has {len} field(s) but the header has {expected_len} (a stray or missing delimiter, or an unclosed quote)"
+            ),
+            csv::ErrorKind::Utf8 { err, .. } => format!(
+                "field {} is not valid UTF-8: save the file as UTF-8",
+                err.field() + 1
+            ),
+            _ => e.to_string(),
+        },
+    }
     };
     let (mut counted_to, mut counted_line) = (0usize, 1u64);
     let header: Vec<String> = reader
@@ -260,7 +303,7 @@ fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, 
                 path: path.into(),
                 column: name.into(),
                 option: option.into(),
-                available: header.join(", "),
+                available: describe_header(&header, options.delimiter),
             })
     };
     let time_idx = find(&options.time_column, "time column")?;

@@ -58,6 +58,23 @@ pub struct DataConfig {
     /// How rows are combined when resampling: `sum` (empty periods are 0) or `mean` (empty
     /// periods are gaps).
     pub aggregate: gatecast_data::Aggregation,
+    /// Field delimiter: one character, `,` by default (`;`, `|`, or `\t` for tabs).
+    pub delimiter: String,
+}
+
+impl DataConfig {
+    /// `delimiter` as the byte the CSV reader splits on.
+    pub fn delimiter_byte(&self) -> Result<u8, String> {
+        match self.delimiter.as_str() {
+            "\\t" | "\t" | "tab" => Ok(b'\t'),
+            d if d.len() == 1 && d.is_ascii() && !matches!(d, "\"" | "\n" | "\r") => {
+                Ok(d.as_bytes()[0])
+            }
+            d => Err(format!(
+                "data.delimiter = {d:?}: must be one ASCII character such as \",\", \";\" or \"\\t\""
+            )),
+        }
+    }
 }
 
 impl Default for DataConfig {
@@ -78,6 +95,7 @@ impl Default for DataConfig {
             baseline_seasons: Vec::new(),
             resample: String::new(),
             aggregate: gatecast_data::Aggregation::Sum,
+            delimiter: ",".into(),
         }
     }
 }
@@ -290,6 +308,7 @@ impl Experiment {
                 self.train.plateau_factor
             ));
         }
+        self.data.delimiter_byte()?;
         if self.data.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
         }

@@ -85,6 +85,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 struct TrainArgs {
     /// Experiment file (TOML); flags below override it. See `gatecast train --print-config`.
     /// With --resume and no --config, the run's own config.toml.

@@ -2,6 +2,7 @@
 //! norm, seconds, ETA. Also keeps the rows for `metrics.csv` and drives reduce-on-plateau.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use burn::train::renderer::{
 };
 use burn::train::LearnerSummary;
 
+use crate::artifacts::write_csv;
 use crate::monitor::SharedMonitor;
 use crate::schedule::ReduceOnPlateau;
 
@@ -59,6 +61,8 @@ pub struct EpochRenderer {
     quiet: bool,
     /// Burn's own renderer (the TUI when stdout is a terminal), fed every event too.
     inner: Option<Box<dyn MetricsRenderer>>,
+    /// `metrics.csv`, rewritten after every epoch with the earlier rows first.
+    journal: Option<(PathBuf, Vec<EpochRow>)>,
 }
 
 impl EpochRenderer {
@@ -83,7 +87,15 @@ impl EpochRenderer {
             base_lr,
             quiet,
             inner: None,
+            journal: None,
         }
+    }
+
+    /// Rewrite `path` (atomically) after every epoch: `previous` rows, then this run's, so an
+    /// interrupted run keeps its history for `--resume`.
+    pub fn with_journal(mut self, path: PathBuf, previous: Vec<EpochRow>) -> Self {
+        self.journal = Some((path, previous));
+        self
     }
 
     /// Also drive `inner` (e.g. Burn's TUI from `burn::train::renderer::default_renderer`); the
@@ -215,7 +227,15 @@ impl TrainingProgressLogger for EpochRenderer {
                 eta
             );
         }
-        self.rows.lock().expect("rows lock").push(row);
+        let mut rows = self.rows.lock().expect("rows lock");
+        rows.push(row);
+        if let Some((path, previous)) = &self.journal {
+            let all: Vec<EpochRow> = previous.iter().chain(rows.iter()).cloned().collect();
+            if let Err(e) = write_epochs(path, &all) {
+                eprintln!("warning: {e:#}");
+            }
+        }
+        drop(rows);
         self.epoch_started = Instant::now();
     }
 
@@ -269,4 +289,68 @@ impl MetricsRenderer for EpochRenderer {
         self.names
             .insert(definition.metric_id.clone(), definition.name.to_string());
     }
+}
+
+/// Writes `rows` as `metrics.csv` (atomically).
+pub fn write_epochs(path: &Path, rows: &[EpochRow]) -> anyhow::Result<()> {
+    let header = [
+        "epoch",
+        "train_loss",
+        "valid_loss",
+        "train_mae",
+        "valid_mae",
+        "valid_rmse",
+        "lr",
+        "grad_norm_mean",
+        "grad_norm_max",
+        "seconds",
+    ];
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.epoch.to_string(),
+                r.train_loss.to_string(),
+                r.valid_loss.to_string(),
+                r.train_mae.to_string(),
+                r.valid_mae.to_string(),
+                r.valid_rmse.to_string(),
+                r.lr.to_string(),
+                r.grad_norm.to_string(),
+                r.grad_norm_max.to_string(),
+                format!("{:.3}", r.seconds),
+            ]
+        })
+        .collect();
+    write_csv(path, &header, &lines)
+}
+
+/// Reads the rows of a `metrics.csv` written by [`write_epochs`]; rows that do not parse are
+/// skipped, a missing file gives none.
+pub fn read_epochs(path: &Path) -> Vec<EpochRow> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<f64> = line
+                .split(',')
+                .map(|x| x.parse::<f64>())
+                .collect::<Result<_, _>>()
+                .ok()?;
+            (f.len() == 10).then(|| EpochRow {
+                epoch: f[0] as usize,
+                train_loss: f[1],
+                valid_loss: f[2],
+                train_mae: f[3],
+                valid_mae: f[4],
+                valid_rmse: f[5],
+                lr: f[6],
+                grad_norm: f[7],
+                grad_norm_max: f[8],
+                seconds: f[9],
+            })
+        })
+        .collect()
 }

@@ -27,12 +27,13 @@ use gatecast_data::{
 use gatecast_model::ForecasterConfig;
 
 use crate::artifacts::{write_atomic, write_csv};
+use crate::checkpoint::AtomicCheckpointer;
 use crate::config::{calendar_feature, Experiment};
 use crate::lr::PlannedLr;
 use crate::metrics::{MaeMetric, RmseMetric};
 use crate::model::{Clip, ForecastModel};
 use crate::monitor;
-use crate::renderer::{EpochRenderer, EpochRow};
+use crate::renderer::{write_epochs, EpochRenderer, EpochRow};
 use crate::schedule::ReduceOnPlateau;
 
 /// The cleaned, split and scaled data of an experiment.
@@ -64,7 +65,7 @@ fn csv_options(d: &crate::config::DataConfig) -> (Vec<String>, CsvOptions) {
         time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
         columns: Some(columns.clone()),
         id_column: None,
-        delimiter: b',',
+        delimiter: d.delimiter_byte().unwrap_or(b','),
         missing: d.missing,
         duplicates: d.duplicates,
         gaps: d.gaps,
@@ -73,11 +74,39 @@ fn csv_options(d: &crate::config::DataConfig) -> (Vec<String>, CsvOptions) {
     (columns, options)
 }
 
+/// `load_csv`, with an unknown column blamed on the option that named it.
+fn load(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+    d: &crate::config::DataConfig,
+) -> Result<Series> {
+    load_csv(path, options).map_err(|e| match e {
+        gatecast_data::DataError::UnknownColumn {
+            path,
+            column,
+            option,
+            available,
+        } => anyhow::Error::new(gatecast_data::DataError::UnknownColumn {
+            option: if option == "time column" {
+                "data.time_column".into()
+            } else if d.targets.contains(&column) {
+                "data.targets".into()
+            } else {
+                "data.covariates".into()
+            },
+            path,
+            column,
+            available,
+        }),
+        e => e.into(),
+    })
+}
+
 /// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
 pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let d = &exp.data;
     let (columns, options) = csv_options(d);
-    let mut raw = load_csv(&d.path, &options)?;
+    let mut raw = load(&d.path, &options, d)?;
     if !d.resample.is_empty() {
         let every = gatecast_data::parse_frequency(&d.resample)?;
         raw = gatecast_data::resample(&raw, every, d.aggregate)?;
@@ -90,7 +119,14 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let future = add_calendar(&mut raw, &calendar);
     let lookback = exp.window.lookback;
     let split = TimeSplit::by_ratios(raw.rows(), (d.split[0], d.split[1], d.split[2]), lookback)
-        .with_context(|| format!("data.split with window.lookback = {lookback}"))?;
+        .with_context(|| {
+            format!(
+                "{}: {} rows, data.split = {:?} with window.lookback = {lookback}",
+                d.path,
+                raw.rows(),
+                d.split
+            )
+        })?;
     let scaler = Scaler::fit(d.scaler, &raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(&raw));
     let mut inputs = columns;
@@ -168,8 +204,12 @@ fn optimizer(exp: &Experiment) -> ModuleOptimizer {
 /// What a finished run reports.
 #[derive(Debug)]
 pub struct RunReport {
-    /// Per-epoch rows.
+    /// Per-epoch rows of the whole run (with `--resume`, the earlier epochs too).
     pub epochs: Vec<EpochRow>,
+    /// The epoch whose weights were kept as `model.bpk`: the lowest validation loss.
+    pub best_epoch: Option<usize>,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<usize>,
     /// Test metrics of the model and the baselines.
     pub test: TestTable,
     /// Why training stopped early, if it diverged.
@@ -182,18 +222,10 @@ pub struct RunReport {
     pub test_forecasts: Vec<f32>,
 }
 
-/// The latest epoch with a saved model checkpoint in `dir`.
+/// The latest epoch with a saved model checkpoint in `dir` (intact or not; see
+/// [`crate::checkpoint::last_intact`]).
 pub fn last_checkpoint(dir: &Path) -> Option<usize> {
-    std::fs::read_dir(dir.join("checkpoint"))
-        .ok()?
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
-        })
-        .max()
+    crate::checkpoint::checkpoint_epochs(dir).first().copied()
 }
 
 /// Trains an experiment into `dir` and writes every artifact. With several devices, Burn's
@@ -221,17 +253,60 @@ pub fn train_prepared(
 ) -> Result<RunReport> {
     let start = Instant::now();
     let device = devices.first().context("no device to train on")?;
+    let t = &exp.train;
+    let mut train_window = p.window.clone();
+    train_window.stride = exp.window.stride;
+    let train_ds = WindowDataset::new(p.scaled.clone(), p.split.train.clone(), train_window)?;
+    let valid_ds = WindowDataset::new(p.scaled.clone(), p.split.valid.clone(), p.window.clone())?;
+    // Checked before training, so no time is spent on a run that cannot be tested.
+    let test_windows =
+        WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?.len();
+    if train_ds.len() == 0 || valid_ds.len() == 0 || test_windows == 0 {
+        let (name, rows) = if train_ds.len() == 0 {
+            ("training", p.split.train.len())
+        } else if valid_ds.len() == 0 {
+            ("validation", p.split.valid.len())
+        } else {
+            ("test", p.split.test.len())
+        };
+        bail!(
+            "{}: no complete window fits in the {name} split ({rows} rows of {}, data.split = {:?}): window.lookback {} + window.horizon {} needs {} rows; shorten the window or change data.split",
+            exp.data.path,
+            p.raw.rows(),
+            exp.data.split,
+            exp.window.lookback,
+            exp.window.horizon,
+            exp.window.lookback + exp.window.horizon
+        );
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
     let resume_from = if resume {
-        Some(last_checkpoint(dir).with_context(|| {
+        let (epoch, skipped) = crate::checkpoint::last_intact(dir);
+        for why in &skipped {
+            eprintln!("warning: {why}; trying an earlier checkpoint");
+        }
+        Some(epoch.with_context(|| {
             format!(
-                "--resume: no checkpoint under {}/checkpoint to resume from",
-                dir.display()
+                "--resume: no intact checkpoint under {}/checkpoint to resume from{}",
+                dir.display(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", skipped.join("; "))
+                }
             )
         })?)
     } else {
         None
+    };
+    // Epochs already done (metrics.csv is rewritten after every epoch), up to the checkpoint.
+    let previous: Vec<EpochRow> = match resume_from {
+        Some(epoch) => crate::renderer::read_epochs(&dir.join("metrics.csv"))
+            .into_iter()
+            .filter(|r| r.epoch <= epoch)
+            .collect(),
+        None => Vec::new(),
     };
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     write_atomic(
@@ -239,19 +314,6 @@ pub fn train_prepared(
         toml::to_string_pretty(&p.scaler)?.as_bytes(),
     )?;
 
-    let t = &exp.train;
-    let mut train_window = p.window.clone();
-    train_window.stride = exp.window.stride;
-    let train_ds = WindowDataset::new(p.scaled.clone(), p.split.train.clone(), train_window)?;
-    let valid_ds = WindowDataset::new(p.scaled.clone(), p.split.valid.clone(), p.window.clone())?;
-    if train_ds.len() == 0 || valid_ds.len() == 0 {
-        bail!(
-            "no complete window of lookback {} + horizon {} fits in the {} split: shorten the window or change data.split",
-            exp.window.lookback,
-            exp.window.horizon,
-            if train_ds.len() == 0 { "training" } else { "validation" }
-        );
-    }
     let per_epoch = train_ds.len().div_ceil(t.batch_size);
     let batcher = ForecastBatcher::new(&p.window);
     device.seed(t.seed);
@@ -277,7 +339,8 @@ pub fn train_prepared(
     let rows = Arc::new(Mutex::new(Vec::new()));
     let plateau = (t.plateau_patience > 0)
         .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
-    let mut renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet);
+    let mut renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet)
+        .with_journal(dir.join("metrics.csv"), previous.clone());
     if !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         // Burn's TUI owns the terminal; our renderer still records every epoch.
         renderer = renderer.with_inner(burn::train::renderer::default_renderer(
@@ -293,13 +356,18 @@ pub fn train_prepared(
         mon.clone(),
     );
 
+    let ck = dir.join("checkpoint");
     let mut training = SupervisedTraining::new(dir, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(MaeMetric::new())
         .metric_valid_numeric(MaeMetric::new())
         .metric_valid_numeric(RmseMetric::new())
-        .with_default_checkpointers()
+        .with_custom_checkpointers(
+            AtomicCheckpointer::new(&ck, "model")?,
+            AtomicCheckpointer::new(&ck, "optim")?,
+            AtomicCheckpointer::new(&ck, "scheduler")?,
+        )
         .early_stopping(MetricEarlyStoppingStrategy::new(
             &LossMetric::new(),
             Aggregate::Mean,
@@ -327,14 +395,31 @@ pub fn train_prepared(
         bail!("training failed: {err:?}");
     }
     let diverged = mon.lock().expect("monitor").diverged.clone();
-    let epochs = rows.lock().expect("rows").clone();
+    let epochs: Vec<EpochRow> = previous
+        .into_iter()
+        .chain(rows.lock().expect("rows").iter().cloned())
+        .collect();
 
-    // The model at the end of training (a diverged run never applied its non-finite update).
-    let model = result.model;
-    model
-        .clone()
-        .save_file(dir.join("model.bpk"))
-        .context("saving model.bpk")?;
+    // Keep the epoch with the lowest validation loss (Burn's checkpointing strategy keeps its
+    // checkpoint), like Keras' `restore_best_weights`: after early stopping or divergence that
+    // is not the last epoch.
+    let mut model = result.model;
+    let best = epochs
+        .iter()
+        .filter(|r| r.valid_loss.is_finite())
+        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .map(|r| r.epoch);
+    // Always from the checkpoint: a run stopped mid-epoch (divergence) has moved on from the
+    // last finished epoch.
+    if let Some(b) = best {
+        let path = ck.join(format!("model-{b}.bpk"));
+        if let Ok(record) = burn::store::ModuleRecord::load(&path) {
+            model = model
+                .try_load_record(record)
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        }
+    }
+    save_model(&model, &dir.join("model.bpk"))?;
     write_epochs(&dir.join("metrics.csv"), &epochs)?;
     // One inference pass over the test split feeds the table, forecast.csv and the plot.
     let (test_starts, test_forecasts) = test_forecasts(&model, p, &device.clone().inner())?;
@@ -361,45 +446,14 @@ pub fn train_prepared(
     )?;
     Ok(RunReport {
         epochs,
+        best_epoch: best,
+        resumed_from: resume_from,
         test,
         diverged,
         seconds: start.elapsed().as_secs_f64(),
         test_starts,
         test_forecasts,
     })
-}
-
-fn write_epochs(path: &Path, rows: &[EpochRow]) -> Result<()> {
-    let header = [
-        "epoch",
-        "train_loss",
-        "valid_loss",
-        "train_mae",
-        "valid_mae",
-        "valid_rmse",
-        "lr",
-        "grad_norm_mean",
-        "grad_norm_max",
-        "seconds",
-    ];
-    let lines: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.epoch.to_string(),
-                r.train_loss.to_string(),
-                r.valid_loss.to_string(),
-                r.train_mae.to_string(),
-                r.valid_mae.to_string(),
-                r.valid_rmse.to_string(),
-                r.lr.to_string(),
-                r.grad_norm.to_string(),
-                r.grad_norm_max.to_string(),
-                format!("{:.3}", r.seconds),
-            ]
-        })
-        .collect();
-    write_csv(path, &header, &lines)
 }
 
 /// One row of the test table: a forecaster and its errors in original units.
@@ -436,9 +490,14 @@ impl TestTable {
             self.windows
         );
         for r in &self.rows {
+            let mase = if r.mase.is_finite() {
+                format!("{:.4}", r.mase)
+            } else {
+                "n/a".into()
+            };
             s += &format!(
-                "| {} | {:.4} | {:.4} | {:.4} | {:.2} | {:.4} |\n",
-                r.name, r.mse, r.mae, r.rmse, r.smape, r.mase
+                "| {} | {:.4} | {:.4} | {:.4} | {:.2} | {mase} |\n",
+                r.name, r.mse, r.mae, r.rmse, r.smape
             );
         }
         s
@@ -556,11 +615,12 @@ fn test_table(p: &Prepared, exp: &Experiment, starts: &[usize], forecasts: &[f32
         .collect();
     let row = |name: String, f: &[f32]| -> TestRow {
         // MASE per target (its own scale), averaged over targets.
+        // Undefined (NaN, shown as n/a) when any target's in-sample seasonal naive is exact.
         let mase = (0..nt)
-            .filter_map(|k| {
+            .map(|k| {
                 let a: Vec<f32> = actual.iter().skip(k).step_by(nt).copied().collect();
                 let g: Vec<f32> = f.iter().skip(k).step_by(nt).copied().collect();
-                metrics::mase(&a, &g, &histories[k], season)
+                metrics::mase(&a, &g, &histories[k], season).unwrap_or(f64::NAN)
             })
             .sum::<f64>()
             / nt as f64;
@@ -625,18 +685,22 @@ fn write_forecasts(
 
 /// Recomputes the test table of a finished run from its artifacts.
 pub fn evaluate(dir: &Path, device: &Device) -> Result<TestTable> {
-    let config_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).with_context(|| {
-        format!(
-            "{} is not a gatecast run directory (no config.toml)",
-            dir.display()
-        )
-    })?;
-    let exp = Experiment::from_toml(&text, &config_path.display().to_string())
-        .map_err(anyhow::Error::msg)?;
+    // The scaler is refitted on the training rows; reading the saved one checks the run is whole.
+    let (exp, _) = read_run(dir)?;
     let p = prepare(&exp)?;
     let model = load_model(dir, &exp, &p.window, device)?;
     evaluate_model(&model, &p, &exp, device)
+}
+
+/// Writes the model's weights to `path` atomically (a temporary file, then rename).
+fn save_model(model: &ForecastModel, path: &Path) -> Result<()> {
+    let tmp = path.with_extension(format!("bpk.tmp{}", std::process::id()));
+    model
+        .clone()
+        .save_file(&tmp)
+        .with_context(|| format!("saving {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
 /// The run's saved model.
@@ -651,8 +715,16 @@ pub fn load_model(
         .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
     let model = build_model(exp, window, device, None)?;
     model.try_load_record(record).map_err(|e| {
+        // Burn lists every mismatching tensor (Debug-quoted); the first says enough.
+        let detail = format!("{e:?}").replace("\\\"", "'");
+        let first = detail
+            .split("['")
+            .nth(1)
+            .and_then(|x| x.split('\'').next())
+            .unwrap_or(&detail)
+            .to_string();
         anyhow::anyhow!(
-            "{}: weights do not fit the configured model: {e:?}",
+            "{}: the weights do not fit the model in config.toml (was it edited?): {first}",
             path.display()
         )
     })
@@ -684,7 +756,7 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
     exp.data.path = input.display().to_string();
     let d = &exp.data;
     let (columns, options) = csv_options(d);
-    let mut series = load_csv(input, &options)?;
+    let mut series = load(input, &options, d)?;
     let calendar: Vec<_> = d
         .calendar
         .iter()

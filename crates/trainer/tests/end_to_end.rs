@@ -158,8 +158,17 @@ fn resume_continues_from_the_last_checkpoint() {
     assert_eq!(run::last_checkpoint(&run_dir), Some(2));
     exp.train.epochs = 3;
     let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), true, true).unwrap();
+    assert_eq!(
+        report.resumed_from,
+        Some(2),
+        "only the remaining epoch runs"
+    );
     let epochs: Vec<usize> = report.epochs.iter().map(|r| r.epoch).collect();
-    assert_eq!(epochs, vec![3], "only the remaining epoch runs");
+    assert_eq!(
+        epochs,
+        vec![1, 2, 3],
+        "metrics.csv keeps the earlier epochs"
+    );
     assert_eq!(run::last_checkpoint(&run_dir), Some(3));
     let err = run::train(
         &exp,
@@ -169,7 +178,7 @@ fn resume_continues_from_the_last_checkpoint() {
         true,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("no checkpoint"), "{err}");
+    assert!(err.to_string().contains("no intact checkpoint"), "{err}");
 }
 
 #[test]
@@ -187,6 +196,57 @@ fn divergence_stops_with_a_clear_message() {
         why.contains("diverged") && why.contains("train.lr"),
         "{why}"
     );
+}
+
+/// Two good epochs, then the run is resumed with an absurd learning rate: the guard stops it,
+/// and the kept model is the best epoch's, loadable and as good as before.
+#[test]
+fn divergence_keeps_the_best_checkpoint_loadable() {
+    let dir = tmp("blowup");
+    let csv = write_csv(&dir, 800);
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 2;
+    exp.train.optimizer = "sgd".into();
+    exp.train.lr = 0.05;
+    let good = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+    let good_mae = good.test.rows[0].mae;
+    exp.train.epochs = 5;
+    exp.train.lr = 1e12;
+    exp.train.clip = "none".into();
+    exp.train.schedule = gatecast_trainer::schedule::Schedule::Constant;
+    let bad = run::train(&exp, &run_dir, std::slice::from_ref(&device), true, true).unwrap();
+    let why = bad.diverged.expect("the guard fires");
+    assert!(why.contains("train.lr"), "{why}");
+    let last = bad.epochs.last().unwrap();
+    assert!(last.epoch < 5, "training stopped early: {:?}", bad.epochs);
+    let best = bad.best_epoch.expect("a best epoch");
+    assert!(best <= 2, "the best epoch is a good one, not {best}");
+    // model.bpk is the best epoch's weights: loadable, finite, the same test error as before.
+    let table = run::evaluate(&run_dir, &device).unwrap();
+    let mae = table.rows[0].mae;
+    assert!(mae.is_finite(), "{mae}");
+    assert!(
+        (mae - good_mae).abs() <= 1e-3 * good_mae,
+        "kept model MAE {mae} vs {good_mae} after the good epochs"
+    );
+    for epoch in gatecast_trainer::checkpoint::checkpoint_epochs(&run_dir) {
+        assert_eq!(gatecast_trainer::checkpoint::damage(&run_dir, epoch), None);
+    }
+}
+
+/// Every float parameter's bits, in visiting order.
+struct Bits(Vec<u32>);
+
+impl burn::module::ModuleVisitor for Bits {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let v: Vec<f32> = param.val().into_data().try_to_vec().unwrap();
+        self.0.extend(v.iter().map(|x| x.to_bits()));
+    }
 }
 
 #[test]
@@ -219,6 +279,21 @@ fn same_seed_same_losses() {
             .collect::<Vec<_>>()
     };
     assert_eq!(losses(&a), losses(&b));
+    // Bitwise the same saved weights (the files themselves differ: Burn stores random
+    // parameter ids in them).
+    let p = run::prepare(&exp).unwrap();
+    let weights = |run: &str| {
+        let m = run::load_model(&dir.join(run), &exp, &p.window, &device).unwrap();
+        let mut bits = Bits(Vec::new());
+        burn::module::Module::visit(&m, &mut bits);
+        bits.0
+    };
+    let (wa, wb) = (weights("a"), weights("b"));
+    assert!(wa.len() > 100);
+    assert!(
+        wa == wb,
+        "model.bpk weights differ between two runs with the same seed"
+    );
     exp.train.seed += 1;
     let c = run::train(
         &exp,

@@ -1,0 +1,239 @@
+//! The bad-input corpus (`tests/corpus/cases.toml` at the repository root): every case runs the
+//! `gatecast` binary and must exit with the expected code (2 for bad input), print each expected
+//! fragment on standard error, never panic and never hang.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gatecast_trainer::config::Experiment;
+use gatecast_trainer::run;
+
+/// Longest a case may take before it counts as a hang.
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(serde::Deserialize)]
+struct Cases {
+    case: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    config: Option<String>,
+    #[serde(default)]
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    extra: Vec<String>,
+    #[serde(default)]
+    damage: Vec<String>,
+    #[serde(default)]
+    expect: Vec<String>,
+    #[serde(default = "two")]
+    exit: i32,
+}
+
+fn two() -> i32 {
+    2
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
+}
+
+/// `base.toml` with `data.path` made absolute and `overlay` laid over it, section by section.
+fn merged_config(case: &Case) -> String {
+    let dir = corpus();
+    let mut base: toml::Table = std::fs::read_to_string(dir.join("base.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let data = base["data"].as_table_mut().unwrap();
+    let file = case.data.as_deref().unwrap_or("good.csv");
+    data.insert("path".into(), dir.join(file).display().to_string().into());
+    if let Some(text) = &case.config {
+        let overlay: toml::Table = text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: config: {e}", case.name));
+        for (section, values) in overlay {
+            let target = base
+                .entry(section)
+                .or_insert_with(|| toml::Table::new().into())
+                .as_table_mut()
+                .unwrap();
+            for (k, v) in values.as_table().unwrap() {
+                let v = match (k.as_str(), v.as_str()) {
+                    // A relative data path in an overlay is relative to the scratch folder, so
+                    // that it names a file that does not exist.
+                    ("path", Some(p)) => p.into(),
+                    _ => v.clone(),
+                };
+                target.insert(k.clone(), v);
+            }
+        }
+    }
+    toml::to_string(&base).unwrap()
+}
+
+/// A small trained run, made once and copied per case.
+fn trained_run(scratch: &Path) -> PathBuf {
+    let dir = scratch.join("trained");
+    let text = merged_config(&Case {
+        name: "trained".into(),
+        data: None,
+        config: None,
+        args: None,
+        extra: vec![],
+        damage: vec![],
+        expect: vec![],
+        exit: 0,
+    });
+    let mut exp = Experiment::from_toml(&text, "base.toml").unwrap();
+    exp.train.epochs = 2;
+    run::train(&exp, &dir, &[burn::tensor::Device::flex()], false, true).unwrap();
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn damage(run: &Path, edit: &str) {
+    let (op, rest) = edit.split_once(' ').unwrap();
+    let (file, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+    let path = run.join(file);
+    match op {
+        "truncate" => {
+            let bytes = std::fs::read(&path).unwrap();
+            let n: usize = arg.parse().unwrap();
+            assert!(n < bytes.len(), "{edit}: file has {} bytes", bytes.len());
+            std::fs::write(&path, &bytes[..n]).unwrap();
+        }
+        "garbage" => {
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            let mut rng = gatecast_data::synthetic::Rng::new(5);
+            let bytes: Vec<u8> = (0..len).map(|_| (rng.uniform() * 256.0) as u8).collect();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        "remove" => std::fs::remove_file(&path).unwrap(),
+        "write" => std::fs::write(&path, arg).unwrap(),
+        "edit" => {
+            let (old, new) = arg.split_once(" => ").unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(old), "{edit}: '{old}' not in {file}");
+            std::fs::write(&path, text.replace(old, new)).unwrap();
+        }
+        _ => panic!("unknown damage '{edit}'"),
+    }
+}
+
+/// Runs the binary, killing it after [`LIMIT`].
+fn run_bin(args: &[String], cwd: &Path) -> (Option<i32>, String, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let start = Instant::now();
+    let (code, hung) = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status.code(), false);
+        }
+        if start.elapsed() > LIMIT {
+            child.kill().ok();
+            child.wait().ok();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, reader.join().unwrap(), hung)
+}
+
+#[test]
+fn every_bad_input_fails_clearly_with_exit_code_2() {
+    let dir = corpus();
+    let cases: Cases =
+        toml::from_str(&std::fs::read_to_string(dir.join("cases.toml")).unwrap()).unwrap();
+    let scratch = std::env::temp_dir().join(format!("gatecast-corpus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let trained = trained_run(&scratch);
+    let mut failures = Vec::new();
+    let bad = cases.case.iter().filter(|c| c.exit == 2).count();
+    assert!(bad >= 40, "the corpus has only {bad} bad inputs");
+    for (i, case) in cases.case.iter().enumerate() {
+        let tmp = scratch.join(format!("case{i}"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let config = tmp.join("config.toml");
+        std::fs::write(&config, merged_config(case)).unwrap();
+        let run_copy = tmp.join("run-copy");
+        let args: Vec<String> = match &case.args {
+            Some(a) => a.clone(),
+            None => {
+                let mut a: Vec<String> = ["train", "--config", "{config}", "--out", "{tmp}/run"]
+                    .map(String::from)
+                    .to_vec();
+                a.extend(case.extra.iter().cloned());
+                a.push("--quiet".into());
+                a
+            }
+        };
+        if args.iter().any(|a| a.contains("{run}")) {
+            copy_dir(&trained, &run_copy);
+            for d in &case.damage {
+                damage(&run_copy, d);
+            }
+        }
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("{config}", &config.display().to_string())
+                    .replace("{tmp}", &tmp.display().to_string())
+                    .replace("{run}", &run_copy.display().to_string())
+                    .replace("{corpus}", &dir.display().to_string())
+            })
+            .collect();
+        let (code, stderr, hung) = run_bin(&args, &tmp);
+        let missing: Vec<&String> = case
+            .expect
+            .iter()
+            .filter(|f| !stderr.contains(f.as_str()))
+            .collect();
+        if hung || code != Some(case.exit) || !missing.is_empty() || stderr.contains("panicked") {
+            failures.push(format!(
+                "{}: exit {code:?} (want {}), hung {hung}, missing {missing:?}\n  {args:?}\n  stderr: {}",
+                case.name,
+                case.exit,
+                stderr.trim()
+            ));
+        }
+    }
+    eprintln!(
+        "{} corpus cases ({bad} bad inputs), {} failed",
+        cases.case.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let _ = std::fs::remove_dir_all(&scratch);
+}
