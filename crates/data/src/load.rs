@@ -498,6 +498,7 @@ fn build(
     let mut cells: Vec<Option<f32>> = Vec::with_capacity(merged.len() * width);
     let mut segments = Vec::new();
     let mut segment_start = 0;
+    let mut invented = 0i64;
     for (i, row) in merged.iter().enumerate() {
         if let (Some(step), true) = (frequency, i > 0) {
             let prev = merged[i - 1].time;
@@ -530,6 +531,20 @@ fn build(
                         segment_start = timestamps.len();
                     }
                     GapPolicy::Interpolate => {
+                        invented += missing;
+                        let rows = merged.len() as i64;
+                        if missing > rows || invented > 10 * rows {
+                            return Err(DataError::GapTooLong {
+                                path: path.into(),
+                                line: row.line,
+                                previous: prev.to_string(),
+                                current: row.time.to_string(),
+                                missing,
+                                invented,
+                                rows: merged.len(),
+                                frequency: format_frequency(step),
+                            });
+                        }
                         // Rows whose cells are filled by linear interpolation below.
                         for k in 1..=missing {
                             timestamps.push(prev + step * k as i32);
@@ -581,6 +596,15 @@ fn build(
 /// Fills the `None`s of one column segment; `None` when it has no value at all.
 fn fill(column: &[Option<f32>], policy: MissingPolicy) -> Option<Vec<f32>> {
     let first = column.iter().position(Option::is_some)?;
+    // The next known index at or after each position, in one backward pass (linear time).
+    let mut next_known = vec![None; column.len()];
+    let mut next = None;
+    for i in (0..column.len()).rev() {
+        if column[i].is_some() {
+            next = Some(i);
+        }
+        next_known[i] = next;
+    }
     let mut out = Vec::with_capacity(column.len());
     let mut last_known: (usize, f32) = (first, column[first].expect("found"));
     for (i, v) in column.iter().enumerate() {
@@ -592,18 +616,15 @@ fn fill(column: &[Option<f32>], policy: MissingPolicy) -> Option<Vec<f32>> {
             None if i < first => out.push(last_known.1),
             None => match policy {
                 MissingPolicy::ForwardFill | MissingPolicy::Error => out.push(last_known.1),
-                MissingPolicy::Interpolate => {
-                    let next = column[i..].iter().position(Option::is_some).map(|p| i + p);
-                    match next {
-                        Some(j) => {
-                            let (a, va) = last_known;
-                            let vb = column[j].expect("found");
-                            let w = (i - a) as f32 / (j - a) as f32;
-                            out.push(va + w * (vb - va));
-                        }
-                        None => out.push(last_known.1),
+                MissingPolicy::Interpolate => match next_known[i] {
+                    Some(j) => {
+                        let (a, va) = last_known;
+                        let vb = column[j].expect("found");
+                        let w = (i - a) as f32 / (j - a) as f32;
+                        out.push(va + w * (vb - va));
                     }
-                }
+                    None => out.push(last_known.1),
+                },
             },
         }
     }

@@ -246,3 +246,42 @@ fn files_on_disk_and_io_errors() {
     assert!(e.contains("absent.csv") && e.contains("cannot read"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Found by fuzzing: a mistyped year made a gap of ~100k steps that interpolation filled in
+/// quadratic time. Such gaps are refused; gaps as long as the data are filled in linear time.
+#[test]
+fn gaps_longer_than_the_data_are_refused() {
+    let mut o = opts();
+    o.gaps = GapPolicy::Interpolate;
+    let typo =
+        "date,x\n2012-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01 02:00,3\n2024-01-01 03:00,4\n";
+    let e = err(typo, &o);
+    assert!(
+        e.contains("t.csv:3") && e.contains("for 4 real ones") && e.contains("timestamp wrong"),
+        "{e}"
+    );
+    // 2,000 rows around a 1,999-step hole: allowed, and interpolated exactly.
+    let mut text = String::from("date,x\n");
+    let t0 = at(1, 0);
+    for i in (0..1000).chain(2999..4000) {
+        let t = t0 + TimeDelta::hours(i);
+        text += &format!("{},{}\n", t.format("%Y-%m-%d %H:%M"), i);
+    }
+    let s = load(&text, &o).unwrap();
+    assert_eq!(s.rows(), 4000);
+    for (i, v) in s.values.iter().enumerate() {
+        assert!((v - i as f32).abs() < 1e-3, "row {i}: {v}");
+    }
+    // Many smaller gaps: at most ten invented rows per real one.
+    let mut text = String::from("date,x\n");
+    for i in 0..20 {
+        let t = t0 + TimeDelta::hours(30 * i);
+        text += &format!(
+            "{},{i}\n{},{i}\n",
+            t.format("%Y-%m-%d %H:%M"),
+            (t + TimeDelta::hours(1)).format("%Y-%m-%d %H:%M")
+        );
+    }
+    let e = err(&text, &o);
+    assert!(e.contains("would invent"), "{e}");
+}
