@@ -300,6 +300,9 @@ pub fn train_prepared(
     } else {
         None
     };
+    if resume {
+        check_resumable(exp, dir)?;
+    }
     // Epochs already done (metrics.csv is rewritten after every epoch), up to the checkpoint.
     let previous: Vec<EpochRow> = match resume_from {
         Some(epoch) => crate::renderer::read_epochs(&dir.join("metrics.csv"))
@@ -690,6 +693,45 @@ pub fn evaluate(dir: &Path, device: &Device) -> Result<TestTable> {
     let p = prepare(&exp)?;
     let model = load_model(dir, &exp, &p.window, device)?;
     evaluate_model(&model, &p, &exp, device)
+}
+
+/// `--resume` may change how long and how fast the run trains (epochs, learning rate, schedule,
+/// clipping, patience), not what it trains: the model, the window, the columns or the optimizer
+/// (whose saved state would not fit).
+fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
+    let path = dir.join("config.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let saved =
+        Experiment::from_toml(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
+    let mut changed = Vec::new();
+    if saved.model != exp.model {
+        changed.push("[model]");
+    }
+    if (saved.window.lookback, saved.window.horizon) != (exp.window.lookback, exp.window.horizon) {
+        changed.push("window.lookback/horizon");
+    }
+    let d = (&exp.data.targets, &exp.data.covariates, &exp.data.calendar);
+    if (
+        &saved.data.targets,
+        &saved.data.covariates,
+        &saved.data.calendar,
+    ) != d
+    {
+        changed.push("data.targets/covariates/calendar");
+    }
+    if saved.train.optimizer != exp.train.optimizer {
+        changed.push("train.optimizer");
+    }
+    if !changed.is_empty() {
+        bail!(
+            "--resume: {} differ from the run's {}; resume with the run's own settings (no --config) or start a new run with another --out",
+            changed.join(", "),
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes the model's weights to `path` atomically (a temporary file, then rename).
