@@ -166,16 +166,14 @@ pub enum DataError {
     },
     /// Interpolating a gap would invent more rows than the file has (a wrong timestamp, e.g. a
     /// mistyped year, rather than a real outage), or ten times as many over all gaps.
-    #[error("{path}:{line}: filling the gap of {missing} missing step(s) between {previous} and {current} at frequency {frequency} would invent {invented} rows for {rows} real ones: is a timestamp wrong? (the keep gap policy splits the series there instead)")]
+    #[error("{path}:{line}: filling the gap of {missing} missing step(s) between {between} at frequency {frequency} would invent {invented} rows for {rows} real ones: is a timestamp wrong? (the keep gap policy splits the series there instead)")]
     GapTooLong {
         /// The file.
         path: String,
         /// 1-based line.
         line: u64,
-        /// Timestamp before the gap.
-        previous: String,
-        /// Timestamp after the gap.
-        current: String,
+        /// The timestamps before and after the gap, `<before> and <after>`.
+        between: String,
         /// Number of missing steps in this gap.
         missing: i64,
         /// Rows invented so far, this gap included.

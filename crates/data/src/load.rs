@@ -537,8 +537,7 @@ fn build(
                             return Err(DataError::GapTooLong {
                                 path: path.into(),
                                 line: row.line,
-                                previous: prev.to_string(),
-                                current: row.time.to_string(),
+                                between: format!("{prev} and {}", row.time),
                                 missing,
                                 invented,
                                 rows: merged.len(),
