@@ -1,68 +1,164 @@
-//! gatecast's `Lstm`/`Gru` against burn-nn's, forward and training step, on every CPU backend
-//! compiled in. Prints one table; run with
+//! gatecast's `Rnn`/`Gru`/`Lstm` against burn-nn's modules and PyTorch, on every backend compiled
+//! in: the median time of a training step (forward over the sequence, a `Linear` head on the last
+//! hidden state, MSE, backward, Adam step) and of inference (forward + head), with achieved
+//! GFLOP/s and the fraction of the machine's measured matmul peak. One markdown table.
 //!
 //! ```text
-//! cargo bench -p gatecast-model --bench recurrent --features flex,ndarray
+//! bash scripts/bench/run.sh            # PyTorch (in a virtualenv) + this bench, shapes a,b
+//! cargo bench --workspace --features gatecast-trainer/ndarray,gatecast-trainer/wgpu --bench recurrent
 //! ```
 //!
-//! Shapes: B=64, F=7, H=128, 2 stacked layers, T ∈ {96, 336} (burn-nn has no `num_layers`, so
-//! two of its layers are chained by hand). `GATECAST_BENCH_REPS` sets the timed repetitions
-//! (default 5, after one warm-up); the median is reported. A train step is forward + backward of
-//! the mean output (no optimizer), the part the layer implementation decides.
+//! Shapes (F = 7 input features): a = B64 T96 H64 1 layer, b = B64 T96 H128 2 layers,
+//! c = B256 T336 H256 2 layers. Environment:
+//! - `GATECAST_BENCH_SHAPES` (default `a,b`), `GATECAST_BENCH_REPS` (default 5; shape c: 3),
+//! - `GATECAST_BENCH_BACKENDS` (default: the CPU backends compiled in; `wgpu` to add the GPU),
+//! - `GATECAST_BENCH_BURN_NN=0` skips burn-nn's modules,
+//! - `GATECAST_PYTORCH_JSON`: JSON lines from `scripts/bench/pytorch_rnn.py`, for the PyTorch
+//!   rows, the ratio columns and PyTorch's matmul peak.
+//!
+//! FLOPs count the matmuls only: per layer and step `2·B·(I+H)·G·H` (G = 1, 3, 4 gate blocks),
+//! forward once for inference, three times for training (forward + two matmuls per backward).
 
+use std::collections::HashMap;
 use std::time::Instant;
 
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 
-const B: usize = 64;
 const F: usize = 7;
-const H: usize = 128;
 
-#[allow(clippy::large_enum_variant)] // built once per measurement
-enum Model {
-    OursLstm(gatecast_model::Lstm),
-    OursGru(gatecast_model::Gru),
-    BurnLstm(burn::nn::Lstm, burn::nn::Lstm),
-    BurnGru(burn::nn::Gru, burn::nn::Gru),
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    b: usize,
+    t: usize,
+    h: usize,
+    layers: usize,
 }
 
-impl Model {
-    fn build(name: &str, device: &Device) -> Self {
-        match name {
-            "gatecast Lstm" => Model::OursLstm(
-                gatecast_model::LstmConfig::new(F, H)
-                    .with_num_layers(2)
+const SHAPES: [Shape; 3] = [
+    Shape {
+        name: "a",
+        b: 64,
+        t: 96,
+        h: 64,
+        layers: 1,
+    },
+    Shape {
+        name: "b",
+        b: 64,
+        t: 96,
+        h: 128,
+        layers: 2,
+    },
+    Shape {
+        name: "c",
+        b: 256,
+        t: 336,
+        h: 256,
+        layers: 2,
+    },
+];
+
+fn gates(cell: &str) -> usize {
+    match cell {
+        "rnn" => 1,
+        "gru" => 3,
+        _ => 4,
+    }
+}
+
+/// Matmul FLOPs of one forward pass.
+fn forward_flops(cell: &str, s: Shape) -> f64 {
+    (0..s.layers)
+        .map(|l| {
+            let i = if l == 0 { F } else { s.h };
+            2.0 * (s.b * (i + s.h) * gates(cell) * s.h * s.t) as f64
+        })
+        .sum()
+}
+
+/// The recurrent part of a network.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Encoder {
+    Rnn(gatecast_model::Rnn),
+    Gru(gatecast_model::Gru),
+    Lstm(gatecast_model::Lstm),
+    BurnRnn(Vec<burn::nn::Rnn>),
+    BurnGru(Vec<burn::nn::Gru>),
+    BurnLstm(Vec<burn::nn::Lstm>),
+}
+
+#[derive(Module, Debug)]
+struct Net {
+    encoder: Encoder,
+    head: Linear,
+}
+
+impl Net {
+    fn new(who: &str, cell: &str, s: Shape, device: &Device) -> Self {
+        let sizes = |l: usize| if l == 0 { F } else { s.h };
+        let encoder = match (who, cell) {
+            ("gatecast", "rnn") => Encoder::Rnn(
+                gatecast_model::RnnConfig::new(F, s.h)
+                    .with_num_layers(s.layers)
                     .init(device),
             ),
-            "gatecast Gru" => Model::OursGru(
-                gatecast_model::GruConfig::new(F, H)
-                    .with_num_layers(2)
+            ("gatecast", "gru") => Encoder::Gru(
+                gatecast_model::GruConfig::new(F, s.h)
+                    .with_num_layers(s.layers)
                     .init(device),
             ),
-            "burn-nn Lstm" => Model::BurnLstm(
-                burn::nn::LstmConfig::new(F, H, true).init(device),
-                burn::nn::LstmConfig::new(H, H, true).init(device),
+            ("gatecast", _) => Encoder::Lstm(
+                gatecast_model::LstmConfig::new(F, s.h)
+                    .with_num_layers(s.layers)
+                    .init(device),
             ),
-            "burn-nn Gru" => Model::BurnGru(
-                burn::nn::GruConfig::new(F, H, true).init(device),
-                burn::nn::GruConfig::new(H, H, true).init(device),
+            // burn-nn has no num_layers: its layers are chained by hand.
+            (_, "rnn") => Encoder::BurnRnn(
+                (0..s.layers)
+                    .map(|l| burn::nn::RnnConfig::new(sizes(l), s.h, true).init(device))
+                    .collect(),
             ),
-            _ => unreachable!(),
+            (_, "gru") => Encoder::BurnGru(
+                (0..s.layers)
+                    .map(|l| burn::nn::GruConfig::new(sizes(l), s.h, true).init(device))
+                    .collect(),
+            ),
+            _ => Encoder::BurnLstm(
+                (0..s.layers)
+                    .map(|l| burn::nn::LstmConfig::new(sizes(l), s.h, true).init(device))
+                    .collect(),
+            ),
+        };
+        Net {
+            encoder,
+            head: LinearConfig::new(s.h, 1).init(device),
         }
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        match self {
-            Model::OursLstm(m) => m.forward(x, None).0,
-            Model::OursGru(m) => m.forward(x, None).0,
-            Model::BurnLstm(a, b) => b.forward(a.forward(x, None).0, None).0,
-            Model::BurnGru(a, b) => b.forward(a.forward(x, None), None),
-        }
+    /// `x [B, T, F]` → `[B, 1]` from the last step's hidden state of the top layer.
+    fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, t, _] = x.dims();
+        let out: Tensor<3> = match &self.encoder {
+            Encoder::Rnn(m) => m.forward(x, None).0,
+            Encoder::Gru(m) => m.forward(x, None).0,
+            Encoder::Lstm(m) => m.forward(x, None).0,
+            Encoder::BurnRnn(ls) => ls.iter().fold(x, |x, l| l.forward(x, None).0),
+            Encoder::BurnGru(ls) => ls.iter().fold(x, |x, l| l.forward(x, None)),
+            Encoder::BurnLstm(ls) => ls.iter().fold(x, |x, l| l.forward(x, None).0),
+        };
+        let h = out.dims()[2];
+        let last = out.slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
+        self.head.forward(last)
     }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
@@ -80,62 +176,195 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn sync<const D: usize>(t: Tensor<D>) {
-    // Reading one value forces the (possibly lazy) computation to finish.
+    // Reading one value forces a (possibly lazy or asynchronous) computation to finish.
     let _ = t.sum().into_data();
 }
 
-#[allow(clippy::vec_init_then_push)] // the pushes depend on cfg features
+/// Median GFLOP/s of a 1024³ f32 matmul.
+fn matmul_peak(device: &Device) -> f64 {
+    let n = 1024;
+    let a = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let ms = time(5, || sync(a.clone().matmul(b.clone())));
+    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+}
+
+/// (train ms, inference ms) of one implementation.
+fn measure(who: &str, cell: &str, s: Shape, device: &Device, reps: usize) -> (f64, f64) {
+    let net = Net::new(who, cell, s, device);
+    let x = Tensor::<3>::random([s.b, s.t, F], Distribution::Normal(0.0, 1.0), device);
+    let infer = time(reps, || sync(net.forward(x.clone())));
+    drop(net);
+
+    let ad = device.clone().autodiff();
+    let mut net = Some(Net::new(who, cell, s, &ad));
+    let mut optim = AdamConfig::new().init();
+    let x = Tensor::<3>::random([s.b, s.t, F], Distribution::Normal(0.0, 1.0), &ad);
+    let y = Tensor::<2>::random([s.b, 1], Distribution::Normal(0.0, 1.0), &ad);
+    let train = time(reps, || {
+        let model = net.take().expect("model");
+        let diff = model.forward(x.clone()) - y.clone();
+        let loss = (diff.clone() * diff).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = optim.step(1e-3, model, grads);
+        // The update is lazy on some backends: wait for it.
+        sync(model.head.weight.val());
+        net = Some(model);
+    });
+    (train, infer)
+}
+
+struct Row {
+    shape: &'static str,
+    cell: String,
+    who: String,
+    train: f64,
+    infer: f64,
+}
+
+fn pytorch_rows(path: &str) -> (Vec<Row>, Option<f64>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("{path}: cannot read; no PyTorch rows");
+        return (Vec::new(), None);
+    };
+    let mut rows = Vec::new();
+    let mut peak = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: HashMap<String, serde_json::Value> =
+            serde_json::from_str(line).expect("a JSON object per line");
+        if let Some(p) = v.get("matmul_gflops").and_then(|p| p.as_f64()) {
+            peak = Some(p);
+            continue;
+        }
+        let shape = v["shape"].as_str().unwrap_or("");
+        let Some(s) = SHAPES.iter().find(|s| s.name == shape) else {
+            continue;
+        };
+        rows.push(Row {
+            shape: s.name,
+            cell: v["cell"].as_str().unwrap_or("").to_string(),
+            who: format!(
+                "PyTorch {} ({} threads)",
+                v["version"].as_str().unwrap_or(""),
+                v["threads"]
+            ),
+            train: v["train_ms"].as_f64().unwrap_or(f64::NAN),
+            infer: v["infer_ms"].as_f64().unwrap_or(f64::NAN),
+        });
+    }
+    (rows, peak)
+}
+
 fn main() {
-    let reps: usize = std::env::var("GATECAST_BENCH_REPS")
-        .ok()
+    let env = |k: &str| std::env::var(k).ok();
+    let reps: usize = env("GATECAST_BENCH_REPS")
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    #[allow(unused_mut)]
-    let mut backends: Vec<(&str, Device)> = Vec::new();
+    let shapes: Vec<Shape> = env("GATECAST_BENCH_SHAPES")
+        .unwrap_or_else(|| "a,b".into())
+        .split(',')
+        .filter_map(|n| SHAPES.iter().copied().find(|s| s.name == n.trim()))
+        .collect();
+    let burn_nn = env("GATECAST_BENCH_BURN_NN").as_deref() != Some("0");
+    let mut available: Vec<(&str, Device)> = Vec::new();
     #[cfg(feature = "flex")]
-    backends.push(("flex", Device::flex()));
+    available.push(("flex", Device::flex()));
     #[cfg(feature = "ndarray")]
     #[allow(deprecated)]
-    backends.push(("ndarray", Device::ndarray()));
+    available.push(("ndarray", Device::ndarray()));
+    #[cfg(feature = "wgpu")]
+    available.push((
+        "wgpu",
+        Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+    ));
+    let wanted = env("GATECAST_BENCH_BACKENDS").unwrap_or_else(|| "flex,ndarray".into());
+    let backends: Vec<(&str, Device)> = available
+        .into_iter()
+        .filter(|(n, _)| wanted.split(',').any(|w| w.trim() == *n))
+        .collect();
     if backends.is_empty() {
-        eprintln!("no CPU backend compiled: run with --features flex,ndarray");
+        eprintln!("no backend selected: build with --features flex,ndarray (wgpu) and check GATECAST_BENCH_BACKENDS");
         return;
     }
-    println!("B={B} F={F} H={H}, 2 layers; median of {reps} runs (ms); ratio = burn-nn / gatecast");
-    println!(
-        "| backend | cell | T | gatecast fwd | burn-nn fwd | ratio | gatecast train | burn-nn train | ratio | gatecast train ms/step |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (backend, device) in &backends {
-        for cell in ["Lstm", "Gru"] {
-            for t in [96usize, 336] {
-                let mut row = Vec::new();
-                for who in ["gatecast", "burn-nn"] {
-                    let name = format!("{who} {cell}");
-                    let model = Model::build(&name, device);
-                    let x = Tensor::<3>::random([B, t, F], Distribution::Normal(0.0, 1.0), device);
-                    let fwd = time(reps, || sync(model.forward(x.clone())));
+    let (torch, torch_peak) = env("GATECAST_PYTORCH_JSON")
+        .map(|p| pytorch_rows(&p))
+        .unwrap_or_default();
 
-                    let ad = device.clone().autodiff();
-                    let model = Model::build(&name, &ad);
-                    let xa = Tensor::<3>::random([B, t, F], Distribution::Normal(0.0, 1.0), &ad);
-                    let train = time(reps, || {
-                        let loss = model.forward(xa.clone()).mean();
-                        let grads = loss.backward();
-                        drop(grads);
-                    });
-                    row.push((fwd, train));
+    let mut peaks = Vec::new();
+    for (name, device) in &backends {
+        let p = matmul_peak(device);
+        println!("matmul 1024³ f32 on {name}: {p:.1} GFLOP/s");
+        peaks.push(p);
+    }
+    if let Some(p) = torch_peak {
+        println!("matmul 1024³ f32 in PyTorch: {p:.1} GFLOP/s");
+        peaks.push(p);
+    }
+    let peak = peaks.iter().cloned().fold(0.0, f64::max);
+    println!("peak used for the % columns: {peak:.1} GFLOP/s (the best of the above)\n");
+
+    let mut rows: Vec<Row> = Vec::new();
+    for s in &shapes {
+        let reps = if s.name == "c" { reps.clamp(1, 3) } else { reps };
+        for cell in ["rnn", "gru", "lstm"] {
+            for (backend, device) in &backends {
+                let mut who = vec!["gatecast"];
+                if burn_nn {
+                    who.push("burn-nn");
                 }
-                let (ours, theirs) = (row[0], row[1]);
+                for w in who {
+                    // burn-nn's backward grows with T² at shape c: one repetition is plenty.
+                    let r = if w == "burn-nn" && s.name == "c" { 1 } else { reps };
+                    let (train, infer) = measure(w, cell, *s, device, r);
+                    eprintln!("{} {cell} {w} {backend}: train {train:.1} ms, inference {infer:.1} ms", s.name);
+                    rows.push(Row {
+                        shape: s.name,
+                        cell: cell.into(),
+                        who: format!("{w} ({backend})"),
+                        train,
+                        infer,
+                    });
+                }
+            }
+        }
+    }
+    rows.extend(torch);
+
+    println!(
+        "Median of {reps} runs (shape c: up to 3) after one warm-up. ×PyTorch = time / PyTorch's time (below 1: faster)."
+    );
+    println!("| shape | cell | implementation | train ms | ×PyTorch | GFLOP/s | % peak | inference ms | ×PyTorch | GFLOP/s | % peak |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in &shapes {
+        for cell in ["rnn", "gru", "lstm"] {
+            let fwd = forward_flops(cell, *s);
+            let reference = rows
+                .iter()
+                .find(|r| r.shape == s.name && r.cell == cell && r.who.starts_with("PyTorch"));
+            for r in rows.iter().filter(|r| r.shape == s.name && r.cell == cell) {
+                let ratio = |mine: f64, theirs: Option<f64>| {
+                    theirs
+                        .map(|t| format!("{:.2}", mine / t))
+                        .unwrap_or_else(|| "–".into())
+                };
+                let gflops = |flops: f64, ms: f64| flops / (ms * 1e-3) / 1e9;
+                let (gt, gi) = (gflops(3.0 * fwd, r.train), gflops(fwd, r.infer));
                 println!(
-                    "| {backend} | {cell} | {t} | {:.1} | {:.1} | {:.2}x | {:.1} | {:.1} | {:.2}x | {:.3} |",
-                    ours.0,
-                    theirs.0,
-                    theirs.0 / ours.0,
-                    ours.1,
-                    theirs.1,
-                    theirs.1 / ours.1,
-                    ours.1 / t as f64,
+                    "| {} (B{} T{} H{} ×{}) | {cell} | {} | {:.1} | {} | {:.1} | {:.0}% | {:.1} | {} | {:.1} | {:.0}% |",
+                    s.name,
+                    s.b,
+                    s.t,
+                    s.h,
+                    s.layers,
+                    r.who,
+                    r.train,
+                    ratio(r.train, reference.map(|p| p.train)),
+                    gt,
+                    100.0 * gt / peak,
+                    r.infer,
+                    ratio(r.infer, reference.map(|p| p.infer)),
+                    gi,
+                    100.0 * gi / peak,
                 );
             }
         }
