@@ -36,25 +36,33 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapes", default="a,b")
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dev = args.device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+
+    def timed_sync(reps, fn):
+        return timed(reps, lambda: (fn(), sync()))
 
     n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    ms = timed(5, lambda: torch.mm(a, b))
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    ms = timed_sync(5, lambda: torch.mm(a, b))
     print(json.dumps({"matmul_gflops": 2 * n**3 / (ms * 1e-3) / 1e9}), flush=True)
 
     for shape in args.shapes.split(","):
         s = SHAPES[shape.strip()]
         reps = min(args.reps, 3) if shape == "c" else args.reps
         for cell, cls in [("rnn", torch.nn.RNN), ("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)]:
-            rnn = cls(F, s["h"], num_layers=s["layers"], batch_first=True)
-            head = torch.nn.Linear(s["h"], 1)
+            rnn = cls(F, s["h"], num_layers=s["layers"], batch_first=True).to(dev)
+            head = torch.nn.Linear(s["h"], 1).to(dev)
             params = list(rnn.parameters()) + list(head.parameters())
             opt = torch.optim.Adam(params, lr=1e-3)
-            x = torch.randn(s["b"], s["t"], F)
-            y = torch.randn(s["b"], 1)
+            x = torch.randn(s["b"], s["t"], F, device=dev)
+            y = torch.randn(s["b"], 1, device=dev)
 
             def train():
                 opt.zero_grad(set_to_none=True)
@@ -71,10 +79,10 @@ def main():
             row = {
                 "shape": shape,
                 "cell": cell,
-                "threads": args.threads,
+                "threads": args.threads if dev == "cpu" else dev,
                 "version": torch.__version__.split("+")[0],
-                "train_ms": timed(reps, train),
-                "infer_ms": timed(reps, infer),
+                "train_ms": timed_sync(reps, train),
+                "infer_ms": timed_sync(reps, infer),
             }
             print(json.dumps(row), flush=True)
 

@@ -244,9 +244,12 @@ fn pytorch_rows(path: &str) -> (Vec<Row>, Option<f64>) {
             shape: s.name,
             cell: v["cell"].as_str().unwrap_or("").to_string(),
             who: format!(
-                "PyTorch {} ({} threads)",
+                "PyTorch {} ({})",
                 v["version"].as_str().unwrap_or(""),
-                v["threads"]
+                match &v["threads"] {
+                    serde_json::Value::String(d) => d.clone(),
+                    n => format!("{n} threads"),
+                }
             ),
             train: v["train_ms"].as_f64().unwrap_or(f64::NAN),
             infer: v["infer_ms"].as_f64().unwrap_or(f64::NAN),
@@ -305,7 +308,11 @@ fn main() {
 
     let mut rows: Vec<Row> = Vec::new();
     for s in &shapes {
-        let reps = if s.name == "c" { reps.clamp(1, 3) } else { reps };
+        let reps = if s.name == "c" {
+            reps.clamp(1, 3)
+        } else {
+            reps
+        };
         for cell in ["rnn", "gru", "lstm"] {
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
@@ -314,9 +321,16 @@ fn main() {
                 }
                 for w in who {
                     // burn-nn's backward grows with T² at shape c: one repetition is plenty.
-                    let r = if w == "burn-nn" && s.name == "c" { 1 } else { reps };
+                    let r = if w == "burn-nn" && s.name == "c" {
+                        1
+                    } else {
+                        reps
+                    };
                     let (train, infer) = measure(w, cell, *s, device, r);
-                    eprintln!("{} {cell} {w} {backend}: train {train:.1} ms, inference {infer:.1} ms", s.name);
+                    eprintln!(
+                        "{} {cell} {w} {backend}: train {train:.1} ms, inference {infer:.1} ms",
+                        s.name
+                    );
                     rows.push(Row {
                         shape: s.name,
                         cell: cell.into(),

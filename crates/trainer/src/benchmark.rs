@@ -194,6 +194,55 @@ pub fn ett(
     }
     let table = markdown(mode, exp, &results);
     write_atomic(&out.join(format!("ett-{mode}-L{l}.md")), table.as_bytes())?;
+    // One row per horizon with what reproduces it (each run directory also has its config.toml).
+    let header = [
+        "dataset",
+        "mode",
+        "lookback",
+        "horizon",
+        "windows",
+        "mse",
+        "mae",
+        "repeat_last_mse",
+        "repeat_last_mae",
+        "epochs",
+        "seconds",
+        "seed",
+        "cell",
+        "hidden",
+        "layers",
+        "lr",
+        "last_value_norm",
+        "run_dir",
+    ];
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                "ETTh1".into(),
+                mode.into(),
+                l.to_string(),
+                r.horizon.to_string(),
+                r.windows.to_string(),
+                format!("{:.6}", r.mse),
+                format!("{:.6}", r.mae),
+                format!("{:.6}", r.naive_mse),
+                format!("{:.6}", r.naive_mae),
+                r.epochs.to_string(),
+                format!("{:.1}", r.seconds),
+                exp.train.seed.to_string(),
+                exp.model.cell.clone(),
+                exp.model.hidden_size.to_string(),
+                exp.model.num_layers.to_string(),
+                exp.train.lr.to_string(),
+                exp.model.last_value_norm.to_string(),
+                out.join(format!("{mode}-L{l}-H{}", r.horizon))
+                    .display()
+                    .to_string(),
+            ]
+        })
+        .collect();
+    crate::artifacts::write_csv(&out.join(format!("ett-{mode}-L{l}.csv")), &header, &rows)?;
     print!("\n{table}");
     Ok(results)
 }

@@ -446,4 +446,8 @@ fn ett_benchmark_protocol() {
         r[0].naive_mse
     );
     assert!(r[0].mse.is_finite() && dir.join("ett-S-L48.md").exists());
+    let csv = std::fs::read_to_string(dir.join("ett-S-L48.csv")).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(&row[..4], ["ETTh1", "S", "48", "24"]);
+    assert_eq!(row[11], exp.train.seed.to_string());
 }
