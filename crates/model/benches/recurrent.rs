@@ -258,6 +258,7 @@ fn pytorch_rows(path: &str) -> (Vec<Row>, Option<f64>) {
     (rows, peak)
 }
 
+#[allow(clippy::vec_init_then_push)] // the pushes depend on cfg features
 fn main() {
     let env = |k: &str| std::env::var(k).ok();
     let reps: usize = env("GATECAST_BENCH_REPS")
