@@ -72,6 +72,7 @@ mod lstm;
 pub mod pytorch;
 mod recurrence;
 mod rnn;
+mod segrnn;
 mod weights;
 
 pub use error::RecurrentError;
@@ -79,4 +80,5 @@ pub use forecaster::{CellType, Encoder, Forecaster, ForecasterConfig};
 pub use gru::{Gru, GruConfig};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
+pub use segrnn::{SegNorm, SegRnn, SegRnnConfig};
 pub use weights::{DirectionWeights, RecurrentLayer};

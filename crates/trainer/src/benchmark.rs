@@ -108,7 +108,18 @@ pub struct HorizonResult {
     pub epochs: usize,
 }
 
-/// Runs the protocol for each horizon; `exp` gives the model and training settings.
+/// How the rows are split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BenchSplit {
+    /// ETTh's fixed 12 / 4 / 4 months of hourly rows (8640 / 2880 / 2880).
+    EttHourly,
+    /// `data.split` fractions of the rows (e.g. 0.7 / 0.1 / 0.2, the LTSF protocol's for the
+    /// other datasets), validation and test windows reaching back one look-back.
+    Ratios,
+}
+
+/// Runs the protocol for each horizon with ETTh's split; `exp` gives the model and training
+/// settings.
 pub fn ett(
     path: &Path,
     mode: &str,
@@ -117,17 +128,59 @@ pub fn ett(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<HorizonResult>> {
-    let all = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
-        .map(String::from)
-        .to_vec();
-    let ot = vec!["OT".to_string()];
+    run(
+        path,
+        mode,
+        horizons,
+        BenchSplit::EttHourly,
+        exp,
+        out,
+        device,
+    )
+}
+
+/// Runs the protocol on any file shaped like ETTh1: a `date` column and value columns; the
+/// target of S and MS is `OT` (or the last column), M forecasts every column.
+pub fn run(
+    path: &Path,
+    mode: &str,
+    horizons: &[usize],
+    split_kind: BenchSplit,
+    exp: &Experiment,
+    out: &Path,
+    device: &Device,
+) -> Result<Vec<HorizonResult>> {
+    let header = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    let header = header.lines().next().unwrap_or("");
+    let all: Vec<String> = header
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| c != "date" && !c.is_empty())
+        .collect();
+    if !header
+        .split(',')
+        .any(|c| c.trim().trim_start_matches('\u{feff}') == "date")
+    {
+        bail!(
+            "{}: no column named 'date' (the LTSF files' time column); the header has: {header}",
+            path.display()
+        );
+    }
+    let target = if all.iter().any(|c| c == "OT") {
+        "OT".to_string()
+    } else {
+        all.last().cloned().unwrap_or_default()
+    };
+    let ot = vec![target.clone()];
     let (inputs, targets) = match mode {
         "S" => (ot.clone(), ot),
         "M" => (all.clone(), all.clone()),
         // Targets first among the inputs (the decoder and the normalisation rely on it).
         "MS" => {
             let mut inputs = ot.clone();
-            inputs.extend(all.iter().filter(|c| *c != "OT").cloned());
+            inputs.extend(all.iter().filter(|c| **c != target).cloned());
             (inputs, ot)
         }
         other => bail!("--mode {other}: expected S, M or MS"),
@@ -136,7 +189,13 @@ pub fn ett(
     options.columns = Some(inputs.clone());
     let raw = load_csv(path, &options)?;
     let l = exp.window.lookback;
-    let split = TimeSplit::ett_hourly(raw.rows(), l)?;
+    let split = match split_kind {
+        BenchSplit::EttHourly => TimeSplit::ett_hourly(raw.rows(), l)?,
+        BenchSplit::Ratios => {
+            let [a, b, c] = exp.data.split;
+            TimeSplit::by_ratios(raw.rows(), (a, b, c), l)?
+        }
+    };
     let scaler = Scaler::fit(ScalerKind::Standard, &raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(&raw));
     let target_idx = raw.column_indices(&targets, "targets")?;

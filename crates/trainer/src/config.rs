@@ -126,7 +126,9 @@ impl Default for WindowSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
-    /// `rnn`, `gru` or `lstm`.
+    /// `rnn`, `gru`, `lstm` (a recurrent encoder and a direct or autoregressive head) or `segrnn`
+    /// (segment-recurrent: GRU over look-back segments, parallel decoding of output segments,
+    /// channel-independent; forecasts every input channel, needs no covariates).
     pub cell: String,
     /// Hidden size.
     pub hidden_size: usize,
@@ -141,6 +143,10 @@ pub struct ModelSection {
     pub decoder: String,
     /// Subtract the last look-back value per channel and add it back to the forecast.
     pub last_value_norm: bool,
+    /// `segrnn` only: segment length in steps (the look-back must be a multiple).
+    pub segment: usize,
+    /// `segrnn` only: reversible instance normalisation instead of `last_value_norm`.
+    pub revin: bool,
 }
 
 impl Default for ModelSection {
@@ -153,6 +159,8 @@ impl Default for ModelSection {
             bidirectional: false,
             decoder: "direct".into(),
             last_value_norm: false,
+            segment: 24,
+            revin: false,
         }
     }
 }
@@ -164,8 +172,15 @@ impl ModelSection {
             "rnn" | "elman" => Ok(CellType::Rnn),
             "gru" => Ok(CellType::Gru),
             "lstm" => Ok(CellType::Lstm),
-            other => Err(format!("model.cell = '{other}': expected rnn, gru or lstm")),
+            other => Err(format!(
+                "model.cell = '{other}': expected rnn, gru, lstm or segrnn"
+            )),
         }
+    }
+
+    /// Whether the model is the segment-recurrent one.
+    pub fn is_segrnn(&self) -> bool {
+        self.cell.eq_ignore_ascii_case("segrnn")
     }
 }
 
@@ -265,7 +280,28 @@ impl Experiment {
                 self.model.dropout
             ));
         }
-        self.model.cell_type()?;
+        if self.model.is_segrnn() {
+            let m = &self.model;
+            if m.segment == 0 || self.window.lookback % m.segment != 0 {
+                return Err(format!(
+                    "model.segment = {}: must divide window.lookback = {}",
+                    m.segment, self.window.lookback
+                ));
+            }
+            if m.hidden_size % 2 != 0 {
+                return Err(format!(
+                    "model.hidden_size = {}: segrnn needs an even size",
+                    m.hidden_size
+                ));
+            }
+            if !self.data.calendar.is_empty() {
+                return Err(
+                    "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
+                );
+            }
+        } else {
+            self.model.cell_type()?;
+        }
         if !["direct", "autoregressive"].contains(&self.model.decoder.as_str()) {
             return Err(format!(
                 "model.decoder = '{}': expected direct or autoregressive",

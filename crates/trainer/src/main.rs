@@ -65,6 +65,10 @@ enum Command {
         /// Comma-separated horizons.
         #[arg(long, value_delimiter = ',', default_value = "24,48,168")]
         horizons: Vec<usize>,
+        /// `ett` (ETTh's fixed 12/4/4 months) or `ratios` (data.split of any file shaped like
+        /// ETTh1: a `date` column, value columns, target `OT` or the last column).
+        #[arg(long, default_value = "ett")]
+        split: String,
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
@@ -121,6 +125,12 @@ struct TrainArgs {
     /// Subtract each window's last value per channel, add it back to the forecast.
     #[arg(long)]
     last_value_norm: bool,
+    /// `--cell segrnn`: segment length (must divide the look-back).
+    #[arg(long)]
+    segment: Option<usize>,
+    /// `--cell segrnn`: reversible instance normalisation (RevIN).
+    #[arg(long)]
+    revin: bool,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -179,7 +189,9 @@ fn device(name: Option<&str>) -> Result<Device> {
     }
 }
 
-fn experiment(args: &TrainArgs) -> Result<Experiment> {
+/// The experiment of `args`; `benchmark` clears calendar covariates and defaults the look-back
+/// to 96 before validating.
+fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     // Resuming continues the run's own experiment unless another file is given.
     let saved = args
         .out
@@ -215,6 +227,19 @@ fn experiment(args: &TrainArgs) -> Result<Experiment> {
     if args.last_value_norm {
         e.model.last_value_norm = true;
     }
+    if let Some(v) = args.segment {
+        e.model.segment = v;
+    }
+    if args.revin {
+        e.model.revin = true;
+    }
+    if benchmark {
+        e.data.calendar.clear();
+        if args.config.is_none() {
+            e.window.lookback = 96;
+        }
+        e.window.stride = 1;
+    }
     if let Some(v) = args.lookback {
         e.window.lookback = v;
     }
@@ -238,7 +263,7 @@ fn experiment(args: &TrainArgs) -> Result<Experiment> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let exp = experiment(&args)?;
+    let exp = experiment(&args, false)?;
     if args.print_config {
         print!("{}", exp.to_toml());
         return Ok(());
@@ -331,6 +356,7 @@ fn main() -> ExitCode {
             which,
             mode,
             horizons,
+            split,
             model,
         } => (|| {
             let data = PathBuf::from(
@@ -346,13 +372,14 @@ fn main() -> ExitCode {
             if which != "ett" {
                 bail!("benchmark {which}: only `ett` exists");
             }
-            let mut exp = experiment(&model)?;
-            if model.lookback.is_none() && model.config.is_none() {
-                exp.window.lookback = 96;
-            }
-            exp.window.stride = 1;
+            let exp = experiment(&model, true)?;
             let dev = device(model.device.as_deref())?;
-            gatecast_trainer::benchmark::ett(&data, &mode, &horizons, &exp, &out, &dev)?;
+            let split = match split.as_str() {
+                "ett" => gatecast_trainer::benchmark::BenchSplit::EttHourly,
+                "ratios" => gatecast_trainer::benchmark::BenchSplit::Ratios,
+                other => bail!("--split {other}: expected ett or ratios"),
+            };
+            gatecast_trainer::benchmark::run(&data, &mode, &horizons, split, &exp, &out, &dev)?;
             Ok(())
         })(),
         Command::Forecast {

@@ -7,7 +7,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 use gatecast_data::ForecastBatch;
-use gatecast_model::Forecaster;
+use gatecast_model::{Forecaster, SegRnn};
 
 use crate::clip::{clip_global_norm, global_norm, scale_grads};
 use crate::monitor::SharedMonitor;
@@ -26,11 +26,38 @@ pub enum Clip {
     Value(f64),
 }
 
-/// [`Forecaster`] + what the training loop needs.
+/// The network of a run.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Net {
+    /// A recurrent encoder with a direct or autoregressive head.
+    Recurrent(Forecaster),
+    /// The segment-recurrent model; forecasts every input channel, the targets are the first.
+    Segment(SegRnn),
+}
+
+impl Net {
+    /// `inputs [batch, lookback, inputs]` (+ future) → `[batch, horizon, targets]`.
+    pub fn forward(
+        &self,
+        inputs: Tensor<3>,
+        future: Option<Tensor<3>>,
+        targets: usize,
+    ) -> Tensor<3> {
+        match self {
+            Net::Recurrent(f) => f.forward(inputs, future),
+            Net::Segment(s) => s.forward(inputs).narrow(2, 0, targets),
+        }
+    }
+}
+
+/// The network + what the training loop needs.
 #[derive(Module, Debug)]
 pub struct ForecastModel {
     /// The network.
-    pub net: Forecaster,
+    pub net: Net,
+    /// Targets per step (the first input channels).
+    targets: usize,
     #[module(skip)]
     clip: Clip,
     #[module(skip)]
@@ -42,9 +69,10 @@ pub struct ForecastModel {
 
 impl ForecastModel {
     /// Wraps a forecaster; `monitor` receives gradient norms and stops a diverging run.
-    pub fn new(net: Forecaster, clip: Clip, monitor: Option<SharedMonitor>) -> Self {
+    pub fn new(net: Net, targets: usize, clip: Clip, monitor: Option<SharedMonitor>) -> Self {
         Self {
             net,
+            targets,
             clip,
             monitor,
             devices: 1,
@@ -60,7 +88,7 @@ impl ForecastModel {
 
     /// Forecast and MSE loss of a batch; outputs flattened to `[batch, horizon * targets]`.
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
-        let pred = self.net.forward(batch.inputs, batch.future);
+        let pred = self.net.forward(batch.inputs, batch.future, self.targets);
         let [b, h, t] = pred.dims();
         let loss = (pred.clone() - batch.targets.clone()).powi_scalar(2).mean();
         RegressionOutput::new(
@@ -72,7 +100,7 @@ impl ForecastModel {
 
     /// Forecasts `[batch, horizon, targets]`.
     pub fn predict(&self, inputs: Tensor<3>, future: Option<Tensor<3>>) -> Tensor<3> {
-        self.net.forward(inputs, future)
+        self.net.forward(inputs, future, self.targets)
     }
 }
 

@@ -24,14 +24,14 @@ use gatecast_data::{
     add_calendar, load_csv, metrics, Baseline, CsvOptions, ForecastBatcher, Scaler, Series,
     TimeSplit, WindowConfig, WindowDataset,
 };
-use gatecast_model::ForecasterConfig;
+use gatecast_model::{ForecasterConfig, SegNorm, SegRnnConfig};
 
 use crate::artifacts::{write_atomic, write_csv};
 use crate::checkpoint::AtomicCheckpointer;
 use crate::config::{calendar_feature, Experiment};
 use crate::lr::PlannedLr;
 use crate::metrics::{MaeMetric, RmseMetric};
-use crate::model::{Clip, ForecastModel};
+use crate::model::{Clip, ForecastModel, Net};
 use crate::monitor;
 use crate::renderer::{write_epochs, EpochRenderer, EpochRow};
 use crate::schedule::ReduceOnPlateau;
@@ -152,28 +152,51 @@ pub fn build_model(
     monitor: Option<monitor::SharedMonitor>,
 ) -> Result<ForecastModel> {
     let m = &exp.model;
-    let cell = m.cell_type().map_err(anyhow::Error::msg)?;
-    let net = ForecasterConfig::new(
-        cell,
-        window.inputs.len(),
-        m.hidden_size,
-        exp.window.horizon,
-        window.targets.len(),
-    )
-    .with_future_size(window.future.len())
-    .with_num_layers(m.num_layers)
-    .with_dropout(m.dropout)
-    .with_bidirectional(m.bidirectional)
-    .with_autoregressive(m.decoder == "autoregressive")
-    .with_last_value_norm(m.last_value_norm)
-    .try_init(device)?;
+    let net = if m.is_segrnn() {
+        let norm = if m.revin {
+            SegNorm::RevIn
+        } else if m.last_value_norm {
+            SegNorm::LastValue
+        } else {
+            SegNorm::None
+        };
+        if !window.future.is_empty() {
+            bail!("model.cell = segrnn takes no known-future covariates (data.calendar)");
+        }
+        Net::Segment(
+            SegRnnConfig::new(window.lookback, exp.window.horizon, window.inputs.len())
+                .with_segment(m.segment)
+                .with_hidden_size(m.hidden_size)
+                .with_dropout(m.dropout)
+                .with_norm(norm)
+                .try_init(device)?,
+        )
+    } else {
+        let cell = m.cell_type().map_err(anyhow::Error::msg)?;
+        Net::Recurrent(
+            ForecasterConfig::new(
+                cell,
+                window.inputs.len(),
+                m.hidden_size,
+                exp.window.horizon,
+                window.targets.len(),
+            )
+            .with_future_size(window.future.len())
+            .with_num_layers(m.num_layers)
+            .with_dropout(m.dropout)
+            .with_bidirectional(m.bidirectional)
+            .with_autoregressive(m.decoder == "autoregressive")
+            .with_last_value_norm(m.last_value_norm)
+            .try_init(device)?,
+        )
+    };
     let clip = match exp.train.clip.as_str() {
         "global_norm" => Clip::GlobalNorm(exp.train.clip_value),
         "norm" => Clip::PerTensorNorm(exp.train.clip_value),
         "value" => Clip::Value(exp.train.clip_value),
         _ => Clip::None,
     };
-    Ok(ForecastModel::new(net, clip, monitor))
+    Ok(ForecastModel::new(net, window.targets.len(), clip, monitor))
 }
 
 fn optimizer(exp: &Experiment) -> ModuleOptimizer {

@@ -451,3 +451,98 @@ fn ett_benchmark_protocol() {
     assert_eq!(&row[..4], ["ETTh1", "S", "48", "24"]);
     assert_eq!(row[11], exp.train.seed.to_string());
 }
+
+/// The LTSF protocol pinned on a synthetic ETT-shaped file (runs everywhere, unlike the ETTh1
+/// test): ETTh's row boundaries, z-score statistics from the training rows only, every test
+/// window, and the repeat-last MSE recomputed by hand; then `--split ratios` on the same file.
+#[test]
+fn ltsf_protocol_on_a_synthetic_ett_file() {
+    let dir = tmp("ltsf");
+    let rows = 14_500;
+    let mut rng = gatecast_data::synthetic::Rng::new(21);
+    let t0 = chrono::NaiveDate::from_ymd_opt(2016, 7, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut text = String::from("date,HUFL,OT\n");
+    let mut ot = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let t = t0 + chrono::TimeDelta::hours(i as i64);
+        // A level that drifts, so statistics from the wrong rows would show.
+        let v = 0.001 * i as f64 + (i as f64 / 24.0 * std::f64::consts::TAU).sin() + rng.normal();
+        let v = (v * 1000.0).round() / 1000.0;
+        ot.push(v);
+        text += &format!(
+            "{},{:.3},{v:.3}\n",
+            t.format("%Y-%m-%d %H:%M:%S"),
+            rng.normal()
+        );
+    }
+    let path = dir.join("synthetic_ett.csv");
+    std::fs::write(&path, text).unwrap();
+    let (l, h) = (24usize, 12usize);
+    let mut exp = Experiment::default();
+    exp.window.lookback = l;
+    exp.window.stride = 16;
+    exp.model.hidden_size = 4;
+    exp.train.epochs = 1;
+    exp.data.calendar.clear();
+    use gatecast_trainer::benchmark::{run as bench, BenchSplit};
+    let by_hand = |train_end: usize, test: std::ops::Range<usize>| {
+        let mean = ot[..train_end].iter().sum::<f64>() / train_end as f64;
+        let var = ot[..train_end]
+            .iter()
+            .map(|v| (v - mean).powi(2))
+            .sum::<f64>()
+            / train_end as f64;
+        let z = |v: f64| (v - mean) / var.sqrt();
+        let (mut se, mut windows) = (0.0, 0);
+        for s in (test.start - l)..=(test.end - l - h) {
+            windows += 1;
+            for k in 0..h {
+                se += (z(ot[s + l - 1]) - z(ot[s + l + k])).powi(2);
+            }
+        }
+        (windows, se / (windows * h) as f64)
+    };
+    let device = Device::flex();
+    let r = bench(
+        &path,
+        "S",
+        &[h],
+        BenchSplit::EttHourly,
+        &exp,
+        &dir.join("ett"),
+        &device,
+    )
+    .unwrap();
+    let (windows, naive) = by_hand(8_640, 11_520..14_400);
+    assert_eq!(windows, 2880 - h + 1);
+    assert_eq!(r[0].windows, windows);
+    assert!(
+        (r[0].naive_mse - naive).abs() < 1e-4,
+        "{} vs {naive}",
+        r[0].naive_mse
+    );
+    assert!(r[0].mse.is_finite());
+    // Ratios 0.7 / 0.1 / 0.2: train floor(0.7 n), test the last floor(0.2 n) rows.
+    exp.data.split = [0.7, 0.1, 0.2];
+    let r = bench(
+        &path,
+        "MS",
+        &[h],
+        BenchSplit::Ratios,
+        &exp,
+        &dir.join("ratios"),
+        &device,
+    )
+    .unwrap();
+    let (train, test) = ((rows as f64 * 0.7) as usize, (rows as f64 * 0.2) as usize);
+    let (windows, naive) = by_hand(train, rows - test..rows);
+    assert_eq!(r[0].windows, windows);
+    assert!(
+        (r[0].naive_mse - naive).abs() < 1e-4,
+        "{} vs {naive}",
+        r[0].naive_mse
+    );
+}

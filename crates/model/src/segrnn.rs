@@ -1,0 +1,227 @@
+//! A segment-recurrent forecaster in the spirit of SegRNN (Lin et al., 2023): the look-back of
+//! each channel is cut into segments of `segment` steps, each segment is embedded linearly, a GRU
+//! runs over the segments, and every output segment is decoded in parallel by one GRU step from
+//! the final state with a position + channel embedding as input. Channel-independent (one set of
+//! weights for every channel), with last-value subtraction or RevIN around it.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Distribution, Tensor};
+
+use crate::error::RecurrentError;
+use crate::{Gru, GruConfig};
+
+/// How each window is normalised before the network sees it (and the forecast de-normalised).
+#[derive(Config, Debug, PartialEq, Eq, Copy)]
+pub enum SegNorm {
+    /// None.
+    None,
+    /// Subtract each channel's last look-back value, add it back to the forecast (SegRNN's).
+    LastValue,
+    /// Reversible instance normalisation (Kim et al., 2022): each channel's look-back mean and
+    /// standard deviation, with a learnt per-channel affine map.
+    RevIn,
+}
+
+/// Configuration of a [`SegRnn`].
+#[derive(Config, Debug)]
+pub struct SegRnnConfig {
+    /// Look-back steps `L`; a multiple of `segment`.
+    pub lookback: usize,
+    /// Steps to forecast `H` (the last output segment is cut to fit).
+    pub horizon: usize,
+    /// Channels `C` (each is forecast from its own past only).
+    pub channels: usize,
+    /// Segment length `w`.
+    #[config(default = 24)]
+    pub segment: usize,
+    /// Embedding and GRU hidden size `d` (even).
+    #[config(default = 256)]
+    pub hidden_size: usize,
+    /// Dropout before the output projection (training only).
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Window normalisation.
+    #[config(default = "SegNorm::LastValue")]
+    pub norm: SegNorm,
+}
+
+/// SegRNN: `[batch, lookback, channels]` → `[batch, horizon, channels]`.
+#[derive(Module, Debug)]
+pub struct SegRnn {
+    /// Segment embedding `[segment] → [hidden]`, followed by ReLU.
+    pub embed: Linear,
+    /// The GRU over segments, also used for the one decoding step.
+    pub gru: Gru,
+    /// Output segment positions `[segments out, hidden / 2]`.
+    pub position: Param<Tensor<2>>,
+    /// Channels `[channels, hidden / 2]`.
+    pub channel: Param<Tensor<2>>,
+    /// Output projection `[hidden] → [segment]`.
+    pub predict: Linear,
+    /// RevIN's affine weight `[channels]` (absent without RevIN).
+    pub revin_weight: Option<Param<Tensor<1>>>,
+    /// RevIN's affine bias `[channels]`.
+    pub revin_bias: Option<Param<Tensor<1>>>,
+    dropout: Dropout,
+    lookback: usize,
+    horizon: usize,
+    channels: usize,
+    segment: usize,
+    hidden: usize,
+    #[module(skip)]
+    norm: SegNorm,
+}
+
+impl SegRnnConfig {
+    /// Builds the model.
+    pub fn init(&self, device: &Device) -> SegRnn {
+        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Builds the model, or says which field is out of range.
+    pub fn try_init(&self, device: &Device) -> Result<SegRnn, RecurrentError> {
+        let bad = |option: &'static str, value: usize, expected: &'static str| {
+            Err(RecurrentError::InvalidConfig {
+                option,
+                value: value.to_string(),
+                expected,
+            })
+        };
+        for (option, v) in [
+            ("horizon", self.horizon),
+            ("channels", self.channels),
+            ("segment", self.segment),
+        ] {
+            if v == 0 {
+                return bad(option, 0, "must be at least 1");
+            }
+        }
+        if self.lookback == 0 || self.lookback % self.segment != 0 {
+            return bad(
+                "lookback",
+                self.lookback,
+                "must be a positive multiple of the segment length",
+            );
+        }
+        if self.hidden_size < 2 || self.hidden_size % 2 != 0 {
+            return bad(
+                "hidden_size",
+                self.hidden_size,
+                "must be even and at least 2",
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(RecurrentError::InvalidConfig {
+                option: "dropout",
+                value: self.dropout.to_string(),
+                expected: "must be in [0, 1)",
+            });
+        }
+        let d = self.hidden_size;
+        let out_segments = self.horizon.div_ceil(self.segment);
+        let normal = Distribution::Normal(0.0, 1.0);
+        Ok(SegRnn {
+            embed: LinearConfig::new(self.segment, d).init(device),
+            gru: GruConfig::new(d, d).try_init(device)?,
+            position: Param::from_tensor(Tensor::random([out_segments, d / 2], normal, device)),
+            channel: Param::from_tensor(Tensor::random([self.channels, d / 2], normal, device)),
+            predict: LinearConfig::new(d, self.segment).init(device),
+            revin_weight: (self.norm == SegNorm::RevIn)
+                .then(|| Param::from_tensor(Tensor::ones([self.channels], device))),
+            revin_bias: (self.norm == SegNorm::RevIn)
+                .then(|| Param::from_tensor(Tensor::zeros([self.channels], device))),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            lookback: self.lookback,
+            horizon: self.horizon,
+            channels: self.channels,
+            segment: self.segment,
+            hidden: d,
+            norm: self.norm,
+        })
+    }
+}
+
+impl SegRnn {
+    /// `x [batch, lookback, channels]` → forecast `[batch, horizon, channels]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SegRnn::forward`] with a shape check.
+    pub fn try_forward(&self, x: Tensor<3>) -> Result<Tensor<3>, RecurrentError> {
+        let [b, l, c] = x.dims();
+        if l != self.lookback || c != self.channels {
+            return Err(RecurrentError::StateShape {
+                which: "SegRNN input",
+                expected: [b, self.lookback, self.channels],
+                found: [b, l, c],
+            });
+        }
+        let (w, d) = (self.segment, self.hidden);
+        let (n, m) = (l / w, self.horizon.div_ceil(w));
+
+        // Normalise each window, per channel.
+        type Undo = Box<dyn Fn(Tensor<3>) -> Tensor<3>>;
+        let (x, undo): (Tensor<3>, Undo) = match (self.norm, &self.revin_weight, &self.revin_bias) {
+            (SegNorm::LastValue, ..) => {
+                let last = x.clone().narrow(1, l - 1, 1);
+                (x - last.clone(), Box::new(move |y| y + last.clone()))
+            }
+            (SegNorm::RevIn, Some(weight), Some(bias)) => {
+                let mean = x.clone().mean_dim(1);
+                let std = (x.clone().var(1) + 1e-5).sqrt();
+                let wt = weight.val().reshape([1, 1, c]);
+                let bs = bias.val().reshape([1, 1, c]);
+                let z = (x - mean.clone()) / std.clone() * wt.clone() + bs.clone();
+                let undo = move |y: Tensor<3>| {
+                    (y - bs.clone()) / (wt.clone() + 1e-10) * std.clone() + mean.clone()
+                };
+                (z, Box::new(undo))
+            }
+            _ => (x, Box::new(|y| y)),
+        };
+
+        // [b, l, c] → [b·c, n, w] → embedded [b·c, n, d].
+        let segments = x.swap_dims(1, 2).reshape([b * c, n, w]);
+        let embedded = relu(self.embed.forward(segments));
+        let (_, hn) = self.gru.try_forward(embedded, None, None)?; // [1, b·c, d]
+
+        // One decoding step per output segment, all in parallel: input = [position ‖ channel].
+        let position = self
+            .position
+            .val()
+            .reshape([1, 1, m, d / 2])
+            .expand([b, c, m, d / 2]);
+        let channel = self
+            .channel
+            .val()
+            .reshape([1, c, 1, d / 2])
+            .expand([b, c, m, d / 2]);
+        let queries = Tensor::cat(vec![position, channel], 3).reshape([b * c * m, 1, d]);
+        let h0 = hn
+            .reshape([b * c, 1, d])
+            .expand([b * c, m, d])
+            .reshape([1, b * c * m, d]);
+        let (_, hd) = self.gru.try_forward(queries, Some(h0), None)?; // [1, b·c·m, d]
+        let y = self
+            .predict
+            .forward(self.dropout.forward(hd.reshape([b * c * m, d])))
+            .reshape([b, c, m * w])
+            .narrow(2, 0, self.horizon)
+            .swap_dims(1, 2); // [b, horizon, c]
+        Ok(undo(y))
+    }
+
+    /// Steps forecast.
+    pub fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+}
