@@ -99,14 +99,14 @@ impl SegRnnConfig {
                 return bad(option, 0, "must be at least 1");
             }
         }
-        if self.lookback == 0 || self.lookback % self.segment != 0 {
+        if self.lookback == 0 || !self.lookback.is_multiple_of(self.segment) {
             return bad(
                 "lookback",
                 self.lookback,
                 "must be a positive multiple of the segment length",
             );
         }
-        if self.hidden_size < 2 || self.hidden_size % 2 != 0 {
+        if self.hidden_size < 2 || !self.hidden_size.is_multiple_of(2) {
             return bad(
                 "hidden_size",
                 self.hidden_size,

@@ -282,13 +282,13 @@ impl Experiment {
         }
         if self.model.is_segrnn() {
             let m = &self.model;
-            if m.segment == 0 || self.window.lookback % m.segment != 0 {
+            if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
                 return Err(format!(
                     "model.segment = {}: must divide window.lookback = {}",
                     m.segment, self.window.lookback
                 ));
             }
-            if m.hidden_size % 2 != 0 {
+            if !m.hidden_size.is_multiple_of(2) {
                 return Err(format!(
                     "model.hidden_size = {}: segrnn needs an even size",
                     m.hidden_size
