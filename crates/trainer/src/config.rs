@@ -196,6 +196,8 @@ pub struct TrainSection {
     pub lr: f64,
     /// `adam`, `adamw` or `sgd` (with momentum).
     pub optimizer: String,
+    /// Training loss on the scaled values: `mse` or `mae` (L1, as SegRNN trains).
+    pub loss: String,
     /// Weight decay (L2 for adam/sgd, decoupled for adamw).
     pub weight_decay: f64,
     /// SGD momentum.
@@ -225,6 +227,7 @@ impl Default for TrainSection {
             batch_size: 64,
             lr: 3e-3,
             optimizer: "adam".into(),
+            loss: "mse".into(),
             weight_decay: 0.0,
             momentum: 0.9,
             clip: "global_norm".into(),
@@ -312,6 +315,12 @@ impl Experiment {
             return Err(format!(
                 "train.optimizer = '{}': expected adam, adamw or sgd",
                 self.train.optimizer
+            ));
+        }
+        if !["mse", "mae"].contains(&self.train.loss.as_str()) {
+            return Err(format!(
+                "train.loss = '{}': expected mse or mae",
+                self.train.loss
             ));
         }
         if !["global_norm", "norm", "value", "none"].contains(&self.train.clip.as_str()) {

@@ -146,6 +146,9 @@ struct TrainArgs {
     /// Gradient clipping: global_norm, norm, value or none.
     #[arg(long)]
     clip: Option<String>,
+    /// Training loss: mse or mae.
+    #[arg(long)]
+    loss: Option<String>,
     /// Seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -254,6 +257,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = &args.clip {
         e.train.clip = v.clone();
+    }
+    if let Some(v) = &args.loss {
+        e.train.loss = v.clone();
     }
     if let Some(v) = args.seed {
         e.train.seed = v;

@@ -58,6 +58,9 @@ pub struct ForecastModel {
     pub net: Net,
     /// Targets per step (the first input channels).
     targets: usize,
+    /// Train on the mean absolute error instead of the mean squared error.
+    #[module(skip)]
+    l1: bool,
     #[module(skip)]
     clip: Clip,
     #[module(skip)]
@@ -73,10 +76,17 @@ impl ForecastModel {
         Self {
             net,
             targets,
+            l1: false,
             clip,
             monitor,
             devices: 1,
         }
+    }
+
+    /// Trains on the mean absolute error (L1) instead of the mean squared error.
+    pub fn with_l1_loss(mut self, l1: bool) -> Self {
+        self.l1 = l1;
+        self
     }
 
     /// Trains on `n` devices at once: Burn sums their gradients, this averages them (as PyTorch's
@@ -86,11 +96,16 @@ impl ForecastModel {
         self
     }
 
-    /// Forecast and MSE loss of a batch; outputs flattened to `[batch, horizon * targets]`.
+    /// Forecast and loss (MSE, or MAE with [`Self::with_l1_loss`]) of a batch; outputs flattened to `[batch, horizon * targets]`.
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
         let pred = self.net.forward(batch.inputs, batch.future, self.targets);
         let [b, h, t] = pred.dims();
-        let loss = (pred.clone() - batch.targets.clone()).powi_scalar(2).mean();
+        let diff = pred.clone() - batch.targets.clone();
+        let loss = if self.l1 {
+            diff.abs().mean()
+        } else {
+            diff.powi_scalar(2).mean()
+        };
         RegressionOutput::new(
             loss,
             pred.reshape([b, h * t]),

@@ -23,9 +23,9 @@ use crate::schedule::ReduceOnPlateau;
 pub struct EpochRow {
     /// 1-based epoch.
     pub epoch: usize,
-    /// Mean training loss (MSE).
+    /// Mean training loss (`train.loss`: MSE by default).
     pub train_loss: f64,
-    /// Validation loss (MSE).
+    /// Validation loss (the same loss).
     pub valid_loss: f64,
     /// Training MAE.
     pub train_mae: f64,

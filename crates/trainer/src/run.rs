@@ -196,7 +196,8 @@ pub fn build_model(
         "value" => Clip::Value(exp.train.clip_value),
         _ => Clip::None,
     };
-    Ok(ForecastModel::new(net, window.targets.len(), clip, monitor))
+    Ok(ForecastModel::new(net, window.targets.len(), clip, monitor)
+        .with_l1_loss(exp.train.loss == "mae"))
 }
 
 fn optimizer(exp: &Experiment) -> ModuleOptimizer {
