@@ -244,9 +244,15 @@ impl Default for TrainSection {
 impl Experiment {
     /// Parses a TOML experiment; unknown keys are errors (a typo must not be silently ignored).
     pub fn from_toml(text: &str, source: &str) -> Result<Self, String> {
-        let e: Experiment = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
+        let e = Self::parse_toml(text, source)?;
         e.validate()?;
         Ok(e)
+    }
+
+    /// Parses an experiment without checking its values (for callers that change some first
+    /// and validate after).
+    pub fn parse_toml(text: &str, source: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| format!("{source}: {e}"))
     }
 
     /// The experiment as TOML (what a run saves as `config.toml`).

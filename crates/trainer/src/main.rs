@@ -205,7 +205,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("--config {}: cannot read", path.display()))?;
-            Experiment::from_toml(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?
+            // Validated below, after the flags and the benchmark's own settings.
+            Experiment::parse_toml(&text, &path.display().to_string())
+                .map_err(anyhow::Error::msg)?
         }
         None => Experiment::default(),
     };
@@ -379,6 +381,10 @@ fn main() -> ExitCode {
                 bail!("benchmark {which}: only `ett` exists");
             }
             let exp = experiment(&model, true)?;
+            if model.print_config {
+                print!("{}", exp.to_toml());
+                return Ok(());
+            }
             let dev = device(model.device.as_deref())?;
             let split = match split.as_str() {
                 "ett" => gatecast_trainer::benchmark::BenchSplit::EttHourly,
