@@ -525,6 +525,23 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         r[0].naive_mse
     );
     assert!(r[0].mse.is_finite());
+    // The z-score statistics the run saved come from the training rows only.
+    let scaler: gatecast_data::Scaler =
+        toml::from_str(&std::fs::read_to_string(dir.join("ett/S-L24-H12/scaler.toml")).unwrap())
+            .unwrap();
+    let train = &ot[..8_640];
+    let mean = train.iter().sum::<f64>() / 8_640.0;
+    let std = (train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 8_640.0).sqrt();
+    assert!(
+        (scaler.offset[0] - mean).abs() < 1e-4,
+        "{} vs {mean}",
+        scaler.offset[0]
+    );
+    assert!(
+        (scaler.scale[0] - std).abs() < 1e-4,
+        "{} vs {std}",
+        scaler.scale[0]
+    );
     // Ratios 0.7 / 0.1 / 0.2: train floor(0.7 n), test the last floor(0.2 n) rows.
     exp.data.split = [0.7, 0.1, 0.2];
     let r = bench(
