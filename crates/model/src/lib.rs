@@ -67,6 +67,8 @@ macro_rules! layer_accessors {
 pub mod diagnostics;
 mod error;
 mod forecaster;
+#[cfg(feature = "flex")]
+mod fused;
 mod gru;
 mod lstm;
 pub mod pytorch;

@@ -305,6 +305,46 @@ pub(crate) fn run_stack(
     cell0: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
 ) -> StackOutput {
+    // The LSTM as one autodiff node per layer on flex (`GATECAST_FUSED=0` turns it off, e.g. to
+    // compare).
+    #[cfg(feature = "flex")]
+    if kind == CellKind::Lstm && std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
+        if let Some(out) = crate::fused::try_run_lstm_stack(
+            layers,
+            dropout,
+            hidden_size,
+            &input,
+            &hidden0,
+            &cell0,
+            lengths,
+        ) {
+            return out;
+        }
+    }
+    run_stack_loop(
+        kind,
+        layers,
+        dropout,
+        hidden_size,
+        input,
+        hidden0,
+        cell0,
+        lengths,
+    )
+}
+
+/// [`run_stack`] step by step with Burn's autodiff recording every operation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_stack_loop(
+    kind: CellKind,
+    layers: &[RecurrentLayer],
+    dropout: &Dropout,
+    hidden_size: usize,
+    input: Tensor<3>,
+    hidden0: Option<Tensor<3>>,
+    cell0: Option<Tensor<3>>,
+    lengths: Option<&[usize]>,
+) -> StackOutput {
     let device = input.device();
     let [batch, time, _] = input.dims();
     let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
