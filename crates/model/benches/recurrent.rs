@@ -317,10 +317,25 @@ fn main() {
         for cell in ["rnn", "gru", "lstm"] {
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
+                // The LSTM's step-by-step path beside its fused one (flex only).
+                if cell == "lstm" && *backend == "flex" {
+                    who.push("gatecast-loop");
+                }
                 if burn_nn {
                     who.push("burn-nn");
                 }
                 for w in who {
+                    // Read by gatecast-model on every forward call.
+                    std::env::set_var(
+                        "GATECAST_FUSED",
+                        if w == "gatecast-loop" { "0" } else { "1" },
+                    );
+                    let w = if w == "gatecast-loop" { "gatecast" } else { w };
+                    let label = if std::env::var("GATECAST_FUSED").as_deref() == Ok("0") {
+                        "gatecast, step loop"
+                    } else {
+                        w
+                    };
                     // burn-nn's backward grows with T² at shape c: one repetition is plenty.
                     let r = if w == "burn-nn" && s.name == "c" {
                         1
@@ -329,13 +344,13 @@ fn main() {
                     };
                     let (train, infer) = measure(w, cell, *s, device, r);
                     eprintln!(
-                        "{} {cell} {w} {backend}: train {train:.1} ms, inference {infer:.1} ms",
+                        "{} {cell} {label} {backend}: train {train:.1} ms, inference {infer:.1} ms",
                         s.name
                     );
                     rows.push(Row {
                         shape: s.name,
                         cell: cell.into(),
-                        who: format!("{w} ({backend})"),
+                        who: format!("{label} ({backend})"),
                         train,
                         infer,
                     });

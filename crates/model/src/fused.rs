@@ -269,6 +269,308 @@ fn lstm_seq(xw: &Tensor<3>, w: &Tensor<2>, h0: &Tensor<2>, c0: &Tensor<2>) -> Op
     Some(Tensor::from_primitive::<Ad>(out))
 }
 
+/// Which single-state recurrence [`RecSeqBackward`] differentiates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Rec {
+    ElmanTanh,
+    ElmanRelu,
+    Gru,
+}
+
+/// What BPTT of an Elman RNN or GRU needs.
+#[derive(Clone, Debug)]
+struct RecSaved {
+    kind: Rec,
+    /// `[H, G·H]`.
+    w: Prim,
+    /// Elman: `h_t`, `[T, B, H]`; GRU: activated (r, z, n), `[T, B, 3H]`.
+    act: Vec<f32>,
+    /// GRU: `h W_hn + b_hn` of every step, `[T, B, H]` (empty for Elman).
+    rec_n: Vec<f32>,
+    /// `h_{t-1}` of every step, `[T, B, H]`.
+    h_prev: Vec<f32>,
+    /// `[T, B, H]`.
+    dims: [usize; 3],
+}
+
+/// Forward of an Elman RNN or GRU on flex: `xw [T, B, G·H]`, `w [H, G·H]`, `b_rec [G·H]` (the
+/// GRU's `b_hh`; zeros for Elman, whose biases are in `xw`), `h0 [B, H]` → `h_t [T, B, H]`.
+fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, RecSaved) {
+    let [time, batch, gh] = xw.layout().shape().dims::<3>();
+    let gates = if kind == Rec::Gru { 3 } else { 1 };
+    let hid = gh / gates;
+    let xw = values(xw);
+    let b_rec = values(b_rec);
+    let w_t: Tensor<2> = to_flex(w.clone());
+    let (bh, bg) = (batch * hid, batch * gh);
+    let mut h = values(h0);
+    let mut hs = vec![0.0f32; time * bh];
+    let mut act = vec![0.0f32; if kind == Rec::Gru { time * bg } else { 0 }];
+    let mut rec_n = vec![0.0f32; if kind == Rec::Gru { time * bh } else { 0 }];
+    let mut h_prev = vec![0.0f32; time * bh];
+    for t in 0..time {
+        h_prev[t * bh..(t + 1) * bh].copy_from_slice(&h);
+        let mut rec = matmul(h.clone(), batch, &w_t); // [B, G·H]
+        for row in rec.chunks_exact_mut(gh) {
+            for (r, b) in row.iter_mut().zip(&b_rec) {
+                *r += *b;
+            }
+        }
+        let x = &xw[t * bg..(t + 1) * bg];
+        match kind {
+            Rec::ElmanTanh | Rec::ElmanRelu => {
+                for (r, x) in rec.iter_mut().zip(x) {
+                    *r += *x;
+                }
+                if kind == Rec::ElmanTanh {
+                    tanh_in_place(&mut rec);
+                } else {
+                    for r in rec.iter_mut() {
+                        *r = r.max(0.0);
+                    }
+                }
+                h.copy_from_slice(&rec);
+            }
+            Rec::Gru => {
+                let a = &mut act[t * bg..(t + 1) * bg];
+                let rn = &mut rec_n[t * bh..(t + 1) * bh];
+                for b in 0..batch {
+                    let (xr, rr) = (&x[b * gh..(b + 1) * gh], &rec[b * gh..(b + 1) * gh]);
+                    let ab = &mut a[b * gh..(b + 1) * gh];
+                    for j in 0..2 * hid {
+                        ab[j] = xr[j] + rr[j];
+                    }
+                    sigmoid_in_place(&mut ab[..2 * hid]);
+                    for j in 0..hid {
+                        ab[2 * hid + j] = xr[2 * hid + j] + ab[j] * rr[2 * hid + j];
+                    }
+                    tanh_in_place(&mut ab[2 * hid..]);
+                    rn[b * hid..(b + 1) * hid].copy_from_slice(&rr[2 * hid..]);
+                    let hb = &mut h[b * hid..(b + 1) * hid];
+                    for j in 0..hid {
+                        let (z, n) = (ab[hid + j], ab[2 * hid + j]);
+                        hb[j] = n + z * (hb[j] - n);
+                    }
+                }
+            }
+        }
+        hs[t * bh..(t + 1) * bh].copy_from_slice(&h);
+    }
+    let act = if kind == Rec::Gru { act } else { hs.clone() };
+    let saved = RecSaved {
+        kind,
+        w,
+        act,
+        rec_n,
+        h_prev,
+        dims: [time, batch, hid],
+    };
+    (prim(tensor(hs, [time, batch, hid])), saved)
+}
+
+#[derive(Debug)]
+struct RecSeqBackward;
+
+impl Backward<Flex, 4> for RecSeqBackward {
+    type State = RecSaved;
+
+    fn backward(self, ops: Ops<RecSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = values(grads.consume::<Flex>(&ops.node)); // [T, B, H]
+        let s = ops.state;
+        let [time, batch, hid] = s.dims;
+        let gru = s.kind == Rec::Gru;
+        let gh = if gru { 3 * hid } else { hid };
+        let (bh, bg) = (batch * hid, batch * gh);
+        let w_t = to_flex::<2>(s.w).transpose(); // [G·H, H]
+        let mut dh_next = vec![0.0f32; bh];
+        // Gradients of the input projection and of the recurrent projection `h W + b_rec`
+        // (equal for Elman; for the GRU they differ in the n block).
+        let mut dxw = vec![0.0f32; time * bg];
+        let mut drec = vec![0.0f32; if gru { time * bg } else { 0 }];
+        for t in (0..time).rev() {
+            let g = &grad[t * bh..(t + 1) * bh];
+            let hp = &s.h_prev[t * bh..(t + 1) * bh];
+            let mut dh: Vec<f32> = g.iter().zip(&dh_next).map(|(a, b)| a + b).collect();
+            match s.kind {
+                Rec::ElmanTanh | Rec::ElmanRelu => {
+                    let h = &s.act[t * bh..(t + 1) * bh];
+                    let d = &mut dxw[t * bg..(t + 1) * bg];
+                    for k in 0..bh {
+                        d[k] = if s.kind == Rec::ElmanTanh {
+                            dh[k] * (1.0 - h[k] * h[k])
+                        } else if h[k] > 0.0 {
+                            dh[k]
+                        } else {
+                            0.0
+                        };
+                    }
+                    dh_next = matmul(d.to_vec(), batch, &w_t);
+                }
+                Rec::Gru => {
+                    let a = &s.act[t * bg..(t + 1) * bg];
+                    let rn = &s.rec_n[t * bh..(t + 1) * bh];
+                    let dx = &mut dxw[t * bg..(t + 1) * bg];
+                    let dr = &mut drec[t * bg..(t + 1) * bg];
+                    for b in 0..batch {
+                        for j in 0..hid {
+                            let k = b * hid + j;
+                            let (r, z, n) =
+                                (a[b * gh + j], a[b * gh + hid + j], a[b * gh + 2 * hid + j]);
+                            let d = dh[k];
+                            let dn_pre = d * (1.0 - z) * (1.0 - n * n);
+                            let dz_pre = d * (hp[k] - n) * z * (1.0 - z);
+                            let dr_pre = dn_pre * rn[k] * r * (1.0 - r);
+                            dx[b * gh + j] = dr_pre;
+                            dx[b * gh + hid + j] = dz_pre;
+                            dx[b * gh + 2 * hid + j] = dn_pre;
+                            dr[b * gh + j] = dr_pre;
+                            dr[b * gh + hid + j] = dz_pre;
+                            dr[b * gh + 2 * hid + j] = dn_pre * r;
+                            dh[k] = d * z;
+                        }
+                    }
+                    let back = matmul(dr.to_vec(), batch, &w_t);
+                    dh_next = dh.iter().zip(&back).map(|(a, b)| a + b).collect();
+                }
+            }
+        }
+        let drec = if gru { drec } else { dxw.clone() };
+        let [n_xw, n_w, n_b, n_h0] = ops.parents;
+        if let Some(node) = n_w {
+            let hp = tensor(s.h_prev, [time * batch, hid]);
+            let dw = hp
+                .transpose()
+                .matmul(tensor(drec.clone(), [time * batch, gh]));
+            grads.register::<Flex>(node.id, prim(dw));
+        }
+        if let Some(node) = n_b {
+            let db = tensor(drec, [time * batch, gh]).sum_dim(0).reshape([gh]);
+            grads.register::<Flex>(node.id, prim(db));
+        }
+        if let Some(node) = n_xw {
+            grads.register::<Flex>(node.id, prim(tensor(dxw, [time, batch, gh])));
+        }
+        if let Some(node) = n_h0 {
+            grads.register::<Flex>(node.id, prim(tensor(dh_next, [batch, hid])));
+        }
+    }
+}
+
+/// The Elman/GRU fused op on autodiff-flex tensors (see [`rec_forward`]).
+fn rec_seq(
+    kind: Rec,
+    xw: &Tensor<3>,
+    w: &Tensor<2>,
+    b_rec: &Tensor<1>,
+    h0: &Tensor<2>,
+) -> Option<Tensor<3>> {
+    let xw = xw.clone().try_into_primitive::<Ad>().ok()?;
+    let w = w.clone().try_into_primitive::<Ad>().ok()?;
+    let b = b_rec.clone().try_into_primitive::<Ad>().ok()?;
+    let h0 = h0.clone().try_into_primitive::<Ad>().ok()?;
+    let out = match RecSeqBackward
+        .prepare::<NoCheckpointing>([xw.node(), w.node(), b.node(), h0.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, saved) = rec_forward(
+                kind,
+                xw.primitive().clone(),
+                w.primitive().clone(),
+                b.primitive().clone(),
+                h0.primitive().clone(),
+            );
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(
+            rec_forward(
+                kind,
+                xw.into_primitive(),
+                w.into_primitive(),
+                b.into_primitive(),
+                h0.into_primitive(),
+            )
+            .0,
+        ),
+    };
+    Some(Tensor::from_primitive::<Ad>(out))
+}
+
+/// An Elman RNN or GRU stack through the fused op, or `None` where it does not apply.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn try_run_rec_stack(
+    kind: crate::recurrence::CellKind,
+    layers: &[RecurrentLayer],
+    dropout: &Dropout,
+    hidden_size: usize,
+    input: &Tensor<3>,
+    hidden0: &Option<Tensor<3>>,
+    lengths: Option<&[usize]>,
+) -> Option<StackOutput> {
+    use crate::recurrence::CellKind;
+    let rec = match kind {
+        CellKind::ElmanTanh => Rec::ElmanTanh,
+        CellKind::ElmanRelu => Rec::ElmanRelu,
+        CellKind::Gru => Rec::Gru,
+        CellKind::Lstm => return None,
+    };
+    if lengths.is_some() || layers.iter().any(|l| l.reverse.is_some()) {
+        return None;
+    }
+    let device = input.device();
+    Tensor::<1>::zeros([1], &device)
+        .try_into_primitive::<Ad>()
+        .ok()?;
+    let [batch, time, _] = input.dims();
+    let hid = hidden_size;
+    let gh = kind.gates() * hid;
+    let mut x = input.clone();
+    let mut final_h = Vec::new();
+    for (index, layer) in layers.iter().enumerate() {
+        if index > 0 {
+            x = dropout.forward(x);
+        }
+        let w = &layer.forward;
+        let features = x.dims()[2];
+        let mut xw = x
+            .swap_dims(0, 1)
+            .reshape([time * batch, features])
+            .matmul(w.weight_ih.val().transpose());
+        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); Elman folds both here.
+        let folded: Vec<_> = if rec == Rec::Gru {
+            vec![&w.bias_ih]
+        } else {
+            vec![&w.bias_ih, &w.bias_hh]
+        };
+        for b in folded.into_iter().flatten() {
+            xw = xw + b.val().unsqueeze_dim::<2>(0);
+        }
+        let b_rec = match (&w.bias_hh, rec) {
+            (Some(b), Rec::Gru) => b.val(),
+            _ => Tensor::zeros([gh], &device),
+        };
+        let h0 = match hidden0 {
+            Some(s) => s.clone().narrow(0, index, 1).reshape([batch, hid]),
+            None => Tensor::zeros([batch, hid], &device),
+        };
+        let hs = rec_seq(
+            rec,
+            &xw.reshape([time, batch, gh]),
+            &w.weight_hh.val().transpose(),
+            &b_rec,
+            &h0,
+        )?;
+        final_h.push(hs.clone().narrow(0, time - 1, 1).reshape([batch, hid]));
+        x = hs.swap_dims(0, 1);
+    }
+    Some(StackOutput {
+        output: x,
+        hidden: Tensor::stack(final_h, 0),
+        cell: None,
+    })
+}
+
 /// The whole stack through the fused op, or `None` where it does not apply (not an LSTM on an
 /// autodiff flex device, bidirectional, or with lengths).
 #[allow(clippy::too_many_arguments)]
@@ -339,94 +641,69 @@ pub(crate) fn try_run_lstm_stack(
 mod tests {
     use super::*;
     use crate::recurrence::{run_stack_loop, CellKind};
-    use crate::LstmConfig;
+    use crate::{GruConfig, LstmConfig, Nonlinearity, RnnConfig};
     use burn::tensor::{Device, Distribution};
 
-    /// The fused op against the step-by-step loop: outputs, final states and the gradients of
-    /// every weight, the input and the initial state, on a 2-layer LSTM with dropout off.
-    #[test]
-    fn fused_matches_the_loop_forward_and_backward() {
-        let device = Device::flex().autodiff();
-        device.seed(5);
-        let (b, t, i, h) = (3, 17, 5, 8);
-        let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);
+    fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// The fused op against the step-by-step loop on 2-layer stacks: outputs, final states and
+    /// the gradients of every weight, the input and the initial states.
+    fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize) {
+        let (b, t, i) = (3, 17, 5);
         let x =
-            Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), device).require_grad();
         let h0 =
-            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), &device).require_grad();
+            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
         let c0 =
-            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), &device).require_grad();
+            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
+        let lstm = kind == CellKind::Lstm;
         let dropout = burn::nn::DropoutConfig::new(0.0).init();
         let run = |fused: bool| {
-            let out = if fused {
-                try_run_lstm_stack(
-                    &lstm.layers,
-                    &dropout,
-                    h,
-                    &x,
-                    &Some(h0.clone()),
-                    &Some(c0.clone()),
-                    None,
-                )
-                .expect("the fused path applies")
-            } else {
+            let c_init = lstm.then(|| c0.clone());
+            let out = if !fused {
                 run_stack_loop(
-                    CellKind::Lstm,
-                    &lstm.layers,
+                    kind,
+                    layers,
                     &dropout,
                     h,
                     x.clone(),
                     Some(h0.clone()),
-                    Some(c0.clone()),
+                    c_init.clone(),
                     None,
                 )
+            } else if lstm {
+                try_run_lstm_stack(layers, &dropout, h, &x, &Some(h0.clone()), &c_init, None)
+                    .expect("the fused path applies")
+            } else {
+                try_run_rec_stack(kind, layers, &dropout, h, &x, &Some(h0.clone()), None)
+                    .expect("the fused path applies")
             };
             // A loss touching every output, so every gradient path is exercised.
-            let weights = Tensor::<3>::ones([b, t, h], &device) * 0.3;
-            let loss = (out.output.clone() * weights).sum()
-                + out.hidden.clone().powi_scalar(2).sum()
-                + (out.cell.clone().expect("cell") * 0.7).sum();
+            let weights = Tensor::<3>::ones([b, t, h], device) * 0.3;
+            let mut loss =
+                (out.output.clone() * weights).sum() + out.hidden.clone().powi_scalar(2).sum();
+            if let Some(c) = &out.cell {
+                loss = loss + (c.clone() * 0.7).sum();
+            }
             let grads = loss.backward();
             let mut all = vec![
-                out.output.inner().into_data().try_to_vec::<f32>().unwrap(),
-                out.hidden.inner().into_data().try_to_vec::<f32>().unwrap(),
-                x.grad(&grads)
-                    .unwrap()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-                h0.grad(&grads)
-                    .unwrap()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
-                c0.grad(&grads)
-                    .unwrap()
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap(),
+                flat(out.output.inner()),
+                flat(out.hidden.inner()),
+                flat(x.grad(&grads).unwrap()),
+                flat(h0.grad(&grads).unwrap()),
             ];
-            for layer in &lstm.layers {
+            if lstm {
+                all.push(flat(c0.grad(&grads).unwrap()));
+            }
+            for layer in layers {
                 let w = &layer.forward;
                 for p in [&w.weight_ih, &w.weight_hh] {
-                    all.push(
-                        p.val()
-                            .grad(&grads)
-                            .unwrap()
-                            .into_data()
-                            .try_to_vec()
-                            .unwrap(),
-                    );
+                    all.push(flat(p.val().grad(&grads).unwrap()));
                 }
                 for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
-                    all.push(
-                        p.val()
-                            .grad(&grads)
-                            .unwrap()
-                            .into_data()
-                            .try_to_vec()
-                            .unwrap(),
-                    );
+                    all.push(flat(p.val().grad(&grads).unwrap()));
                 }
             }
             all
@@ -440,7 +717,33 @@ mod tests {
                 .zip(b)
                 .map(|(x, y)| (x - y).abs())
                 .fold(0.0f32, f32::max);
-            assert!(worst < 2e-5, "tensor {k}: worst difference {worst}");
+            assert!(
+                worst < 2e-5,
+                "{kind:?} tensor {k}: worst difference {worst}"
+            );
         }
+    }
+
+    #[test]
+    fn fused_matches_the_loop_forward_and_backward() {
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let (i, h) = (5, 8);
+        let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);
+        compare(CellKind::Lstm, &lstm.layers, &device, h);
+        let gru = GruConfig::new(i, h).with_num_layers(2).init(&device);
+        compare(CellKind::Gru, &gru.layers, &device, h);
+        let gru = GruConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bias(false)
+            .init(&device);
+        compare(CellKind::Gru, &gru.layers, &device, h);
+        let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
+        compare(CellKind::ElmanTanh, &rnn.layers, &device, h);
+        let rnn = RnnConfig::new(i, h)
+            .with_num_layers(2)
+            .with_nonlinearity(Nonlinearity::Relu)
+            .init(&device);
+        compare(CellKind::ElmanRelu, &rnn.layers, &device, h);
     }
 }

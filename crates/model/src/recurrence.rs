@@ -305,7 +305,7 @@ pub(crate) fn run_stack(
     cell0: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
 ) -> StackOutput {
-    // The LSTM as one autodiff node per layer on flex (`GATECAST_FUSED=0` turns it off, e.g. to
+    // One autodiff node per layer and sequence on flex (`GATECAST_FUSED=0` turns it off, e.g. to
     // compare).
     #[cfg(feature = "flex")]
     if kind == CellKind::Lstm && std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
@@ -316,6 +316,20 @@ pub(crate) fn run_stack(
             &input,
             &hidden0,
             &cell0,
+            lengths,
+        ) {
+            return out;
+        }
+    }
+    #[cfg(feature = "flex")]
+    if kind != CellKind::Lstm && std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
+        if let Some(out) = crate::fused::try_run_rec_stack(
+            kind,
+            layers,
+            dropout,
+            hidden_size,
+            &input,
+            &hidden0,
             lengths,
         ) {
             return out;
