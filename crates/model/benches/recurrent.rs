@@ -317,8 +317,8 @@ fn main() {
         for cell in ["rnn", "gru", "lstm"] {
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
-                // The LSTM's step-by-step path beside its fused one (flex only).
-                if cell == "lstm" && *backend == "flex" {
+                // The step-by-step path beside the fused one (flex only).
+                if *backend == "flex" {
                     who.push("gatecast-loop");
                 }
                 if burn_nn {

@@ -1,8 +1,9 @@
 //! The time loop shared by the Elman RNN, GRU and LSTM layers.
 //!
-//! Everything that walks over time lives behind [`run_stack`] / [`run_direction`], so a fused
-//! whole-sequence operation (one autodiff node for the full BPTT) can replace the loop later
-//! without touching the public layers.
+//! Everything that walks over time lives behind [`run_stack`] / [`run_direction`]. On an
+//! autodiff flex device, unidirectional stacks without `lengths` take the fused path instead
+//! (`crate::fused`: one autodiff node per layer, hand-written BPTT); everything else, and every
+//! other backend, runs the loop below.
 //!
 //! Two rules keep training linear in the sequence length `T`:
 //! - Only the raw input `[batch, time, features]` is sliced per step. Tensors produced inside the
