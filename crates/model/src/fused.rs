@@ -17,17 +17,11 @@ use burn::backend::Flex;
 use burn::nn::Dropout;
 use burn::tensor::Tensor;
 
-use crate::recurrence::StackOutput;
+use crate::recurrence::{CellKind, StackOutput};
 use crate::weights::RecurrentLayer;
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
 type Prim = burn::backend::tensor::FloatTensor<Flex>;
-
-/// Whether `device` is flex, with or without autodiff (the fused op's two cases).
-fn on_flex(device: &burn::tensor::Device) -> bool {
-    let probe = Tensor::<1>::zeros([1], device);
-    probe.clone().try_into_primitive::<Ad>().is_ok() || probe.try_into_primitive::<Flex>().is_ok()
-}
 
 fn to_flex<const D: usize>(p: Prim) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(p)
@@ -241,63 +235,41 @@ impl Backward<Flex, 4> for LstmSeqBackward {
     }
 }
 
-/// The fused op on autodiff-flex tensors: `xw [T, B, 4H]`, `w [H, 4H]`, `h0`, `c0` `[B, H]` →
-/// `[T, B, 2H]` (h_t ‖ c_t). `None` when the tensors are not on an autodiff flex device.
-fn lstm_seq(xw: &Tensor<3>, w: &Tensor<2>, h0: &Tensor<2>, c0: &Tensor<2>) -> Option<Tensor<3>> {
-    let Ok(xw) = xw.clone().try_into_primitive::<Ad>() else {
-        // Inference on plain flex: the same forward, nothing recorded.
-        let p = |t: Tensor<3>| t.try_into_primitive::<Flex>().ok();
-        let q = |t: Tensor<2>| t.try_into_primitive::<Flex>().ok();
-        let (out, _) = forward(
-            p(xw.clone())?,
-            q(w.clone())?,
-            q(h0.clone())?,
-            q(c0.clone())?,
-        );
+/// Runs `forward` as one autodiff node differentiated by `backward` (autodiff flex), or just runs
+/// it (plain flex, inference). The four inputs are `xw [T, B, G·H]` and three matrices (the
+/// transposed recurrent weight, then a bias row or initial states, as `forward` expects); `None`
+/// when they are not on flex.
+fn fused_node<Bw: Backward<Flex, 4>>(
+    backward: Bw,
+    xw: &Tensor<3>,
+    inputs: [&Tensor<2>; 3],
+    forward: impl Fn([Prim; 4]) -> (Prim, Bw::State),
+) -> Option<Tensor<3>> {
+    let Ok(xw_ad) = xw.clone().try_into_primitive::<Ad>() else {
+        let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Flex>().ok());
+        let (out, _) = forward([xw.clone().try_into_primitive::<Flex>().ok()?, a?, b?, c?]);
         return Some(to_flex(out));
     };
-    let w = w.clone().try_into_primitive::<Ad>().ok()?;
-    let h0 = h0.clone().try_into_primitive::<Ad>().ok()?;
-    let c0 = c0.clone().try_into_primitive::<Ad>().ok()?;
-    let out = match LstmSeqBackward
-        .prepare::<NoCheckpointing>([xw.node(), w.node(), h0.node(), c0.node()])
+    let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
+    let all = [xw_ad, a?, b?, c?];
+    let out = match backward
+        .prepare::<NoCheckpointing>(all.each_ref().map(|t| t.node()))
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (out, saved) = forward(
-                xw.primitive().clone(),
-                w.primitive().clone(),
-                h0.primitive().clone(),
-                c0.primitive().clone(),
-            );
+            let (out, saved) = forward(all.each_ref().map(|t| t.primitive().clone()));
             prep.finish(saved, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(
-            forward(
-                xw.into_primitive(),
-                w.into_primitive(),
-                h0.into_primitive(),
-                c0.into_primitive(),
-            )
-            .0,
-        ),
+        OpsKind::UnTracked(prep) => prep.finish(forward(all.map(|t| t.into_primitive())).0),
     };
     Some(Tensor::from_primitive::<Ad>(out))
-}
-
-/// Which single-state recurrence [`RecSeqBackward`] differentiates.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Rec {
-    ElmanTanh,
-    ElmanRelu,
-    Gru,
 }
 
 /// What BPTT of an Elman RNN or GRU needs.
 #[derive(Clone, Debug)]
 struct RecSaved {
-    kind: Rec,
+    kind: CellKind,
     /// `[H, G·H]`.
     w: Prim,
     /// Elman: `h_t`, `[T, B, H]`; GRU: activated (r, z, n), `[T, B, 3H]`.
@@ -310,11 +282,11 @@ struct RecSaved {
     dims: [usize; 3],
 }
 
-/// Forward of an Elman RNN or GRU on flex: `xw [T, B, G·H]`, `w [H, G·H]`, `b_rec [G·H]` (the
+/// Forward of an Elman RNN or GRU on flex: `xw [T, B, G·H]`, `w [H, G·H]`, `b_rec [1, G·H]` (the
 /// GRU's `b_hh`; zeros for Elman, whose biases are in `xw`), `h0 [B, H]` → `h_t [T, B, H]`.
-fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, RecSaved) {
+fn rec_forward(kind: CellKind, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, RecSaved) {
     let [time, batch, gh] = xw.layout().shape().dims::<3>();
-    let gates = if kind == Rec::Gru { 3 } else { 1 };
+    let gates = if kind == CellKind::Gru { 3 } else { 1 };
     let hid = gh / gates;
     let xw = values(xw);
     let b_rec = values(b_rec);
@@ -322,8 +294,8 @@ fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, Re
     let (bh, bg) = (batch * hid, batch * gh);
     let mut h = values(h0);
     let mut hs = vec![0.0f32; time * bh];
-    let mut act = vec![0.0f32; if kind == Rec::Gru { time * bg } else { 0 }];
-    let mut rec_n = vec![0.0f32; if kind == Rec::Gru { time * bh } else { 0 }];
+    let mut act = vec![0.0f32; if kind == CellKind::Gru { time * bg } else { 0 }];
+    let mut rec_n = vec![0.0f32; if kind == CellKind::Gru { time * bh } else { 0 }];
     let mut h_prev = vec![0.0f32; time * bh];
     for t in 0..time {
         h_prev[t * bh..(t + 1) * bh].copy_from_slice(&h);
@@ -335,11 +307,12 @@ fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, Re
         }
         let x = &xw[t * bg..(t + 1) * bg];
         match kind {
-            Rec::ElmanTanh | Rec::ElmanRelu => {
+            CellKind::Lstm => unreachable!("the LSTM has its own fused op"),
+            CellKind::ElmanTanh | CellKind::ElmanRelu => {
                 for (r, x) in rec.iter_mut().zip(x) {
                     *r += *x;
                 }
-                if kind == Rec::ElmanTanh {
+                if kind == CellKind::ElmanTanh {
                     tanh_in_place(&mut rec);
                 } else {
                     for r in rec.iter_mut() {
@@ -348,7 +321,7 @@ fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, Re
                 }
                 h.copy_from_slice(&rec);
             }
-            Rec::Gru => {
+            CellKind::Gru => {
                 let a = &mut act[t * bg..(t + 1) * bg];
                 let rn = &mut rec_n[t * bh..(t + 1) * bh];
                 for b in 0..batch {
@@ -373,7 +346,11 @@ fn rec_forward(kind: Rec, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, Re
         }
         hs[t * bh..(t + 1) * bh].copy_from_slice(&h);
     }
-    let act = if kind == Rec::Gru { act } else { hs.clone() };
+    let act = if kind == CellKind::Gru {
+        act
+    } else {
+        hs.clone()
+    };
     let saved = RecSaved {
         kind,
         w,
@@ -395,7 +372,7 @@ impl Backward<Flex, 4> for RecSeqBackward {
         let grad = values(grads.consume::<Flex>(&ops.node)); // [T, B, H]
         let s = ops.state;
         let [time, batch, hid] = s.dims;
-        let gru = s.kind == Rec::Gru;
+        let gru = s.kind == CellKind::Gru;
         let gh = if gru { 3 * hid } else { hid };
         let (bh, bg) = (batch * hid, batch * gh);
         let w_t = to_flex::<2>(s.w).transpose(); // [G·H, H]
@@ -409,11 +386,12 @@ impl Backward<Flex, 4> for RecSeqBackward {
             let hp = &s.h_prev[t * bh..(t + 1) * bh];
             let mut dh: Vec<f32> = g.iter().zip(&dh_next).map(|(a, b)| a + b).collect();
             match s.kind {
-                Rec::ElmanTanh | Rec::ElmanRelu => {
+                CellKind::Lstm => unreachable!("the LSTM has its own fused op"),
+                CellKind::ElmanTanh | CellKind::ElmanRelu => {
                     let h = &s.act[t * bh..(t + 1) * bh];
                     let d = &mut dxw[t * bg..(t + 1) * bg];
                     for k in 0..bh {
-                        d[k] = if s.kind == Rec::ElmanTanh {
+                        d[k] = if s.kind == CellKind::ElmanTanh {
                             dh[k] * (1.0 - h[k] * h[k])
                         } else if h[k] > 0.0 {
                             dh[k]
@@ -423,7 +401,7 @@ impl Backward<Flex, 4> for RecSeqBackward {
                     }
                     dh_next = matmul(d.to_vec(), batch, &w_t);
                 }
-                Rec::Gru => {
+                CellKind::Gru => {
                     let a = &s.act[t * bg..(t + 1) * bg];
                     let rn = &s.rec_n[t * bh..(t + 1) * bh];
                     let dx = &mut dxw[t * bg..(t + 1) * bg];
@@ -461,7 +439,7 @@ impl Backward<Flex, 4> for RecSeqBackward {
             grads.register::<Flex>(node.id, prim(dw));
         }
         if let Some(node) = n_b {
-            let db = tensor(drec, [time * batch, gh]).sum_dim(0).reshape([gh]);
+            let db = tensor(drec, [time * batch, gh]).sum_dim(0); // [1, G·H]
             grads.register::<Flex>(node.id, prim(db));
         }
         if let Some(node) = n_xw {
@@ -473,143 +451,12 @@ impl Backward<Flex, 4> for RecSeqBackward {
     }
 }
 
-/// The Elman/GRU fused op on autodiff-flex tensors (see [`rec_forward`]).
-fn rec_seq(
-    kind: Rec,
-    xw: &Tensor<3>,
-    w: &Tensor<2>,
-    b_rec: &Tensor<1>,
-    h0: &Tensor<2>,
-) -> Option<Tensor<3>> {
-    let Ok(xw) = xw.clone().try_into_primitive::<Ad>() else {
-        // Inference on plain flex: the same forward, nothing recorded.
-        let (out, _) = rec_forward(
-            kind,
-            xw.clone().try_into_primitive::<Flex>().ok()?,
-            w.clone().try_into_primitive::<Flex>().ok()?,
-            b_rec.clone().try_into_primitive::<Flex>().ok()?,
-            h0.clone().try_into_primitive::<Flex>().ok()?,
-        );
-        return Some(to_flex(out));
-    };
-    let w = w.clone().try_into_primitive::<Ad>().ok()?;
-    let b = b_rec.clone().try_into_primitive::<Ad>().ok()?;
-    let h0 = h0.clone().try_into_primitive::<Ad>().ok()?;
-    let out = match RecSeqBackward
-        .prepare::<NoCheckpointing>([xw.node(), w.node(), b.node(), h0.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let (out, saved) = rec_forward(
-                kind,
-                xw.primitive().clone(),
-                w.primitive().clone(),
-                b.primitive().clone(),
-                h0.primitive().clone(),
-            );
-            prep.finish(saved, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(
-            rec_forward(
-                kind,
-                xw.into_primitive(),
-                w.into_primitive(),
-                b.into_primitive(),
-                h0.into_primitive(),
-            )
-            .0,
-        ),
-    };
-    Some(Tensor::from_primitive::<Ad>(out))
-}
-
-/// An Elman RNN or GRU stack through the fused op, or `None` where it does not apply.
+/// The whole stack through the fused op, or `None` where it does not apply: not on flex,
+/// bidirectional, with `lengths`, or GRU inference (there the fused forward measured no faster:
+/// its per-step copies outweigh the gate-math gain at B64 H128).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn try_run_rec_stack(
-    kind: crate::recurrence::CellKind,
-    layers: &[RecurrentLayer],
-    dropout: &Dropout,
-    hidden_size: usize,
-    input: &Tensor<3>,
-    hidden0: &Option<Tensor<3>>,
-    lengths: Option<&[usize]>,
-) -> Option<StackOutput> {
-    use crate::recurrence::CellKind;
-    let rec = match kind {
-        CellKind::ElmanTanh => Rec::ElmanTanh,
-        CellKind::ElmanRelu => Rec::ElmanRelu,
-        CellKind::Gru => Rec::Gru,
-        CellKind::Lstm => return None,
-    };
-    if lengths.is_some() || layers.iter().any(|l| l.reverse.is_some()) {
-        return None;
-    }
-    let device = input.device();
-    if !on_flex(&device) {
-        return None;
-    }
-    // GRU inference stays on the loop: there the fused forward measured no faster (its per-step
-    // copies outweigh the gate-math gain at B64 H128).
-    let training = Tensor::<1>::zeros([1], &device)
-        .try_into_primitive::<Ad>()
-        .is_ok();
-    if rec == Rec::Gru && !training {
-        return None;
-    }
-    let [batch, time, _] = input.dims();
-    let hid = hidden_size;
-    let gh = kind.gates() * hid;
-    let mut x = input.clone();
-    let mut final_h = Vec::new();
-    for (index, layer) in layers.iter().enumerate() {
-        if index > 0 {
-            x = dropout.forward(x);
-        }
-        let w = &layer.forward;
-        let features = x.dims()[2];
-        let mut xw = x
-            .swap_dims(0, 1)
-            .reshape([time * batch, features])
-            .matmul(w.weight_ih.val().transpose());
-        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); Elman folds both here.
-        let folded: Vec<_> = if rec == Rec::Gru {
-            vec![&w.bias_ih]
-        } else {
-            vec![&w.bias_ih, &w.bias_hh]
-        };
-        for b in folded.into_iter().flatten() {
-            xw = xw + b.val().unsqueeze_dim::<2>(0);
-        }
-        let b_rec = match (&w.bias_hh, rec) {
-            (Some(b), Rec::Gru) => b.val(),
-            _ => Tensor::zeros([gh], &device),
-        };
-        let h0 = match hidden0 {
-            Some(s) => s.clone().narrow(0, index, 1).reshape([batch, hid]),
-            None => Tensor::zeros([batch, hid], &device),
-        };
-        let hs = rec_seq(
-            rec,
-            &xw.reshape([time, batch, gh]),
-            &w.weight_hh.val().transpose(),
-            &b_rec,
-            &h0,
-        )?;
-        final_h.push(hs.clone().narrow(0, time - 1, 1).reshape([batch, hid]));
-        x = hs.swap_dims(0, 1);
-    }
-    Some(StackOutput {
-        output: x,
-        hidden: Tensor::stack(final_h, 0),
-        cell: None,
-    })
-}
-
-/// The whole stack through the fused op, or `None` where it does not apply (not an LSTM on an
-/// autodiff flex device, bidirectional, or with lengths).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn try_run_lstm_stack(
+pub(crate) fn try_run_stack(
+    kind: CellKind,
     layers: &[RecurrentLayer],
     dropout: &Dropout,
     hidden_size: usize,
@@ -622,12 +469,14 @@ pub(crate) fn try_run_lstm_stack(
         return None;
     }
     let device = input.device();
-    // Only where the fused op's backend conversion works: probe with a scalar.
-    if !on_flex(&device) {
+    let probe = Tensor::<1>::zeros([1], &device);
+    let training = probe.clone().try_into_primitive::<Ad>().is_ok();
+    if !training && (kind == CellKind::Gru || probe.try_into_primitive::<Flex>().is_err()) {
         return None;
     }
     let [batch, time, _] = input.dims();
     let hid = hidden_size;
+    let gh = kind.gates() * hid;
     let initial = |all: &Option<Tensor<3>>, row: usize| -> Tensor<2> {
         match all {
             Some(s) => s.clone().narrow(0, row, 1).reshape([batch, hid]),
@@ -646,29 +495,49 @@ pub(crate) fn try_run_lstm_stack(
             .swap_dims(0, 1)
             .reshape([time * batch, features])
             .matmul(w.weight_ih.val().transpose());
-        for b in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
+        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both here.
+        let folded = if kind == CellKind::Gru {
+            [&w.bias_ih, &None]
+        } else {
+            [&w.bias_ih, &w.bias_hh]
+        };
+        for b in folded.into_iter().flatten() {
             xw = xw + b.val().unsqueeze_dim::<2>(0);
         }
-        let xw = xw.reshape([time, batch, 4 * hid]);
-        let out = lstm_seq(
-            &xw,
-            &w.weight_hh.val().transpose(),
-            &initial(hidden0, index),
-            &initial(cell0, index),
-        )?;
-        let hs = out.clone().narrow(2, 0, hid); // [T, B, H]
+        let xw = xw.reshape([time, batch, gh]);
+        let w_hh_t = w.weight_hh.val().transpose();
+        let h0 = initial(hidden0, index);
+        let hs = if kind == CellKind::Lstm {
+            let c0 = initial(cell0, index);
+            let out = fused_node(LstmSeqBackward, &xw, [&w_hh_t, &h0, &c0], |[a, b, c, d]| {
+                forward(a, b, c, d)
+            })?;
+            final_c.push(
+                out.clone()
+                    .narrow(0, time - 1, 1)
+                    .narrow(2, hid, hid)
+                    .reshape([batch, hid]),
+            );
+            out.narrow(2, 0, hid)
+        } else {
+            let b_rec = match (&w.bias_hh, kind) {
+                (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
+                _ => Tensor::zeros([1, gh], &device),
+            };
+            fused_node(
+                RecSeqBackward,
+                &xw,
+                [&w_hh_t, &b_rec, &h0],
+                |[a, b, c, d]| rec_forward(kind, a, b, c, d),
+            )?
+        }; // [T, B, H]
         final_h.push(hs.clone().narrow(0, time - 1, 1).reshape([batch, hid]));
-        final_c.push(
-            out.narrow(0, time - 1, 1)
-                .narrow(2, hid, hid)
-                .reshape([batch, hid]),
-        );
         x = hs.swap_dims(0, 1); // [B, T, H]
     }
     Some(StackOutput {
         output: x,
         hidden: Tensor::stack(final_h, 0),
-        cell: Some(Tensor::stack(final_c, 0)),
+        cell: (kind == CellKind::Lstm).then(|| Tensor::stack(final_c, 0)),
     })
 }
 
@@ -708,12 +577,18 @@ mod tests {
                     c_init.clone(),
                     None,
                 )
-            } else if lstm {
-                try_run_lstm_stack(layers, &dropout, h, &x, &Some(h0.clone()), &c_init, None)
-                    .expect("the fused path applies")
             } else {
-                try_run_rec_stack(kind, layers, &dropout, h, &x, &Some(h0.clone()), None)
-                    .expect("the fused path applies")
+                try_run_stack(
+                    kind,
+                    layers,
+                    &dropout,
+                    h,
+                    &x,
+                    &Some(h0.clone()),
+                    &c_init,
+                    None,
+                )
+                .expect("the fused path applies")
             };
             // A loss touching every output, so every gradient path is exercised.
             let weights = Tensor::<3>::ones([b, t, h], device) * 0.3;
@@ -771,20 +646,24 @@ mod tests {
         let gru = GruConfig::new(i, h).with_num_layers(2).init(&device);
         let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
         // GRU inference stays on the loop.
-        assert!(
-            try_run_rec_stack(CellKind::Gru, &gru.layers, &dropout, h, &x, &None, None).is_none()
-        );
+        assert!(try_run_stack(
+            CellKind::Gru,
+            &gru.layers,
+            &dropout,
+            h,
+            &x,
+            &None,
+            &None,
+            None
+        )
+        .is_none());
         let cases = [
             (CellKind::Lstm, &lstm.layers),
             (CellKind::ElmanTanh, &rnn.layers),
         ];
         for (kind, layers) in cases {
-            let fused = if kind == CellKind::Lstm {
-                try_run_lstm_stack(layers, &dropout, h, &x, &None, &None, None)
-            } else {
-                try_run_rec_stack(kind, layers, &dropout, h, &x, &None, None)
-            }
-            .expect("the fused path applies without autodiff");
+            let fused = try_run_stack(kind, layers, &dropout, h, &x, &None, &None, None)
+                .expect("the fused path applies without autodiff");
             let looped = run_stack_loop(kind, layers, &dropout, h, x.clone(), None, None, None);
             for (a, b) in [
                 (fused.output, looped.output),

@@ -309,28 +309,15 @@ pub(crate) fn run_stack(
     // One autodiff node per layer and sequence on flex (`GATECAST_FUSED=0` turns it off, e.g. to
     // compare).
     #[cfg(feature = "flex")]
-    if kind == CellKind::Lstm && std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
-        if let Some(out) = crate::fused::try_run_lstm_stack(
-            layers,
-            dropout,
-            hidden_size,
-            &input,
-            &hidden0,
-            &cell0,
-            lengths,
-        ) {
-            return out;
-        }
-    }
-    #[cfg(feature = "flex")]
-    if kind != CellKind::Lstm && std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
-        if let Some(out) = crate::fused::try_run_rec_stack(
+    if std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
+        if let Some(out) = crate::fused::try_run_stack(
             kind,
             layers,
             dropout,
             hidden_size,
             &input,
             &hidden0,
+            &cell0,
             lengths,
         ) {
             return out;
