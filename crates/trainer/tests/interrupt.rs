@@ -10,26 +10,9 @@ use std::time::{Duration, Instant};
 
 use gatecast_trainer::checkpoint::{checkpoint_epochs, damage, last_intact};
 
-const EPOCHS: usize = 6;
+mod common;
 
-fn write_csv(path: &Path, rows: usize) {
-    let mut rng = gatecast_data::synthetic::Rng::new(3);
-    let mut text = String::from("time,load\n");
-    let t0 = chrono::NaiveDate::from_ymd_opt(2022, 1, 1)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap();
-    for i in 0..rows {
-        let t = t0 + chrono::TimeDelta::hours(i as i64);
-        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
-        text += &format!(
-            "{},{:.3}\n",
-            t.format("%Y-%m-%d %H:%M:%S"),
-            50.0 + 20.0 * day + rng.normal()
-        );
-    }
-    std::fs::write(path, text).unwrap();
-}
+const EPOCHS: usize = 6;
 
 /// Starts `gatecast train`; the receiver gets each finished epoch's number and when it came.
 fn start(args: &[&str], cwd: &Path) -> (Child, Receiver<(usize, Instant)>) {
@@ -104,7 +87,7 @@ fn sigkill_mid_epoch_then_resume_loses_at_most_one_epoch() {
     let dir: PathBuf = std::env::temp_dir().join(format!("gatecast-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_csv(&dir.join("load.csv"), 3000);
+    common::write_csv(&dir, 3000); // writes load.csv
     std::fs::write(
         dir.join("exp.toml"),
         format!(
