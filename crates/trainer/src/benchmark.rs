@@ -150,9 +150,13 @@ pub fn run(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<HorizonResult>> {
-    let header = std::fs::read_to_string(path)
+    // Only the header line here; the loader reads (and validates) the file below.
+    let mut header = String::new();
+    std::fs::File::open(path)
+        .map(std::io::BufReader::new)
+        .and_then(|mut f| std::io::BufRead::read_line(&mut f, &mut header))
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
-    let header = header.lines().next().unwrap_or("");
+    let header = header.trim_end();
     let all: Vec<String> = header
         .trim_start_matches('\u{feff}')
         .split(',')
