@@ -1,12 +1,20 @@
-//! The LSTM's whole sequence as one autodiff node on the flex backend.
+//! Whole sequences as one autodiff node per layer on the flex backend.
 //!
-//! The step-by-step loop in [`crate::recurrence`] records ~15 autodiff nodes per step and
-//! layer. Here one custom operation ([`Backward`]) takes the input projections of every step
-//! `xw [T, B, 4H]` (one big matmul outside, so its weight gradient is one big matmul too), the
-//! transposed recurrent weight `[H, 4H]` and the initial state, runs the recurrence on the inner
-//! (non-autodiff) backend, saves the activated gates, and runs BPTT as a plain loop, with the
-//! recurrent-weight gradient as one matmul after it. Used for unidirectional LSTMs without
-//! `lengths` on an autodiff flex device; everything else takes the loop.
+//! The step-by-step loop in [`crate::recurrence`] records ~15 autodiff nodes per step and layer.
+//! Here one custom operation ([`Backward`]) per layer takes the input projections of every step
+//! `xw [B, T, G·H]` (one big matmul outside, so its weight gradient is one big matmul too), the
+//! recurrent weight `weight_hh [G·H, H]` and the initial state, runs the recurrence on plain `f32`
+//! buffers, saves what BPTT needs, and runs BPTT as a plain loop, with the recurrent-weight
+//! gradient as one matmul after it.
+//!
+//! Batch rows never interact inside a recurrence, so both loops split the batch into one block of
+//! rows per thread and run every block from `t = 0` to `T - 1` (or back) without synchronising;
+//! each step of a block is one single-threaded GEMM (the `gemm` crate, as flex uses) written in
+//! place into preallocated buffers, then one vectorisable pass of gate math. All buffers are
+//! batch-major, `[B, T, ·]`, so a block is one contiguous slice of each.
+//!
+//! Used for unidirectional stacks without `lengths` on a flex device (autodiff or not); everything
+//! else takes the loop. `GATECAST_FUSED=0` turns it off.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -15,7 +23,8 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::Flex;
 use burn::nn::Dropout;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::recurrence::{CellKind, StackOutput};
 use crate::weights::RecurrentLayer;
@@ -32,38 +41,98 @@ fn prim<const D: usize>(t: Tensor<D>) -> Prim {
         .expect("a flex tensor inside the fused op")
 }
 
-/// What BPTT needs from the forward pass: the recurrent weight and flat row-major buffers.
-#[derive(Clone, Debug)]
-struct Saved {
-    /// `[H, 4H]`.
-    w: Prim,
-    /// Activated gates (i, f, g, o) of every step, `[T, B, 4H]`.
-    gates: Vec<f32>,
-    /// `h_{t-1}` of every step, `[T, B, H]`.
-    h_prev: Vec<f32>,
-    /// `c_{t-1}` of every step, `[T, B, H]`.
-    c_prev: Vec<f32>,
-    /// `tanh(c_t)` of every step, `[T, B, H]`.
-    tanh_c: Vec<f32>,
-    dims: [usize; 3],
+/// A contiguous tensor (copied only if it was a strided view), to read with [`view`].
+fn dense(p: Prim) -> Prim {
+    if p.is_contiguous() && p.as_slice::<f32>().is_some() {
+        p
+    } else {
+        p.to_contiguous()
+    }
 }
 
-fn values(p: Prim) -> Vec<f32> {
-    p.into_data().try_into_vec::<f32>().expect("f32 values")
+/// The row-major `f32` values of a [`dense`] tensor, without copying.
+fn view(p: &Prim) -> &[f32] {
+    p.as_slice::<f32>()
+        .expect("a contiguous f32 tensor inside the fused op")
 }
 
-fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
-    to_flex(Prim::from_data(burn::tensor::TensorData::new(v, shape)))
+fn from_vec(v: Vec<f32>, shape: &[usize]) -> Prim {
+    Prim::from_data(TensorData::new(v, shape.to_vec()))
 }
 
-/// `a [m, k] @ w [k, n]` on flex, as a flat vector.
-fn matmul(a: Vec<f32>, m: usize, w: &Tensor<2>) -> Vec<f32> {
-    let k = w.dims()[0];
-    tensor(a, [m, k])
-        .matmul(w.clone())
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 values")
+/// `w [r, c]` transposed into a new row-major `[c, r]` buffer.
+fn transposed(w: &[f32], r: usize, c: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; w.len()];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = w[i * c + j];
+        }
+    }
+    out
+}
+
+/// `dst [m, n] = (dst if acc else 0) + lhs [m, k] · rhs [k, n]`: row-major matrices with unit
+/// column strides and the given row strides, so a matrix can be every `T`-th row of a
+/// batch-major buffer. Single-threaded: the op already runs one block of rows per thread.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    lhs_rs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    acc: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The bounds the raw-pointer call relies on.
+    assert!(
+        dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
+        "gemm: dst"
+    );
+    if k > 0 {
+        assert!(
+            lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k,
+            "gemm: lhs"
+        );
+        assert!(
+            rhs_rs >= n && rhs.len() >= (k - 1) * rhs_rs + n,
+            "gemm: rhs"
+        );
+    }
+    // SAFETY: the asserts above keep every strided access inside the three slices, and `dst`
+    // is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            acc,
+            lhs.as_ptr(),
+            1,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            1,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Rows per block: the batch split evenly over the rayon threads.
+fn block_rows(batch: usize) -> usize {
+    batch.div_ceil(rayon::current_num_threads().clamp(1, batch.max(1)))
 }
 
 /// tanh as a clamped 13/6 rational polynomial (Eigen's `generic_fast_tanh_float`): within a few
@@ -105,149 +174,663 @@ fn tanh_in_place(v: &mut [f32]) {
     }
 }
 
-/// Forward on flex: returns `[T, B, 2H]` (h_t ‖ c_t per step) and what backward needs. The
-/// element-wise gate math of a step is one pass over `[B, H]`.
-fn forward(xw: Prim, w: Prim, h0: Prim, c0: Prim) -> (Prim, Saved) {
-    let dims = xw.layout().shape().dims::<3>();
-    let [time, batch, g4] = dims;
-    let hid = g4 / 4;
-    let xw = values(xw);
-    let w_t: Tensor<2> = to_flex(w.clone());
-    let (bh, bg) = (batch * hid, batch * g4);
-    let mut h = values(h0);
-    let mut c = values(c0);
-    let mut out = vec![0.0f32; time * batch * 2 * hid];
-    let mut gates = vec![0.0f32; time * bg];
-    let mut h_prev = vec![0.0f32; time * bh];
-    let mut c_prev = vec![0.0f32; time * bh];
-    let mut tanh_c = vec![0.0f32; time * bh];
-    for t in 0..time {
-        h_prev[t * bh..(t + 1) * bh].copy_from_slice(&h);
-        c_prev[t * bh..(t + 1) * bh].copy_from_slice(&c);
-        // Pre-activations, then the activations block by block (contiguous, vectorised).
-        let mut pre = matmul(h.clone(), batch, &w_t); // [B, 4H]
-        for (p, x) in pre.iter_mut().zip(&xw[t * bg..(t + 1) * bg]) {
-            *p += *x;
+/// `dst += src`, element by element.
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += *s;
+    }
+}
+
+/// Sizes shared by the kernels: batch, time, hidden, gate blocks; `save` keeps every step's
+/// buffers for BPTT (training) instead of one step's (inference).
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    batch: usize,
+    time: usize,
+    hid: usize,
+    gates: usize,
+    save: bool,
+}
+
+impl Dims {
+    fn gh(&self) -> usize {
+        self.gates * self.hid
+    }
+    /// Steps kept per row in a saved buffer: all of them, or only the current one.
+    fn kept(&self) -> usize {
+        if self.save {
+            self.time
+        } else {
+            1
         }
-        for row in pre.chunks_exact_mut(g4) {
+    }
+    /// Where step `t` sits among the kept steps.
+    fn slot(&self, t: usize) -> usize {
+        if self.save {
+            t
+        } else {
+            0
+        }
+    }
+}
+
+/// One block of rows of the LSTM forward: reads `xw [b, T, 4H]`, `h0`, `c0 [b, H]`; writes
+/// `hs`, `cs [b, T, H]`, the activated gates (i, f, g, o) `[b, kept, 4H]` and `tanh(c_t)`
+/// `[b, kept, H]`. `w` is `weight_hhᵀ`, `[H, 4H]`.
+struct LstmBlock<'a> {
+    xw: &'a [f32],
+    h0: &'a [f32],
+    c0: &'a [f32],
+    hs: &'a mut [f32],
+    cs: &'a mut [f32],
+    gates: &'a mut [f32],
+    tanh_c: &'a mut [f32],
+}
+
+fn lstm_forward_block(d: Dims, w: &[f32], blk: LstmBlock) {
+    let LstmBlock {
+        xw,
+        h0,
+        c0,
+        hs,
+        cs,
+        gates,
+        tanh_c,
+    } = blk;
+    let (time, hid, g4, kept) = (d.time, d.hid, d.gh(), d.kept());
+    let rows = h0.len() / hid;
+    for t in 0..time {
+        let s = d.slot(t);
+        let (lhs, lhs_rs) = if t == 0 {
+            (h0, hid)
+        } else {
+            (&hs[(t - 1) * hid..], time * hid)
+        };
+        gemm(
+            (rows, g4, hid),
+            &mut gates[s * g4..],
+            kept * g4,
+            lhs,
+            lhs_rs,
+            w,
+            g4,
+            false,
+        );
+        for b in 0..rows {
+            let row = &mut gates[(b * kept + s) * g4..][..g4];
+            add_into(row, &xw[(b * time + t) * g4..][..g4]);
             let (ifg, o) = row.split_at_mut(3 * hid);
             let (if_, g) = ifg.split_at_mut(2 * hid);
             sigmoid_in_place(if_);
             tanh_in_place(g);
             sigmoid_in_place(o);
-        }
-        gates[t * bg..(t + 1) * bg].copy_from_slice(&pre);
-        let tc_t = &mut tanh_c[t * bh..(t + 1) * bh];
-        let out_t = &mut out[t * batch * 2 * hid..(t + 1) * batch * 2 * hid];
-        for b in 0..batch {
-            let row = &pre[b * g4..(b + 1) * g4];
             let (i, rest) = row.split_at(hid);
             let (f, rest) = rest.split_at(hid);
             let (g, o) = rest.split_at(hid);
-            let c_b = &mut c[b * hid..(b + 1) * hid];
-            let tc_b = &mut tc_t[b * hid..(b + 1) * hid];
+            let at = (b * time + t) * hid;
+            let (before, now) = cs.split_at_mut(at);
+            let c_prev = if t == 0 {
+                &c0[b * hid..][..hid]
+            } else {
+                &before[at - hid..]
+            };
+            let c = &mut now[..hid];
+            let tc = &mut tanh_c[(b * kept + s) * hid..][..hid];
+            let h = &mut hs[at..][..hid];
             for j in 0..hid {
-                c_b[j] = f[j] * c_b[j] + i[j] * g[j];
-                tc_b[j] = fast_tanh(c_b[j]);
+                c[j] = f[j] * c_prev[j] + i[j] * g[j];
+                tc[j] = fast_tanh(c[j]);
+                h[j] = o[j] * tc[j];
             }
-            let h_b = &mut h[b * hid..(b + 1) * hid];
-            for j in 0..hid {
-                h_b[j] = o[j] * tc_b[j];
-            }
-            let o_b = &mut out_t[b * 2 * hid..(b + 1) * 2 * hid];
-            o_b[..hid].copy_from_slice(h_b);
-            o_b[hid..].copy_from_slice(c_b);
         }
     }
-    let saved = Saved {
-        w,
-        gates,
-        h_prev,
-        c_prev,
-        tanh_c,
-        dims,
+}
+
+/// What the LSTM's BPTT needs.
+#[derive(Clone, Debug)]
+struct LstmSaved {
+    /// `weight_hh [4H, H]`, `h0`, `c0 [B, H]`.
+    w_hh: Prim,
+    h0: Prim,
+    c0: Prim,
+    /// The output, `[2B, T, H]`: every `h_t`, then every `c_t`.
+    out: Prim,
+    /// Activated gates (i, f, g, o) of every step, `[B, T, 4H]`.
+    gates: Vec<f32>,
+    /// `tanh(c_t)` of every step, `[B, T, H]`.
+    tanh_c: Vec<f32>,
+    d: Dims,
+}
+
+/// LSTM forward: `xw [B, T, 4H]` (input projection plus both biases), `weight_hh [4H, H]`,
+/// `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of every step stacked over the cell
+/// states of every step.
+fn lstm_forward(xw: Prim, w_hh: Prim, h0: Prim, c0: Prim, save: bool) -> (Prim, LstmSaved) {
+    let [batch, time, g4] = xw.layout().shape().dims::<3>();
+    let hid = g4 / 4;
+    let d = Dims {
+        batch,
+        time,
+        hid,
+        gates: 4,
+        save,
     };
-    (prim(tensor(out, [time, batch, 2 * hid])), saved)
+    let [xw, w_hh, h0, c0] = [xw, w_hh, h0, c0].map(dense);
+    let w = transposed(view(&w_hh), g4, hid);
+    let bth = batch * time * hid;
+    let mut out = vec![0.0f32; 2 * bth];
+    let mut gates = vec![0.0f32; batch * d.kept() * g4];
+    let mut tanh_c = vec![0.0f32; batch * d.kept() * hid];
+    let r = block_rows(batch);
+    let (hs, cs) = out.split_at_mut(bth);
+    hs.par_chunks_mut(r * time * hid)
+        .zip(cs.par_chunks_mut(r * time * hid))
+        .zip(gates.par_chunks_mut(r * d.kept() * g4))
+        .zip(tanh_c.par_chunks_mut(r * d.kept() * hid))
+        .zip(view(&xw).par_chunks(r * time * g4))
+        .zip(view(&h0).par_chunks(r * hid))
+        .zip(view(&c0).par_chunks(r * hid))
+        .for_each(|((((((hs, cs), gates), tanh_c), xw), h0), c0)| {
+            let blk = LstmBlock {
+                xw,
+                h0,
+                c0,
+                hs,
+                cs,
+                gates,
+                tanh_c,
+            };
+            lstm_forward_block(d, &w, blk);
+        });
+    let out = from_vec(out, &[2 * batch, time, hid]);
+    let saved = LstmSaved {
+        w_hh,
+        h0,
+        c0,
+        out: out.clone(),
+        gates,
+        tanh_c,
+        d,
+    };
+    (out, saved)
+}
+
+/// One block of rows of the LSTM's BPTT: reads the output gradients `gh`, `gc [b, T, H]` and
+/// the forward's `gates [b, T, 4H]`, `tanh_c`, `cs [b, T, H]`, `c0 [b, H]`; writes the
+/// pre-activation gradients `dgates [b, T, 4H]` and leaves the initial states' gradients in
+/// `dh`, `dc [b, H]` (zeros on entry).
+struct LstmGradBlock<'a> {
+    gh: &'a [f32],
+    gc: &'a [f32],
+    gates: &'a [f32],
+    tanh_c: &'a [f32],
+    cs: &'a [f32],
+    c0: &'a [f32],
+    dgates: &'a mut [f32],
+    dh: &'a mut [f32],
+    dc: &'a mut [f32],
+}
+
+fn lstm_backward_block(d: Dims, w_hh: &[f32], blk: LstmGradBlock) {
+    let LstmGradBlock {
+        gh,
+        gc,
+        gates,
+        tanh_c,
+        cs,
+        c0,
+        dgates,
+        dh,
+        dc,
+    } = blk;
+    let (time, hid, g4) = (d.time, d.hid, d.gh());
+    let rows = dh.len() / hid;
+    for t in (0..time).rev() {
+        for b in 0..rows {
+            let at = (b * time + t) * hid;
+            let row = &gates[(b * time + t) * g4..][..g4];
+            let (i, rest) = row.split_at(hid);
+            let (f, rest) = rest.split_at(hid);
+            let (g, o) = rest.split_at(hid);
+            let c_prev = if t == 0 {
+                &c0[b * hid..][..hid]
+            } else {
+                &cs[at - hid..at]
+            };
+            let (tc, gh, gc) = (&tanh_c[at..][..hid], &gh[at..][..hid], &gc[at..][..hid]);
+            let drow = &mut dgates[(b * time + t) * g4..][..g4];
+            let (di, rest) = drow.split_at_mut(hid);
+            let (df, rest) = rest.split_at_mut(hid);
+            let (dg, d_o) = rest.split_at_mut(hid);
+            let (dh, dc) = (&mut dh[b * hid..][..hid], &mut dc[b * hid..][..hid]);
+            for j in 0..hid {
+                let dhj = gh[j] + dh[j];
+                let dcj = gc[j] + dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
+                di[j] = dcj * g[j] * i[j] * (1.0 - i[j]);
+                df[j] = dcj * c_prev[j] * f[j] * (1.0 - f[j]);
+                dg[j] = dcj * i[j] * (1.0 - g[j] * g[j]);
+                d_o[j] = dhj * tc[j] * o[j] * (1.0 - o[j]);
+                dc[j] = dcj * f[j];
+            }
+        }
+        // dh_{t-1} = dgates_t · weight_hh.
+        gemm(
+            (rows, hid, g4),
+            dh,
+            hid,
+            &dgates[t * g4..],
+            time * g4,
+            w_hh,
+            hid,
+            false,
+        );
+    }
+}
+
+/// `h_{t-1}` of every step, `[B·T, H]`: each row's `h0`, then its `hs` shifted by one step.
+fn shifted(hs: &[f32], h0: &[f32], d: Dims) -> Vec<f32> {
+    let (time, hid) = (d.time, d.hid);
+    let mut hp = vec![0.0f32; d.batch * time * hid];
+    for b in 0..d.batch {
+        let row = &mut hp[b * time * hid..(b + 1) * time * hid];
+        row[..hid].copy_from_slice(&h0[b * hid..(b + 1) * hid]);
+        row[hid..].copy_from_slice(&hs[b * time * hid..(b + 1) * time * hid - hid]);
+    }
+    hp
+}
+
+/// `weight_hh`'s gradient, `dpreᵀ · H_prev`: `dpre [B·T, G·H]`, `h_prev [B·T, H]` → `[G·H, H]`.
+/// One big matmul (flex parallelises it).
+fn weight_grad(dpre: Prim, h_prev: Vec<f32>, d: Dims) -> Prim {
+    let hp = to_flex::<2>(from_vec(h_prev, &[d.batch * d.time, d.hid]));
+    prim(to_flex::<2>(dpre).transpose().matmul(hp))
 }
 
 #[derive(Debug)]
 struct LstmSeqBackward;
 
 impl Backward<Flex, 4> for LstmSeqBackward {
-    type State = Saved;
+    type State = LstmSaved;
 
-    fn backward(self, ops: Ops<Saved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = values(grads.consume::<Flex>(&ops.node)); // [T, B, 2H]
+    fn backward(self, ops: Ops<LstmSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = dense(grads.consume::<Flex>(&ops.node)); // [2B, T, H]
         let s = ops.state;
-        let [time, batch, g4] = s.dims;
-        let hid = g4 / 4;
-        let (bh, bg) = (batch * hid, batch * g4);
-        let w: Tensor<2> = to_flex(s.w);
-        let w_t = w.transpose(); // [4H, H]
-        let mut dh_next = vec![0.0f32; bh];
-        let mut dc_next = vec![0.0f32; bh];
-        let mut dgates = vec![0.0f32; time * bg];
-        for t in (0..time).rev() {
-            let gt = &s.gates[t * bg..(t + 1) * bg];
-            let tc_t = &s.tanh_c[t * bh..(t + 1) * bh];
-            let cp = &s.c_prev[t * bh..(t + 1) * bh];
-            let gr = &grad[t * batch * 2 * hid..(t + 1) * batch * 2 * hid];
-            let dg = &mut dgates[t * bg..(t + 1) * bg];
-            for b in 0..batch {
-                let row = b * g4;
-                for j in 0..hid {
-                    let k = b * hid + j;
-                    let (i, f, g, o) = (
-                        gt[row + j],
-                        gt[row + hid + j],
-                        gt[row + 2 * hid + j],
-                        gt[row + 3 * hid + j],
-                    );
-                    let tc = tc_t[k];
-                    let dh = gr[b * 2 * hid + j] + dh_next[k];
-                    let dc = gr[b * 2 * hid + hid + j] + dc_next[k] + dh * o * (1.0 - tc * tc);
-                    dg[row + j] = dc * g * i * (1.0 - i);
-                    dg[row + hid + j] = dc * cp[k] * f * (1.0 - f);
-                    dg[row + 2 * hid + j] = dc * i * (1.0 - g * g);
-                    dg[row + 3 * hid + j] = dh * tc * o * (1.0 - o);
-                    dc_next[k] = dc * f;
-                }
-            }
-            dh_next = matmul(dg.to_vec(), batch, &w_t);
-        }
+        let d = s.d;
+        let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
+        let bth = batch * time * hid;
+        let (hs, cs) = view(&s.out).split_at(bth);
+        let (gh, gc) = view(&grad).split_at(bth);
+        let mut dgates = vec![0.0f32; batch * time * g4];
+        let mut dh = vec![0.0f32; batch * hid];
+        let mut dc = vec![0.0f32; batch * hid];
+        let r = block_rows(batch);
+        let w_hh = view(&s.w_hh);
+        gh.par_chunks(r * time * hid)
+            .zip(gc.par_chunks(r * time * hid))
+            .zip(s.gates.par_chunks(r * time * g4))
+            .zip(s.tanh_c.par_chunks(r * time * hid))
+            .zip(cs.par_chunks(r * time * hid))
+            .zip(view(&s.c0).par_chunks(r * hid))
+            .zip(dgates.par_chunks_mut(r * time * g4))
+            .zip(dh.par_chunks_mut(r * hid))
+            .zip(dc.par_chunks_mut(r * hid))
+            .for_each(
+                |((((((((gh, gc), gates), tanh_c), cs), c0), dgates), dh), dc)| {
+                    let blk = LstmGradBlock {
+                        gh,
+                        gc,
+                        gates,
+                        tanh_c,
+                        cs,
+                        c0,
+                        dgates,
+                        dh,
+                        dc,
+                    };
+                    lstm_backward_block(d, w_hh, blk);
+                },
+            );
+        let dgates = from_vec(dgates, &[batch * time, g4]);
         let [n_xw, n_w, n_h0, n_c0] = ops.parents;
         if let Some(node) = n_w {
-            let hp = tensor(s.h_prev, [time * batch, hid]);
-            let dw = hp
-                .transpose()
-                .matmul(tensor(dgates.clone(), [time * batch, g4]));
-            grads.register::<Flex>(node.id, prim(dw));
+            let hp = shifted(hs, view(&s.h0), d);
+            grads.register::<Flex>(node.id, weight_grad(dgates.clone(), hp, d));
         }
         if let Some(node) = n_xw {
-            grads.register::<Flex>(node.id, prim(tensor(dgates, [time, batch, g4])));
+            let dxw = to_flex::<2>(dgates).reshape([batch, time, g4]);
+            grads.register::<Flex>(node.id, prim(dxw));
         }
         if let Some(node) = n_h0 {
-            grads.register::<Flex>(node.id, prim(tensor(dh_next, [batch, hid])));
+            grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }
         if let Some(node) = n_c0 {
-            grads.register::<Flex>(node.id, prim(tensor(dc_next, [batch, hid])));
+            grads.register::<Flex>(node.id, from_vec(dc, &[batch, hid]));
+        }
+    }
+}
+
+/// One block of rows of the GRU or Elman forward: reads `xw [b, T, G·H]`, `h0 [b, H]`; writes
+/// `hs [b, T, H]` and, for the GRU, the activated (r, z, n) `[b, kept, 3H]` and `h W_hn + b_hn`
+/// `[b, kept, H]`. `rec [b, G·H]` is scratch. `w` is `weight_hhᵀ`, `[H, G·H]`; `b_rec [G·H]` is
+/// the GRU's `b_hh` (zeros for Elman, whose biases are in `xw`).
+struct RecBlock<'a> {
+    xw: &'a [f32],
+    h0: &'a [f32],
+    hs: &'a mut [f32],
+    act: &'a mut [f32],
+    rec_n: &'a mut [f32],
+    rec: &'a mut [f32],
+}
+
+fn rec_forward_block(kind: CellKind, d: Dims, w: &[f32], b_rec: &[f32], blk: RecBlock) {
+    let RecBlock {
+        xw,
+        h0,
+        hs,
+        act,
+        rec_n,
+        rec,
+    } = blk;
+    let (time, hid, gh, kept) = (d.time, d.hid, d.gh(), d.kept());
+    let rows = h0.len() / hid;
+    for t in 0..time {
+        let s = d.slot(t);
+        let (lhs, lhs_rs) = if t == 0 {
+            (h0, hid)
+        } else {
+            (&hs[(t - 1) * hid..], time * hid)
+        };
+        gemm((rows, gh, hid), rec, gh, lhs, lhs_rs, w, gh, false);
+        for b in 0..rows {
+            let rr = &mut rec[b * gh..][..gh];
+            let x = &xw[(b * time + t) * gh..][..gh];
+            let at = (b * time + t) * hid;
+            let (before, now) = hs.split_at_mut(at);
+            let h_prev = if t == 0 {
+                &h0[b * hid..][..hid]
+            } else {
+                &before[at - hid..]
+            };
+            let h = &mut now[..hid];
+            match kind {
+                CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
+                CellKind::ElmanTanh => {
+                    add_into(rr, x);
+                    tanh_in_place(rr);
+                    h.copy_from_slice(rr);
+                }
+                CellKind::ElmanRelu => {
+                    for j in 0..hid {
+                        h[j] = (rr[j] + x[j]).max(0.0);
+                    }
+                }
+                CellKind::Gru => {
+                    add_into(rr, b_rec);
+                    let a = &mut act[(b * kept + s) * gh..][..gh];
+                    for j in 0..2 * hid {
+                        a[j] = x[j] + rr[j];
+                    }
+                    let (rz, n) = a.split_at_mut(2 * hid);
+                    sigmoid_in_place(rz);
+                    for j in 0..hid {
+                        n[j] = x[2 * hid + j] + rz[j] * rr[2 * hid + j];
+                    }
+                    tanh_in_place(n);
+                    rec_n[(b * kept + s) * hid..][..hid].copy_from_slice(&rr[2 * hid..]);
+                    let z = &rz[hid..];
+                    for j in 0..hid {
+                        h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What BPTT of an Elman RNN or GRU needs.
+#[derive(Clone, Debug)]
+struct RecSaved {
+    kind: CellKind,
+    /// `weight_hh [G·H, H]`, `h0 [B, H]`.
+    w_hh: Prim,
+    h0: Prim,
+    /// The output `hs [B, T, H]`.
+    out: Prim,
+    /// GRU: activated (r, z, n) of every step, `[B, T, 3H]`; empty for Elman.
+    act: Vec<f32>,
+    /// GRU: `h W_hn + b_hn` of every step, `[B, T, H]`; empty for Elman.
+    rec_n: Vec<f32>,
+    d: Dims,
+}
+
+/// Forward of an Elman RNN or GRU: `xw [B, T, G·H]`, `weight_hh [G·H, H]`, `b_rec [1, G·H]`
+/// (the GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
+fn rec_forward(kind: CellKind, [xw, w_hh, b_rec, h0]: [Prim; 4], save: bool) -> (Prim, RecSaved) {
+    let [batch, time, gh] = xw.layout().shape().dims::<3>();
+    let gates = kind.gates();
+    let hid = gh / gates;
+    let d = Dims {
+        batch,
+        time,
+        hid,
+        gates,
+        save,
+    };
+    let [xw, w_hh, b_rec, h0] = [xw, w_hh, b_rec, h0].map(dense);
+    let w = transposed(view(&w_hh), gh, hid);
+    let gru = kind == CellKind::Gru;
+    // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
+    let per_row = |n: usize| if gru { d.kept() * n } else { 1 };
+    let mut hs = vec![0.0f32; batch * time * hid];
+    let mut act = vec![0.0f32; batch * per_row(gh)];
+    let mut rec_n = vec![0.0f32; batch * per_row(hid)];
+    let mut rec = vec![0.0f32; batch * gh];
+    let r = block_rows(batch);
+    let b_rec = view(&b_rec);
+    hs.par_chunks_mut(r * time * hid)
+        .zip(act.par_chunks_mut(r * per_row(gh)))
+        .zip(rec_n.par_chunks_mut(r * per_row(hid)))
+        .zip(rec.par_chunks_mut(r * gh))
+        .zip(view(&xw).par_chunks(r * time * gh))
+        .zip(view(&h0).par_chunks(r * hid))
+        .for_each(|(((((hs, act), rec_n), rec), xw), h0)| {
+            let blk = RecBlock {
+                xw,
+                h0,
+                hs,
+                act,
+                rec_n,
+                rec,
+            };
+            rec_forward_block(kind, d, &w, b_rec, blk);
+        });
+    let out = from_vec(hs, &[batch, time, hid]);
+    let (act, rec_n) = if gru && save {
+        (act, rec_n)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let saved = RecSaved {
+        kind,
+        w_hh,
+        h0,
+        out: out.clone(),
+        act,
+        rec_n,
+        d,
+    };
+    (out, saved)
+}
+
+/// One block of rows of Elman or GRU BPTT: reads the output gradient `g [b, T, H]`, the
+/// forward's `hs [b, T, H]`, `h0 [b, H]` and (GRU) `act`, `rec_n`; writes the gradients of the
+/// input projection `dxw [b, T, G·H]` and (GRU) of the recurrent projection `drec [b, T, 3H]`
+/// (for Elman they are equal: `drec` is unused), and leaves `h0`'s gradient in `dh [b, H]`.
+struct RecGradBlock<'a> {
+    g: &'a [f32],
+    hs: &'a [f32],
+    h0: &'a [f32],
+    act: &'a [f32],
+    rec_n: &'a [f32],
+    dxw: &'a mut [f32],
+    drec: &'a mut [f32],
+    dh: &'a mut [f32],
+}
+
+fn rec_backward_block(kind: CellKind, d: Dims, w_hh: &[f32], blk: RecGradBlock) {
+    let RecGradBlock {
+        g,
+        hs,
+        h0,
+        act,
+        rec_n,
+        dxw,
+        drec,
+        dh,
+    } = blk;
+    let (time, hid, gh) = (d.time, d.hid, d.gh());
+    let rows = dh.len() / hid;
+    for t in (0..time).rev() {
+        for b in 0..rows {
+            let at = (b * time + t) * hid;
+            let (g, dh) = (&g[at..][..hid], &mut dh[b * hid..][..hid]);
+            let dx = &mut dxw[(b * time + t) * gh..][..gh];
+            match kind {
+                CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
+                CellKind::ElmanTanh => {
+                    let h = &hs[at..][..hid];
+                    for j in 0..hid {
+                        dx[j] = (g[j] + dh[j]) * (1.0 - h[j] * h[j]);
+                    }
+                }
+                CellKind::ElmanRelu => {
+                    let h = &hs[at..][..hid];
+                    for j in 0..hid {
+                        dx[j] = if h[j] > 0.0 { g[j] + dh[j] } else { 0.0 };
+                    }
+                }
+                CellKind::Gru => {
+                    let a = &act[(b * time + t) * gh..][..gh];
+                    let rn = &rec_n[at..][..hid];
+                    let hp = if t == 0 {
+                        &h0[b * hid..][..hid]
+                    } else {
+                        &hs[at - hid..at]
+                    };
+                    let dr = &mut drec[(b * time + t) * gh..][..gh];
+                    for j in 0..hid {
+                        let (r, z, n) = (a[j], a[hid + j], a[2 * hid + j]);
+                        let dd = g[j] + dh[j];
+                        let dn_pre = dd * (1.0 - z) * (1.0 - n * n);
+                        let dz_pre = dd * (hp[j] - n) * z * (1.0 - z);
+                        let dr_pre = dn_pre * rn[j] * r * (1.0 - r);
+                        dx[j] = dr_pre;
+                        dx[hid + j] = dz_pre;
+                        dx[2 * hid + j] = dn_pre;
+                        dr[j] = dr_pre;
+                        dr[hid + j] = dz_pre;
+                        dr[2 * hid + j] = dn_pre * r;
+                        dh[j] = dd * z;
+                    }
+                }
+            }
+        }
+        // dh_{t-1} = (GRU: dh_t ⊙ z +) drec_t · weight_hh.
+        let (d_pre, acc) = if kind == CellKind::Gru {
+            (&drec[t * gh..], true)
+        } else {
+            (&dxw[t * gh..], false)
+        };
+        gemm((rows, hid, gh), dh, hid, d_pre, time * gh, w_hh, hid, acc);
+    }
+}
+
+#[derive(Debug)]
+struct RecSeqBackward;
+
+impl Backward<Flex, 4> for RecSeqBackward {
+    type State = RecSaved;
+
+    fn backward(self, ops: Ops<RecSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = dense(grads.consume::<Flex>(&ops.node)); // [B, T, H]
+        let s = ops.state;
+        let d = s.d;
+        let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
+        let gru = s.kind == CellKind::Gru;
+        let per_row = |n: usize| if gru { time * n } else { 1 };
+        let mut dxw = vec![0.0f32; batch * time * gh];
+        let mut drec = vec![0.0f32; batch * per_row(gh)];
+        let mut dh = vec![0.0f32; batch * hid];
+        // Elman saves no gate buffers; one element per row keeps the chunked zip even.
+        let unused = vec![0.0f32; if gru { 0 } else { batch }];
+        let (act, rec_n): (&[f32], &[f32]) = if gru {
+            (&s.act, &s.rec_n)
+        } else {
+            (&unused, &unused)
+        };
+        let r = block_rows(batch);
+        let (hs, w_hh) = (view(&s.out), view(&s.w_hh));
+        view(&grad)
+            .par_chunks(r * time * hid)
+            .zip(hs.par_chunks(r * time * hid))
+            .zip(view(&s.h0).par_chunks(r * hid))
+            .zip(act.par_chunks(r * per_row(gh)))
+            .zip(rec_n.par_chunks(r * per_row(hid)))
+            .zip(dxw.par_chunks_mut(r * time * gh))
+            .zip(drec.par_chunks_mut(r * per_row(gh)))
+            .zip(dh.par_chunks_mut(r * hid))
+            .for_each(|(((((((g, hs), h0), act), rec_n), dxw), drec), dh)| {
+                let blk = RecGradBlock {
+                    g,
+                    hs,
+                    h0,
+                    act,
+                    rec_n,
+                    dxw,
+                    drec,
+                    dh,
+                };
+                rec_backward_block(s.kind, d, w_hh, blk);
+            });
+        let dxw = from_vec(dxw, &[batch * time, gh]);
+        let drec = if gru {
+            from_vec(drec, &[batch * time, gh])
+        } else {
+            dxw.clone()
+        };
+        let [n_xw, n_w, n_b, n_h0] = ops.parents;
+        if let Some(node) = n_w {
+            let hp = shifted(hs, view(&s.h0), d);
+            grads.register::<Flex>(node.id, weight_grad(drec.clone(), hp, d));
+        }
+        if let Some(node) = n_b {
+            grads.register::<Flex>(node.id, prim(to_flex::<2>(drec).sum_dim(0)));
+            // [1, G·H]
+        }
+        if let Some(node) = n_xw {
+            let dxw = to_flex::<2>(dxw).reshape([batch, time, gh]);
+            grads.register::<Flex>(node.id, prim(dxw));
+        }
+        if let Some(node) = n_h0 {
+            grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }
     }
 }
 
 /// Runs `forward` as one autodiff node differentiated by `backward` (autodiff flex), or just runs
-/// it (plain flex, inference). The four inputs are `xw [T, B, G·H]` and three matrices (the
-/// transposed recurrent weight, then a bias row or initial states, as `forward` expects); `None`
+/// it (plain flex, inference: `save` is then false). The four inputs are `xw [B, T, G·H]` and
+/// three matrices (`weight_hh`, then a bias row or initial states, as `forward` expects); `None`
 /// when they are not on flex.
 fn fused_node<Bw: Backward<Flex, 4>>(
     backward: Bw,
     xw: &Tensor<3>,
     inputs: [&Tensor<2>; 3],
-    forward: impl Fn([Prim; 4]) -> (Prim, Bw::State),
+    forward: impl Fn([Prim; 4], bool) -> (Prim, Bw::State),
 ) -> Option<Tensor<3>> {
     let Ok(xw_ad) = xw.clone().try_into_primitive::<Ad>() else {
         let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Flex>().ok());
-        let (out, _) = forward([xw.clone().try_into_primitive::<Flex>().ok()?, a?, b?, c?]);
+        let xw = xw.clone().try_into_primitive::<Flex>().ok()?;
+        let (out, _) = forward([xw, a?, b?, c?], false);
         return Some(to_flex(out));
     };
     let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
@@ -258,202 +841,16 @@ fn fused_node<Bw: Backward<Flex, 4>>(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (out, saved) = forward(all.each_ref().map(|t| t.primitive().clone()));
+            let (out, saved) = forward(all.each_ref().map(|t| t.primitive().clone()), true);
             prep.finish(saved, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(all.map(|t| t.into_primitive())).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(all.map(|t| t.into_primitive()), false).0),
     };
     Some(Tensor::from_primitive::<Ad>(out))
 }
 
-/// What BPTT of an Elman RNN or GRU needs.
-#[derive(Clone, Debug)]
-struct RecSaved {
-    kind: CellKind,
-    /// `[H, G·H]`.
-    w: Prim,
-    /// Elman: `h_t`, `[T, B, H]`; GRU: activated (r, z, n), `[T, B, 3H]`.
-    act: Vec<f32>,
-    /// GRU: `h W_hn + b_hn` of every step, `[T, B, H]` (empty for Elman).
-    rec_n: Vec<f32>,
-    /// `h_{t-1}` of every step, `[T, B, H]`.
-    h_prev: Vec<f32>,
-    /// `[T, B, H]`.
-    dims: [usize; 3],
-}
-
-/// Forward of an Elman RNN or GRU on flex: `xw [T, B, G·H]`, `w [H, G·H]`, `b_rec [1, G·H]` (the
-/// GRU's `b_hh`; zeros for Elman, whose biases are in `xw`), `h0 [B, H]` → `h_t [T, B, H]`.
-fn rec_forward(kind: CellKind, xw: Prim, w: Prim, b_rec: Prim, h0: Prim) -> (Prim, RecSaved) {
-    let [time, batch, gh] = xw.layout().shape().dims::<3>();
-    let gates = if kind == CellKind::Gru { 3 } else { 1 };
-    let hid = gh / gates;
-    let xw = values(xw);
-    let b_rec = values(b_rec);
-    let w_t: Tensor<2> = to_flex(w.clone());
-    let (bh, bg) = (batch * hid, batch * gh);
-    let mut h = values(h0);
-    let mut hs = vec![0.0f32; time * bh];
-    let mut act = vec![0.0f32; if kind == CellKind::Gru { time * bg } else { 0 }];
-    let mut rec_n = vec![0.0f32; if kind == CellKind::Gru { time * bh } else { 0 }];
-    let mut h_prev = vec![0.0f32; time * bh];
-    for t in 0..time {
-        h_prev[t * bh..(t + 1) * bh].copy_from_slice(&h);
-        let mut rec = matmul(h.clone(), batch, &w_t); // [B, G·H]
-        for row in rec.chunks_exact_mut(gh) {
-            for (r, b) in row.iter_mut().zip(&b_rec) {
-                *r += *b;
-            }
-        }
-        let x = &xw[t * bg..(t + 1) * bg];
-        match kind {
-            CellKind::Lstm => unreachable!("the LSTM has its own fused op"),
-            CellKind::ElmanTanh | CellKind::ElmanRelu => {
-                for (r, x) in rec.iter_mut().zip(x) {
-                    *r += *x;
-                }
-                if kind == CellKind::ElmanTanh {
-                    tanh_in_place(&mut rec);
-                } else {
-                    for r in rec.iter_mut() {
-                        *r = r.max(0.0);
-                    }
-                }
-                h.copy_from_slice(&rec);
-            }
-            CellKind::Gru => {
-                let a = &mut act[t * bg..(t + 1) * bg];
-                let rn = &mut rec_n[t * bh..(t + 1) * bh];
-                for b in 0..batch {
-                    let (xr, rr) = (&x[b * gh..(b + 1) * gh], &rec[b * gh..(b + 1) * gh]);
-                    let ab = &mut a[b * gh..(b + 1) * gh];
-                    for j in 0..2 * hid {
-                        ab[j] = xr[j] + rr[j];
-                    }
-                    sigmoid_in_place(&mut ab[..2 * hid]);
-                    for j in 0..hid {
-                        ab[2 * hid + j] = xr[2 * hid + j] + ab[j] * rr[2 * hid + j];
-                    }
-                    tanh_in_place(&mut ab[2 * hid..]);
-                    rn[b * hid..(b + 1) * hid].copy_from_slice(&rr[2 * hid..]);
-                    let hb = &mut h[b * hid..(b + 1) * hid];
-                    for j in 0..hid {
-                        let (z, n) = (ab[hid + j], ab[2 * hid + j]);
-                        hb[j] = n + z * (hb[j] - n);
-                    }
-                }
-            }
-        }
-        hs[t * bh..(t + 1) * bh].copy_from_slice(&h);
-    }
-    let act = if kind == CellKind::Gru {
-        act
-    } else {
-        hs.clone()
-    };
-    let saved = RecSaved {
-        kind,
-        w,
-        act,
-        rec_n,
-        h_prev,
-        dims: [time, batch, hid],
-    };
-    (prim(tensor(hs, [time, batch, hid])), saved)
-}
-
-#[derive(Debug)]
-struct RecSeqBackward;
-
-impl Backward<Flex, 4> for RecSeqBackward {
-    type State = RecSaved;
-
-    fn backward(self, ops: Ops<RecSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = values(grads.consume::<Flex>(&ops.node)); // [T, B, H]
-        let s = ops.state;
-        let [time, batch, hid] = s.dims;
-        let gru = s.kind == CellKind::Gru;
-        let gh = if gru { 3 * hid } else { hid };
-        let (bh, bg) = (batch * hid, batch * gh);
-        let w_t = to_flex::<2>(s.w).transpose(); // [G·H, H]
-        let mut dh_next = vec![0.0f32; bh];
-        // Gradients of the input projection and of the recurrent projection `h W + b_rec`
-        // (equal for Elman; for the GRU they differ in the n block).
-        let mut dxw = vec![0.0f32; time * bg];
-        let mut drec = vec![0.0f32; if gru { time * bg } else { 0 }];
-        for t in (0..time).rev() {
-            let g = &grad[t * bh..(t + 1) * bh];
-            let hp = &s.h_prev[t * bh..(t + 1) * bh];
-            let mut dh: Vec<f32> = g.iter().zip(&dh_next).map(|(a, b)| a + b).collect();
-            match s.kind {
-                CellKind::Lstm => unreachable!("the LSTM has its own fused op"),
-                CellKind::ElmanTanh | CellKind::ElmanRelu => {
-                    let h = &s.act[t * bh..(t + 1) * bh];
-                    let d = &mut dxw[t * bg..(t + 1) * bg];
-                    for k in 0..bh {
-                        d[k] = if s.kind == CellKind::ElmanTanh {
-                            dh[k] * (1.0 - h[k] * h[k])
-                        } else if h[k] > 0.0 {
-                            dh[k]
-                        } else {
-                            0.0
-                        };
-                    }
-                    dh_next = matmul(d.to_vec(), batch, &w_t);
-                }
-                CellKind::Gru => {
-                    let a = &s.act[t * bg..(t + 1) * bg];
-                    let rn = &s.rec_n[t * bh..(t + 1) * bh];
-                    let dx = &mut dxw[t * bg..(t + 1) * bg];
-                    let dr = &mut drec[t * bg..(t + 1) * bg];
-                    for b in 0..batch {
-                        for j in 0..hid {
-                            let k = b * hid + j;
-                            let (r, z, n) =
-                                (a[b * gh + j], a[b * gh + hid + j], a[b * gh + 2 * hid + j]);
-                            let d = dh[k];
-                            let dn_pre = d * (1.0 - z) * (1.0 - n * n);
-                            let dz_pre = d * (hp[k] - n) * z * (1.0 - z);
-                            let dr_pre = dn_pre * rn[k] * r * (1.0 - r);
-                            dx[b * gh + j] = dr_pre;
-                            dx[b * gh + hid + j] = dz_pre;
-                            dx[b * gh + 2 * hid + j] = dn_pre;
-                            dr[b * gh + j] = dr_pre;
-                            dr[b * gh + hid + j] = dz_pre;
-                            dr[b * gh + 2 * hid + j] = dn_pre * r;
-                            dh[k] = d * z;
-                        }
-                    }
-                    let back = matmul(dr.to_vec(), batch, &w_t);
-                    dh_next = dh.iter().zip(&back).map(|(a, b)| a + b).collect();
-                }
-            }
-        }
-        let drec = if gru { drec } else { dxw.clone() };
-        let [n_xw, n_w, n_b, n_h0] = ops.parents;
-        if let Some(node) = n_w {
-            let hp = tensor(s.h_prev, [time * batch, hid]);
-            let dw = hp
-                .transpose()
-                .matmul(tensor(drec.clone(), [time * batch, gh]));
-            grads.register::<Flex>(node.id, prim(dw));
-        }
-        if let Some(node) = n_b {
-            let db = tensor(drec, [time * batch, gh]).sum_dim(0); // [1, G·H]
-            grads.register::<Flex>(node.id, prim(db));
-        }
-        if let Some(node) = n_xw {
-            grads.register::<Flex>(node.id, prim(tensor(dxw, [time, batch, gh])));
-        }
-        if let Some(node) = n_h0 {
-            grads.register::<Flex>(node.id, prim(tensor(dh_next, [batch, hid])));
-        }
-    }
-}
-
 /// The whole stack through the fused op, or `None` where it does not apply: not on flex,
-/// bidirectional, with `lengths`, or GRU inference (there the fused forward measured no faster:
-/// its per-step copies outweigh the gate-math gain at B64 H128).
+/// bidirectional, with `lengths`, or an empty batch or sequence.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn try_run_stack(
     kind: CellKind,
@@ -465,16 +862,17 @@ pub(crate) fn try_run_stack(
     cell0: &Option<Tensor<3>>,
     lengths: Option<&[usize]>,
 ) -> Option<StackOutput> {
-    if lengths.is_some() || layers.iter().any(|l| l.reverse.is_some()) {
+    let [batch, time, _] = input.dims();
+    if lengths.is_some() || layers.iter().any(|l| l.reverse.is_some()) || batch * time == 0 {
         return None;
     }
     let device = input.device();
     let probe = Tensor::<1>::zeros([1], &device);
-    let training = probe.clone().try_into_primitive::<Ad>().is_ok();
-    if !training && (kind == CellKind::Gru || probe.try_into_primitive::<Flex>().is_err()) {
+    let on_flex = probe.clone().try_into_primitive::<Ad>().is_ok()
+        || probe.try_into_primitive::<Flex>().is_ok();
+    if !on_flex {
         return None;
     }
-    let [batch, time, _] = input.dims();
     let hid = hidden_size;
     let gh = kind.gates() * hid;
     let initial = |all: &Option<Tensor<3>>, row: usize| -> Tensor<2> {
@@ -492,8 +890,7 @@ pub(crate) fn try_run_stack(
         let w = &layer.forward;
         let features = x.dims()[2];
         let mut xw = x
-            .swap_dims(0, 1)
-            .reshape([time * batch, features])
+            .reshape([batch * time, features])
             .matmul(w.weight_ih.val().transpose());
         // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both here.
         let folded = if kind == CellKind::Gru {
@@ -504,35 +901,35 @@ pub(crate) fn try_run_stack(
         for b in folded.into_iter().flatten() {
             xw = xw + b.val().unsqueeze_dim::<2>(0);
         }
-        let xw = xw.reshape([time, batch, gh]);
-        let w_hh_t = w.weight_hh.val().transpose();
+        let xw = xw.reshape([batch, time, gh]);
+        let w_hh = w.weight_hh.val();
         let h0 = initial(hidden0, index);
         let hs = if kind == CellKind::Lstm {
             let c0 = initial(cell0, index);
-            let out = fused_node(LstmSeqBackward, &xw, [&w_hh_t, &h0, &c0], |[a, b, c, d]| {
-                forward(a, b, c, d)
-            })?;
+            let out = fused_node(
+                LstmSeqBackward,
+                &xw,
+                [&w_hh, &h0, &c0],
+                |[a, b, c, d], save| lstm_forward(a, b, c, d, save),
+            )?; // [2B, T, H]
             final_c.push(
                 out.clone()
-                    .narrow(0, time - 1, 1)
-                    .narrow(2, hid, hid)
+                    .narrow(0, batch, batch)
+                    .narrow(1, time - 1, 1)
                     .reshape([batch, hid]),
             );
-            out.narrow(2, 0, hid)
+            out.narrow(0, 0, batch)
         } else {
             let b_rec = match (&w.bias_hh, kind) {
                 (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
                 _ => Tensor::zeros([1, gh], &device),
             };
-            fused_node(
-                RecSeqBackward,
-                &xw,
-                [&w_hh_t, &b_rec, &h0],
-                |[a, b, c, d]| rec_forward(kind, a, b, c, d),
-            )?
-        }; // [T, B, H]
-        final_h.push(hs.clone().narrow(0, time - 1, 1).reshape([batch, hid]));
-        x = hs.swap_dims(0, 1); // [B, T, H]
+            fused_node(RecSeqBackward, &xw, [&w_hh, &b_rec, &h0], |all, save| {
+                rec_forward(kind, all, save)
+            })?
+        }; // [B, T, H]
+        final_h.push(hs.clone().narrow(1, time - 1, 1).reshape([batch, hid]));
+        x = hs;
     }
     Some(StackOutput {
         output: x,
@@ -554,8 +951,8 @@ mod tests {
 
     /// The fused op against the step-by-step loop on 2-layer stacks: outputs, final states and
     /// the gradients of every weight, the input and the initial states.
-    fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize) {
-        let (b, t, i) = (3, 17, 5);
+    fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
+        let (t, i) = (17, 5);
         let x =
             Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), device).require_grad();
         let h0 =
@@ -645,20 +1042,9 @@ mod tests {
         let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);
         let gru = GruConfig::new(i, h).with_num_layers(2).init(&device);
         let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
-        // GRU inference stays on the loop.
-        assert!(try_run_stack(
-            CellKind::Gru,
-            &gru.layers,
-            &dropout,
-            h,
-            &x,
-            &None,
-            &None,
-            None
-        )
-        .is_none());
         let cases = [
             (CellKind::Lstm, &lstm.layers),
+            (CellKind::Gru, &gru.layers),
             (CellKind::ElmanTanh, &rnn.layers),
         ];
         for (kind, layers) in cases {
@@ -678,26 +1064,46 @@ mod tests {
         }
     }
 
+    /// Batch rows split into uneven blocks (3 rows over 4 threads, 7 over 3): every block's
+    /// rows must land where the loop puts them, forward and backward.
+    #[test]
+    fn fused_blocks_of_rows_match_the_loop() {
+        for (threads, batch, seed) in [(4, 3, 7), (3, 7, 8)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let device = Device::flex().autodiff();
+                device.seed(seed);
+                let lstm = LstmConfig::new(5, 6).with_num_layers(2).init(&device);
+                compare(CellKind::Lstm, &lstm.layers, &device, 6, batch);
+                let gru = GruConfig::new(5, 6).with_num_layers(2).init(&device);
+                compare(CellKind::Gru, &gru.layers, &device, 6, batch);
+            });
+        }
+    }
+
     #[test]
     fn fused_matches_the_loop_forward_and_backward() {
         let device = Device::flex().autodiff();
         device.seed(5);
         let (i, h) = (5, 8);
         let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);
-        compare(CellKind::Lstm, &lstm.layers, &device, h);
+        compare(CellKind::Lstm, &lstm.layers, &device, h, 3);
         let gru = GruConfig::new(i, h).with_num_layers(2).init(&device);
-        compare(CellKind::Gru, &gru.layers, &device, h);
+        compare(CellKind::Gru, &gru.layers, &device, h, 3);
         let gru = GruConfig::new(i, h)
             .with_num_layers(2)
             .with_bias(false)
             .init(&device);
-        compare(CellKind::Gru, &gru.layers, &device, h);
+        compare(CellKind::Gru, &gru.layers, &device, h, 3);
         let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
-        compare(CellKind::ElmanTanh, &rnn.layers, &device, h);
+        compare(CellKind::ElmanTanh, &rnn.layers, &device, h, 3);
         let rnn = RnnConfig::new(i, h)
             .with_num_layers(2)
             .with_nonlinearity(Nonlinearity::Relu)
             .init(&device);
-        compare(CellKind::ElmanRelu, &rnn.layers, &device, h);
+        compare(CellKind::ElmanRelu, &rnn.layers, &device, h, 3);
     }
 }
