@@ -12,7 +12,9 @@
 //! c = B256 T336 H256 2 layers. Environment:
 //! - `GATECAST_BENCH_SHAPES` (default `a,b`), `GATECAST_BENCH_REPS` (default 5; shape c: 3),
 //! - `GATECAST_BENCH_BACKENDS` (default: the CPU backends compiled in; `wgpu` to add the GPU),
-//! - `GATECAST_BENCH_BURN_NN=0` skips burn-nn's modules,
+//! - `GATECAST_BENCH_BURN_NN=0` skips burn-nn's modules, `GATECAST_BENCH_LOOP=0` the step-loop
+//!   rows, `GATECAST_BENCH_CELLS` (default `rnn,gru,lstm`) picks cells and
+//!   `GATECAST_BENCH_TRAIN=0` times inference only (e.g. for `perf`),
 //! - `GATECAST_PYTORCH_JSON`: JSON lines from `scripts/bench/pytorch_rnn.py`, for the PyTorch
 //!   rows, the ratio columns and PyTorch's matmul peak.
 //!
@@ -195,6 +197,9 @@ fn measure(who: &str, cell: &str, s: Shape, device: &Device, reps: usize) -> (f6
     let x = Tensor::<3>::random([s.b, s.t, F], Distribution::Normal(0.0, 1.0), device);
     let infer = time(reps, || sync(net.forward(x.clone())));
     drop(net);
+    if std::env::var("GATECAST_BENCH_TRAIN").as_deref() == Ok("0") {
+        return (f64::NAN, infer);
+    }
 
     let ad = device.clone().autodiff();
     let mut net = Some(Net::new(who, cell, s, &ad));
@@ -270,6 +275,8 @@ fn main() {
         .filter_map(|n| SHAPES.iter().copied().find(|s| s.name == n.trim()))
         .collect();
     let burn_nn = env("GATECAST_BENCH_BURN_NN").as_deref() != Some("0");
+    let step_loop = env("GATECAST_BENCH_LOOP").as_deref() != Some("0");
+    let cells = env("GATECAST_BENCH_CELLS").unwrap_or_else(|| "rnn,gru,lstm".into());
     let mut available: Vec<(&str, Device)> = Vec::new();
     #[cfg(feature = "flex")]
     available.push(("flex", Device::flex()));
@@ -315,10 +322,13 @@ fn main() {
             reps
         };
         for cell in ["rnn", "gru", "lstm"] {
+            if !cells.split(',').any(|c| c.trim() == cell) {
+                continue;
+            }
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
                 // The step-by-step path beside the fused one (flex only).
-                if *backend == "flex" {
+                if *backend == "flex" && step_loop {
                     who.push("gatecast-loop");
                 }
                 if burn_nn {

@@ -9,8 +9,9 @@
 //!
 //! Batch rows never interact inside a recurrence, so both loops split the batch into one block of
 //! rows per thread and run every block from `t = 0` to `T - 1` (or back) without synchronising;
-//! each step of a block is one single-threaded GEMM (the `gemm` crate, as flex uses) written in
-//! place into preallocated buffers, then one vectorisable pass of gate math. All buffers are
+//! each step of a block is one single-threaded GEMM ([`crate::kernel`], on the recurrent weight
+//! packed once per sequence) written in place into preallocated buffers, then one vectorisable
+//! pass of gate math. All buffers are
 //! batch-major, `[B, T, ·]`, so a block is one contiguous slice of each.
 //!
 //! Used for unidirectional stacks without `lengths` on a flex device (autodiff or not); everything
@@ -26,6 +27,7 @@ use burn::nn::Dropout;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::kernel::{gemm, Packed};
 use crate::recurrence::{CellKind, StackOutput};
 use crate::weights::RecurrentLayer;
 
@@ -60,76 +62,6 @@ fn from_vec(v: Vec<f32>, shape: &[usize]) -> Prim {
     Prim::from_data(TensorData::new(v, shape.to_vec()))
 }
 
-/// `w [r, c]` transposed into a new row-major `[c, r]` buffer.
-fn transposed(w: &[f32], r: usize, c: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; w.len()];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = w[i * c + j];
-        }
-    }
-    out
-}
-
-/// `dst [m, n] = (dst if acc else 0) + lhs [m, k] · rhs [k, n]`: row-major matrices with unit
-/// column strides and the given row strides, so a matrix can be every `T`-th row of a
-/// batch-major buffer. Single-threaded: the op already runs one block of rows per thread.
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    dst_rs: usize,
-    lhs: &[f32],
-    lhs_rs: usize,
-    rhs: &[f32],
-    rhs_rs: usize,
-    acc: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // The bounds the raw-pointer call relies on.
-    assert!(
-        dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
-        "gemm: dst"
-    );
-    if k > 0 {
-        assert!(
-            lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k,
-            "gemm: lhs"
-        );
-        assert!(
-            rhs_rs >= n && rhs.len() >= (k - 1) * rhs_rs + n,
-            "gemm: rhs"
-        );
-    }
-    // SAFETY: the asserts above keep every strided access inside the three slices, and `dst`
-    // is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            acc,
-            lhs.as_ptr(),
-            1,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            1,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Rows per block: the batch split evenly over the rayon threads.
 fn block_rows(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().clamp(1, batch.max(1)))
@@ -162,12 +94,14 @@ fn fast_sigmoid(x: f32) -> f32 {
     0.5 + 0.5 * fast_tanh(0.5 * x)
 }
 
+#[inline(always)]
 fn sigmoid_in_place(v: &mut [f32]) {
     for x in v {
         *x = fast_sigmoid(*x);
     }
 }
 
+#[inline(always)]
 fn tanh_in_place(v: &mut [f32]) {
     for x in v {
         *x = fast_tanh(*x);
@@ -175,10 +109,31 @@ fn tanh_in_place(v: &mut [f32]) {
 }
 
 /// `dst += src`, element by element.
+#[inline(always)]
 fn add_into(dst: &mut [f32], src: &[f32]) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d += *s;
     }
+}
+
+/// Defines `$name` to run `$body` compiled for AVX-512 where the CPU has it (the gate loops then
+/// vectorise 16 lanes wide; the default x86-64 target has only SSE2) and as is elsewhere.
+/// `$body` must be `#[inline(always)]` so it is compiled inside the AVX-512 function.
+macro_rules! multiversion {
+    ($name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if crate::kernel::avx512() {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                fn fast($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                // SAFETY: the CPU has AVX-512F (and so AVX2 and FMA).
+                return unsafe { fast($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
 }
 
 /// Sizes shared by the kernels: batch, time, hidden, gate blocks; `save` keeps every step's
@@ -227,7 +182,10 @@ struct LstmBlock<'a> {
     tanh_c: &'a mut [f32],
 }
 
-fn lstm_forward_block(d: Dims, w: &[f32], blk: LstmBlock) {
+multiversion!(lstm_forward_block => lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock<'_>));
+
+#[inline(always)]
+fn lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock) {
     let LstmBlock {
         xw,
         h0,
@@ -246,16 +204,7 @@ fn lstm_forward_block(d: Dims, w: &[f32], blk: LstmBlock) {
         } else {
             (&hs[(t - 1) * hid..], time * hid)
         };
-        gemm(
-            (rows, g4, hid),
-            &mut gates[s * g4..],
-            kept * g4,
-            lhs,
-            lhs_rs,
-            w,
-            g4,
-            false,
-        );
+        gemm(rows, &mut gates[s * g4..], kept * g4, lhs, lhs_rs, w, false);
         for b in 0..rows {
             let row = &mut gates[(b * kept + s) * g4..][..g4];
             add_into(row, &xw[(b * time + t) * g4..][..g4]);
@@ -277,6 +226,8 @@ fn lstm_forward_block(d: Dims, w: &[f32], blk: LstmBlock) {
             let c = &mut now[..hid];
             let tc = &mut tanh_c[(b * kept + s) * hid..][..hid];
             let h = &mut hs[at..][..hid];
+            // Every operand re-sliced to `hid`, so the loop has no bounds checks and vectorises.
+            let (i, f, g, o, c_prev) = (&i[..hid], &f[..hid], &g[..hid], &o[..hid], &c_prev[..hid]);
             for j in 0..hid {
                 c[j] = f[j] * c_prev[j] + i[j] * g[j];
                 tc[j] = fast_tanh(c[j]);
@@ -316,7 +267,8 @@ fn lstm_forward(xw: Prim, w_hh: Prim, h0: Prim, c0: Prim, save: bool) -> (Prim, 
         save,
     };
     let [xw, w_hh, h0, c0] = [xw, w_hh, h0, c0].map(dense);
-    let w = transposed(view(&w_hh), g4, hid);
+    // weight_hhᵀ, [H, 4H].
+    let w = Packed::new(view(&w_hh), (hid, g4), 1, hid);
     let bth = batch * time * hid;
     let mut out = vec![0.0f32; 2 * bth];
     let mut gates = vec![0.0f32; batch * d.kept() * g4];
@@ -371,7 +323,10 @@ struct LstmGradBlock<'a> {
     dc: &'a mut [f32],
 }
 
-fn lstm_backward_block(d: Dims, w_hh: &[f32], blk: LstmGradBlock) {
+multiversion!(lstm_backward_block => lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock<'_>));
+
+#[inline(always)]
+fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
     let LstmGradBlock {
         gh,
         gc,
@@ -403,6 +358,13 @@ fn lstm_backward_block(d: Dims, w_hh: &[f32], blk: LstmGradBlock) {
             let (df, rest) = rest.split_at_mut(hid);
             let (dg, d_o) = rest.split_at_mut(hid);
             let (dh, dc) = (&mut dh[b * hid..][..hid], &mut dc[b * hid..][..hid]);
+            let (i, f, g, o, c_prev) = (&i[..hid], &f[..hid], &g[..hid], &o[..hid], &c_prev[..hid]);
+            let (di, df, dg, d_o) = (
+                &mut di[..hid],
+                &mut df[..hid],
+                &mut dg[..hid],
+                &mut d_o[..hid],
+            );
             for j in 0..hid {
                 let dhj = gh[j] + dh[j];
                 let dcj = gc[j] + dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
@@ -414,16 +376,7 @@ fn lstm_backward_block(d: Dims, w_hh: &[f32], blk: LstmGradBlock) {
             }
         }
         // dh_{t-1} = dgates_t · weight_hh.
-        gemm(
-            (rows, hid, g4),
-            dh,
-            hid,
-            &dgates[t * g4..],
-            time * g4,
-            w_hh,
-            hid,
-            false,
-        );
+        gemm(rows, dh, hid, &dgates[t * g4..], time * g4, w_hh, false);
     }
 }
 
@@ -464,7 +417,7 @@ impl Backward<Flex, 4> for LstmSeqBackward {
         let mut dh = vec![0.0f32; batch * hid];
         let mut dc = vec![0.0f32; batch * hid];
         let r = block_rows(batch);
-        let w_hh = view(&s.w_hh);
+        let w_hh = &Packed::new(view(&s.w_hh), (g4, hid), hid, 1);
         gh.par_chunks(r * time * hid)
             .zip(gc.par_chunks(r * time * hid))
             .zip(s.gates.par_chunks(r * time * g4))
@@ -522,7 +475,10 @@ struct RecBlock<'a> {
     rec: &'a mut [f32],
 }
 
-fn rec_forward_block(kind: CellKind, d: Dims, w: &[f32], b_rec: &[f32], blk: RecBlock) {
+multiversion!(rec_forward_block => rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], blk: RecBlock<'_>));
+
+#[inline(always)]
+fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], blk: RecBlock) {
     let RecBlock {
         xw,
         h0,
@@ -540,7 +496,7 @@ fn rec_forward_block(kind: CellKind, d: Dims, w: &[f32], b_rec: &[f32], blk: Rec
         } else {
             (&hs[(t - 1) * hid..], time * hid)
         };
-        gemm((rows, gh, hid), rec, gh, lhs, lhs_rs, w, gh, false);
+        gemm(rows, rec, gh, lhs, lhs_rs, w, false);
         for b in 0..rows {
             let rr = &mut rec[b * gh..][..gh];
             let x = &xw[(b * time + t) * gh..][..gh];
@@ -560,6 +516,7 @@ fn rec_forward_block(kind: CellKind, d: Dims, w: &[f32], b_rec: &[f32], blk: Rec
                     h.copy_from_slice(rr);
                 }
                 CellKind::ElmanRelu => {
+                    let (rr, x) = (&rr[..hid], &x[..hid]);
                     for j in 0..hid {
                         h[j] = (rr[j] + x[j]).max(0.0);
                     }
@@ -567,17 +524,28 @@ fn rec_forward_block(kind: CellKind, d: Dims, w: &[f32], b_rec: &[f32], blk: Rec
                 CellKind::Gru => {
                     add_into(rr, b_rec);
                     let a = &mut act[(b * kept + s) * gh..][..gh];
-                    for j in 0..2 * hid {
-                        a[j] = x[j] + rr[j];
-                    }
                     let (rz, n) = a.split_at_mut(2 * hid);
+                    let (x_rz, x_n) = x.split_at(2 * hid);
+                    let (rr_rz, rr_n) = rr.split_at(2 * hid);
+                    let (x_rz, rr_rz) = (&x_rz[..2 * hid], &rr_rz[..2 * hid]);
+                    for j in 0..2 * hid {
+                        rz[j] = x_rz[j] + rr_rz[j];
+                    }
                     sigmoid_in_place(rz);
+                    let (r, z) = rz.split_at(hid);
+                    let (r, z, n, x_n, rr_n) = (
+                        &r[..hid],
+                        &z[..hid],
+                        &mut n[..hid],
+                        &x_n[..hid],
+                        &rr_n[..hid],
+                    );
                     for j in 0..hid {
-                        n[j] = x[2 * hid + j] + rz[j] * rr[2 * hid + j];
+                        n[j] = x_n[j] + r[j] * rr_n[j];
                     }
                     tanh_in_place(n);
-                    rec_n[(b * kept + s) * hid..][..hid].copy_from_slice(&rr[2 * hid..]);
-                    let z = &rz[hid..];
+                    rec_n[(b * kept + s) * hid..][..hid].copy_from_slice(rr_n);
+                    let h_prev = &h_prev[..hid];
                     for j in 0..hid {
                         h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
                     }
@@ -617,7 +585,8 @@ fn rec_forward(kind: CellKind, [xw, w_hh, b_rec, h0]: [Prim; 4], save: bool) -> 
         save,
     };
     let [xw, w_hh, b_rec, h0] = [xw, w_hh, b_rec, h0].map(dense);
-    let w = transposed(view(&w_hh), gh, hid);
+    // weight_hhᵀ, [H, G·H].
+    let w = Packed::new(view(&w_hh), (hid, gh), 1, hid);
     let gru = kind == CellKind::Gru;
     // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
     let per_row = |n: usize| if gru { d.kept() * n } else { 1 };
@@ -677,7 +646,10 @@ struct RecGradBlock<'a> {
     dh: &'a mut [f32],
 }
 
-fn rec_backward_block(kind: CellKind, d: Dims, w_hh: &[f32], blk: RecGradBlock) {
+multiversion!(rec_backward_block => rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradBlock<'_>));
+
+#[inline(always)]
+fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradBlock) {
     let RecGradBlock {
         g,
         hs,
@@ -698,13 +670,13 @@ fn rec_backward_block(kind: CellKind, d: Dims, w_hh: &[f32], blk: RecGradBlock) 
             match kind {
                 CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
                 CellKind::ElmanTanh => {
-                    let h = &hs[at..][..hid];
+                    let (h, dx) = (&hs[at..][..hid], &mut dx[..hid]);
                     for j in 0..hid {
                         dx[j] = (g[j] + dh[j]) * (1.0 - h[j] * h[j]);
                     }
                 }
                 CellKind::ElmanRelu => {
-                    let h = &hs[at..][..hid];
+                    let (h, dx) = (&hs[at..][..hid], &mut dx[..hid]);
                     for j in 0..hid {
                         dx[j] = if h[j] > 0.0 { g[j] + dh[j] } else { 0.0 };
                     }
@@ -718,18 +690,24 @@ fn rec_backward_block(kind: CellKind, d: Dims, w_hh: &[f32], blk: RecGradBlock) 
                         &hs[at - hid..at]
                     };
                     let dr = &mut drec[(b * time + t) * gh..][..gh];
+                    let (ar, az, an) = (&a[..hid], &a[hid..][..hid], &a[2 * hid..][..hid]);
+                    let (dx_r, rest) = dx.split_at_mut(hid);
+                    let (dx_z, dx_n) = rest.split_at_mut(hid);
+                    let (dr_r, rest) = dr.split_at_mut(hid);
+                    let (dr_z, dr_n) = rest.split_at_mut(hid);
+                    let (dx_n, dr_n, hp) = (&mut dx_n[..hid], &mut dr_n[..hid], &hp[..hid]);
                     for j in 0..hid {
-                        let (r, z, n) = (a[j], a[hid + j], a[2 * hid + j]);
+                        let (r, z, n) = (ar[j], az[j], an[j]);
                         let dd = g[j] + dh[j];
                         let dn_pre = dd * (1.0 - z) * (1.0 - n * n);
                         let dz_pre = dd * (hp[j] - n) * z * (1.0 - z);
                         let dr_pre = dn_pre * rn[j] * r * (1.0 - r);
-                        dx[j] = dr_pre;
-                        dx[hid + j] = dz_pre;
-                        dx[2 * hid + j] = dn_pre;
-                        dr[j] = dr_pre;
-                        dr[hid + j] = dz_pre;
-                        dr[2 * hid + j] = dn_pre * r;
+                        dx_r[j] = dr_pre;
+                        dx_z[j] = dz_pre;
+                        dx_n[j] = dn_pre;
+                        dr_r[j] = dr_pre;
+                        dr_z[j] = dz_pre;
+                        dr_n[j] = dn_pre * r;
                         dh[j] = dd * z;
                     }
                 }
@@ -741,7 +719,7 @@ fn rec_backward_block(kind: CellKind, d: Dims, w_hh: &[f32], blk: RecGradBlock) 
         } else {
             (&dxw[t * gh..], false)
         };
-        gemm((rows, hid, gh), dh, hid, d_pre, time * gh, w_hh, hid, acc);
+        gemm(rows, dh, hid, d_pre, time * gh, w_hh, acc);
     }
 }
 
@@ -769,7 +747,8 @@ impl Backward<Flex, 4> for RecSeqBackward {
             (&unused, &unused)
         };
         let r = block_rows(batch);
-        let (hs, w_hh) = (view(&s.out), view(&s.w_hh));
+        let hs = view(&s.out);
+        let w_hh = &Packed::new(view(&s.w_hh), (gh, hid), hid, 1);
         view(&grad)
             .par_chunks(r * time * hid)
             .zip(hs.par_chunks(r * time * hid))

@@ -70,6 +70,8 @@ mod forecaster;
 #[cfg(feature = "flex")]
 mod fused;
 mod gru;
+#[cfg(feature = "flex")]
+mod kernel;
 mod lstm;
 pub mod pytorch;
 mod recurrence;
