@@ -21,7 +21,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::Flex;
 use burn::nn::Dropout;
 use burn::tensor::{Tensor, TensorData};
@@ -169,11 +169,29 @@ impl Dims {
     }
 }
 
-/// One block of rows of the LSTM forward: reads `xw [b, T, 4H]`, `h0`, `c0 [b, H]`; writes
+/// A layer's weights as the forward kernels read them.
+struct Weights<'a> {
+    /// `weight_ihᵀ [F, G·H]` and `weight_hhᵀ [H, G·H]`, packed.
+    w_ih: &'a Packed,
+    w_hh: &'a Packed,
+    /// `[G·H]`: `b_ih + b_hh` (LSTM, Elman) or `b_ih` (GRU); zeros without biases.
+    bias: &'a [f32],
+    /// `[G·H]`: the GRU's `b_hh`, which stays inside `r ⊙ (h W_hn + b_hn)`; unused otherwise.
+    b_rec: &'a [f32],
+}
+
+impl Weights<'_> {
+    /// Input features.
+    fn f(&self) -> usize {
+        self.w_ih.k()
+    }
+}
+
+/// One block of rows of the LSTM forward: reads `x [b, T, F]`, `h0`, `c0 [b, H]`; writes
 /// `hs`, `cs [b, T, H]`, the activated gates (i, f, g, o) `[b, kept, 4H]` and `tanh(c_t)`
-/// `[b, kept, H]`. `w` is `weight_hhᵀ`, `[H, 4H]`.
+/// `[b, kept, H]`.
 struct LstmBlock<'a> {
-    xw: &'a [f32],
+    x: &'a [f32],
     h0: &'a [f32],
     c0: &'a [f32],
     hs: &'a mut [f32],
@@ -182,12 +200,12 @@ struct LstmBlock<'a> {
     tanh_c: &'a mut [f32],
 }
 
-multiversion!(lstm_forward_block => lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock<'_>));
+multiversion!(lstm_forward_block => lstm_forward_block_body(d: Dims, w: &Weights<'_>, blk: LstmBlock<'_>));
 
 #[inline(always)]
-fn lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock) {
+fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
     let LstmBlock {
-        xw,
+        x,
         h0,
         c0,
         hs,
@@ -195,7 +213,7 @@ fn lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock) {
         gates,
         tanh_c,
     } = blk;
-    let (time, hid, g4, kept) = (d.time, d.hid, d.gh(), d.kept());
+    let (time, hid, g4, kept, f) = (d.time, d.hid, d.gh(), d.kept(), w.f());
     let rows = h0.len() / hid;
     for t in 0..time {
         let s = d.slot(t);
@@ -204,10 +222,13 @@ fn lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock) {
         } else {
             (&hs[(t - 1) * hid..], time * hid)
         };
-        gemm(rows, &mut gates[s * g4..], kept * g4, lhs, lhs_rs, w, false);
+        // x_t W_ihᵀ + h_{t-1} W_hhᵀ, straight into this step's gate rows.
+        let dst = &mut gates[s * g4..];
+        gemm(rows, dst, kept * g4, &x[t * f..], time * f, w.w_ih, false);
+        gemm(rows, dst, kept * g4, lhs, lhs_rs, w.w_hh, true);
         for b in 0..rows {
             let row = &mut gates[(b * kept + s) * g4..][..g4];
-            add_into(row, &xw[(b * time + t) * g4..][..g4]);
+            add_into(row, w.bias);
             let (ifg, o) = row.split_at_mut(3 * hid);
             let (if_, g) = ifg.split_at_mut(2 * hid);
             sigmoid_in_place(if_);
@@ -237,9 +258,58 @@ fn lstm_forward_block_body(d: Dims, w: &Packed, blk: LstmBlock) {
     }
 }
 
+/// A layer's input side, kept for its gradients: `x [B·T, F]` and `weight_ih [G·H, F]`.
+#[derive(Clone, Debug)]
+struct InputSide {
+    x: Prim,
+    w_ih: Prim,
+}
+
+/// The gradients of `x`, `weight_ih` and the folded bias from the pre-activation gradient of
+/// the input side, `dxw [B·T, G·H]`: `dxw · weight_ih`, `dxwᵀ · x`, and the column sums. Big
+/// matmuls; flex runs them on all threads.
+fn input_grads(grads: &mut Gradients, nodes: [Option<NodeId>; 3], dxw: &Prim, input: InputSide) {
+    let [n_x, n_w, n_b] = nodes;
+    let dxw = || to_flex::<2>(dxw.clone());
+    if let Some(id) = n_x {
+        grads.register::<Flex>(id, prim(dxw().matmul(to_flex(input.w_ih))));
+    }
+    if let Some(id) = n_w {
+        grads.register::<Flex>(id, prim(dxw().transpose().matmul(to_flex(input.x))));
+    }
+    if let Some(id) = n_b {
+        grads.register::<Flex>(id, prim(dxw().sum_dim(0)));
+    }
+}
+
+/// Sizes and packed weights from a node's inputs: `x [B·T, F]`, `weight_ih [G·H, F]`,
+/// `weight_hh [G·H, H]`, and `h0 [B, H]` for the batch.
+fn layer_dims(x: &Prim, w_hh: &Prim, h0: &Prim, gates: usize, save: bool) -> Dims {
+    let [rows, _] = x.layout().shape().dims::<2>();
+    let [batch, hid] = h0.layout().shape().dims::<2>();
+    debug_assert_eq!(w_hh.layout().shape().dims::<2>(), [gates * hid, hid]);
+    Dims {
+        batch,
+        time: rows / batch,
+        hid,
+        gates,
+        save,
+    }
+}
+
+/// `weight_ihᵀ [F, G·H]` and `weight_hhᵀ [H, G·H]`, packed for the per-step products.
+fn pack_forward(w_ih: &Prim, w_hh: &Prim, d: Dims) -> (Packed, Packed) {
+    let [gh, f] = w_ih.layout().shape().dims::<2>();
+    (
+        Packed::new(view(w_ih), (f, gh), 1, f),
+        Packed::new(view(w_hh), (d.hid, gh), 1, d.hid),
+    )
+}
+
 /// What the LSTM's BPTT needs.
 #[derive(Clone, Debug)]
 struct LstmSaved {
+    input: InputSide,
     /// `weight_hh [4H, H]`, `h0`, `c0 [B, H]`.
     w_hh: Prim,
     h0: Prim,
@@ -253,22 +323,20 @@ struct LstmSaved {
     d: Dims,
 }
 
-/// LSTM forward: `xw [B, T, 4H]` (input projection plus both biases), `weight_hh [4H, H]`,
-/// `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of every step stacked over the cell
-/// states of every step.
-fn lstm_forward(xw: Prim, w_hh: Prim, h0: Prim, c0: Prim, save: bool) -> (Prim, LstmSaved) {
-    let [batch, time, g4] = xw.layout().shape().dims::<3>();
-    let hid = g4 / 4;
-    let d = Dims {
-        batch,
-        time,
-        hid,
-        gates: 4,
-        save,
+/// LSTM forward: `x [B·T, F]` (batch-major), `weight_ih [4H, F]`, `bias [1, 4H]`
+/// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of
+/// every step stacked over the cell states of every step.
+fn lstm_forward(inputs: [Prim; 6], save: bool) -> (Prim, LstmSaved) {
+    let [x, w_ih, bias, w_hh, h0, c0] = inputs.map(dense);
+    let d = layer_dims(&x, &w_hh, &h0, 4, save);
+    let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
+    let (w_ih_t, w_hh_t) = pack_forward(&w_ih, &w_hh, d);
+    let w = Weights {
+        w_ih: &w_ih_t,
+        w_hh: &w_hh_t,
+        bias: view(&bias),
+        b_rec: &[],
     };
-    let [xw, w_hh, h0, c0] = [xw, w_hh, h0, c0].map(dense);
-    // weight_hhᵀ, [H, 4H].
-    let w = Packed::new(view(&w_hh), (hid, g4), 1, hid);
     let bth = batch * time * hid;
     let mut out = vec![0.0f32; 2 * bth];
     let mut gates = vec![0.0f32; batch * d.kept() * g4];
@@ -279,12 +347,12 @@ fn lstm_forward(xw: Prim, w_hh: Prim, h0: Prim, c0: Prim, save: bool) -> (Prim, 
         .zip(cs.par_chunks_mut(r * time * hid))
         .zip(gates.par_chunks_mut(r * d.kept() * g4))
         .zip(tanh_c.par_chunks_mut(r * d.kept() * hid))
-        .zip(view(&xw).par_chunks(r * time * g4))
+        .zip(view(&x).par_chunks(r * time * w.f()))
         .zip(view(&h0).par_chunks(r * hid))
         .zip(view(&c0).par_chunks(r * hid))
-        .for_each(|((((((hs, cs), gates), tanh_c), xw), h0), c0)| {
+        .for_each(|((((((hs, cs), gates), tanh_c), x), h0), c0)| {
             let blk = LstmBlock {
-                xw,
+                x,
                 h0,
                 c0,
                 hs,
@@ -296,6 +364,7 @@ fn lstm_forward(xw: Prim, w_hh: Prim, h0: Prim, c0: Prim, save: bool) -> (Prim, 
         });
     let out = from_vec(out, &[2 * batch, time, hid]);
     let saved = LstmSaved {
+        input: InputSide { x, w_ih },
         w_hh,
         h0,
         c0,
@@ -402,10 +471,10 @@ fn weight_grad(dpre: Prim, h_prev: Vec<f32>, d: Dims) -> Prim {
 #[derive(Debug)]
 struct LstmSeqBackward;
 
-impl Backward<Flex, 4> for LstmSeqBackward {
+impl Backward<Flex, 6> for LstmSeqBackward {
     type State = LstmSaved;
 
-    fn backward(self, ops: Ops<LstmSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<LstmSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = dense(grads.consume::<Flex>(&ops.node)); // [2B, T, H]
         let s = ops.state;
         let d = s.d;
@@ -444,15 +513,13 @@ impl Backward<Flex, 4> for LstmSeqBackward {
                 },
             );
         let dgates = from_vec(dgates, &[batch * time, g4]);
-        let [n_xw, n_w, n_h0, n_c0] = ops.parents;
+        let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents;
         if let Some(node) = n_w {
             let hp = shifted(hs, view(&s.h0), d);
             grads.register::<Flex>(node.id, weight_grad(dgates.clone(), hp, d));
         }
-        if let Some(node) = n_xw {
-            let dxw = to_flex::<2>(dgates).reshape([batch, time, g4]);
-            grads.register::<Flex>(node.id, prim(dxw));
-        }
+        let ids = [n_x, n_wih, n_b].map(|n| n.map(|n| n.id));
+        input_grads(grads, ids, &dgates, s.input);
         if let Some(node) = n_h0 {
             grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }
@@ -462,12 +529,12 @@ impl Backward<Flex, 4> for LstmSeqBackward {
     }
 }
 
-/// One block of rows of the GRU or Elman forward: reads `xw [b, T, G·H]`, `h0 [b, H]`; writes
+/// One block of rows of the GRU or Elman forward: reads `x [b, T, F]`, `h0 [b, H]`; writes
 /// `hs [b, T, H]` and, for the GRU, the activated (r, z, n) `[b, kept, 3H]` and `h W_hn + b_hn`
-/// `[b, kept, H]`. `rec [b, G·H]` is scratch. `w` is `weight_hhᵀ`, `[H, G·H]`; `b_rec [G·H]` is
-/// the GRU's `b_hh` (zeros for Elman, whose biases are in `xw`).
+/// `[b, kept, H]`. `xp`, `rec [b, G·H]` are scratch (this step's input and recurrent products).
 struct RecBlock<'a> {
-    xw: &'a [f32],
+    x: &'a [f32],
+    xp: &'a mut [f32],
     h0: &'a [f32],
     hs: &'a mut [f32],
     act: &'a mut [f32],
@@ -475,19 +542,20 @@ struct RecBlock<'a> {
     rec: &'a mut [f32],
 }
 
-multiversion!(rec_forward_block => rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], blk: RecBlock<'_>));
+multiversion!(rec_forward_block => rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights<'_>, blk: RecBlock<'_>));
 
 #[inline(always)]
-fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], blk: RecBlock) {
+fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
     let RecBlock {
-        xw,
+        x,
+        xp,
         h0,
         hs,
         act,
         rec_n,
         rec,
     } = blk;
-    let (time, hid, gh, kept) = (d.time, d.hid, d.gh(), d.kept());
+    let (time, hid, gh, kept, f) = (d.time, d.hid, d.gh(), d.kept(), w.f());
     let rows = h0.len() / hid;
     for t in 0..time {
         let s = d.slot(t);
@@ -496,10 +564,13 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], bl
         } else {
             (&hs[(t - 1) * hid..], time * hid)
         };
-        gemm(rows, rec, gh, lhs, lhs_rs, w, false);
+        gemm(rows, xp, gh, &x[t * f..], time * f, w.w_ih, false);
+        gemm(rows, rec, gh, lhs, lhs_rs, w.w_hh, false);
         for b in 0..rows {
             let rr = &mut rec[b * gh..][..gh];
-            let x = &xw[(b * time + t) * gh..][..gh];
+            let x = &mut xp[b * gh..][..gh];
+            add_into(x, w.bias);
+            let x = &*x;
             let at = (b * time + t) * hid;
             let (before, now) = hs.split_at_mut(at);
             let h_prev = if t == 0 {
@@ -522,7 +593,7 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], bl
                     }
                 }
                 CellKind::Gru => {
-                    add_into(rr, b_rec);
+                    add_into(rr, w.b_rec);
                     let a = &mut act[(b * kept + s) * gh..][..gh];
                     let (rz, n) = a.split_at_mut(2 * hid);
                     let (x_rz, x_n) = x.split_at(2 * hid);
@@ -559,6 +630,7 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Packed, b_rec: &[f32], bl
 #[derive(Clone, Debug)]
 struct RecSaved {
     kind: CellKind,
+    input: InputSide,
     /// `weight_hh [G·H, H]`, `h0 [B, H]`.
     w_hh: Prim,
     h0: Prim,
@@ -571,22 +643,20 @@ struct RecSaved {
     d: Dims,
 }
 
-/// Forward of an Elman RNN or GRU: `xw [B, T, G·H]`, `weight_hh [G·H, H]`, `b_rec [1, G·H]`
-/// (the GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
-fn rec_forward(kind: CellKind, [xw, w_hh, b_rec, h0]: [Prim; 4], save: bool) -> (Prim, RecSaved) {
-    let [batch, time, gh] = xw.layout().shape().dims::<3>();
-    let gates = kind.gates();
-    let hid = gh / gates;
-    let d = Dims {
-        batch,
-        time,
-        hid,
-        gates,
-        save,
+/// Forward of an Elman RNN or GRU: `x [B·T, F]` (batch-major), `weight_ih [G·H, F]`, `bias
+/// [1, G·H]` (Elman: `b_ih + b_hh`; GRU: `b_ih`), `weight_hh [G·H, H]`, `b_rec [1, G·H]` (the
+/// GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
+fn rec_forward(kind: CellKind, inputs: [Prim; 6], save: bool) -> (Prim, RecSaved) {
+    let [x, w_ih, bias, w_hh, b_rec, h0] = inputs.map(dense);
+    let d = layer_dims(&x, &w_hh, &h0, kind.gates(), save);
+    let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
+    let (w_ih_t, w_hh_t) = pack_forward(&w_ih, &w_hh, d);
+    let w = Weights {
+        w_ih: &w_ih_t,
+        w_hh: &w_hh_t,
+        bias: view(&bias),
+        b_rec: view(&b_rec),
     };
-    let [xw, w_hh, b_rec, h0] = [xw, w_hh, b_rec, h0].map(dense);
-    // weight_hhᵀ, [H, G·H].
-    let w = Packed::new(view(&w_hh), (hid, gh), 1, hid);
     let gru = kind == CellKind::Gru;
     // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
     let per_row = |n: usize| if gru { d.kept() * n } else { 1 };
@@ -594,24 +664,26 @@ fn rec_forward(kind: CellKind, [xw, w_hh, b_rec, h0]: [Prim; 4], save: bool) -> 
     let mut act = vec![0.0f32; batch * per_row(gh)];
     let mut rec_n = vec![0.0f32; batch * per_row(hid)];
     let mut rec = vec![0.0f32; batch * gh];
+    let mut xp = vec![0.0f32; batch * gh];
     let r = block_rows(batch);
-    let b_rec = view(&b_rec);
     hs.par_chunks_mut(r * time * hid)
         .zip(act.par_chunks_mut(r * per_row(gh)))
         .zip(rec_n.par_chunks_mut(r * per_row(hid)))
         .zip(rec.par_chunks_mut(r * gh))
-        .zip(view(&xw).par_chunks(r * time * gh))
+        .zip(xp.par_chunks_mut(r * gh))
+        .zip(view(&x).par_chunks(r * time * w.f()))
         .zip(view(&h0).par_chunks(r * hid))
-        .for_each(|(((((hs, act), rec_n), rec), xw), h0)| {
+        .for_each(|((((((hs, act), rec_n), rec), xp), x), h0)| {
             let blk = RecBlock {
-                xw,
+                x,
+                xp,
                 h0,
                 hs,
                 act,
                 rec_n,
                 rec,
             };
-            rec_forward_block(kind, d, &w, b_rec, blk);
+            rec_forward_block(kind, d, &w, blk);
         });
     let out = from_vec(hs, &[batch, time, hid]);
     let (act, rec_n) = if gru && save {
@@ -621,6 +693,7 @@ fn rec_forward(kind: CellKind, [xw, w_hh, b_rec, h0]: [Prim; 4], save: bool) -> 
     };
     let saved = RecSaved {
         kind,
+        input: InputSide { x, w_ih },
         w_hh,
         h0,
         out: out.clone(),
@@ -726,10 +799,10 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
 #[derive(Debug)]
 struct RecSeqBackward;
 
-impl Backward<Flex, 4> for RecSeqBackward {
+impl Backward<Flex, 6> for RecSeqBackward {
     type State = RecSaved;
 
-    fn backward(self, ops: Ops<RecSaved, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<RecSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = dense(grads.consume::<Flex>(&ops.node)); // [B, T, H]
         let s = ops.state;
         let d = s.d;
@@ -777,19 +850,17 @@ impl Backward<Flex, 4> for RecSeqBackward {
         } else {
             dxw.clone()
         };
-        let [n_xw, n_w, n_b, n_h0] = ops.parents;
+        let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents;
         if let Some(node) = n_w {
             let hp = shifted(hs, view(&s.h0), d);
             grads.register::<Flex>(node.id, weight_grad(drec.clone(), hp, d));
         }
-        if let Some(node) = n_b {
+        if let Some(node) = n_brec {
             grads.register::<Flex>(node.id, prim(to_flex::<2>(drec).sum_dim(0)));
             // [1, G·H]
         }
-        if let Some(node) = n_xw {
-            let dxw = to_flex::<2>(dxw).reshape([batch, time, gh]);
-            grads.register::<Flex>(node.id, prim(dxw));
-        }
+        let ids = [n_x, n_wih, n_bias].map(|n| n.map(|n| n.id));
+        input_grads(grads, ids, &dxw, s.input);
         if let Some(node) = n_h0 {
             grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }
@@ -797,23 +868,23 @@ impl Backward<Flex, 4> for RecSeqBackward {
 }
 
 /// Runs `forward` as one autodiff node differentiated by `backward` (autodiff flex), or just runs
-/// it (plain flex, inference: `save` is then false). The four inputs are `xw [B, T, G·H]` and
-/// three matrices (`weight_hh`, then a bias row or initial states, as `forward` expects); `None`
-/// when they are not on flex.
-fn fused_node<Bw: Backward<Flex, 4>>(
+/// it (plain flex, inference: `save` is then false), on `N` matrices; `None` when they are not
+/// on flex.
+fn fused_node<const N: usize, Bw: Backward<Flex, N>>(
     backward: Bw,
-    xw: &Tensor<3>,
-    inputs: [&Tensor<2>; 3],
-    forward: impl Fn([Prim; 4], bool) -> (Prim, Bw::State),
+    inputs: [&Tensor<2>; N],
+    forward: impl Fn([Prim; N], bool) -> (Prim, Bw::State),
 ) -> Option<Tensor<3>> {
-    let Ok(xw_ad) = xw.clone().try_into_primitive::<Ad>() else {
-        let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Flex>().ok());
-        let xw = xw.clone().try_into_primitive::<Flex>().ok()?;
-        let (out, _) = forward([xw, a?, b?, c?], false);
+    let ad = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
+    if ad.iter().any(Option::is_none) {
+        let plain = inputs.map(|t| t.clone().try_into_primitive::<Flex>().ok());
+        if plain.iter().any(Option::is_none) {
+            return None;
+        }
+        let (out, _) = forward(plain.map(|p| p.expect("checked above")), false);
         return Some(to_flex(out));
-    };
-    let [a, b, c] = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
-    let all = [xw_ad, a?, b?, c?];
+    }
+    let all = ad.map(|p| p.expect("checked above"));
     let out = match backward
         .prepare::<NoCheckpointing>(all.each_ref().map(|t| t.node()))
         .compute_bound()
@@ -868,29 +939,26 @@ pub(crate) fn try_run_stack(
         }
         let w = &layer.forward;
         let features = x.dims()[2];
-        let mut xw = x
-            .reshape([batch * time, features])
-            .matmul(w.weight_ih.val().transpose());
-        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both here.
+        let x2 = x.reshape([batch * time, features]);
+        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both biases
+        // into one row added to the input side.
         let folded = if kind == CellKind::Gru {
             [&w.bias_ih, &None]
         } else {
             [&w.bias_ih, &w.bias_hh]
         };
-        for b in folded.into_iter().flatten() {
-            xw = xw + b.val().unsqueeze_dim::<2>(0);
-        }
-        let xw = xw.reshape([batch, time, gh]);
-        let w_hh = w.weight_hh.val();
+        let bias = folded
+            .into_iter()
+            .flatten()
+            .map(|b| b.val().unsqueeze_dim::<2>(0))
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::zeros([1, gh], &device));
+        let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
         let h0 = initial(hidden0, index);
         let hs = if kind == CellKind::Lstm {
             let c0 = initial(cell0, index);
-            let out = fused_node(
-                LstmSeqBackward,
-                &xw,
-                [&w_hh, &h0, &c0],
-                |[a, b, c, d], save| lstm_forward(a, b, c, d, save),
-            )?; // [2B, T, H]
+            let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
+            let out = fused_node(LstmSeqBackward, inputs, lstm_forward)?; // [2B, T, H]
             final_c.push(
                 out.clone()
                     .narrow(0, batch, batch)
@@ -903,7 +971,8 @@ pub(crate) fn try_run_stack(
                 (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
                 _ => Tensor::zeros([1, gh], &device),
             };
-            fused_node(RecSeqBackward, &xw, [&w_hh, &b_rec, &h0], |all, save| {
+            let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
+            fused_node(RecSeqBackward, inputs, |all, save| {
                 rec_forward(kind, all, save)
             })?
         }; // [B, T, H]

@@ -42,6 +42,11 @@ impl Packed {
         Self::with(src, (k, n), rs, cs, avx512())
     }
 
+    /// Rows of the matrix (the inner dimension of the product).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
     fn with(src: &[f32], (k, n): (usize, usize), rs: usize, cs: usize, panels: bool) -> Self {
         let mut plain = vec![0.0f32; k * n];
         for i in 0..k {
