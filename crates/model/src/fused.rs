@@ -116,6 +116,191 @@ fn add_into(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+// The element-wise loops of each cell, one function each: slices passed as arguments carry
+// no-alias information into the caller when inlined, so the loops vectorise (as locals they would
+// need more runtime overlap checks than LLVM emits). Every operand is re-sliced to one length.
+
+/// `c = f ⊙ c_prev + i ⊙ g`, `tc = tanh(c)`, `h = o ⊙ tc`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_cell(
+    i: &[f32],
+    f: &[f32],
+    g: &[f32],
+    o: &[f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tc: &mut [f32],
+    h: &mut [f32],
+) {
+    let n = c.len();
+    let (i, f, g, o, c_prev, tc, h) = (
+        &i[..n],
+        &f[..n],
+        &g[..n],
+        &o[..n],
+        &c_prev[..n],
+        &mut tc[..n],
+        &mut h[..n],
+    );
+    for j in 0..n {
+        c[j] = f[j] * c_prev[j] + i[j] * g[j];
+        tc[j] = fast_tanh(c[j]);
+        h[j] = o[j] * tc[j];
+    }
+}
+
+/// One LSTM step backwards for one row: `gates` are the activated (i, f, g, o) `[4H]`, `gh`, `gc`
+/// the output gradients, `dh`, `dc` the gradients flowing back from step `t + 1` (`dc` becomes
+/// the one for step `t - 1`); writes the pre-activation gradients `dgates [4H]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lstm_cell_grad(
+    gates: &[f32],
+    tc: &[f32],
+    c_prev: &[f32],
+    gh: &[f32],
+    gc: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dgates: &mut [f32],
+) {
+    let n = dc.len();
+    let (i, rest) = gates.split_at(n);
+    let (f, rest) = rest.split_at(n);
+    let (g, o) = rest.split_at(n);
+    let (di, rest) = dgates.split_at_mut(n);
+    let (df, rest) = rest.split_at_mut(n);
+    let (dg, d_o) = rest.split_at_mut(n);
+    let (i, f, g, o, tc, c_prev, gh, gc, dh) = (
+        &i[..n],
+        &f[..n],
+        &g[..n],
+        &o[..n],
+        &tc[..n],
+        &c_prev[..n],
+        &gh[..n],
+        &gc[..n],
+        &dh[..n],
+    );
+    let (df, dg, d_o) = (&mut df[..n], &mut dg[..n], &mut d_o[..n]);
+    for j in 0..n {
+        let dhj = gh[j] + dh[j];
+        let dcj = gc[j] + dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
+        di[j] = dcj * g[j] * i[j] * (1.0 - i[j]);
+        df[j] = dcj * c_prev[j] * f[j] * (1.0 - f[j]);
+        dg[j] = dcj * i[j] * (1.0 - g[j] * g[j]);
+        d_o[j] = dhj * tc[j] * o[j] * (1.0 - o[j]);
+        dc[j] = dcj * f[j];
+    }
+}
+
+/// `dst = a + b`.
+#[inline(always)]
+fn sum_into(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    let n = dst.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    for j in 0..n {
+        dst[j] = a[j] + b[j];
+    }
+}
+
+/// GRU: `n = tanh(x_n + r ⊙ rec_n)`, then `h = n + z ⊙ (h_prev - n)`.
+#[inline(always)]
+fn gru_cell(
+    r: &[f32],
+    z: &[f32],
+    x_n: &[f32],
+    rec_n: &[f32],
+    h_prev: &[f32],
+    n: &mut [f32],
+    h: &mut [f32],
+) {
+    let len = n.len();
+    let (r, z, x_n, rec_n, h_prev, h) = (
+        &r[..len],
+        &z[..len],
+        &x_n[..len],
+        &rec_n[..len],
+        &h_prev[..len],
+        &mut h[..len],
+    );
+    for j in 0..len {
+        n[j] = fast_tanh(x_n[j] + r[j] * rec_n[j]);
+        h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
+    }
+}
+
+/// Elman: the pre-activation gradient `dx` from `dh_out = g + dh` through tanh or relu.
+#[inline(always)]
+fn elman_cell_grad(relu: bool, h: &[f32], g: &[f32], dh: &[f32], dx: &mut [f32]) {
+    let n = dx.len();
+    let (h, g, dh) = (&h[..n], &g[..n], &dh[..n]);
+    if relu {
+        for j in 0..n {
+            dx[j] = if h[j] > 0.0 { g[j] + dh[j] } else { 0.0 };
+        }
+    } else {
+        for j in 0..n {
+            dx[j] = (g[j] + dh[j]) * (1.0 - h[j] * h[j]);
+        }
+    }
+}
+
+/// One GRU step backwards for one row: `act` the activated (r, z, n) `[3H]`, `rec_n` the saved
+/// `h W_hn + b_hn`, `g` the output gradient, `dh` the gradient from step `t + 1` (replaced by its
+/// direct part `dh ⊙ z`); writes the input-side `dx [3H]` and recurrent-side `dr [3H]`
+/// pre-activation gradients.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_cell_grad(
+    act: &[f32],
+    rec_n: &[f32],
+    h_prev: &[f32],
+    g: &[f32],
+    dh: &mut [f32],
+    dx: &mut [f32],
+    dr: &mut [f32],
+) {
+    let n = dh.len();
+    let (ar, rest) = act.split_at(n);
+    let (az, an) = rest.split_at(n);
+    let (dx_r, rest) = dx.split_at_mut(n);
+    let (dx_z, dx_n) = rest.split_at_mut(n);
+    let (dr_r, rest) = dr.split_at_mut(n);
+    let (dr_z, dr_n) = rest.split_at_mut(n);
+    let (ar, az, an, rn, hp, g) = (
+        &ar[..n],
+        &az[..n],
+        &an[..n],
+        &rec_n[..n],
+        &h_prev[..n],
+        &g[..n],
+    );
+    let (dx_r, dx_z, dx_n, dr_r, dr_z, dr_n) = (
+        &mut dx_r[..n],
+        &mut dx_z[..n],
+        &mut dx_n[..n],
+        &mut dr_r[..n],
+        &mut dr_z[..n],
+        &mut dr_n[..n],
+    );
+    for j in 0..n {
+        let (r, z, nn) = (ar[j], az[j], an[j]);
+        let dd = g[j] + dh[j];
+        let dn_pre = dd * (1.0 - z) * (1.0 - nn * nn);
+        let dz_pre = dd * (hp[j] - nn) * z * (1.0 - z);
+        let dr_pre = dn_pre * rn[j] * r * (1.0 - r);
+        dx_r[j] = dr_pre;
+        dx_z[j] = dz_pre;
+        dx_n[j] = dn_pre;
+        dr_r[j] = dr_pre;
+        dr_z[j] = dz_pre;
+        dr_n[j] = dn_pre * r;
+        dh[j] = dd * z;
+    }
+}
+
 /// Defines `$name` to run `$body` compiled for AVX-512 where the CPU has it (the gate loops then
 /// vectorise 16 lanes wide; the default x86-64 target has only SSE2) and as is elsewhere.
 /// `$body` must be `#[inline(always)]` so it is compiled inside the AVX-512 function.
@@ -247,13 +432,7 @@ fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
             let c = &mut now[..hid];
             let tc = &mut tanh_c[(b * kept + s) * hid..][..hid];
             let h = &mut hs[at..][..hid];
-            // Every operand re-sliced to `hid`, so the loop has no bounds checks and vectorises.
-            let (i, f, g, o, c_prev) = (&i[..hid], &f[..hid], &g[..hid], &o[..hid], &c_prev[..hid]);
-            for j in 0..hid {
-                c[j] = f[j] * c_prev[j] + i[j] * g[j];
-                tc[j] = fast_tanh(c[j]);
-                h[j] = o[j] * tc[j];
-            }
+            lstm_cell(i, f, g, o, c_prev, c, tc, h);
         }
     }
 }
@@ -412,37 +591,21 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
     for t in (0..time).rev() {
         for b in 0..rows {
             let at = (b * time + t) * hid;
-            let row = &gates[(b * time + t) * g4..][..g4];
-            let (i, rest) = row.split_at(hid);
-            let (f, rest) = rest.split_at(hid);
-            let (g, o) = rest.split_at(hid);
             let c_prev = if t == 0 {
                 &c0[b * hid..][..hid]
             } else {
                 &cs[at - hid..at]
             };
-            let (tc, gh, gc) = (&tanh_c[at..][..hid], &gh[at..][..hid], &gc[at..][..hid]);
-            let drow = &mut dgates[(b * time + t) * g4..][..g4];
-            let (di, rest) = drow.split_at_mut(hid);
-            let (df, rest) = rest.split_at_mut(hid);
-            let (dg, d_o) = rest.split_at_mut(hid);
-            let (dh, dc) = (&mut dh[b * hid..][..hid], &mut dc[b * hid..][..hid]);
-            let (i, f, g, o, c_prev) = (&i[..hid], &f[..hid], &g[..hid], &o[..hid], &c_prev[..hid]);
-            let (di, df, dg, d_o) = (
-                &mut di[..hid],
-                &mut df[..hid],
-                &mut dg[..hid],
-                &mut d_o[..hid],
+            lstm_cell_grad(
+                &gates[(b * time + t) * g4..][..g4],
+                &tanh_c[at..][..hid],
+                c_prev,
+                &gh[at..][..hid],
+                &gc[at..][..hid],
+                &dh[b * hid..][..hid],
+                &mut dc[b * hid..][..hid],
+                &mut dgates[(b * time + t) * g4..][..g4],
             );
-            for j in 0..hid {
-                let dhj = gh[j] + dh[j];
-                let dcj = gc[j] + dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
-                di[j] = dcj * g[j] * i[j] * (1.0 - i[j]);
-                df[j] = dcj * c_prev[j] * f[j] * (1.0 - f[j]);
-                dg[j] = dcj * i[j] * (1.0 - g[j] * g[j]);
-                d_o[j] = dhj * tc[j] * o[j] * (1.0 - o[j]);
-                dc[j] = dcj * f[j];
-            }
         }
         // dh_{t-1} = dgates_t · weight_hh.
         gemm(rows, dh, hid, &dgates[t * g4..], time * g4, w_hh, false);
@@ -581,16 +744,14 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
             let h = &mut now[..hid];
             match kind {
                 CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
-                CellKind::ElmanTanh => {
+                CellKind::ElmanTanh | CellKind::ElmanRelu => {
                     add_into(rr, x);
-                    tanh_in_place(rr);
-                    h.copy_from_slice(rr);
-                }
-                CellKind::ElmanRelu => {
-                    let (rr, x) = (&rr[..hid], &x[..hid]);
-                    for j in 0..hid {
-                        h[j] = (rr[j] + x[j]).max(0.0);
+                    if kind == CellKind::ElmanTanh {
+                        tanh_in_place(rr);
+                    } else {
+                        rr.iter_mut().for_each(|v| *v = v.max(0.0));
                     }
+                    h.copy_from_slice(rr);
                 }
                 CellKind::Gru => {
                     add_into(rr, w.b_rec);
@@ -598,28 +759,11 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
                     let (rz, n) = a.split_at_mut(2 * hid);
                     let (x_rz, x_n) = x.split_at(2 * hid);
                     let (rr_rz, rr_n) = rr.split_at(2 * hid);
-                    let (x_rz, rr_rz) = (&x_rz[..2 * hid], &rr_rz[..2 * hid]);
-                    for j in 0..2 * hid {
-                        rz[j] = x_rz[j] + rr_rz[j];
-                    }
+                    sum_into(rz, x_rz, rr_rz);
                     sigmoid_in_place(rz);
                     let (r, z) = rz.split_at(hid);
-                    let (r, z, n, x_n, rr_n) = (
-                        &r[..hid],
-                        &z[..hid],
-                        &mut n[..hid],
-                        &x_n[..hid],
-                        &rr_n[..hid],
-                    );
-                    for j in 0..hid {
-                        n[j] = x_n[j] + r[j] * rr_n[j];
-                    }
-                    tanh_in_place(n);
-                    rec_n[(b * kept + s) * hid..][..hid].copy_from_slice(rr_n);
-                    let h_prev = &h_prev[..hid];
-                    for j in 0..hid {
-                        h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
-                    }
+                    gru_cell(r, z, x_n, rr_n, h_prev, n, h);
+                    rec_n[(b * kept + s) * hid..][..hid].copy_from_slice(&rr_n[..hid]);
                 }
             }
         }
@@ -742,17 +886,9 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
             let dx = &mut dxw[(b * time + t) * gh..][..gh];
             match kind {
                 CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
-                CellKind::ElmanTanh => {
-                    let (h, dx) = (&hs[at..][..hid], &mut dx[..hid]);
-                    for j in 0..hid {
-                        dx[j] = (g[j] + dh[j]) * (1.0 - h[j] * h[j]);
-                    }
-                }
-                CellKind::ElmanRelu => {
-                    let (h, dx) = (&hs[at..][..hid], &mut dx[..hid]);
-                    for j in 0..hid {
-                        dx[j] = if h[j] > 0.0 { g[j] + dh[j] } else { 0.0 };
-                    }
+                CellKind::ElmanTanh | CellKind::ElmanRelu => {
+                    let relu = kind == CellKind::ElmanRelu;
+                    elman_cell_grad(relu, &hs[at..][..hid], g, dh, dx);
                 }
                 CellKind::Gru => {
                     let a = &act[(b * time + t) * gh..][..gh];
@@ -763,26 +899,7 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
                         &hs[at - hid..at]
                     };
                     let dr = &mut drec[(b * time + t) * gh..][..gh];
-                    let (ar, az, an) = (&a[..hid], &a[hid..][..hid], &a[2 * hid..][..hid]);
-                    let (dx_r, rest) = dx.split_at_mut(hid);
-                    let (dx_z, dx_n) = rest.split_at_mut(hid);
-                    let (dr_r, rest) = dr.split_at_mut(hid);
-                    let (dr_z, dr_n) = rest.split_at_mut(hid);
-                    let (dx_n, dr_n, hp) = (&mut dx_n[..hid], &mut dr_n[..hid], &hp[..hid]);
-                    for j in 0..hid {
-                        let (r, z, n) = (ar[j], az[j], an[j]);
-                        let dd = g[j] + dh[j];
-                        let dn_pre = dd * (1.0 - z) * (1.0 - n * n);
-                        let dz_pre = dd * (hp[j] - n) * z * (1.0 - z);
-                        let dr_pre = dn_pre * rn[j] * r * (1.0 - r);
-                        dx_r[j] = dr_pre;
-                        dx_z[j] = dz_pre;
-                        dx_n[j] = dn_pre;
-                        dr_r[j] = dr_pre;
-                        dr_z[j] = dz_pre;
-                        dr_n[j] = dn_pre * r;
-                        dh[j] = dd * z;
-                    }
+                    gru_cell_grad(a, rn, hp, g, dh, dx, dr);
                 }
             }
         }
