@@ -14,8 +14,8 @@
 //! pass of gate math. All buffers are
 //! batch-major, `[B, T, ·]`, so a block is one contiguous slice of each.
 //!
-//! Used for unidirectional stacks without `lengths` on a flex device (autodiff or not); everything
-//! else takes the loop. `GATECAST_FUSED=0` turns it off.
+//! Used for stacks without `lengths` on a flex device (autodiff or not), bidirectional ones
+//! included; everything else takes the loop. `GATECAST_FUSED=0` turns it off.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use crate::kernel::{gemm, Packed};
 use crate::recurrence::{CellKind, StackOutput};
-use crate::weights::RecurrentLayer;
+use crate::weights::{DirectionWeights, RecurrentLayer};
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
 type Prim = burn::backend::tensor::FloatTensor<Flex>;
@@ -1016,8 +1016,62 @@ fn fused_node<const N: usize, Bw: Backward<Flex, N>>(
     Some(Tensor::from_primitive::<Ad>(out))
 }
 
-/// The whole stack through the fused op, or `None` where it does not apply: not on flex,
-/// bidirectional, with `lengths`, or an empty batch or sequence.
+/// One direction of one layer through the fused op: `x [B, T, F]` → every step's hidden state
+/// `[B, T, H]`, the last hidden state and (LSTM) the last cell state, `[B, H]`.
+fn run_direction(
+    kind: CellKind,
+    w: &DirectionWeights,
+    x: Tensor<3>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> Option<(Tensor<3>, Tensor<2>, Option<Tensor<2>>)> {
+    let [batch, time, features] = x.dims();
+    let device = x.device();
+    let gh = w.weight_hh.dims()[0];
+    let hid = w.weight_hh.dims()[1];
+    let x2 = x.reshape([batch * time, features]);
+    // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both biases into
+    // one row added to the input side.
+    let folded = if kind == CellKind::Gru {
+        [&w.bias_ih, &None]
+    } else {
+        [&w.bias_ih, &w.bias_hh]
+    };
+    let bias = folded
+        .into_iter()
+        .flatten()
+        .map(|b| b.val().unsqueeze_dim::<2>(0))
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| Tensor::zeros([1, gh], &device));
+    let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
+    let (hs, c_last) = if kind == CellKind::Lstm {
+        let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
+        let out = fused_node(LstmSeqBackward, inputs, lstm_forward)?; // [2B, T, H]
+        let c_last = out
+            .clone()
+            .narrow(0, batch, batch)
+            .narrow(1, time - 1, 1)
+            .reshape([batch, hid]);
+        (out.narrow(0, 0, batch), Some(c_last))
+    } else {
+        let b_rec = match (&w.bias_hh, kind) {
+            (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
+            _ => Tensor::zeros([1, gh], &device),
+        };
+        let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
+        let hs = fused_node(RecSeqBackward, inputs, |all, save| {
+            rec_forward(kind, all, save)
+        })?;
+        (hs, None)
+    }; // [B, T, H]
+    let h_last = hs.clone().narrow(1, time - 1, 1).reshape([batch, hid]);
+    Some((hs, h_last, c_last))
+}
+
+/// The whole stack through the fused op, or `None` where it does not apply: not on flex, with
+/// `lengths`, or an empty batch or sequence. A reverse direction runs the same op on the
+/// time-reversed sequence (its last step is PyTorch's `h_n` for that direction) and flips its
+/// outputs back.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn try_run_stack(
     kind: CellKind,
@@ -1030,7 +1084,7 @@ pub(crate) fn try_run_stack(
     lengths: Option<&[usize]>,
 ) -> Option<StackOutput> {
     let [batch, time, _] = input.dims();
-    if lengths.is_some() || layers.iter().any(|l| l.reverse.is_some()) || batch * time == 0 {
+    if lengths.is_some() || batch * time == 0 {
         return None;
     }
     let device = input.device();
@@ -1041,7 +1095,11 @@ pub(crate) fn try_run_stack(
         return None;
     }
     let hid = hidden_size;
-    let gh = kind.gates() * hid;
+    let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
+        2
+    } else {
+        1
+    };
     let initial = |all: &Option<Tensor<3>>, row: usize| -> Tensor<2> {
         match all {
             Some(s) => s.clone().narrow(0, row, 1).reshape([batch, hid]),
@@ -1054,47 +1112,27 @@ pub(crate) fn try_run_stack(
         if index > 0 {
             x = dropout.forward(x);
         }
-        let w = &layer.forward;
-        let features = x.dims()[2];
-        let x2 = x.reshape([batch * time, features]);
-        // The GRU keeps b_hh on the recurrent side (inside r ⊙ ·); the others fold both biases
-        // into one row added to the input side.
-        let folded = if kind == CellKind::Gru {
-            [&w.bias_ih, &None]
-        } else {
-            [&w.bias_ih, &w.bias_hh]
-        };
-        let bias = folded
-            .into_iter()
-            .flatten()
-            .map(|b| b.val().unsqueeze_dim::<2>(0))
-            .reduce(|a, b| a + b)
-            .unwrap_or_else(|| Tensor::zeros([1, gh], &device));
-        let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
-        let h0 = initial(hidden0, index);
-        let hs = if kind == CellKind::Lstm {
-            let c0 = initial(cell0, index);
-            let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
-            let out = fused_node(LstmSeqBackward, inputs, lstm_forward)?; // [2B, T, H]
-            final_c.push(
-                out.clone()
-                    .narrow(0, batch, batch)
-                    .narrow(1, time - 1, 1)
-                    .reshape([batch, hid]),
-            );
-            out.narrow(0, 0, batch)
-        } else {
-            let b_rec = match (&w.bias_hh, kind) {
-                (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
-                _ => Tensor::zeros([1, gh], &device),
+        let weights = std::iter::once((&layer.forward, false))
+            .chain(layer.reverse.as_ref().map(|w| (w, true)));
+        let mut outs = Vec::with_capacity(directions);
+        for (d, (w, reverse)) in weights.enumerate() {
+            let row = index * directions + d;
+            let xin = if reverse {
+                x.clone().flip([1])
+            } else {
+                x.clone()
             };
-            let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
-            fused_node(RecSeqBackward, inputs, |all, save| {
-                rec_forward(kind, all, save)
-            })?
-        }; // [B, T, H]
-        final_h.push(hs.clone().narrow(1, time - 1, 1).reshape([batch, hid]));
-        x = hs;
+            let (hs, h_last, c_last) =
+                run_direction(kind, w, xin, initial(hidden0, row), initial(cell0, row))?;
+            final_h.push(h_last);
+            final_c.extend(c_last);
+            outs.push(if reverse { hs.flip([1]) } else { hs });
+        }
+        x = if outs.len() == 1 {
+            outs.pop().expect("one direction")
+        } else {
+            Tensor::cat(outs, 2)
+        };
     }
     Some(StackOutput {
         output: x,
@@ -1118,12 +1156,14 @@ mod tests {
     /// the gradients of every weight, the input and the initial states.
     fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
         let (t, i) = (17, 5);
+        let dirs = if layers[0].reverse.is_some() { 2 } else { 1 };
+        let rows = layers.len() * dirs;
         let x =
             Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), device).require_grad();
-        let h0 =
-            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
-        let c0 =
-            Tensor::<3>::random([2, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
+        let h0 = Tensor::<3>::random([rows, b, h], Distribution::Normal(0.0, 0.5), device)
+            .require_grad();
+        let c0 = Tensor::<3>::random([rows, b, h], Distribution::Normal(0.0, 0.5), device)
+            .require_grad();
         let lstm = kind == CellKind::Lstm;
         let dropout = burn::nn::DropoutConfig::new(0.0).init();
         let run = |fused: bool| {
@@ -1153,7 +1193,10 @@ mod tests {
                 .expect("the fused path applies")
             };
             // A loss touching every output, so every gradient path is exercised.
-            let weights = Tensor::<3>::ones([b, t, h], device) * 0.3;
+            // Uneven over time, so a direction mix-up or a missing flip shows.
+            let ramp =
+                Tensor::<1, burn::tensor::Int>::arange(0..t as i64, device).float() * 0.1 + 0.3;
+            let weights = ramp.reshape([1, t, 1]).expand([b, t, h * dirs]);
             let mut loss =
                 (out.output.clone() * weights).sum() + out.hidden.clone().powi_scalar(2).sum();
             if let Some(c) = &out.cell {
@@ -1170,12 +1213,13 @@ mod tests {
                 all.push(flat(c0.grad(&grads).unwrap()));
             }
             for layer in layers {
-                let w = &layer.forward;
-                for p in [&w.weight_ih, &w.weight_hh] {
-                    all.push(flat(p.val().grad(&grads).unwrap()));
-                }
-                for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
-                    all.push(flat(p.val().grad(&grads).unwrap()));
+                for w in std::iter::once(&layer.forward).chain(&layer.reverse) {
+                    for p in [&w.weight_ih, &w.weight_hh] {
+                        all.push(flat(p.val().grad(&grads).unwrap()));
+                    }
+                    for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
+                        all.push(flat(p.val().grad(&grads).unwrap()));
+                    }
                 }
             }
             all
@@ -1187,11 +1231,11 @@ mod tests {
             let worst = a
                 .iter()
                 .zip(b)
-                .map(|(x, y)| (x - y).abs())
+                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
                 .fold(0.0f32, f32::max);
             assert!(
                 worst < 2e-5,
-                "{kind:?} tensor {k}: worst difference {worst}"
+                "{kind:?} tensor {k}: worst relative difference {worst}"
             );
         }
     }
@@ -1207,10 +1251,15 @@ mod tests {
         let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);
         let gru = GruConfig::new(i, h).with_num_layers(2).init(&device);
         let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
+        let gru_bi = GruConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
         let cases = [
             (CellKind::Lstm, &lstm.layers),
             (CellKind::Gru, &gru.layers),
             (CellKind::ElmanTanh, &rnn.layers),
+            (CellKind::Gru, &gru_bi.layers),
         ];
         for (kind, layers) in cases {
             let fused = try_run_stack(kind, layers, &dropout, h, &x, &None, &None, None)
@@ -1270,5 +1319,21 @@ mod tests {
             .with_nonlinearity(Nonlinearity::Relu)
             .init(&device);
         compare(CellKind::ElmanRelu, &rnn.layers, &device, h, 3);
+        // Bidirectional stacks: the reverse directions run the op on the flipped sequence.
+        let lstm = LstmConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
+        compare(CellKind::Lstm, &lstm.layers, &device, h, 3);
+        let gru = GruConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
+        compare(CellKind::Gru, &gru.layers, &device, h, 3);
+        let rnn = RnnConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
+        compare(CellKind::ElmanTanh, &rnn.layers, &device, h, 3);
     }
 }
