@@ -24,7 +24,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::Flex;
 use burn::nn::Dropout;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::kernel::{gemm, Packed};
@@ -354,6 +354,13 @@ impl Dims {
     }
 }
 
+/// Copies the previous step's row of a batch-major `[b, T, H]` buffer into the row at `at`: a
+/// state frozen past its row's length (lengths are at least 1, so there is a previous step).
+#[inline(always)]
+fn hold(buf: &mut [f32], at: usize, hid: usize) {
+    buf.copy_within(at - hid..at, at);
+}
+
 /// A layer's weights as the forward kernels read them.
 struct Weights<'a> {
     /// `weight_ihᵀ [F, G·H]` and `weight_hhᵀ [H, G·H]`, packed.
@@ -376,6 +383,8 @@ impl Weights<'_> {
 /// `hs`, `cs [b, T, H]`, the activated gates (i, f, g, o) `[b, kept, 4H]` and `tanh(c_t)`
 /// `[b, kept, H]`.
 struct LstmBlock<'a> {
+    /// Each row's valid length: from step `lens[b]` on the row's state is frozen.
+    lens: &'a [usize],
     x: &'a [f32],
     h0: &'a [f32],
     c0: &'a [f32],
@@ -390,6 +399,7 @@ multiversion!(lstm_forward_block => lstm_forward_block_body(d: Dims, w: &Weights
 #[inline(always)]
 fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
     let LstmBlock {
+        lens,
         x,
         h0,
         c0,
@@ -412,6 +422,13 @@ fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
         gemm(rows, dst, kept * g4, &x[t * f..], time * f, w.w_ih, false);
         gemm(rows, dst, kept * g4, lhs, lhs_rs, w.w_hh, true);
         for b in 0..rows {
+            let at = (b * time + t) * hid;
+            if t >= lens[b] {
+                // Past this row's end: the state stays (PyTorch's packed sequences).
+                hold(hs, at, hid);
+                hold(cs, at, hid);
+                continue;
+            }
             let row = &mut gates[(b * kept + s) * g4..][..g4];
             add_into(row, w.bias);
             let (ifg, o) = row.split_at_mut(3 * hid);
@@ -422,7 +439,6 @@ fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
             let (i, rest) = row.split_at(hid);
             let (f, rest) = rest.split_at(hid);
             let (g, o) = rest.split_at(hid);
-            let at = (b * time + t) * hid;
             let (before, now) = cs.split_at_mut(at);
             let c_prev = if t == 0 {
                 &c0[b * hid..][..hid]
@@ -499,13 +515,15 @@ struct LstmSaved {
     gates: Vec<f32>,
     /// `tanh(c_t)` of every step, `[B, T, H]`.
     tanh_c: Vec<f32>,
+    /// Each row's valid length.
+    lens: Vec<usize>,
     d: Dims,
 }
 
 /// LSTM forward: `x [B·T, F]` (batch-major), `weight_ih [4H, F]`, `bias [1, 4H]`
 /// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of
 /// every step stacked over the cell states of every step.
-fn lstm_forward(inputs: [Prim; 6], save: bool) -> (Prim, LstmSaved) {
+fn lstm_forward(inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, LstmSaved) {
     let [x, w_ih, bias, w_hh, h0, c0] = inputs.map(dense);
     let d = layer_dims(&x, &w_hh, &h0, 4, save);
     let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
@@ -529,8 +547,10 @@ fn lstm_forward(inputs: [Prim; 6], save: bool) -> (Prim, LstmSaved) {
         .zip(view(&x).par_chunks(r * time * w.f()))
         .zip(view(&h0).par_chunks(r * hid))
         .zip(view(&c0).par_chunks(r * hid))
-        .for_each(|((((((hs, cs), gates), tanh_c), x), h0), c0)| {
+        .zip(lens.par_chunks(r))
+        .for_each(|(((((((hs, cs), gates), tanh_c), x), h0), c0), lens)| {
             let blk = LstmBlock {
+                lens,
                 x,
                 h0,
                 c0,
@@ -550,6 +570,7 @@ fn lstm_forward(inputs: [Prim; 6], save: bool) -> (Prim, LstmSaved) {
         out: out.clone(),
         gates,
         tanh_c,
+        lens: lens.to_vec(),
         d,
     };
     (out, saved)
@@ -560,6 +581,7 @@ fn lstm_forward(inputs: [Prim; 6], save: bool) -> (Prim, LstmSaved) {
 /// pre-activation gradients `dgates [b, T, 4H]` and leaves the initial states' gradients in
 /// `dh`, `dc [b, H]` (zeros on entry).
 struct LstmGradBlock<'a> {
+    lens: &'a [usize],
     gh: &'a [f32],
     gc: &'a [f32],
     gates: &'a [f32],
@@ -576,6 +598,7 @@ multiversion!(lstm_backward_block => lstm_backward_block_body(d: Dims, w_hh: &Pa
 #[inline(always)]
 fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
     let LstmGradBlock {
+        lens,
         gh,
         gc,
         gates,
@@ -591,6 +614,13 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
     for t in (0..time).rev() {
         for b in 0..rows {
             let at = (b * time + t) * hid;
+            let (dh, dc) = (&mut dh[b * hid..][..hid], &mut dc[b * hid..][..hid]);
+            if t >= lens[b] {
+                // A frozen step passes its state's gradients straight back (its dgates stay 0).
+                add_into(dh, &gh[at..][..hid]);
+                add_into(dc, &gc[at..][..hid]);
+                continue;
+            }
             let c_prev = if t == 0 {
                 &c0[b * hid..][..hid]
             } else {
@@ -602,13 +632,14 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
                 c_prev,
                 &gh[at..][..hid],
                 &gc[at..][..hid],
-                &dh[b * hid..][..hid],
-                &mut dc[b * hid..][..hid],
+                dh,
+                dc,
                 &mut dgates[(b * time + t) * g4..][..g4],
             );
+            dh.fill(0.0);
         }
-        // dh_{t-1} = dgates_t · weight_hh.
-        gemm(rows, dh, hid, &dgates[t * g4..], time * g4, w_hh, false);
+        // dh_{t-1} = dgates_t · weight_hh (+ what frozen rows carry).
+        gemm(rows, dh, hid, &dgates[t * g4..], time * g4, w_hh, true);
     }
 }
 
@@ -659,9 +690,11 @@ impl Backward<Flex, 6> for LstmSeqBackward {
             .zip(dgates.par_chunks_mut(r * time * g4))
             .zip(dh.par_chunks_mut(r * hid))
             .zip(dc.par_chunks_mut(r * hid))
+            .zip(s.lens.par_chunks(r))
             .for_each(
-                |((((((((gh, gc), gates), tanh_c), cs), c0), dgates), dh), dc)| {
+                |(((((((((gh, gc), gates), tanh_c), cs), c0), dgates), dh), dc), lens)| {
                     let blk = LstmGradBlock {
+                        lens,
                         gh,
                         gc,
                         gates,
@@ -696,6 +729,7 @@ impl Backward<Flex, 6> for LstmSeqBackward {
 /// `hs [b, T, H]` and, for the GRU, the activated (r, z, n) `[b, kept, 3H]` and `h W_hn + b_hn`
 /// `[b, kept, H]`. `xp`, `rec [b, G·H]` are scratch (this step's input and recurrent products).
 struct RecBlock<'a> {
+    lens: &'a [usize],
     x: &'a [f32],
     xp: &'a mut [f32],
     h0: &'a [f32],
@@ -710,6 +744,7 @@ multiversion!(rec_forward_block => rec_forward_block_body(kind: CellKind, d: Dim
 #[inline(always)]
 fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
     let RecBlock {
+        lens,
         x,
         xp,
         h0,
@@ -730,11 +765,15 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
         gemm(rows, xp, gh, &x[t * f..], time * f, w.w_ih, false);
         gemm(rows, rec, gh, lhs, lhs_rs, w.w_hh, false);
         for b in 0..rows {
+            let at = (b * time + t) * hid;
+            if t >= lens[b] {
+                hold(hs, at, hid);
+                continue;
+            }
             let rr = &mut rec[b * gh..][..gh];
             let x = &mut xp[b * gh..][..gh];
             add_into(x, w.bias);
             let x = &*x;
-            let at = (b * time + t) * hid;
             let (before, now) = hs.split_at_mut(at);
             let h_prev = if t == 0 {
                 &h0[b * hid..][..hid]
@@ -784,13 +823,15 @@ struct RecSaved {
     act: Vec<f32>,
     /// GRU: `h W_hn + b_hn` of every step, `[B, T, H]`; empty for Elman.
     rec_n: Vec<f32>,
+    /// Each row's valid length.
+    lens: Vec<usize>,
     d: Dims,
 }
 
 /// Forward of an Elman RNN or GRU: `x [B·T, F]` (batch-major), `weight_ih [G·H, F]`, `bias
 /// [1, G·H]` (Elman: `b_ih + b_hh`; GRU: `b_ih`), `weight_hh [G·H, H]`, `b_rec [1, G·H]` (the
 /// GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
-fn rec_forward(kind: CellKind, inputs: [Prim; 6], save: bool) -> (Prim, RecSaved) {
+fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, RecSaved) {
     let [x, w_ih, bias, w_hh, b_rec, h0] = inputs.map(dense);
     let d = layer_dims(&x, &w_hh, &h0, kind.gates(), save);
     let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
@@ -817,8 +858,10 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], save: bool) -> (Prim, RecSaved
         .zip(xp.par_chunks_mut(r * gh))
         .zip(view(&x).par_chunks(r * time * w.f()))
         .zip(view(&h0).par_chunks(r * hid))
-        .for_each(|((((((hs, act), rec_n), rec), xp), x), h0)| {
+        .zip(lens.par_chunks(r))
+        .for_each(|(((((((hs, act), rec_n), rec), xp), x), h0), lens)| {
             let blk = RecBlock {
+                lens,
                 x,
                 xp,
                 h0,
@@ -843,6 +886,7 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], save: bool) -> (Prim, RecSaved
         out: out.clone(),
         act,
         rec_n,
+        lens: lens.to_vec(),
         d,
     };
     (out, saved)
@@ -853,6 +897,7 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], save: bool) -> (Prim, RecSaved
 /// input projection `dxw [b, T, G·H]` and (GRU) of the recurrent projection `drec [b, T, 3H]`
 /// (for Elman they are equal: `drec` is unused), and leaves `h0`'s gradient in `dh [b, H]`.
 struct RecGradBlock<'a> {
+    lens: &'a [usize],
     g: &'a [f32],
     hs: &'a [f32],
     h0: &'a [f32],
@@ -868,6 +913,7 @@ multiversion!(rec_backward_block => rec_backward_block_body(kind: CellKind, d: D
 #[inline(always)]
 fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradBlock) {
     let RecGradBlock {
+        lens,
         g,
         hs,
         h0,
@@ -883,12 +929,18 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
         for b in 0..rows {
             let at = (b * time + t) * hid;
             let (g, dh) = (&g[at..][..hid], &mut dh[b * hid..][..hid]);
+            if t >= lens[b] {
+                // A frozen step passes its state's gradient straight back.
+                add_into(dh, g);
+                continue;
+            }
             let dx = &mut dxw[(b * time + t) * gh..][..gh];
             match kind {
                 CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
                 CellKind::ElmanTanh | CellKind::ElmanRelu => {
                     let relu = kind == CellKind::ElmanRelu;
                     elman_cell_grad(relu, &hs[at..][..hid], g, dh, dx);
+                    dh.fill(0.0);
                 }
                 CellKind::Gru => {
                     let a = &act[(b * time + t) * gh..][..gh];
@@ -903,13 +955,13 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
                 }
             }
         }
-        // dh_{t-1} = (GRU: dh_t ⊙ z +) drec_t · weight_hh.
-        let (d_pre, acc) = if kind == CellKind::Gru {
-            (&drec[t * gh..], true)
+        // dh_{t-1} = (GRU: dh_t ⊙ z +) drec_t · weight_hh (+ what frozen rows carry).
+        let d_pre = if kind == CellKind::Gru {
+            &drec[t * gh..]
         } else {
-            (&dxw[t * gh..], false)
+            &dxw[t * gh..]
         };
-        gemm(rows, dh, hid, d_pre, time * gh, w_hh, acc);
+        gemm(rows, dh, hid, d_pre, time * gh, w_hh, true);
     }
 }
 
@@ -948,19 +1000,23 @@ impl Backward<Flex, 6> for RecSeqBackward {
             .zip(dxw.par_chunks_mut(r * time * gh))
             .zip(drec.par_chunks_mut(r * per_row(gh)))
             .zip(dh.par_chunks_mut(r * hid))
-            .for_each(|(((((((g, hs), h0), act), rec_n), dxw), drec), dh)| {
-                let blk = RecGradBlock {
-                    g,
-                    hs,
-                    h0,
-                    act,
-                    rec_n,
-                    dxw,
-                    drec,
-                    dh,
-                };
-                rec_backward_block(s.kind, d, w_hh, blk);
-            });
+            .zip(s.lens.par_chunks(r))
+            .for_each(
+                |((((((((g, hs), h0), act), rec_n), dxw), drec), dh), lens)| {
+                    let blk = RecGradBlock {
+                        lens,
+                        g,
+                        hs,
+                        h0,
+                        act,
+                        rec_n,
+                        dxw,
+                        drec,
+                        dh,
+                    };
+                    rec_backward_block(s.kind, d, w_hh, blk);
+                },
+            );
         let dxw = from_vec(dxw, &[batch * time, gh]);
         let drec = if gru {
             from_vec(drec, &[batch * time, gh])
@@ -1024,6 +1080,7 @@ fn run_direction(
     x: Tensor<3>,
     h0: Tensor<2>,
     c0: Tensor<2>,
+    lens: &[usize],
 ) -> Option<(Tensor<3>, Tensor<2>, Option<Tensor<2>>)> {
     let [batch, time, features] = x.dims();
     let device = x.device();
@@ -1046,7 +1103,9 @@ fn run_direction(
     let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
     let (hs, c_last) = if kind == CellKind::Lstm {
         let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
-        let out = fused_node(LstmSeqBackward, inputs, lstm_forward)?; // [2B, T, H]
+        let out = fused_node(LstmSeqBackward, inputs, |all, save| {
+            lstm_forward(all, lens, save)
+        })?; // [2B, T, H]
         let c_last = out
             .clone()
             .narrow(0, batch, batch)
@@ -1060,7 +1119,7 @@ fn run_direction(
         };
         let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
         let hs = fused_node(RecSeqBackward, inputs, |all, save| {
-            rec_forward(kind, all, save)
+            rec_forward(kind, all, lens, save)
         })?;
         (hs, None)
     }; // [B, T, H]
@@ -1068,10 +1127,12 @@ fn run_direction(
     Some((hs, h_last, c_last))
 }
 
-/// The whole stack through the fused op, or `None` where it does not apply: not on flex, with
-/// `lengths`, or an empty batch or sequence. A reverse direction runs the same op on the
-/// time-reversed sequence (its last step is PyTorch's `h_n` for that direction) and flips its
-/// outputs back.
+/// The whole stack through the fused op, or `None` where it does not apply: not on flex, or an
+/// empty batch or sequence. A reverse direction runs the same op on the time-reversed sequence
+/// (its last step is PyTorch's `h_n` for that direction) and reverses its outputs back. With
+/// `lengths` (PyTorch's packed sequences), each row's state is frozen past its length inside
+/// the op, the outputs there are zeroed, and the reverse direction reverses each row within its
+/// own length.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn try_run_stack(
     kind: CellKind,
@@ -1084,7 +1145,7 @@ pub(crate) fn try_run_stack(
     lengths: Option<&[usize]>,
 ) -> Option<StackOutput> {
     let [batch, time, _] = input.dims();
-    if lengths.is_some() || batch * time == 0 {
+    if batch * time == 0 {
         return None;
     }
     let device = input.device();
@@ -1106,6 +1167,36 @@ pub(crate) fn try_run_stack(
             None => Tensor::zeros([batch, hid], &device),
         }
     };
+    let lens: Vec<usize> = match lengths {
+        Some(l) if l.iter().any(|&l| l != time) => l.to_vec(),
+        _ => vec![time; batch],
+    };
+    let padded = lens.iter().any(|&l| l != time);
+    // `[B, T, 1]`: 1 on valid steps (the outputs past a row's length are zero).
+    let mask = padded.then(|| {
+        let m: Vec<f32> = lens
+            .iter()
+            .flat_map(|&l| (0..time).map(move |t| if t < l { 1.0 } else { 0.0 }))
+            .collect();
+        Tensor::<3>::from_data(TensorData::new(m, [batch, time, 1]), &device)
+    });
+    // Time reversed within each row's length (padding stays at the end): an involution.
+    let reverse_index = |features: usize| -> Tensor<3, Int> {
+        let idx: Vec<i64> = lens
+            .iter()
+            .flat_map(|&l| (0..time).map(move |t| if t < l { l - 1 - t } else { t } as i64))
+            .collect();
+        Tensor::<3, Int>::from_data(TensorData::new(idx, [batch, time, 1]), &device)
+            .expand([batch, time, features])
+    };
+    let reversed = |t: Tensor<3>| -> Tensor<3> {
+        if padded {
+            let features = t.dims()[2];
+            t.gather(1, reverse_index(features))
+        } else {
+            t.flip([1])
+        }
+    };
     let mut x = input.clone();
     let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
     for (index, layer) in layers.iter().enumerate() {
@@ -1118,15 +1209,19 @@ pub(crate) fn try_run_stack(
         for (d, (w, reverse)) in weights.enumerate() {
             let row = index * directions + d;
             let xin = if reverse {
-                x.clone().flip([1])
+                reversed(x.clone())
             } else {
                 x.clone()
             };
-            let (hs, h_last, c_last) =
-                run_direction(kind, w, xin, initial(hidden0, row), initial(cell0, row))?;
+            let (h0, c0) = (initial(hidden0, row), initial(cell0, row));
+            let (hs, h_last, c_last) = run_direction(kind, w, xin, h0, c0, &lens)?;
             final_h.push(h_last);
             final_c.extend(c_last);
-            outs.push(if reverse { hs.flip([1]) } else { hs });
+            let hs = match &mask {
+                Some(m) => hs * m.clone(),
+                None => hs,
+            };
+            outs.push(if reverse { reversed(hs) } else { hs });
         }
         x = if outs.len() == 1 {
             outs.pop().expect("one direction")
@@ -1155,6 +1250,17 @@ mod tests {
     /// The fused op against the step-by-step loop on 2-layer stacks: outputs, final states and
     /// the gradients of every weight, the input and the initial states.
     fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
+        compare_with(kind, layers, device, h, b, None);
+    }
+
+    fn compare_with(
+        kind: CellKind,
+        layers: &[RecurrentLayer],
+        device: &Device,
+        h: usize,
+        b: usize,
+        lengths: Option<&[usize]>,
+    ) {
         let (t, i) = (17, 5);
         let dirs = if layers[0].reverse.is_some() { 2 } else { 1 };
         let rows = layers.len() * dirs;
@@ -1177,7 +1283,7 @@ mod tests {
                     x.clone(),
                     Some(h0.clone()),
                     c_init.clone(),
-                    None,
+                    lengths,
                 )
             } else {
                 try_run_stack(
@@ -1188,7 +1294,7 @@ mod tests {
                     &x,
                     &Some(h0.clone()),
                     &c_init,
-                    None,
+                    lengths,
                 )
                 .expect("the fused path applies")
             };
@@ -1238,6 +1344,35 @@ mod tests {
                 "{kind:?} tensor {k}: worst relative difference {worst}"
             );
         }
+    }
+
+    /// Variable-length batches (PyTorch's packed sequences): states frozen past each row's
+    /// length, zero outputs there, and the reverse direction reversed within each length.
+    #[test]
+    fn fused_lengths_match_the_loop() {
+        let device = Device::flex().autodiff();
+        device.seed(9);
+        let (i, h) = (5, 6);
+        let lengths: &[usize] = &[17, 4, 11, 1];
+        let lstm = LstmConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
+        compare_with(CellKind::Lstm, &lstm.layers, &device, h, 4, Some(lengths));
+        let gru = GruConfig::new(i, h)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init(&device);
+        compare_with(CellKind::Gru, &gru.layers, &device, h, 4, Some(lengths));
+        let rnn = RnnConfig::new(i, h).with_num_layers(2).init(&device);
+        compare_with(
+            CellKind::ElmanTanh,
+            &rnn.layers,
+            &device,
+            h,
+            4,
+            Some(lengths),
+        );
     }
 
     /// Inference (no autodiff): the fused forward against the loop.
