@@ -62,6 +62,48 @@ fn from_vec(v: Vec<f32>, shape: &[usize]) -> Prim {
     Prim::from_data(TensorData::new(v, shape.to_vec()))
 }
 
+/// Buffers the forward saves for BPTT (gates, `tanh(c)`), handed back when BPTT is done. Reusing
+/// them spares each training step from mapping, and faulting in, fresh pages for its biggest
+/// buffers (glibc returns freed large blocks to the kernel). At most [`pool::KEEP_BYTES`] stay.
+mod pool {
+    use std::sync::Mutex;
+
+    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+    pub(super) const KEEP_BYTES: usize = 256 << 20;
+
+    fn free() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
+        FREE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `len` values, contents unspecified: callers write every value they later read.
+    pub(super) fn take(len: usize) -> Vec<f32> {
+        let found = {
+            let mut free = free();
+            let best = (0..free.len())
+                .filter(|&i| free[i].capacity() >= len)
+                .min_by_key(|&i| free[i].capacity());
+            best.map(|i| free.swap_remove(i))
+        };
+        match found {
+            Some(mut v) => {
+                v.truncate(len);
+                v.resize(len, 0.0);
+                v
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// Keeps `v` for a later [`take`] if the pool has room.
+    pub(super) fn give(v: Vec<f32>) {
+        let mut free = free();
+        let held: usize = free.iter().map(|v| v.capacity() * 4).sum();
+        if held + v.capacity() * 4 <= KEEP_BYTES {
+            free.push(v);
+        }
+    }
+}
+
 /// Rows per block: the batch split evenly over the rayon threads.
 fn block_rows(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().clamp(1, batch.max(1)))
@@ -536,8 +578,8 @@ fn lstm_forward(inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, LstmSav
     };
     let bth = batch * time * hid;
     let mut out = vec![0.0f32; 2 * bth];
-    let mut gates = vec![0.0f32; batch * d.kept() * g4];
-    let mut tanh_c = vec![0.0f32; batch * d.kept() * hid];
+    let mut gates = pool::take(batch * d.kept() * g4);
+    let mut tanh_c = pool::take(batch * d.kept() * hid);
     let r = block_rows(batch);
     let (hs, cs) = out.split_at_mut(bth);
     hs.par_chunks_mut(r * time * hid)
@@ -670,7 +712,7 @@ impl Backward<Flex, 6> for LstmSeqBackward {
 
     fn backward(self, ops: Ops<LstmSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = dense(grads.consume::<Flex>(&ops.node)); // [2B, T, H]
-        let s = ops.state;
+        let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
         let bth = batch * time * hid;
@@ -708,6 +750,8 @@ impl Backward<Flex, 6> for LstmSeqBackward {
                     lstm_backward_block(d, w_hh, blk);
                 },
             );
+        pool::give(std::mem::take(&mut s.gates));
+        pool::give(std::mem::take(&mut s.tanh_c));
         let dgates = from_vec(dgates, &[batch * time, g4]);
         let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents;
         if let Some(node) = n_w {
@@ -846,8 +890,8 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) ->
     // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
     let per_row = |n: usize| if gru { d.kept() * n } else { 1 };
     let mut hs = vec![0.0f32; batch * time * hid];
-    let mut act = vec![0.0f32; batch * per_row(gh)];
-    let mut rec_n = vec![0.0f32; batch * per_row(hid)];
+    let mut act = pool::take(batch * per_row(gh));
+    let mut rec_n = pool::take(batch * per_row(hid));
     let mut rec = vec![0.0f32; batch * gh];
     let mut xp = vec![0.0f32; batch * gh];
     let r = block_rows(batch);
@@ -876,6 +920,8 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) ->
     let (act, rec_n) = if gru && save {
         (act, rec_n)
     } else {
+        pool::give(act);
+        pool::give(rec_n);
         (Vec::new(), Vec::new())
     };
     let saved = RecSaved {
@@ -973,7 +1019,7 @@ impl Backward<Flex, 6> for RecSeqBackward {
 
     fn backward(self, ops: Ops<RecSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = dense(grads.consume::<Flex>(&ops.node)); // [B, T, H]
-        let s = ops.state;
+        let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
         let gru = s.kind == CellKind::Gru;
@@ -1017,6 +1063,8 @@ impl Backward<Flex, 6> for RecSeqBackward {
                     rec_backward_block(s.kind, d, w_hh, blk);
                 },
             );
+        pool::give(std::mem::take(&mut s.act));
+        pool::give(std::mem::take(&mut s.rec_n));
         let dxw = from_vec(dxw, &[batch * time, gh]);
         let drec = if gru {
             from_vec(drec, &[batch * time, gh])
