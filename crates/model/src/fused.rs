@@ -27,7 +27,7 @@ use burn::nn::Dropout;
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::kernel::{gemm, Packed};
+use crate::kernel::{self, gemm, pool, Packed};
 use crate::recurrence::{CellKind, StackOutput};
 use crate::weights::{DirectionWeights, RecurrentLayer};
 
@@ -36,11 +36,6 @@ type Prim = burn::backend::tensor::FloatTensor<Flex>;
 
 fn to_flex<const D: usize>(p: Prim) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(p)
-}
-
-fn prim<const D: usize>(t: Tensor<D>) -> Prim {
-    t.try_into_primitive::<Flex>()
-        .expect("a flex tensor inside the fused op")
 }
 
 /// A contiguous tensor (copied only if it was a strided view), to read with [`view`].
@@ -60,48 +55,6 @@ fn view(p: &Prim) -> &[f32] {
 
 fn from_vec(v: Vec<f32>, shape: &[usize]) -> Prim {
     Prim::from_data(TensorData::new(v, shape.to_vec()))
-}
-
-/// Buffers the forward saves for BPTT (gates, `tanh(c)`), handed back when BPTT is done. Reusing
-/// them spares each training step from mapping, and faulting in, fresh pages for its biggest
-/// buffers (glibc returns freed large blocks to the kernel). At most [`pool::KEEP_BYTES`] stay.
-mod pool {
-    use std::sync::Mutex;
-
-    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-    pub(super) const KEEP_BYTES: usize = 256 << 20;
-
-    fn free() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
-        FREE.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `len` values, contents unspecified: callers write every value they later read.
-    pub(super) fn take(len: usize) -> Vec<f32> {
-        let found = {
-            let mut free = free();
-            let best = (0..free.len())
-                .filter(|&i| free[i].capacity() >= len)
-                .min_by_key(|&i| free[i].capacity());
-            best.map(|i| free.swap_remove(i))
-        };
-        match found {
-            Some(mut v) => {
-                v.truncate(len);
-                v.resize(len, 0.0);
-                v
-            }
-            None => vec![0.0; len],
-        }
-    }
-
-    /// Keeps `v` for a later [`take`] if the pool has room.
-    pub(super) fn give(v: Vec<f32>) {
-        let mut free = free();
-        let held: usize = free.iter().map(|v| v.capacity() * 4).sum();
-        if held + v.capacity() * 4 <= KEEP_BYTES {
-            free.push(v);
-        }
-    }
 }
 
 /// Rows per block: the batch split evenly over the rayon threads.
@@ -503,20 +456,40 @@ struct InputSide {
 }
 
 /// The gradients of `x`, `weight_ih` and the folded bias from the pre-activation gradient of
-/// the input side, `dxw [B·T, G·H]`: `dxw · weight_ih`, `dxwᵀ · x`, and the column sums. Big
-/// matmuls; flex runs them on all threads.
-fn input_grads(grads: &mut Gradients, nodes: [Option<NodeId>; 3], dxw: &Prim, input: InputSide) {
+/// the input side, `dxw [B·T, G·H]`: `dxw · weight_ih`, `dxwᵀ · x`, and the column sums, with
+/// the packed kernel on every thread.
+fn input_grads(
+    grads: &mut Gradients,
+    nodes: [Option<NodeId>; 3],
+    dxw: &[f32],
+    input: InputSide,
+    d: Dims,
+) {
     let [n_x, n_w, n_b] = nodes;
-    let dxw = || to_flex::<2>(dxw.clone());
+    let (rows, gh) = (d.batch * d.time, d.gh());
+    let w_ih = dense(input.w_ih);
+    let [_, f] = w_ih.layout().shape().dims::<2>();
     if let Some(id) = n_x {
-        grads.register::<Flex>(id, prim(dxw().matmul(to_flex(input.w_ih))));
+        let w = Packed::new(view(&w_ih), (gh, f), f, 1);
+        grads.register::<Flex>(id, from_vec(kernel::matmul(rows, dxw, &w), &[rows, f]));
     }
     if let Some(id) = n_w {
-        grads.register::<Flex>(id, prim(dxw().transpose().matmul(to_flex(input.x))));
+        let x = dense(input.x);
+        let dw = kernel::matmul_tn(rows, dxw, gh, view(&x), f);
+        grads.register::<Flex>(id, from_vec(dw, &[gh, f]));
     }
     if let Some(id) = n_b {
-        grads.register::<Flex>(id, prim(dxw().sum_dim(0)));
+        grads.register::<Flex>(id, column_sums(dxw, gh));
     }
+}
+
+/// `[1, n]`: the sums over the rows of `m [rows, n]`.
+fn column_sums(m: &[f32], n: usize) -> Prim {
+    let mut sums = vec![0.0f32; n];
+    for row in m.chunks_exact(n) {
+        add_into(&mut sums, row);
+    }
+    from_vec(sums, &[1, n])
 }
 
 /// Sizes and packed weights from a node's inputs: `x [B·T, F]`, `weight_ih [G·H, F]`,
@@ -688,7 +661,7 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
 /// `h_{t-1}` of every step, `[B·T, H]`: each row's `h0`, then its `hs` shifted by one step.
 fn shifted(hs: &[f32], h0: &[f32], d: Dims) -> Vec<f32> {
     let (time, hid) = (d.time, d.hid);
-    let mut hp = vec![0.0f32; d.batch * time * hid];
+    let mut hp = pool::take(d.batch * time * hid);
     for b in 0..d.batch {
         let row = &mut hp[b * time * hid..(b + 1) * time * hid];
         row[..hid].copy_from_slice(&h0[b * hid..(b + 1) * hid]);
@@ -697,11 +670,14 @@ fn shifted(hs: &[f32], h0: &[f32], d: Dims) -> Vec<f32> {
     hp
 }
 
-/// `weight_hh`'s gradient, `dpreᵀ · H_prev`: `dpre [B·T, G·H]`, `h_prev [B·T, H]` → `[G·H, H]`.
-/// One big matmul (flex parallelises it).
-fn weight_grad(dpre: Prim, h_prev: Vec<f32>, d: Dims) -> Prim {
-    let hp = to_flex::<2>(from_vec(h_prev, &[d.batch * d.time, d.hid]));
-    prim(to_flex::<2>(dpre).transpose().matmul(hp))
+/// `weight_hh`'s gradient, `dpreᵀ · H_prev`: `dpre [B·T, G·H]`, `h_prev [B·T, H]` → `[G·H, H]`,
+/// with the packed kernel on every thread.
+fn weight_grad(dpre: &[f32], h_prev: &[f32], d: Dims) -> Prim {
+    let (rows, gh) = (d.batch * d.time, d.gh());
+    from_vec(
+        kernel::matmul_tn(rows, dpre, gh, h_prev, d.hid),
+        &[gh, d.hid],
+    )
 }
 
 #[derive(Debug)]
@@ -718,7 +694,8 @@ impl Backward<Flex, 6> for LstmSeqBackward {
         let bth = batch * time * hid;
         let (hs, cs) = view(&s.out).split_at(bth);
         let (gh, gc) = view(&grad).split_at(bth);
-        let mut dgates = vec![0.0f32; batch * time * g4];
+        // Zeros: frozen steps past a row's length leave theirs untouched.
+        let mut dgates = pool::zeros(batch * time * g4);
         let mut dh = vec![0.0f32; batch * hid];
         let mut dc = vec![0.0f32; batch * hid];
         let r = block_rows(batch);
@@ -752,14 +729,15 @@ impl Backward<Flex, 6> for LstmSeqBackward {
             );
         pool::give(std::mem::take(&mut s.gates));
         pool::give(std::mem::take(&mut s.tanh_c));
-        let dgates = from_vec(dgates, &[batch * time, g4]);
         let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents;
         if let Some(node) = n_w {
             let hp = shifted(hs, view(&s.h0), d);
-            grads.register::<Flex>(node.id, weight_grad(dgates.clone(), hp, d));
+            grads.register::<Flex>(node.id, weight_grad(&dgates, &hp, d));
+            pool::give(hp);
         }
         let ids = [n_x, n_wih, n_b].map(|n| n.map(|n| n.id));
-        input_grads(grads, ids, &dgates, s.input);
+        input_grads(grads, ids, &dgates, s.input, d);
+        pool::give(dgates);
         if let Some(node) = n_h0 {
             grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }
@@ -1024,8 +1002,9 @@ impl Backward<Flex, 6> for RecSeqBackward {
         let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
         let gru = s.kind == CellKind::Gru;
         let per_row = |n: usize| if gru { time * n } else { 1 };
-        let mut dxw = vec![0.0f32; batch * time * gh];
-        let mut drec = vec![0.0f32; batch * per_row(gh)];
+        // Zeros: frozen steps past a row's length leave theirs untouched.
+        let mut dxw = pool::zeros(batch * time * gh);
+        let mut drec = pool::zeros(batch * per_row(gh));
         let mut dh = vec![0.0f32; batch * hid];
         // Elman saves no gate buffers; one element per row keeps the chunked zip even.
         let unused = vec![0.0f32; if gru { 0 } else { batch }];
@@ -1065,23 +1044,20 @@ impl Backward<Flex, 6> for RecSeqBackward {
             );
         pool::give(std::mem::take(&mut s.act));
         pool::give(std::mem::take(&mut s.rec_n));
-        let dxw = from_vec(dxw, &[batch * time, gh]);
-        let drec = if gru {
-            from_vec(drec, &[batch * time, gh])
-        } else {
-            dxw.clone()
-        };
+        let d_rec = if gru { &drec } else { &dxw };
         let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents;
         if let Some(node) = n_w {
             let hp = shifted(hs, view(&s.h0), d);
-            grads.register::<Flex>(node.id, weight_grad(drec.clone(), hp, d));
+            grads.register::<Flex>(node.id, weight_grad(d_rec, &hp, d));
+            pool::give(hp);
         }
         if let Some(node) = n_brec {
-            grads.register::<Flex>(node.id, prim(to_flex::<2>(drec).sum_dim(0)));
-            // [1, G·H]
+            grads.register::<Flex>(node.id, column_sums(d_rec, gh));
         }
         let ids = [n_x, n_wih, n_bias].map(|n| n.map(|n| n.id));
-        input_grads(grads, ids, &dxw, s.input);
+        input_grads(grads, ids, &dxw, s.input, d);
+        pool::give(dxw);
+        pool::give(drec);
         if let Some(node) = n_h0 {
             grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
         }

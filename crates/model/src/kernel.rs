@@ -7,6 +7,58 @@
 //! uses, AVX2 at best on stable Rust) multiplies the plain row-major copy. Everything is
 //! single-threaded: the fused op already runs one block of batch rows per thread.
 
+/// Large `f32` buffers kept between calls (packed weights, saved gates, gradient scratch), so a
+/// training step does not map, and fault in, fresh pages for each: glibc hands large freed blocks
+/// back to the kernel. At most [`pool::KEEP_BYTES`] stay.
+pub(crate) mod pool {
+    use std::sync::Mutex;
+
+    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+    pub(crate) const KEEP_BYTES: usize = 256 << 20;
+
+    fn free() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
+        FREE.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `len` values, contents unspecified: callers write every value they later read.
+    pub(crate) fn take(len: usize) -> Vec<f32> {
+        let found = {
+            let mut free = free();
+            let best = (0..free.len())
+                .filter(|&i| free[i].capacity() >= len)
+                .min_by_key(|&i| free[i].capacity());
+            best.map(|i| free.swap_remove(i))
+        };
+        match found {
+            Some(mut v) => {
+                v.truncate(len);
+                v.resize(len, 0.0);
+                v
+            }
+            None => vec![0.0; len],
+        }
+    }
+
+    /// `len` zeros.
+    pub(crate) fn zeros(len: usize) -> Vec<f32> {
+        let mut v = take(len);
+        v.fill(0.0);
+        v
+    }
+
+    /// Keeps `v` for a later [`take`] if the pool has room.
+    pub(crate) fn give(v: Vec<f32>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        let mut free = free();
+        let held: usize = free.iter().map(|v| v.capacity() * 4).sum();
+        if held + v.capacity() * 4 <= KEEP_BYTES {
+            free.push(v);
+        }
+    }
+}
+
 /// Columns per packed panel: two AVX-512 registers.
 const NR: usize = 32;
 
@@ -18,6 +70,15 @@ pub(crate) struct Packed {
     n: usize,
     plain: Vec<f32>,
     panels: Option<Vec<f32>>,
+}
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.plain));
+        if let Some(p) = self.panels.take() {
+            pool::give(p);
+        }
+    }
 }
 
 /// Whether this CPU runs the AVX-512 kernel (`GATECAST_AVX512=0` turns it off, to compare).
@@ -48,29 +109,42 @@ impl Packed {
     }
 
     fn with(src: &[f32], (k, n): (usize, usize), rs: usize, cs: usize, panels: bool) -> Self {
-        let mut plain = vec![0.0f32; k * n];
-        for i in 0..k {
-            for j in 0..n {
-                plain[i * n + j] = src[i * rs + j * cs];
-            }
-        }
-        let panels = panels.then(|| {
+        let at = |i: usize, j: usize| src[i * rs + j * cs];
+        if panels {
             let np = n.div_ceil(NR);
-            let mut p = vec![0.0f32; np * k * NR];
+            // Zero-padded past `n`: the kernel multiplies whole panels.
+            let mut p = pool::zeros(np * k * NR);
             for panel in 0..np {
+                let cols = NR.min(n - panel * NR);
                 for i in 0..k {
-                    for c in 0..NR.min(n - panel * NR) {
-                        p[(panel * k + i) * NR + c] = plain[i * n + panel * NR + c];
+                    let dst = &mut p[(panel * k + i) * NR..][..cols];
+                    if cs == 1 {
+                        dst.copy_from_slice(&src[i * rs + panel * NR..][..cols]);
+                    } else {
+                        for (c, v) in dst.iter_mut().enumerate() {
+                            *v = at(i, panel * NR + c);
+                        }
                     }
                 }
             }
-            p
-        });
+            return Self {
+                k,
+                n,
+                plain: Vec::new(),
+                panels: Some(p),
+            };
+        }
+        let mut plain = pool::take(k * n);
+        for (i, row) in plain.chunks_exact_mut(n.max(1)).enumerate().take(k) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = at(i, j);
+            }
+        }
         Self {
             k,
             n,
             plain,
-            panels,
+            panels: None,
         }
     }
 }
@@ -86,6 +160,21 @@ pub(crate) fn gemm(
     rhs: &Packed,
     acc: bool,
 ) {
+    assert!(lhs_rs >= rhs.k, "gemm: lhs rows overlap");
+    gemm_strided(m, dst, dst_rs, lhs, (lhs_rs, 1), rhs, acc);
+}
+
+/// [`gemm`] with `lhs [m, k]`'s element `(i, l)` at `lhs[i * rs + l * cs]`, e.g. a transposed
+/// matrix (`rs = 1`).
+fn gemm_strided(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &Packed,
+    acc: bool,
+) {
     let (k, n) = (rhs.k, rhs.n);
     if m == 0 || n == 0 {
         return;
@@ -96,10 +185,7 @@ pub(crate) fn gemm(
         "gemm: dst"
     );
     if k > 0 {
-        assert!(
-            lhs_rs >= k && lhs.len() >= (m - 1) * lhs_rs + k,
-            "gemm: lhs"
-        );
+        assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "gemm: lhs");
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(panels) = &rhs.panels {
@@ -111,7 +197,7 @@ pub(crate) fn gemm(
                 dst.as_mut_ptr(),
                 dst_rs,
                 lhs.as_ptr(),
-                lhs_rs,
+                (lhs_rs, lhs_cs),
                 panels.as_ptr(),
                 acc,
             )
@@ -129,7 +215,7 @@ pub(crate) fn gemm(
             dst_rs as isize,
             acc,
             lhs.as_ptr(),
-            1,
+            lhs_cs as isize,
             lhs_rs as isize,
             rhs.plain.as_ptr(),
             1,
@@ -142,6 +228,65 @@ pub(crate) fn gemm(
             gemm::Parallelism::None,
         );
     }
+}
+
+/// `lhs [m, k] · rhs` on all rayon threads (blocks of rows), `[m, n]` row-major.
+pub(crate) fn matmul(m: usize, lhs: &[f32], rhs: &Packed) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (k, n) = (rhs.k, rhs.n);
+    let mut out = vec![0.0f32; m * n];
+    if m == 0 || n == 0 {
+        return out;
+    }
+    let rows = m.div_ceil(rayon::current_num_threads().clamp(1, m));
+    out.par_chunks_mut(rows * n)
+        .zip(lhs[..m * k].par_chunks(rows * k.max(1)))
+        .for_each(|(dst, lhs)| gemm(dst.len() / n, dst, n, lhs, k, rhs, false));
+    out
+}
+
+/// Rows of the reduction per packed block in [`matmul_tn`]: the block of `a` (transposed) and
+/// of `b` stay in L2 while every output row passes over them.
+const KC: usize = 256;
+
+/// `aᵀ · b` for `a [r, m]`, `b [r, n]` (row-major) → `[m, n]`: weight gradients, a reduction over
+/// the `r = B·T` rows. Each rayon thread reduces its share of the rows in blocks of [`KC`]
+/// (`a`'s block read transposed in place, `b`'s packed) into its own `[m, n]`; the partial sums
+/// are added at the end.
+pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads().clamp(1, r.div_ceil(KC).max(1));
+    let share = r.div_ceil(threads).max(1);
+    let starts: Vec<usize> = (0..r).step_by(share).collect();
+    let mut parts = pool::zeros(starts.len().max(1) * m * n);
+    let partial = |(start, c): (usize, &mut [f32])| {
+        let end = (start + share).min(r);
+        let mut k0 = start;
+        while k0 < end {
+            let kc = KC.min(end - k0);
+            // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
+            let bp = Packed::new(&b[k0 * n..(k0 + kc) * n], (kc, n), n, 1);
+            let at = &a[k0 * m..(k0 + kc) * m];
+            gemm_strided(m, c, n, at, (1, m), &bp, true);
+            k0 += kc;
+        }
+    };
+    if m * n > 0 {
+        starts
+            .into_par_iter()
+            .zip(parts.par_chunks_mut(m * n))
+            .for_each(partial);
+    }
+    let mut c = vec![0.0f32; m * n];
+    if m * n > 0 {
+        for p in parts.chunks_exact(m * n) {
+            for (x, y) in c.iter_mut().zip(p) {
+                *x += *y;
+            }
+        }
+    }
+    pool::give(parts);
+    c
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -159,7 +304,7 @@ mod avx512 {
         dst: *mut f32,
         dst_rs: usize,
         lhs: *const f32,
-        lhs_rs: usize,
+        (lhs_rs, lhs_cs): (usize, usize),
         panels: *const f32,
         acc: bool,
     ) {
@@ -179,7 +324,7 @@ mod avx512 {
                 let rows = (m - r).min(MR);
                 let a = lhs.add(r * lhs_rs);
                 let c = dst.add(r * dst_rs + p * NR);
-                let args = (k, b, a, lhs_rs, c, dst_rs, masks, acc);
+                let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc);
                 match rows {
                     8 => block::<8>(args),
                     7 => block::<7>(args),
@@ -199,7 +344,7 @@ mod avx512 {
         usize,
         *const f32,
         *const f32,
-        usize,
+        (usize, usize),
         *mut f32,
         usize,
         (__mmask16, __mmask16),
@@ -209,7 +354,7 @@ mod avx512 {
     /// `R` rows × one 32-column panel, accumulated in registers over all of `k`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize>((k, b, a, a_rs, c, c_rs, (m0, m1), acc): Args) {
+    unsafe fn block<const R: usize>((k, b, a, (a_rs, a_cs), c, c_rs, (m0, m1), acc): Args) {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
         if acc {
@@ -222,7 +367,7 @@ mod avx512 {
             let b0 = _mm512_loadu_ps(b.add(kk * NR));
             let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
             for i in 0..R {
-                let av = _mm512_set1_ps(*a.add(i * a_rs + kk));
+                let av = _mm512_set1_ps(*a.add(i * a_rs + kk * a_cs));
                 c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
                 c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
             }
@@ -237,6 +382,38 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parallel products against a triple loop, with row counts that split unevenly over
+    /// threads and reductions longer than one block.
+    #[test]
+    fn parallel_products_match_a_triple_loop() {
+        let val = |i: usize, s: usize| ((i * 7 + s * 13) % 17) as f32 * 0.1 - 0.8;
+        for (r, m, n) in [(1, 1, 1), (5, 3, 2), (700, 9, 33), (1029, 40, 7)] {
+            let a: Vec<f32> = (0..r * m).map(|i| val(i, 1)).collect();
+            let b: Vec<f32> = (0..r * n).map(|i| val(i, 2)).collect();
+            let c = matmul_tn(r, &a, m, &b, n);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f32 = (0..r).map(|l| a[l * m + i] * b[l * n + j]).sum();
+                    let got = c[i * n + j];
+                    assert!(
+                        (got - want).abs() < 1e-3 * (1.0 + want.abs()),
+                        "tn r{r} m{m} n{n}: {got} vs {want}"
+                    );
+                }
+            }
+            // a [r, m] · bᵀ-shaped rhs [m, n] (b's first m rows reused as a matrix).
+            let w: Vec<f32> = (0..m * n).map(|i| val(i, 3)).collect();
+            let p = Packed::new(&w, (m, n), n, 1);
+            let c = matmul(r, &a, &p);
+            for i in 0..r {
+                for j in 0..n {
+                    let want: f32 = (0..m).map(|l| a[i * m + l] * w[l * n + j]).sum();
+                    assert!((c[i * n + j] - want).abs() < 1e-4, "matmul r{r} m{m} n{n}");
+                }
+            }
+        }
+    }
 
     /// Both paths (AVX-512 where the CPU has it, and the `gemm` crate) against a plain triple
     /// loop: row counts around the 8-row block, column counts around the 32-column panel and
@@ -275,7 +452,23 @@ mod tests {
                             *w = if acc { *w + dot } else { dot };
                         }
                     }
+                    let mut dst_t = dst.clone();
                     gemm(m, &mut dst, dst_rs, &lhs, lhs_rs, &rhs, acc);
+                    // The same lhs stored transposed (`[k, m + 1]`), read with strides.
+                    let mut lhs_t = vec![0.0f32; k * (m + 1)];
+                    for i in 0..m {
+                        for l in 0..k {
+                            lhs_t[l * (m + 1) + i] = lhs[i * lhs_rs + l];
+                        }
+                    }
+                    let lhs_t = if k == 0 { vec![0.0] } else { lhs_t };
+                    gemm_strided(m, &mut dst_t, dst_rs, &lhs_t, (1, m + 1), &rhs, acc);
+                    for (i, (a, b)) in dst_t.iter().zip(&want).enumerate() {
+                        assert!(
+                            (a - b).abs() < 1e-4,
+                            "strided lhs, panels {panels} m{m} n{n} k{k} acc {acc} at {i}: {a} vs {b}"
+                        );
+                    }
                     for (i, (a, b)) in dst.iter().zip(&want).enumerate() {
                         assert!(
                             (a - b).abs() < 1e-4,
