@@ -483,13 +483,36 @@ fn input_grads(
     }
 }
 
-/// `[1, n]`: the sums over the rows of `m [rows, n]`.
+/// `[1, n]`: the sums over the rows of `m [rows, n]`, one share of the rows per thread.
 fn column_sums(m: &[f32], n: usize) -> Prim {
+    let rows = m.len() / n.max(1);
+    let share = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let sum_rows = |part: &[f32]| {
+        let mut sums = vec![0.0f32; n];
+        for row in part.chunks_exact(n) {
+            add_into(&mut sums, row);
+        }
+        sums
+    };
     let mut sums = vec![0.0f32; n];
-    for row in m.chunks_exact(n) {
-        add_into(&mut sums, row);
+    if n > 0 {
+        // Partial sums added in a fixed order: the same bits on every run (for a thread count).
+        let parts: Vec<Vec<f32>> = m.par_chunks(share * n).map(sum_rows).collect();
+        for p in &parts {
+            add_into(&mut sums, p);
+        }
     }
     from_vec(sums, &[1, n])
+}
+
+/// BPTT's pre-activation gradient buffer: every valid step's values are written, so only
+/// batches with padding (whose frozen steps must read as 0) need zeros.
+fn scratch(len: usize, lens: &[usize], time: usize) -> Vec<f32> {
+    if lens.iter().all(|&l| l == time) {
+        pool::take(len)
+    } else {
+        pool::zeros(len)
+    }
 }
 
 /// Sizes and packed weights from a node's inputs: `x [B·T, F]`, `weight_ih [G·H, F]`,
@@ -694,8 +717,7 @@ impl Backward<Flex, 6> for LstmSeqBackward {
         let bth = batch * time * hid;
         let (hs, cs) = view(&s.out).split_at(bth);
         let (gh, gc) = view(&grad).split_at(bth);
-        // Zeros: frozen steps past a row's length leave theirs untouched.
-        let mut dgates = pool::zeros(batch * time * g4);
+        let mut dgates = scratch(batch * time * g4, &s.lens, time);
         let mut dh = vec![0.0f32; batch * hid];
         let mut dc = vec![0.0f32; batch * hid];
         let r = block_rows(batch);
@@ -1002,9 +1024,8 @@ impl Backward<Flex, 6> for RecSeqBackward {
         let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
         let gru = s.kind == CellKind::Gru;
         let per_row = |n: usize| if gru { time * n } else { 1 };
-        // Zeros: frozen steps past a row's length leave theirs untouched.
-        let mut dxw = pool::zeros(batch * time * gh);
-        let mut drec = pool::zeros(batch * per_row(gh));
+        let mut dxw = scratch(batch * time * gh, &s.lens, time);
+        let mut drec = scratch(batch * per_row(gh), &s.lens, time);
         let mut dh = vec![0.0f32; batch * hid];
         // Elman saves no gate buffers; one element per row keeps the chunked zip even.
         let unused = vec![0.0f32; if gru { 0 } else { batch }];
