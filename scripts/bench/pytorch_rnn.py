@@ -17,6 +17,8 @@ SHAPES = {
     "a": dict(b=64, t=96, h=64, layers=1),
     "b": dict(b=64, t=96, h=128, layers=2),
     "c": dict(b=256, t=336, h=256, layers=2),
+    "c168": dict(b=256, t=168, h=256, layers=2),
+    "c84": dict(b=256, t=84, h=256, layers=2),
 }
 F = 7
 
@@ -55,7 +57,7 @@ def main():
 
     for shape in args.shapes.split(","):
         s = SHAPES[shape.strip()]
-        reps = min(args.reps, 3) if shape == "c" else args.reps
+        reps = min(args.reps, 3) if shape.startswith("c") else args.reps
         for cell, cls in [("rnn", torch.nn.RNN), ("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)]:
             rnn = cls(F, s["h"], num_layers=s["layers"], batch_first=True).to(dev)
             head = torch.nn.Linear(s["h"], 1).to(dev)

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Shapes (F = 7 input features): a = B64 T96 H64 1 layer, b = B64 T96 H128 2 layers,
-//! c = B256 T336 H256 2 layers. Environment:
+//! c = B256 T336 H256 2 layers, and c168, c84 (shape c at T = 168, 84: cost against T).
+//! Environment:
 //! - `GATECAST_BENCH_SHAPES` (default `a,b`), `GATECAST_BENCH_REPS` (default 5; shape c: 3),
 //! - `GATECAST_BENCH_BACKENDS` (default: the CPU backends compiled in; `wgpu` to add the GPU),
 //! - `GATECAST_BENCH_BURN_NN=0` skips burn-nn's modules, `GATECAST_BENCH_LOOP=0` the step-loop
@@ -40,7 +41,7 @@ struct Shape {
     layers: usize,
 }
 
-const SHAPES: [Shape; 3] = [
+const SHAPES: [Shape; 5] = [
     Shape {
         name: "a",
         b: 64,
@@ -59,6 +60,21 @@ const SHAPES: [Shape; 3] = [
         name: "c",
         b: 256,
         t: 336,
+        h: 256,
+        layers: 2,
+    },
+    // Shape c at a half and a quarter of its length: training time against T.
+    Shape {
+        name: "c168",
+        b: 256,
+        t: 168,
+        h: 256,
+        layers: 2,
+    },
+    Shape {
+        name: "c84",
+        b: 256,
+        t: 84,
         h: 256,
         layers: 2,
     },
@@ -316,7 +332,7 @@ fn main() {
 
     let mut rows: Vec<Row> = Vec::new();
     for s in &shapes {
-        let reps = if s.name == "c" {
+        let reps = if s.name.starts_with('c') {
             reps.clamp(1, 3)
         } else {
             reps
@@ -347,7 +363,7 @@ fn main() {
                         w
                     };
                     // burn-nn's backward grows with T² at shape c: one repetition is plenty.
-                    let r = if w == "burn-nn" && s.name == "c" {
+                    let r = if w == "burn-nn" && s.name.starts_with('c') {
                         1
                     } else {
                         reps

@@ -297,11 +297,13 @@ fn gru_cell_grad(
 }
 
 /// Defines `$name` to run `$body` compiled for AVX-512 where the CPU has it (the gate loops then
-/// vectorise 16 lanes wide; the default x86-64 target has only SSE2) and as is elsewhere.
+/// vectorise 16 lanes wide; the default x86-64 target has only SSE2) and as is elsewhere, with
+/// denormals flushed to zero ([`crate::kernel::Ftz`]).
 /// `$body` must be `#[inline(always)]` so it is compiled inside the AVX-512 function.
 macro_rules! multiversion {
     ($name:ident => $body:ident ($($arg:ident: $ty:ty),*)) => {
         fn $name($($arg: $ty),*) {
+            let _ftz = crate::kernel::Ftz::on();
             #[cfg(target_arch = "x86_64")]
             if crate::kernel::avx512() {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
