@@ -39,8 +39,14 @@ def main():
     p.add_argument("--shapes", default="a,b")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
+    p.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="torch.set_flush_denormal(True), as gatecast's kernels flush denormals",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    flushed = args.flush_denormal and torch.set_flush_denormal(True)
     torch.manual_seed(0)
     dev = args.device
     if dev == "auto":
@@ -81,7 +87,11 @@ def main():
             row = {
                 "shape": shape,
                 "cell": cell,
-                "threads": args.threads if dev == "cpu" else dev,
+                "threads": (
+                    f"{args.threads} threads" + (", flush denormal" if flushed else "")
+                    if dev == "cpu"
+                    else dev
+                ),
                 "version": torch.__version__.split("+")[0],
                 "train_ms": timed_sync(reps, train),
                 "infer_ms": timed_sync(reps, infer),
