@@ -19,6 +19,8 @@ OUT="${OUT:-$(mktemp -d)}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads, $(date -u +%F)"
 # PYTORCH_FLAGS=--flush-denormal times PyTorch with denormals flushed, as gatecast's kernels run.
 # shellcheck disable=SC2086
-"$VENV/bin/python" scripts/bench/pytorch_rnn.py --threads "$THREADS" --shapes "$SHAPES" ${PYTORCH_FLAGS:-} > "$OUT/pytorch.jsonl"
+# GATECAST_BENCH_REPS sets the repetitions of both sides.
+"$VENV/bin/python" scripts/bench/pytorch_rnn.py --threads "$THREADS" --shapes "$SHAPES" \
+  --reps "${GATECAST_BENCH_REPS:-5}" ${PYTORCH_FLAGS:-} > "$OUT/pytorch.jsonl"
 RAYON_NUM_THREADS="$THREADS" GATECAST_BENCH_SHAPES="$SHAPES" GATECAST_PYTORCH_JSON="$OUT/pytorch.jsonl" \
   cargo bench --workspace --features gatecast-trainer/ndarray,gatecast-trainer/wgpu --bench recurrent
