@@ -705,6 +705,35 @@ fn weight_grad(dpre: &[f32], h_prev: &[f32], d: Dims) -> Prim {
     )
 }
 
+/// What BPTT leaves for the gradients every cell shares: the input side's and the recurrent
+/// side's pre-activation gradients `[B·T, G·H]` (the same buffer except for the GRU), the forward's
+/// hidden states `hs [B, T, H]` and `h0`, and `h0`'s gradient `[B, H]`.
+struct LayerGrads<'a> {
+    d_in: &'a [f32],
+    d_rec: &'a [f32],
+    hs: &'a [f32],
+    h0: &'a Prim,
+    dh0: Vec<f32>,
+    d: Dims,
+}
+
+impl LayerGrads<'_> {
+    /// Registers the gradients of `x`, `weight_ih`, the folded bias, `weight_hh` and `h0` for the
+    /// nodes that need them.
+    fn register(self, grads: &mut Gradients, nodes: [Option<NodeId>; 5], input: InputSide) {
+        let [n_x, n_wih, n_bias, n_w, n_h0] = nodes;
+        if let Some(node) = n_w {
+            let hp = shifted(self.hs, view(self.h0), self.d);
+            grads.register::<Flex>(node, weight_grad(self.d_rec, &hp, self.d));
+            pool::give(hp);
+        }
+        input_grads(grads, [n_x, n_wih, n_bias], self.d_in, input, self.d);
+        if let Some(node) = n_h0 {
+            grads.register::<Flex>(node, from_vec(self.dh0, &[self.d.batch, self.d.hid]));
+        }
+    }
+}
+
 #[derive(Debug)]
 struct LstmSeqBackward;
 
@@ -753,20 +782,19 @@ impl Backward<Flex, 6> for LstmSeqBackward {
             );
         pool::give(std::mem::take(&mut s.gates));
         pool::give(std::mem::take(&mut s.tanh_c));
-        let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents;
-        if let Some(node) = n_w {
-            let hp = shifted(hs, view(&s.h0), d);
-            grads.register::<Flex>(node.id, weight_grad(&dgates, &hp, d));
-            pool::give(hp);
-        }
-        let ids = [n_x, n_wih, n_b].map(|n| n.map(|n| n.id));
-        input_grads(grads, ids, &dgates, s.input, d);
+        let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents.map(|n| n.map(|n| n.id));
+        let layer = LayerGrads {
+            d_in: &dgates,
+            d_rec: &dgates,
+            hs,
+            h0: &s.h0,
+            dh0: dh,
+            d,
+        };
+        layer.register(grads, [n_x, n_wih, n_b, n_w, n_h0], s.input);
         pool::give(dgates);
-        if let Some(node) = n_h0 {
-            grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
-        }
         if let Some(node) = n_c0 {
-            grads.register::<Flex>(node.id, from_vec(dc, &[batch, hid]));
+            grads.register::<Flex>(node, from_vec(dc, &[batch, hid]));
         }
     }
 }
@@ -1068,22 +1096,21 @@ impl Backward<Flex, 6> for RecSeqBackward {
         pool::give(std::mem::take(&mut s.act));
         pool::give(std::mem::take(&mut s.rec_n));
         let d_rec = if gru { &drec } else { &dxw };
-        let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents;
-        if let Some(node) = n_w {
-            let hp = shifted(hs, view(&s.h0), d);
-            grads.register::<Flex>(node.id, weight_grad(d_rec, &hp, d));
-            pool::give(hp);
-        }
+        let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents.map(|n| n.map(|n| n.id));
         if let Some(node) = n_brec {
-            grads.register::<Flex>(node.id, column_sums(d_rec, gh));
+            grads.register::<Flex>(node, column_sums(d_rec, gh));
         }
-        let ids = [n_x, n_wih, n_bias].map(|n| n.map(|n| n.id));
-        input_grads(grads, ids, &dxw, s.input, d);
+        let layer = LayerGrads {
+            d_in: &dxw,
+            d_rec,
+            hs,
+            h0: &s.h0,
+            dh0: dh,
+            d,
+        };
+        layer.register(grads, [n_x, n_wih, n_bias, n_w, n_h0], s.input);
         pool::give(dxw);
         pool::give(drec);
-        if let Some(node) = n_h0 {
-            grads.register::<Flex>(node.id, from_vec(dh, &[batch, hid]));
-        }
     }
 }
 
