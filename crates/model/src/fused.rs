@@ -1,21 +1,20 @@
-//! Whole sequences as one autodiff node per layer on the flex backend.
+//! Whole sequences as one autodiff node per layer and direction on the flex backend.
 //!
 //! The step-by-step loop in [`crate::recurrence`] records ~15 autodiff nodes per step and layer.
-//! Here one custom operation ([`Backward`]) per layer takes the input projections of every step
-//! `xw [B, T, G·H]` (one big matmul outside, so its weight gradient is one big matmul too), the
-//! recurrent weight `weight_hh [G·H, H]` and the initial state, runs the recurrence on plain `f32`
-//! buffers, saves what BPTT needs, and runs BPTT as a plain loop, with the recurrent-weight
-//! gradient as one matmul after it.
+//! Here one custom operation ([`Backward`]) takes the layer input `x [B·T, F]`, `weight_ih`, the
+//! folded bias, `weight_hh` and the initial state, runs the recurrence on plain `f32` buffers
+//! (each step: `x_t W_ihᵀ + h_{t-1} W_hhᵀ` straight into the gate rows, then one vectorisable pass
+//! of gate math), saves what BPTT needs, and runs BPTT as a plain loop; the weight and input
+//! gradients are big products after it.
 //!
 //! Batch rows never interact inside a recurrence, so both loops split the batch into one block of
 //! rows per thread and run every block from `t = 0` to `T - 1` (or back) without synchronising;
-//! each step of a block is one single-threaded GEMM ([`crate::kernel`], on the recurrent weight
-//! packed once per sequence) written in place into preallocated buffers, then one vectorisable
-//! pass of gate math. All buffers are
-//! batch-major, `[B, T, ·]`, so a block is one contiguous slice of each.
+//! the products are single-threaded GEMMs ([`crate::kernel`], weights packed once per sequence)
+//! written in place into preallocated buffers. All buffers are batch-major, `[B, T, ·]`, so a
+//! block is one contiguous slice of each.
 //!
-//! Used for stacks without `lengths` on a flex device (autodiff or not), bidirectional ones
-//! included; everything else takes the loop. `GATECAST_FUSED=0` turns it off.
+//! Used for every stack on a flex device (autodiff or not): uni- and bidirectional, with and
+//! without `lengths`. `GATECAST_FUSED=0` turns it off.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -28,7 +27,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::kernel::{self, gemm, pool, Packed};
-use crate::recurrence::{CellKind, StackOutput};
+use crate::recurrence::{initial_state, CellKind, StackOutput};
 use crate::weights::{DirectionWeights, RecurrentLayer};
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
@@ -1229,18 +1228,13 @@ pub(crate) fn try_run_stack(
     if !on_flex {
         return None;
     }
-    let hid = hidden_size;
     let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
         2
     } else {
         1
     };
-    let initial = |all: &Option<Tensor<3>>, row: usize| -> Tensor<2> {
-        match all {
-            Some(s) => s.clone().narrow(0, row, 1).reshape([batch, hid]),
-            None => Tensor::zeros([batch, hid], &device),
-        }
-    };
+    let initial =
+        |all: &Option<Tensor<3>>, row| initial_state(all, row, batch, hidden_size, &device);
     let lens: Vec<usize> = match lengths {
         Some(l) if l.iter().any(|&l| l != time) => l.to_vec(),
         _ => vec![time; batch],
@@ -1254,21 +1248,22 @@ pub(crate) fn try_run_stack(
             .collect();
         Tensor::<3>::from_data(TensorData::new(m, [batch, time, 1]), &device)
     });
-    // Time reversed within each row's length (padding stays at the end): an involution.
-    let reverse_index = |features: usize| -> Tensor<3, Int> {
+    // `[B, T, 1]`: time reversed within each row's length (padding stays at the end), an
+    // involution; uploaded once, expanded to each tensor's features.
+    let reverse_index = padded.then(|| {
         let idx: Vec<i64> = lens
             .iter()
             .flat_map(|&l| (0..time).map(move |t| if t < l { l - 1 - t } else { t } as i64))
             .collect();
         Tensor::<3, Int>::from_data(TensorData::new(idx, [batch, time, 1]), &device)
-            .expand([batch, time, features])
-    };
+    });
     let reversed = |t: Tensor<3>| -> Tensor<3> {
-        if padded {
-            let features = t.dims()[2];
-            t.gather(1, reverse_index(features))
-        } else {
-            t.flip([1])
+        match &reverse_index {
+            Some(idx) => {
+                let features = t.dims()[2];
+                t.gather(1, idx.clone().expand([batch, time, features]))
+            }
+            None => t.flip([1]),
         }
     };
     let mut x = input.clone();

@@ -4,7 +4,7 @@
 //! The weight is packed once per sequence into column panels, so no step re-packs it. On CPUs
 //! with AVX-512 a register-blocked kernel (8 rows × 32 columns of accumulators, one broadcast
 //! and two FMAs per row and `k`) runs on the panels; elsewhere the `gemm` crate (what flex
-//! uses, AVX2 at best on stable Rust) multiplies the plain row-major copy. Everything is
+//! uses, AVX2 at best on stable Rust) multiplies a plain row-major copy. Everything is
 //! single-threaded: the fused op already runs one block of batch rows per thread.
 
 /// Large `f32` buffers kept between calls (packed weights, saved gates, gradient scratch), so a
@@ -101,8 +101,8 @@ impl Drop for Ftz {
 /// Columns per packed panel: two AVX-512 registers.
 const NR: usize = 32;
 
-/// A `[k, n]` right-hand side, kept row-major and (with AVX-512) as `⌈n/32⌉` panels of
-/// `[k, 32]`, zero-padded.
+/// A `[k, n]` right-hand side: `⌈n/32⌉` zero-padded panels of `[k, 32]` where the AVX-512 kernel
+/// runs, a row-major copy for the `gemm` crate elsewhere. Its storage returns to the [`pool`].
 #[derive(Debug)]
 pub(crate) struct Packed {
     k: usize,

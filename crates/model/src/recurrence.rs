@@ -287,6 +287,21 @@ pub(crate) struct StackOutput {
     pub(crate) cell: Option<Tensor<3>>,
 }
 
+/// Row `row` of the stacked initial states `[layers * directions, batch, hidden]` as `[batch,
+/// hidden]`, or zeros when none were given.
+pub(crate) fn initial_state(
+    all: &Option<Tensor<3>>,
+    row: usize,
+    batch: usize,
+    hidden: usize,
+    device: &Device,
+) -> Tensor<2> {
+    match all {
+        Some(s) => s.clone().narrow(0, row, 1).reshape([batch, hidden]),
+        None => Tensor::zeros([batch, hidden], device),
+    }
+}
+
 /// The shared forward pass of every stacked, optionally bidirectional recurrent layer.
 ///
 /// - `input`: `[batch, time, input_size]`.
@@ -355,12 +370,8 @@ pub(crate) fn run_stack_loop(
         1
     };
     let padded = padding_masks(lengths, time, hidden_size, &device);
-    let initial = |all: &Option<Tensor<3>>, row: usize| -> Tensor<2> {
-        match all {
-            Some(s) => s.clone().narrow(0, row, 1).reshape([batch, hidden_size]),
-            None => Tensor::zeros([batch, hidden_size], &device),
-        }
-    };
+    let initial =
+        |all: &Option<Tensor<3>>, row| initial_state(all, row, batch, hidden_size, &device);
     let is_lstm = kind == CellKind::Lstm;
 
     // The raw input is the only tensor sliced per step.
