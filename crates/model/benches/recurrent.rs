@@ -343,8 +343,8 @@ fn main() {
             }
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
-                // The step-by-step path beside the fused one (flex only).
-                if *backend == "flex" && step_loop {
+                // The step-by-step path beside the fused one (the CPU backends).
+                if matches!(*backend, "flex" | "ndarray") && step_loop {
                     who.push("gatecast-loop");
                 }
                 if burn_nn {

@@ -1,4 +1,5 @@
-//! Whole sequences as one autodiff node per layer and direction on the flex backend.
+//! Whole sequences as one autodiff node per layer and direction on the CPU backends (flex,
+//! ndarray).
 //!
 //! The step-by-step loop in [`crate::recurrence`] records ~15 autodiff nodes per step and layer.
 //! Here one custom operation ([`Backward`]) takes the layer input `x [B·T, F]`, `weight_ih`, the
@@ -13,47 +14,85 @@
 //! written in place into preallocated buffers. All buffers are batch-major, `[B, T, ·]`, so a
 //! block is one contiguous slice of each.
 //!
-//! Used for every stack on a flex device (autodiff or not): uni- and bidirectional, with and
-//! without `lengths`. `GATECAST_FUSED=0` turns it off.
+//! Used for every stack on a flex or ndarray device (autodiff or not): uni- and bidirectional,
+//! with and without `lengths`. The kernels only see slices: a backend lends its tensors' values
+//! through [`HostBackend`] (no copies on either). `GATECAST_FUSED=0` turns it off.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::Flex;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
 use burn::nn::Dropout;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::kernel::{self, gemm, pool, Packed};
 use crate::recurrence::{initial_state, CellKind, StackOutput};
 use crate::weights::{DirectionWeights, RecurrentLayer};
 
-type Ad = Autodiff<Flex, NoCheckpointing>;
-type Prim = burn::backend::tensor::FloatTensor<Flex>;
-
-fn to_flex<const D: usize>(p: Prim) -> Tensor<D> {
-    Tensor::from_primitive::<Flex>(p)
+/// A CPU backend whose `f32` tensors the fused op reads and writes in place: flex and ndarray.
+/// Everything the kernels touch is a plain row-major slice, so a backend only has to lend one.
+pub(crate) trait HostBackend: Backend {
+    /// The same values, contiguous and row-major (copied only if `p` was a strided view).
+    fn dense(p: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The row-major values of a [`HostBackend::dense`] `f32` tensor, without copying.
+    fn view(p: &FloatTensor<Self>) -> &[f32];
+    /// A tensor owning `v`, of the given shape.
+    fn from_vec(v: Vec<f32>, shape: &[usize]) -> FloatTensor<Self>;
 }
 
-/// A contiguous tensor (copied only if it was a strided view), to read with [`view`].
-fn dense(p: Prim) -> Prim {
-    if p.is_contiguous() && p.as_slice::<f32>().is_some() {
-        p
-    } else {
-        p.to_contiguous()
+#[cfg(feature = "flex")]
+impl HostBackend for burn::backend::Flex {
+    fn dense(p: FloatTensor<Self>) -> FloatTensor<Self> {
+        if p.is_contiguous() && p.as_slice::<f32>().is_some() {
+            p
+        } else {
+            p.to_contiguous()
+        }
+    }
+    fn view(p: &FloatTensor<Self>) -> &[f32] {
+        p.as_slice::<f32>()
+            .expect("a contiguous f32 tensor inside the fused op")
+    }
+    fn from_vec(v: Vec<f32>, shape: &[usize]) -> FloatTensor<Self> {
+        FloatTensor::<Self>::from_data(TensorData::new(v, shape.to_vec()))
     }
 }
 
-/// The row-major `f32` values of a [`dense`] tensor, without copying.
-fn view(p: &Prim) -> &[f32] {
-    p.as_slice::<f32>()
+/// burn-ndarray is deprecated in Burn 0.22 in favour of flex, but it is still a backend
+/// gatecast supports (`--features ndarray`), so it gets the same kernels.
+#[cfg(feature = "ndarray")]
+#[allow(deprecated)]
+impl HostBackend for burn::backend::NdArray {
+    fn dense(p: FloatTensor<Self>) -> FloatTensor<Self> {
+        use burn::backend::ndarray::NdArrayTensor;
+        match &p {
+            NdArrayTensor::F32(s) if s.view().is_standard_layout() => p,
+            NdArrayTensor::F32(s) => {
+                let values: Vec<f32> = s.view().iter().copied().collect();
+                Self::from_vec(values, s.shape())
+            }
+            other => panic!("the fused op reads f32 tensors, not {:?}", other.dtype()),
+        }
+    }
+    fn view(p: &FloatTensor<Self>) -> &[f32] {
+        use burn::backend::ndarray::NdArrayTensor;
+        match p {
+            NdArrayTensor::F32(s) => s.view().to_slice(),
+            _ => None,
+        }
         .expect("a contiguous f32 tensor inside the fused op")
+    }
+    fn from_vec(v: Vec<f32>, shape: &[usize]) -> FloatTensor<Self> {
+        burn::backend::ndarray::NdArrayTensor::from_data(TensorData::new(v, shape.to_vec()))
+    }
 }
 
-fn from_vec(v: Vec<f32>, shape: &[usize]) -> Prim {
-    Prim::from_data(TensorData::new(v, shape.to_vec()))
+fn dims2<B: Backend>(p: &FloatTensor<B>) -> [usize; 2] {
+    p.shape().dims::<2>()
 }
 
 /// Rows per block: the batch split evenly over the rayon threads.
@@ -451,41 +490,41 @@ fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
 
 /// A layer's input side, kept for its gradients: `x [B·T, F]` and `weight_ih [G·H, F]`.
 #[derive(Clone, Debug)]
-struct InputSide {
-    x: Prim,
-    w_ih: Prim,
+struct InputSide<B: Backend> {
+    x: FloatTensor<B>,
+    w_ih: FloatTensor<B>,
 }
 
 /// The gradients of `x`, `weight_ih` and the folded bias from the pre-activation gradient of
 /// the input side, `dxw [B·T, G·H]`: `dxw · weight_ih`, `dxwᵀ · x`, and the column sums, with
 /// the packed kernel on every thread.
-fn input_grads(
+fn input_grads<B: HostBackend>(
     grads: &mut Gradients,
     nodes: [Option<NodeId>; 3],
     dxw: &[f32],
-    input: InputSide,
+    input: InputSide<B>,
     d: Dims,
 ) {
     let [n_x, n_w, n_b] = nodes;
     let (rows, gh) = (d.batch * d.time, d.gh());
-    let w_ih = dense(input.w_ih);
-    let [_, f] = w_ih.layout().shape().dims::<2>();
+    let w_ih = B::dense(input.w_ih);
+    let [_, f] = dims2::<B>(&w_ih);
     if let Some(id) = n_x {
-        let w = Packed::new(view(&w_ih), (gh, f), f, 1);
-        grads.register::<Flex>(id, from_vec(kernel::matmul(rows, dxw, &w), &[rows, f]));
+        let w = Packed::new(B::view(&w_ih), (gh, f), f, 1);
+        grads.register::<B>(id, B::from_vec(kernel::matmul(rows, dxw, &w), &[rows, f]));
     }
     if let Some(id) = n_w {
-        let x = dense(input.x);
-        let dw = kernel::matmul_tn(rows, dxw, gh, view(&x), f);
-        grads.register::<Flex>(id, from_vec(dw, &[gh, f]));
+        let x = B::dense(input.x);
+        let dw = kernel::matmul_tn(rows, dxw, gh, B::view(&x), f);
+        grads.register::<B>(id, B::from_vec(dw, &[gh, f]));
     }
     if let Some(id) = n_b {
-        grads.register::<Flex>(id, column_sums(dxw, gh));
+        grads.register::<B>(id, column_sums::<B>(dxw, gh));
     }
 }
 
 /// `[1, n]`: the sums over the rows of `m [rows, n]`, one share of the rows per thread.
-fn column_sums(m: &[f32], n: usize) -> Prim {
+fn column_sums<B: HostBackend>(m: &[f32], n: usize) -> FloatTensor<B> {
     let rows = m.len() / n.max(1);
     let share = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
     let sum_rows = |part: &[f32]| {
@@ -503,7 +542,7 @@ fn column_sums(m: &[f32], n: usize) -> Prim {
             add_into(&mut sums, p);
         }
     }
-    from_vec(sums, &[1, n])
+    B::from_vec(sums, &[1, n])
 }
 
 /// BPTT's pre-activation gradient buffer: every valid step's values are written, so only
@@ -518,10 +557,16 @@ fn scratch(len: usize, lens: &[usize], time: usize) -> Vec<f32> {
 
 /// Sizes and packed weights from a node's inputs: `x [B·T, F]`, `weight_ih [G·H, F]`,
 /// `weight_hh [G·H, H]`, and `h0 [B, H]` for the batch.
-fn layer_dims(x: &Prim, w_hh: &Prim, h0: &Prim, gates: usize, save: bool) -> Dims {
-    let [rows, _] = x.layout().shape().dims::<2>();
-    let [batch, hid] = h0.layout().shape().dims::<2>();
-    debug_assert_eq!(w_hh.layout().shape().dims::<2>(), [gates * hid, hid]);
+fn layer_dims<B: Backend>(
+    x: &FloatTensor<B>,
+    w_hh: &FloatTensor<B>,
+    h0: &FloatTensor<B>,
+    gates: usize,
+    save: bool,
+) -> Dims {
+    let [rows, _] = dims2::<B>(x);
+    let [batch, hid] = dims2::<B>(h0);
+    debug_assert_eq!(dims2::<B>(w_hh), [gates * hid, hid]);
     Dims {
         batch,
         time: rows / batch,
@@ -532,24 +577,28 @@ fn layer_dims(x: &Prim, w_hh: &Prim, h0: &Prim, gates: usize, save: bool) -> Dim
 }
 
 /// `weight_ihᵀ [F, G·H]` and `weight_hhᵀ [H, G·H]`, packed for the per-step products.
-fn pack_forward(w_ih: &Prim, w_hh: &Prim, d: Dims) -> (Packed, Packed) {
-    let [gh, f] = w_ih.layout().shape().dims::<2>();
+fn pack_forward<B: HostBackend>(
+    w_ih: &FloatTensor<B>,
+    w_hh: &FloatTensor<B>,
+    d: Dims,
+) -> (Packed, Packed) {
+    let [gh, f] = dims2::<B>(w_ih);
     (
-        Packed::new(view(w_ih), (f, gh), 1, f),
-        Packed::new(view(w_hh), (d.hid, gh), 1, d.hid),
+        Packed::new(B::view(w_ih), (f, gh), 1, f),
+        Packed::new(B::view(w_hh), (d.hid, gh), 1, d.hid),
     )
 }
 
 /// What the LSTM's BPTT needs.
 #[derive(Clone, Debug)]
-struct LstmSaved {
-    input: InputSide,
+struct LstmSaved<B: Backend> {
+    input: InputSide<B>,
     /// `weight_hh [4H, H]`, `h0`, `c0 [B, H]`.
-    w_hh: Prim,
-    h0: Prim,
-    c0: Prim,
+    w_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
+    c0: FloatTensor<B>,
     /// The output, `[2B, T, H]`: every `h_t`, then every `c_t`.
-    out: Prim,
+    out: FloatTensor<B>,
     /// Activated gates (i, f, g, o) of every step, `[B, T, 4H]`.
     gates: Vec<f32>,
     /// `tanh(c_t)` of every step, `[B, T, H]`.
@@ -562,15 +611,19 @@ struct LstmSaved {
 /// LSTM forward: `x [B·T, F]` (batch-major), `weight_ih [4H, F]`, `bias [1, 4H]`
 /// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of
 /// every step stacked over the cell states of every step.
-fn lstm_forward(inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, LstmSaved) {
-    let [x, w_ih, bias, w_hh, h0, c0] = inputs.map(dense);
-    let d = layer_dims(&x, &w_hh, &h0, 4, save);
+fn lstm_forward<B: HostBackend>(
+    inputs: [FloatTensor<B>; 6],
+    lens: &[usize],
+    save: bool,
+) -> (FloatTensor<B>, LstmSaved<B>) {
+    let [x, w_ih, bias, w_hh, h0, c0] = inputs.map(B::dense);
+    let d = layer_dims::<B>(&x, &w_hh, &h0, 4, save);
     let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
-    let (w_ih_t, w_hh_t) = pack_forward(&w_ih, &w_hh, d);
+    let (w_ih_t, w_hh_t) = pack_forward::<B>(&w_ih, &w_hh, d);
     let w = Weights {
         w_ih: &w_ih_t,
         w_hh: &w_hh_t,
-        bias: view(&bias),
+        bias: B::view(&bias),
         b_rec: &[],
     };
     let bth = batch * time * hid;
@@ -583,9 +636,9 @@ fn lstm_forward(inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, LstmSav
         .zip(cs.par_chunks_mut(r * time * hid))
         .zip(gates.par_chunks_mut(r * d.kept() * g4))
         .zip(tanh_c.par_chunks_mut(r * d.kept() * hid))
-        .zip(view(&x).par_chunks(r * time * w.f()))
-        .zip(view(&h0).par_chunks(r * hid))
-        .zip(view(&c0).par_chunks(r * hid))
+        .zip(B::view(&x).par_chunks(r * time * w.f()))
+        .zip(B::view(&h0).par_chunks(r * hid))
+        .zip(B::view(&c0).par_chunks(r * hid))
         .zip(lens.par_chunks(r))
         .for_each(|(((((((hs, cs), gates), tanh_c), x), h0), c0), lens)| {
             let blk = LstmBlock {
@@ -600,7 +653,7 @@ fn lstm_forward(inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, LstmSav
             };
             lstm_forward_block(d, &w, blk);
         });
-    let out = from_vec(out, &[2 * batch, time, hid]);
+    let out = B::from_vec(out, &[2 * batch, time, hid]);
     let saved = LstmSaved {
         input: InputSide { x, w_ih },
         w_hh,
@@ -696,9 +749,9 @@ fn shifted(hs: &[f32], h0: &[f32], d: Dims) -> Vec<f32> {
 
 /// `weight_hh`'s gradient, `dpreᵀ · H_prev`: `dpre [B·T, G·H]`, `h_prev [B·T, H]` → `[G·H, H]`,
 /// with the packed kernel on every thread.
-fn weight_grad(dpre: &[f32], h_prev: &[f32], d: Dims) -> Prim {
+fn weight_grad<B: HostBackend>(dpre: &[f32], h_prev: &[f32], d: Dims) -> FloatTensor<B> {
     let (rows, gh) = (d.batch * d.time, d.gh());
-    from_vec(
+    B::from_vec(
         kernel::matmul_tn(rows, dpre, gh, h_prev, d.hid),
         &[gh, d.hid],
     )
@@ -707,28 +760,28 @@ fn weight_grad(dpre: &[f32], h_prev: &[f32], d: Dims) -> Prim {
 /// What BPTT leaves for the gradients every cell shares: the input side's and the recurrent
 /// side's pre-activation gradients `[B·T, G·H]` (the same buffer except for the GRU), the forward's
 /// hidden states `hs [B, T, H]` and `h0`, and `h0`'s gradient `[B, H]`.
-struct LayerGrads<'a> {
+struct LayerGrads<'a, B: Backend> {
     d_in: &'a [f32],
     d_rec: &'a [f32],
     hs: &'a [f32],
-    h0: &'a Prim,
+    h0: &'a FloatTensor<B>,
     dh0: Vec<f32>,
     d: Dims,
 }
 
-impl LayerGrads<'_> {
+impl<B: HostBackend> LayerGrads<'_, B> {
     /// Registers the gradients of `x`, `weight_ih`, the folded bias, `weight_hh` and `h0` for the
     /// nodes that need them.
-    fn register(self, grads: &mut Gradients, nodes: [Option<NodeId>; 5], input: InputSide) {
+    fn register(self, grads: &mut Gradients, nodes: [Option<NodeId>; 5], input: InputSide<B>) {
         let [n_x, n_wih, n_bias, n_w, n_h0] = nodes;
         if let Some(node) = n_w {
-            let hp = shifted(self.hs, view(self.h0), self.d);
-            grads.register::<Flex>(node, weight_grad(self.d_rec, &hp, self.d));
+            let hp = shifted(self.hs, B::view(self.h0), self.d);
+            grads.register::<B>(node, weight_grad::<B>(self.d_rec, &hp, self.d));
             pool::give(hp);
         }
         input_grads(grads, [n_x, n_wih, n_bias], self.d_in, input, self.d);
         if let Some(node) = n_h0 {
-            grads.register::<Flex>(node, from_vec(self.dh0, &[self.d.batch, self.d.hid]));
+            grads.register::<B>(node, B::from_vec(self.dh0, &[self.d.batch, self.d.hid]));
         }
     }
 }
@@ -736,28 +789,28 @@ impl LayerGrads<'_> {
 #[derive(Debug)]
 struct LstmSeqBackward;
 
-impl Backward<Flex, 6> for LstmSeqBackward {
-    type State = LstmSaved;
+impl<B: HostBackend> Backward<B, 6> for LstmSeqBackward {
+    type State = LstmSaved<B>;
 
-    fn backward(self, ops: Ops<LstmSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = dense(grads.consume::<Flex>(&ops.node)); // [2B, T, H]
+    fn backward(self, ops: Ops<LstmSaved<B>, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = B::dense(grads.consume::<B>(&ops.node)); // [2B, T, H]
         let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
         let bth = batch * time * hid;
-        let (hs, cs) = view(&s.out).split_at(bth);
-        let (gh, gc) = view(&grad).split_at(bth);
+        let (hs, cs) = B::view(&s.out).split_at(bth);
+        let (gh, gc) = B::view(&grad).split_at(bth);
         let mut dgates = scratch(batch * time * g4, &s.lens, time);
         let mut dh = vec![0.0f32; batch * hid];
         let mut dc = vec![0.0f32; batch * hid];
         let r = block_rows(batch);
-        let w_hh = &Packed::new(view(&s.w_hh), (g4, hid), hid, 1);
+        let w_hh = &Packed::new(B::view(&s.w_hh), (g4, hid), hid, 1);
         gh.par_chunks(r * time * hid)
             .zip(gc.par_chunks(r * time * hid))
             .zip(s.gates.par_chunks(r * time * g4))
             .zip(s.tanh_c.par_chunks(r * time * hid))
             .zip(cs.par_chunks(r * time * hid))
-            .zip(view(&s.c0).par_chunks(r * hid))
+            .zip(B::view(&s.c0).par_chunks(r * hid))
             .zip(dgates.par_chunks_mut(r * time * g4))
             .zip(dh.par_chunks_mut(r * hid))
             .zip(dc.par_chunks_mut(r * hid))
@@ -793,7 +846,7 @@ impl Backward<Flex, 6> for LstmSeqBackward {
         layer.register(grads, [n_x, n_wih, n_b, n_w, n_h0], s.input);
         pool::give(dgates);
         if let Some(node) = n_c0 {
-            grads.register::<Flex>(node, from_vec(dc, &[batch, hid]));
+            grads.register::<B>(node, B::from_vec(dc, &[batch, hid]));
         }
     }
 }
@@ -884,14 +937,14 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
 
 /// What BPTT of an Elman RNN or GRU needs.
 #[derive(Clone, Debug)]
-struct RecSaved {
+struct RecSaved<B: Backend> {
     kind: CellKind,
-    input: InputSide,
+    input: InputSide<B>,
     /// `weight_hh [G·H, H]`, `h0 [B, H]`.
-    w_hh: Prim,
-    h0: Prim,
+    w_hh: FloatTensor<B>,
+    h0: FloatTensor<B>,
     /// The output `hs [B, T, H]`.
-    out: Prim,
+    out: FloatTensor<B>,
     /// GRU: activated (r, z, n) of every step, `[B, T, 3H]`; empty for Elman.
     act: Vec<f32>,
     /// GRU: `h W_hn + b_hn` of every step, `[B, T, H]`; empty for Elman.
@@ -904,16 +957,21 @@ struct RecSaved {
 /// Forward of an Elman RNN or GRU: `x [B·T, F]` (batch-major), `weight_ih [G·H, F]`, `bias
 /// [1, G·H]` (Elman: `b_ih + b_hh`; GRU: `b_ih`), `weight_hh [G·H, H]`, `b_rec [1, G·H]` (the
 /// GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
-fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) -> (Prim, RecSaved) {
-    let [x, w_ih, bias, w_hh, b_rec, h0] = inputs.map(dense);
-    let d = layer_dims(&x, &w_hh, &h0, kind.gates(), save);
+fn rec_forward<B: HostBackend>(
+    kind: CellKind,
+    inputs: [FloatTensor<B>; 6],
+    lens: &[usize],
+    save: bool,
+) -> (FloatTensor<B>, RecSaved<B>) {
+    let [x, w_ih, bias, w_hh, b_rec, h0] = inputs.map(B::dense);
+    let d = layer_dims::<B>(&x, &w_hh, &h0, kind.gates(), save);
     let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
-    let (w_ih_t, w_hh_t) = pack_forward(&w_ih, &w_hh, d);
+    let (w_ih_t, w_hh_t) = pack_forward::<B>(&w_ih, &w_hh, d);
     let w = Weights {
         w_ih: &w_ih_t,
         w_hh: &w_hh_t,
-        bias: view(&bias),
-        b_rec: view(&b_rec),
+        bias: B::view(&bias),
+        b_rec: B::view(&b_rec),
     };
     let gru = kind == CellKind::Gru;
     // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
@@ -929,8 +987,8 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) ->
         .zip(rec_n.par_chunks_mut(r * per_row(hid)))
         .zip(rec.par_chunks_mut(r * gh))
         .zip(xp.par_chunks_mut(r * gh))
-        .zip(view(&x).par_chunks(r * time * w.f()))
-        .zip(view(&h0).par_chunks(r * hid))
+        .zip(B::view(&x).par_chunks(r * time * w.f()))
+        .zip(B::view(&h0).par_chunks(r * hid))
         .zip(lens.par_chunks(r))
         .for_each(|(((((((hs, act), rec_n), rec), xp), x), h0), lens)| {
             let blk = RecBlock {
@@ -945,7 +1003,7 @@ fn rec_forward(kind: CellKind, inputs: [Prim; 6], lens: &[usize], save: bool) ->
             };
             rec_forward_block(kind, d, &w, blk);
         });
-    let out = from_vec(hs, &[batch, time, hid]);
+    let out = B::from_vec(hs, &[batch, time, hid]);
     let (act, rec_n) = if gru && save {
         (act, rec_n)
     } else {
@@ -1043,11 +1101,11 @@ fn rec_backward_block_body(kind: CellKind, d: Dims, w_hh: &Packed, blk: RecGradB
 #[derive(Debug)]
 struct RecSeqBackward;
 
-impl Backward<Flex, 6> for RecSeqBackward {
-    type State = RecSaved;
+impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
+    type State = RecSaved<B>;
 
-    fn backward(self, ops: Ops<RecSaved, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = dense(grads.consume::<Flex>(&ops.node)); // [B, T, H]
+    fn backward(self, ops: Ops<RecSaved<B>, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = B::dense(grads.consume::<B>(&ops.node)); // [B, T, H]
         let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
@@ -1064,12 +1122,12 @@ impl Backward<Flex, 6> for RecSeqBackward {
             (&unused, &unused)
         };
         let r = block_rows(batch);
-        let hs = view(&s.out);
-        let w_hh = &Packed::new(view(&s.w_hh), (gh, hid), hid, 1);
-        view(&grad)
+        let hs = B::view(&s.out);
+        let w_hh = &Packed::new(B::view(&s.w_hh), (gh, hid), hid, 1);
+        B::view(&grad)
             .par_chunks(r * time * hid)
             .zip(hs.par_chunks(r * time * hid))
-            .zip(view(&s.h0).par_chunks(r * hid))
+            .zip(B::view(&s.h0).par_chunks(r * hid))
             .zip(act.par_chunks(r * per_row(gh)))
             .zip(rec_n.par_chunks(r * per_row(hid)))
             .zip(dxw.par_chunks_mut(r * time * gh))
@@ -1097,7 +1155,7 @@ impl Backward<Flex, 6> for RecSeqBackward {
         let d_rec = if gru { &drec } else { &dxw };
         let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents.map(|n| n.map(|n| n.id));
         if let Some(node) = n_brec {
-            grads.register::<Flex>(node, column_sums(d_rec, gh));
+            grads.register::<B>(node, column_sums::<B>(d_rec, gh));
         }
         let layer = LayerGrads {
             d_in: &dxw,
@@ -1113,22 +1171,27 @@ impl Backward<Flex, 6> for RecSeqBackward {
     }
 }
 
-/// Runs `forward` as one autodiff node differentiated by `backward` (autodiff flex), or just runs
-/// it (plain flex, inference: `save` is then false), on `N` matrices; `None` when they are not
-/// on flex.
-fn fused_node<const N: usize, Bw: Backward<Flex, N>>(
+/// Runs `forward` as one autodiff node differentiated by `backward` (autodiff `B`), or just runs
+/// it (plain `B`, inference: `save` is then false), on `N` matrices; `None` when they are not
+/// on `B`.
+fn fused_node<B: HostBackend, const N: usize, Bw: Backward<B, N>>(
     backward: Bw,
     inputs: [&Tensor<2>; N],
-    forward: impl Fn([Prim; N], bool) -> (Prim, Bw::State),
-) -> Option<Tensor<3>> {
-    let ad = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
+    forward: impl Fn([FloatTensor<B>; N], bool) -> (FloatTensor<B>, Bw::State),
+) -> Option<Tensor<3>>
+where
+    DispatchTensor:
+        DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
+{
+    type Ad<B> = Autodiff<B, NoCheckpointing>;
+    let ad = inputs.map(|t| t.clone().try_into_primitive::<Ad<B>>().ok());
     if ad.iter().any(Option::is_none) {
-        let plain = inputs.map(|t| t.clone().try_into_primitive::<Flex>().ok());
+        let plain = inputs.map(|t| t.clone().try_into_primitive::<B>().ok());
         if plain.iter().any(Option::is_none) {
             return None;
         }
         let (out, _) = forward(plain.map(|p| p.expect("checked above")), false);
-        return Some(to_flex(out));
+        return Some(Tensor::from_primitive::<B>(out));
     }
     let all = ad.map(|p| p.expect("checked above"));
     let out = match backward
@@ -1142,19 +1205,23 @@ fn fused_node<const N: usize, Bw: Backward<Flex, N>>(
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(all.map(|t| t.into_primitive()), false).0),
     };
-    Some(Tensor::from_primitive::<Ad>(out))
+    Some(Tensor::from_primitive::<Ad<B>>(out))
 }
 
 /// One direction of one layer through the fused op: `x [B, T, F]` → every step's hidden state
 /// `[B, T, H]`, the last hidden state and (LSTM) the last cell state, `[B, H]`.
-fn run_direction(
+fn run_direction<B: HostBackend>(
     kind: CellKind,
     w: &DirectionWeights,
     x: Tensor<3>,
     h0: Tensor<2>,
     c0: Tensor<2>,
     lens: &[usize],
-) -> Option<(Tensor<3>, Tensor<2>, Option<Tensor<2>>)> {
+) -> Option<(Tensor<3>, Tensor<2>, Option<Tensor<2>>)>
+where
+    DispatchTensor:
+        DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
+{
     let [batch, time, features] = x.dims();
     let device = x.device();
     let gh = w.weight_hh.dims()[0];
@@ -1176,8 +1243,8 @@ fn run_direction(
     let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
     let (hs, c_last) = if kind == CellKind::Lstm {
         let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
-        let out = fused_node(LstmSeqBackward, inputs, |all, save| {
-            lstm_forward(all, lens, save)
+        let out = fused_node::<B, 6, _>(LstmSeqBackward, inputs, |all, save| {
+            lstm_forward::<B>(all, lens, save)
         })?; // [2B, T, H]
         let c_last = out
             .clone()
@@ -1191,8 +1258,8 @@ fn run_direction(
             _ => Tensor::zeros([1, gh], &device),
         };
         let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
-        let hs = fused_node(RecSeqBackward, inputs, |all, save| {
-            rec_forward(kind, all, lens, save)
+        let hs = fused_node::<B, 6, _>(RecSeqBackward, inputs, |all, save| {
+            rec_forward::<B>(kind, all, lens, save)
         })?;
         (hs, None)
     }; // [B, T, H]
@@ -1221,13 +1288,65 @@ pub(crate) fn try_run_stack(
     if batch * time == 0 {
         return None;
     }
-    let device = input.device();
-    let probe = Tensor::<1>::zeros([1], &device);
-    let on_flex = probe.clone().try_into_primitive::<Ad>().is_ok()
-        || probe.try_into_primitive::<Flex>().is_ok();
-    if !on_flex {
+    if input.dtype() != DType::F32 {
         return None;
     }
+    let probe = Tensor::<1>::zeros([1], &input.device());
+    // Plain or autodiff tensors of `B`.
+    fn on<B: Backend>(probe: &Tensor<1>) -> bool
+    where
+        DispatchTensor:
+            DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
+    {
+        probe.clone().try_into_primitive::<B>().is_ok()
+            || probe
+                .clone()
+                .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
+                .is_ok()
+    }
+    let args = (
+        kind,
+        layers,
+        dropout,
+        hidden_size,
+        input,
+        hidden0,
+        cell0,
+        lengths,
+    );
+    #[cfg(feature = "flex")]
+    if on::<burn::backend::Flex>(&probe) {
+        return run_stack::<burn::backend::Flex>(args);
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if on::<burn::backend::NdArray>(&probe) {
+        return run_stack::<burn::backend::NdArray>(args);
+    }
+    let _ = args;
+    None
+}
+
+type StackArgs<'a> = (
+    CellKind,
+    &'a [RecurrentLayer],
+    &'a Dropout,
+    usize,
+    &'a Tensor<3>,
+    &'a Option<Tensor<3>>,
+    &'a Option<Tensor<3>>,
+    Option<&'a [usize]>,
+);
+
+/// [`try_run_stack`] on a host backend `B`.
+fn run_stack<B: HostBackend>(args: StackArgs) -> Option<StackOutput>
+where
+    DispatchTensor:
+        DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
+{
+    let (kind, layers, dropout, hidden_size, input, hidden0, cell0, lengths) = args;
+    let [batch, time, _] = input.dims();
+    let device = input.device();
     let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
         2
     } else {
@@ -1283,7 +1402,7 @@ pub(crate) fn try_run_stack(
                 x.clone()
             };
             let (h0, c0) = (initial(hidden0, row), initial(cell0, row));
-            let (hs, h_last, c_last) = run_direction(kind, w, xin, h0, c0, &lens)?;
+            let (hs, h_last, c_last) = run_direction::<B>(kind, w, xin, h0, c0, &lens)?;
             final_h.push(h_last);
             final_c.extend(c_last);
             let hs = match &mask {
@@ -1311,6 +1430,17 @@ mod tests {
     use crate::recurrence::{run_stack_loop, CellKind};
     use crate::{GruConfig, LstmConfig, Nonlinearity, RnnConfig};
     use burn::tensor::{Device, Distribution};
+
+    /// Every device the fused op runs on in this build (without autodiff).
+    #[allow(deprecated)]
+    fn host_devices() -> Vec<Device> {
+        let mut all = Vec::new();
+        #[cfg(feature = "flex")]
+        all.push(Device::flex());
+        #[cfg(feature = "ndarray")]
+        all.push(Device::ndarray());
+        all
+    }
 
     fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()
@@ -1419,7 +1549,13 @@ mod tests {
     /// length, zero outputs there, and the reverse direction reversed within each length.
     #[test]
     fn fused_lengths_match_the_loop() {
-        let device = Device::flex().autodiff();
+        for device in host_devices() {
+            lengths_case(&device.autodiff());
+        }
+    }
+
+    fn lengths_case(device: &Device) {
+        let device = device.clone();
         device.seed(9);
         let (i, h) = (5, 6);
         let lengths: &[usize] = &[17, 4, 11, 1];
@@ -1447,7 +1583,13 @@ mod tests {
     /// Inference (no autodiff): the fused forward against the loop.
     #[test]
     fn fused_inference_matches_the_loop() {
-        let device = Device::flex();
+        for device in host_devices() {
+            inference_case(&device);
+        }
+    }
+
+    fn inference_case(device: &Device) {
+        let device = device.clone();
         device.seed(6);
         let (b, t, i, h) = (4, 13, 3, 6);
         let x = Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), &device);
@@ -1492,19 +1634,27 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let device = Device::flex().autodiff();
-                device.seed(seed);
-                let lstm = LstmConfig::new(5, 6).with_num_layers(2).init(&device);
-                compare(CellKind::Lstm, &lstm.layers, &device, 6, batch);
-                let gru = GruConfig::new(5, 6).with_num_layers(2).init(&device);
-                compare(CellKind::Gru, &gru.layers, &device, 6, batch);
+                for device in host_devices() {
+                    let device = device.autodiff();
+                    device.seed(seed);
+                    let lstm = LstmConfig::new(5, 6).with_num_layers(2).init(&device);
+                    compare(CellKind::Lstm, &lstm.layers, &device, 6, batch);
+                    let gru = GruConfig::new(5, 6).with_num_layers(2).init(&device);
+                    compare(CellKind::Gru, &gru.layers, &device, 6, batch);
+                }
             });
         }
     }
 
     #[test]
     fn fused_matches_the_loop_forward_and_backward() {
-        let device = Device::flex().autodiff();
+        for device in host_devices() {
+            forward_backward_case(&device.autodiff());
+        }
+    }
+
+    fn forward_backward_case(device: &Device) {
+        let device = device.clone();
         device.seed(5);
         let (i, h) = (5, 8);
         let lstm = LstmConfig::new(i, h).with_num_layers(2).init(&device);

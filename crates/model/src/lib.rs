@@ -67,10 +67,10 @@ macro_rules! layer_accessors {
 pub mod diagnostics;
 mod error;
 mod forecaster;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod fused;
 mod gru;
-#[cfg(feature = "flex")]
+#[cfg(any(feature = "flex", feature = "ndarray"))]
 mod kernel;
 mod lstm;
 pub mod pytorch;

@@ -1,9 +1,9 @@
 //! The time loop shared by the Elman RNN, GRU and LSTM layers.
 //!
-//! Everything that walks over time lives behind [`run_stack`] / [`run_direction`]. On an
-//! autodiff flex device, unidirectional stacks without `lengths` take the fused path instead
-//! (`crate::fused`: one autodiff node per layer, hand-written BPTT); everything else, and every
-//! other backend, runs the loop below.
+//! Everything that walks over time lives behind [`run_stack`] / [`run_direction`]. On the CPU
+//! backends (flex, ndarray; autodiff or not) every stack takes the fused path instead
+//! (`crate::fused`: one autodiff node per layer and direction, hand-written BPTT); other backends
+//! (wgpu), and `GATECAST_FUSED=0`, run the loop below.
 //!
 //! Two rules keep training linear in the sequence length `T`:
 //! - Only the raw input `[batch, time, features]` is sliced per step. Tensors produced inside the
@@ -321,9 +321,9 @@ pub(crate) fn run_stack(
     cell0: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
 ) -> StackOutput {
-    // One autodiff node per layer and sequence on flex (`GATECAST_FUSED=0` turns it off, e.g. to
-    // compare).
-    #[cfg(feature = "flex")]
+    // One autodiff node per layer and sequence on flex and ndarray (`GATECAST_FUSED=0` turns it
+    // off, e.g. to compare).
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
     if std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
         if let Some(out) = crate::fused::try_run_stack(
             kind,
