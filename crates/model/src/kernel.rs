@@ -297,6 +297,18 @@ const KC: usize = 256;
 /// are added at the end.
 pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> Vec<f32> {
     use rayon::prelude::*;
+    if n < NR && m > n {
+        // A narrow `b` (e.g. the input features of a first layer, `n = 7`) would fill a quarter
+        // of each 32-column panel: compute `(bᵀ · a)ᵀ` instead, whose panels are full.
+        let t = matmul_tn(r, b, n, a, m);
+        let mut c = vec![0.0f32; m * n];
+        for (j, row) in t.chunks_exact(m).enumerate() {
+            for (i, v) in row.iter().enumerate() {
+                c[i * n + j] = *v;
+            }
+        }
+        return c;
+    }
     let threads = rayon::current_num_threads().clamp(1, r.div_ceil(KC).max(1));
     let share = r.div_ceil(threads).max(1);
     let starts: Vec<usize> = (0..r).step_by(share).collect();
@@ -340,7 +352,14 @@ mod avx512 {
     /// Rows per register block: 16 accumulators, two panel loads and a broadcast.
     const MR: usize = 8;
 
-    /// Panel by panel (each stays in L1 across the row blocks), 8 rows at a time.
+    /// Rows above which [`gemm`] runs row blocks outside panels.
+    const TALL: usize = 64;
+
+    /// 8 rows × 32 columns at a time. Up to [`TALL`] rows (the per-step products), panel by
+    /// panel: each panel stays in L1 while every row block passes over it. Taller (the
+    /// whole-sequence products of BPTT), row block by row block: the block's rows stay in L1
+    /// while every panel passes over them, so `lhs` (megabytes) streams in once instead of once
+    /// per panel, and the panels (`k·n`, a weight) come from L2.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm(
         (m, n, k): (usize, usize, usize),
@@ -351,34 +370,43 @@ mod avx512 {
         panels: *const f32,
         acc: bool,
     ) {
-        for p in 0..n.div_ceil(NR) {
+        let mask = |c: usize| -> __mmask16 {
+            if c >= 16 {
+                0xffff
+            } else {
+                ((1u32 << c) - 1) as __mmask16
+            }
+        };
+        let one = |p: usize, r: usize| {
             let cols = (n - p * NR).min(NR);
-            let mask = |c: usize| -> __mmask16 {
-                if c >= 16 {
-                    0xffff
-                } else {
-                    ((1u32 << c) - 1) as __mmask16
-                }
-            };
             let masks = (mask(cols), mask(cols.saturating_sub(16)));
             let b = panels.add(p * k * NR);
-            let mut r = 0;
-            while r < m {
-                let rows = (m - r).min(MR);
-                let a = lhs.add(r * lhs_rs);
-                let c = dst.add(r * dst_rs + p * NR);
-                let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc);
-                match rows {
-                    8 => block::<8>(args),
-                    7 => block::<7>(args),
-                    6 => block::<6>(args),
-                    5 => block::<5>(args),
-                    4 => block::<4>(args),
-                    3 => block::<3>(args),
-                    2 => block::<2>(args),
-                    _ => block::<1>(args),
+            let a = lhs.add(r * lhs_rs);
+            let c = dst.add(r * dst_rs + p * NR);
+            let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc);
+            match (m - r).min(MR) {
+                8 => block::<8>(args),
+                7 => block::<7>(args),
+                6 => block::<6>(args),
+                5 => block::<5>(args),
+                4 => block::<4>(args),
+                3 => block::<3>(args),
+                2 => block::<2>(args),
+                _ => block::<1>(args),
+            }
+        };
+        let panels_n = n.div_ceil(NR);
+        if m > TALL {
+            for r in (0..m).step_by(MR) {
+                for p in 0..panels_n {
+                    one(p, r);
                 }
-                r += rows;
+            }
+        } else {
+            for p in 0..panels_n {
+                for r in (0..m).step_by(MR) {
+                    one(p, r);
+                }
             }
         }
     }
@@ -431,7 +459,14 @@ mod tests {
     #[test]
     fn parallel_products_match_a_triple_loop() {
         let val = |i: usize, s: usize| ((i * 7 + s * 13) % 17) as f32 * 0.1 - 0.8;
-        for (r, m, n) in [(1, 1, 1), (5, 3, 2), (700, 9, 33), (1029, 40, 7)] {
+        for (r, m, n) in [
+            (1, 1, 1),
+            (5, 3, 2),
+            (700, 9, 33),
+            (1029, 40, 7),
+            (300, 100, 40),
+            (300, 70, 5),
+        ] {
             let a: Vec<f32> = (0..r * m).map(|i| val(i, 1)).collect();
             let b: Vec<f32> = (0..r * n).map(|i| val(i, 2)).collect();
             let c = matmul_tn(r, &a, m, &b, n);
