@@ -183,9 +183,9 @@ fn lstm_cell(
     }
 }
 
-/// One LSTM step backwards for one row: `gates` are the activated (i, f, g, o) `[4H]`, `gh`, `gc`
-/// the output gradients, `dh`, `dc` the gradients flowing back from step `t + 1` (`dc` becomes
-/// the one for step `t - 1`); writes the pre-activation gradients `dgates [4H]`.
+/// One LSTM step backwards for one row: `gates` are the activated (i, f, g, o) `[4H]`, `gh` the
+/// output gradient, `dh`, `dc` the gradients flowing back from step `t + 1` (`dc` becomes the
+/// one for step `t - 1`); writes the pre-activation gradients `dgates [4H]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn lstm_cell_grad(
@@ -193,7 +193,6 @@ fn lstm_cell_grad(
     tc: &[f32],
     c_prev: &[f32],
     gh: &[f32],
-    gc: &[f32],
     dh: &[f32],
     dc: &mut [f32],
     dgates: &mut [f32],
@@ -205,7 +204,7 @@ fn lstm_cell_grad(
     let (di, rest) = dgates.split_at_mut(n);
     let (df, rest) = rest.split_at_mut(n);
     let (dg, d_o) = rest.split_at_mut(n);
-    let (i, f, g, o, tc, c_prev, gh, gc, dh) = (
+    let (i, f, g, o, tc, c_prev, gh, dh) = (
         &i[..n],
         &f[..n],
         &g[..n],
@@ -213,13 +212,12 @@ fn lstm_cell_grad(
         &tc[..n],
         &c_prev[..n],
         &gh[..n],
-        &gc[..n],
         &dh[..n],
     );
     let (df, dg, d_o) = (&mut df[..n], &mut dg[..n], &mut d_o[..n]);
     for j in 0..n {
         let dhj = gh[j] + dh[j];
-        let dcj = gc[j] + dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
+        let dcj = dc[j] + dhj * o[j] * (1.0 - tc[j] * tc[j]);
         di[j] = dcj * g[j] * i[j] * (1.0 - i[j]);
         df[j] = dcj * c_prev[j] * f[j] * (1.0 - f[j]);
         dg[j] = dcj * i[j] * (1.0 - g[j] * g[j]);
@@ -597,8 +595,10 @@ struct LstmSaved<B: Backend> {
     w_hh: FloatTensor<B>,
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
-    /// The output, `[2B, T, H]`: every `h_t`, then every `c_t`.
+    /// The output, `[B·T + B, H]`: every `h_t` (batch-major), then `c_T`.
     out: FloatTensor<B>,
+    /// Every `c_t`, `[B, T, H]`.
+    cs: Vec<f32>,
     /// Activated gates (i, f, g, o) of every step, `[B, T, 4H]`.
     gates: Vec<f32>,
     /// `tanh(c_t)` of every step, `[B, T, H]`.
@@ -609,8 +609,10 @@ struct LstmSaved<B: Backend> {
 }
 
 /// LSTM forward: `x [B·T, F]` (batch-major), `weight_ih [4H, F]`, `bias [1, 4H]`
-/// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[2B, T, H]`, the hidden states of
-/// every step stacked over the cell states of every step.
+/// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[B·T + B, H]`: the hidden state of
+/// every step (`[B, T, H]`, batch-major), then the last cell state `c_T [B, H]`. Its first
+/// `B·T` rows are a contiguous `[B, T, H]` tensor, so taking them apart copies nothing, and the
+/// cell states of the other steps stay inside the op (only BPTT reads them).
 fn lstm_forward<B: HostBackend>(
     inputs: [FloatTensor<B>; 6],
     lens: &[usize],
@@ -627,11 +629,12 @@ fn lstm_forward<B: HostBackend>(
         b_rec: &[],
     };
     let bth = batch * time * hid;
-    let mut out = vec![0.0f32; 2 * bth];
+    let mut out = vec![0.0f32; bth + batch * hid];
+    let mut cs = pool::take(bth);
     let mut gates = pool::take(batch * d.kept() * g4);
     let mut tanh_c = pool::take(batch * d.kept() * hid);
     let r = block_rows(batch);
-    let (hs, cs) = out.split_at_mut(bth);
+    let (hs, c_last) = out.split_at_mut(bth);
     hs.par_chunks_mut(r * time * hid)
         .zip(cs.par_chunks_mut(r * time * hid))
         .zip(gates.par_chunks_mut(r * d.kept() * g4))
@@ -653,13 +656,24 @@ fn lstm_forward<B: HostBackend>(
             };
             lstm_forward_block(d, &w, blk);
         });
-    let out = B::from_vec(out, &[2 * batch, time, hid]);
+    // A frozen row's state stays, so its last step holds `c` at its length.
+    for (b, c) in c_last.chunks_exact_mut(hid).enumerate() {
+        c.copy_from_slice(&cs[(b * time + time - 1) * hid..][..hid]);
+    }
+    let out = B::from_vec(out, &[batch * time + batch, hid]);
+    let cs = if save {
+        cs
+    } else {
+        pool::give(cs);
+        Vec::new()
+    };
     let saved = LstmSaved {
         input: InputSide { x, w_ih },
         w_hh,
         h0,
         c0,
         out: out.clone(),
+        cs,
         gates,
         tanh_c,
         lens: lens.to_vec(),
@@ -668,14 +682,13 @@ fn lstm_forward<B: HostBackend>(
     (out, saved)
 }
 
-/// One block of rows of the LSTM's BPTT: reads the output gradients `gh`, `gc [b, T, H]` and
-/// the forward's `gates [b, T, 4H]`, `tanh_c`, `cs [b, T, H]`, `c0 [b, H]`; writes the
+/// One block of rows of the LSTM's BPTT: reads the output gradient `gh [b, T, H]` and the
+/// forward's `gates [b, T, 4H]`, `tanh_c`, `cs [b, T, H]`, `c0 [b, H]`; writes the
 /// pre-activation gradients `dgates [b, T, 4H]` and leaves the initial states' gradients in
-/// `dh`, `dc [b, H]` (zeros on entry).
+/// `dh`, `dc [b, H]` (on entry: zeros, and the gradient of `c_T`).
 struct LstmGradBlock<'a> {
     lens: &'a [usize],
     gh: &'a [f32],
-    gc: &'a [f32],
     gates: &'a [f32],
     tanh_c: &'a [f32],
     cs: &'a [f32],
@@ -692,7 +705,6 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
     let LstmGradBlock {
         lens,
         gh,
-        gc,
         gates,
         tanh_c,
         cs,
@@ -710,7 +722,6 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
             if t >= lens[b] {
                 // A frozen step passes its state's gradients straight back (its dgates stay 0).
                 add_into(dh, &gh[at..][..hid]);
-                add_into(dc, &gc[at..][..hid]);
                 continue;
             }
             let c_prev = if t == 0 {
@@ -723,7 +734,6 @@ fn lstm_backward_block_body(d: Dims, w_hh: &Packed, blk: LstmGradBlock) {
                 &tanh_c[at..][..hid],
                 c_prev,
                 &gh[at..][..hid],
-                &gc[at..][..hid],
                 dh,
                 dc,
                 &mut dgates[(b * time + t) * g4..][..g4],
@@ -793,34 +803,33 @@ impl<B: HostBackend> Backward<B, 6> for LstmSeqBackward {
     type State = LstmSaved<B>;
 
     fn backward(self, ops: Ops<LstmSaved<B>, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = B::dense(grads.consume::<B>(&ops.node)); // [2B, T, H]
+        let grad = B::dense(grads.consume::<B>(&ops.node)); // [B·T + B, H]
         let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
         let bth = batch * time * hid;
-        let (hs, cs) = B::view(&s.out).split_at(bth);
-        let (gh, gc) = B::view(&grad).split_at(bth);
+        let hs = &B::view(&s.out)[..bth];
+        let (gh, gc_last) = B::view(&grad).split_at(bth);
         let mut dgates = scratch(batch * time * g4, &s.lens, time);
         let mut dh = vec![0.0f32; batch * hid];
-        let mut dc = vec![0.0f32; batch * hid];
+        // BPTT starts from `c_T`'s gradient.
+        let mut dc = gc_last.to_vec();
         let r = block_rows(batch);
         let w_hh = &Packed::new(B::view(&s.w_hh), (g4, hid), hid, 1);
         gh.par_chunks(r * time * hid)
-            .zip(gc.par_chunks(r * time * hid))
             .zip(s.gates.par_chunks(r * time * g4))
             .zip(s.tanh_c.par_chunks(r * time * hid))
-            .zip(cs.par_chunks(r * time * hid))
+            .zip(s.cs.par_chunks(r * time * hid))
             .zip(B::view(&s.c0).par_chunks(r * hid))
             .zip(dgates.par_chunks_mut(r * time * g4))
             .zip(dh.par_chunks_mut(r * hid))
             .zip(dc.par_chunks_mut(r * hid))
             .zip(s.lens.par_chunks(r))
             .for_each(
-                |(((((((((gh, gc), gates), tanh_c), cs), c0), dgates), dh), dc), lens)| {
+                |((((((((gh, gates), tanh_c), cs), c0), dgates), dh), dc), lens)| {
                     let blk = LstmGradBlock {
                         lens,
                         gh,
-                        gc,
                         gates,
                         tanh_c,
                         cs,
@@ -834,6 +843,7 @@ impl<B: HostBackend> Backward<B, 6> for LstmSeqBackward {
             );
         pool::give(std::mem::take(&mut s.gates));
         pool::give(std::mem::take(&mut s.tanh_c));
+        pool::give(std::mem::take(&mut s.cs));
         let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents.map(|n| n.map(|n| n.id));
         let layer = LayerGrads {
             d_in: &dgates,
@@ -1174,11 +1184,11 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
 /// Runs `forward` as one autodiff node differentiated by `backward` (autodiff `B`), or just runs
 /// it (plain `B`, inference: `save` is then false), on `N` matrices; `None` when they are not
 /// on `B`.
-fn fused_node<B: HostBackend, const N: usize, Bw: Backward<B, N>>(
+fn fused_node<B: HostBackend, const N: usize, const D: usize, Bw: Backward<B, N>>(
     backward: Bw,
     inputs: [&Tensor<2>; N],
     forward: impl Fn([FloatTensor<B>; N], bool) -> (FloatTensor<B>, Bw::State),
-) -> Option<Tensor<3>>
+) -> Option<Tensor<D>>
 where
     DispatchTensor:
         DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
@@ -1243,22 +1253,19 @@ where
     let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
     let (hs, c_last) = if kind == CellKind::Lstm {
         let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
-        let out = fused_node::<B, 6, _>(LstmSeqBackward, inputs, |all, save| {
+        let out = fused_node::<B, 6, 2, _>(LstmSeqBackward, inputs, |all, save| {
             lstm_forward::<B>(all, lens, save)
-        })?; // [2B, T, H]
-        let c_last = out
-            .clone()
-            .narrow(0, batch, batch)
-            .narrow(1, time - 1, 1)
-            .reshape([batch, hid]);
-        (out.narrow(0, 0, batch), Some(c_last))
+        })?; // [B·T + B, H]
+        let c_last = out.clone().narrow(0, batch * time, batch);
+        let hs = out.narrow(0, 0, batch * time).reshape([batch, time, hid]);
+        (hs, Some(c_last))
     } else {
         let b_rec = match (&w.bias_hh, kind) {
             (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
             _ => Tensor::zeros([1, gh], &device),
         };
         let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
-        let hs = fused_node::<B, 6, _>(RecSeqBackward, inputs, |all, save| {
+        let hs = fused_node::<B, 6, 3, _>(RecSeqBackward, inputs, |all, save| {
             rec_forward::<B>(kind, all, lens, save)
         })?;
         (hs, None)
@@ -1432,7 +1439,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     /// Every device the fused op runs on in this build (without autodiff).
-    #[allow(deprecated)]
+    #[allow(deprecated, clippy::vec_init_then_push)]
     fn host_devices() -> Vec<Device> {
         let mut all = Vec::new();
         #[cfg(feature = "flex")]
