@@ -352,14 +352,15 @@ mod avx512 {
     /// Rows per register block: 16 accumulators, two panel loads and a broadcast.
     const MR: usize = 8;
 
-    /// Rows above which [`gemm`] runs row blocks outside panels.
-    const TALL: usize = 64;
+    /// `lhs` elements (`m·k`, 256 KiB) from which [`gemm`] runs row blocks outside panels.
+    const TALL: usize = 1 << 16;
 
-    /// 8 rows × 32 columns at a time. Up to [`TALL`] rows (the per-step products), panel by
-    /// panel: each panel stays in L1 while every row block passes over it. Taller (the
-    /// whole-sequence products of BPTT), row block by row block: the block's rows stay in L1
-    /// while every panel passes over them, so `lhs` (megabytes) streams in once instead of once
-    /// per panel, and the panels (`k·n`, a weight) come from L2.
+    /// 8 rows × 32 columns at a time. For a small `lhs` (the per-step products, up to 128 rows
+    /// of 256 at shape c), panel by panel: each panel stays in L1 while every row block passes
+    /// over it, and `lhs` is re-read from L2 once per panel. For a large one (the
+    /// whole-sequence products of BPTT, megabytes), row block by row block: the block's rows stay
+    /// in L1 while every panel passes over them, so `lhs` streams in once instead of once per
+    /// panel, and the panels (`k·n`, a weight) come from L2.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm(
         (m, n, k): (usize, usize, usize),
@@ -396,7 +397,7 @@ mod avx512 {
             }
         };
         let panels_n = n.div_ceil(NR);
-        if m > TALL {
+        if m * k >= TALL {
             for r in (0..m).step_by(MR) {
                 for p in 0..panels_n {
                     one(p, r);
