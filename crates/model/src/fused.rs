@@ -29,7 +29,7 @@ use burn::nn::Dropout;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::kernel::{self, gemm, pool, Packed};
+use crate::kernel::{self, gemm, gemm_pair, pool, Packed};
 use crate::recurrence::{initial_state, CellKind, StackOutput};
 use crate::weights::{DirectionWeights, RecurrentLayer};
 
@@ -451,9 +451,15 @@ fn lstm_forward_block_body(d: Dims, w: &Weights, blk: LstmBlock) {
             (&hs[(t - 1) * hid..], time * hid)
         };
         // x_t W_ihᵀ + h_{t-1} W_hhᵀ, straight into this step's gate rows.
+        let (xt, x_rs) = (&x[t * f..], time * f);
         let dst = &mut gates[s * g4..];
-        gemm(rows, dst, kept * g4, &x[t * f..], time * f, w.w_ih, false);
-        gemm(rows, dst, kept * g4, lhs, lhs_rs, w.w_hh, true);
+        gemm_pair(
+            rows,
+            dst,
+            kept * g4,
+            (xt, x_rs, w.w_ih),
+            (lhs, lhs_rs, w.w_hh),
+        );
         for b in 0..rows {
             let at = (b * time + t) * hid;
             if t >= lens[b] {
@@ -898,8 +904,14 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
         } else {
             (&hs[(t - 1) * hid..], time * hid)
         };
-        gemm(rows, xp, gh, &x[t * f..], time * f, w.w_ih, false);
-        gemm(rows, rec, gh, lhs, lhs_rs, w.w_hh, false);
+        let (xt, x_rs) = (&x[t * f..], time * f);
+        if kind == CellKind::Gru {
+            // The GRU keeps the input and recurrent products apart (`r` gates only the latter).
+            gemm(rows, xp, gh, xt, x_rs, w.w_ih, false);
+            gemm(rows, rec, gh, lhs, lhs_rs, w.w_hh, false);
+        } else {
+            gemm_pair(rows, rec, gh, (xt, x_rs, w.w_ih), (lhs, lhs_rs, w.w_hh));
+        }
         for b in 0..rows {
             let at = (b * time + t) * hid;
             if t >= lens[b] {
@@ -907,9 +919,6 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
                 continue;
             }
             let rr = &mut rec[b * gh..][..gh];
-            let x = &mut xp[b * gh..][..gh];
-            add_into(x, w.bias);
-            let x = &*x;
             let (before, now) = hs.split_at_mut(at);
             let h_prev = if t == 0 {
                 &h0[b * hid..][..hid]
@@ -920,7 +929,7 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
             match kind {
                 CellKind::Lstm => unreachable!("the LSTM has its own kernels"),
                 CellKind::ElmanTanh | CellKind::ElmanRelu => {
-                    add_into(rr, x);
+                    add_into(rr, w.bias);
                     if kind == CellKind::ElmanTanh {
                         tanh_in_place(rr);
                     } else {
@@ -929,6 +938,9 @@ fn rec_forward_block_body(kind: CellKind, d: Dims, w: &Weights, blk: RecBlock) {
                     h.copy_from_slice(rr);
                 }
                 CellKind::Gru => {
+                    let x = &mut xp[b * gh..][..gh];
+                    add_into(x, w.bias);
+                    let x = &*x;
                     add_into(rr, w.b_rec);
                     let a = &mut act[(b * kept + s) * gh..][..gh];
                     let (rz, n) = a.split_at_mut(2 * hid);

@@ -203,6 +203,54 @@ pub(crate) fn gemm(
     gemm_strided(m, dst, dst_rs, lhs, (lhs_rs, 1), rhs, acc);
 }
 
+/// `dst [m, n] = x [m, k₁] · rhs₁ + h [m, k₂] · rhs₂`, each operand `(lhs, row stride, rhs)`
+/// as in [`gemm`]: a recurrent step's `x_t W_ihᵀ + h_{t−1} W_hhᵀ`. With AVX-512 both sums run
+/// into the same registers, so `dst` is written once (not written, read back and written again),
+/// and a first layer's `k₁ = F` (a handful of input features) costs its FMAs only, not a pass
+/// over `dst` of its own.
+pub(crate) fn gemm_pair(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    (x, x_rs, w_x): (&[f32], usize, &Packed),
+    (h, h_rs, w_h): (&[f32], usize, &Packed),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(px), Some(ph)) = (&w_x.panels, &w_h.panels) {
+        let n = w_x.n;
+        assert_eq!(w_h.n, n, "gemm_pair: widths");
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(
+            dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
+            "gemm_pair: dst"
+        );
+        for (lhs, rs, k) in [(x, x_rs, w_x.k), (h, h_rs, w_h.k)] {
+            assert!(rs >= k, "gemm_pair: lhs rows overlap");
+            if k > 0 {
+                assert!(lhs.len() >= (m - 1) * rs + k, "gemm_pair: lhs");
+            }
+        }
+        // SAFETY: as in `gemm_strided`, for both operands.
+        unsafe {
+            avx512::gemm_with(
+                (m, n, w_x.k),
+                dst.as_mut_ptr(),
+                dst_rs,
+                x.as_ptr(),
+                (x_rs, 1),
+                px.as_ptr(),
+                false,
+                Some((w_h.k, h.as_ptr(), (h_rs, 1), ph.as_ptr())),
+            )
+        };
+        return;
+    }
+    gemm(m, dst, dst_rs, x, x_rs, w_x, false);
+    gemm(m, dst, dst_rs, h, h_rs, w_h, true);
+}
+
 /// [`gemm`] with `lhs [m, k]`'s element `(i, l)` at `lhs[i * rs + l * cs]`, e.g. a transposed
 /// matrix (`rs = 1`).
 fn gemm_strided(
@@ -363,6 +411,24 @@ mod avx512 {
     /// panel, and the panels (`k·n`, a weight) come from L2.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gemm(
+        mnk: (usize, usize, usize),
+        dst: *mut f32,
+        dst_rs: usize,
+        lhs: *const f32,
+        strides: (usize, usize),
+        panels: *const f32,
+        acc: bool,
+    ) {
+        gemm_with(mnk, dst, dst_rs, lhs, strides, panels, acc, None)
+    }
+
+    /// A second product into the same `dst`: `(k₂, lhs₂, its strides, its panels)`.
+    pub(super) type Second = (usize, *const f32, (usize, usize), *const f32);
+
+    /// [`gemm`], plus `lhs₂ · rhs₂` summed in the same registers when `second` is given.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn gemm_with(
         (m, n, k): (usize, usize, usize),
         dst: *mut f32,
         dst_rs: usize,
@@ -370,6 +436,7 @@ mod avx512 {
         (lhs_rs, lhs_cs): (usize, usize),
         panels: *const f32,
         acc: bool,
+        second: Option<Second>,
     ) {
         let mask = |c: usize| -> __mmask16 {
             if c >= 16 {
@@ -384,7 +451,10 @@ mod avx512 {
             let b = panels.add(p * k * NR);
             let a = lhs.add(r * lhs_rs);
             let c = dst.add(r * dst_rs + p * NR);
-            let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc);
+            let two = second.map(|(k2, a2, (rs2, cs2), p2)| {
+                (k2, p2.add(p * k2 * NR), a2.add(r * rs2), (rs2, cs2))
+            });
+            let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc, two);
             match (m - r).min(MR) {
                 8 => block::<8>(args),
                 7 => block::<7>(args),
@@ -397,7 +467,8 @@ mod avx512 {
             }
         };
         let panels_n = n.div_ceil(NR);
-        if m * k >= TALL {
+        let k_all = k + second.map_or(0, |s| s.0);
+        if m * k_all >= TALL {
             for r in (0..m).step_by(MR) {
                 for p in 0..panels_n {
                     one(p, r);
@@ -421,12 +492,13 @@ mod avx512 {
         usize,
         (__mmask16, __mmask16),
         bool,
+        Option<(usize, *const f32, *const f32, (usize, usize))>,
     );
 
-    /// `R` rows × one 32-column panel, accumulated in registers over all of `k`.
+    /// `R` rows × one 32-column panel, accumulated in registers over all of `k` (and of `k₂`).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize>((k, b, a, (a_rs, a_cs), c, c_rs, (m0, m1), acc): Args) {
+    unsafe fn block<const R: usize>((k, b, a, (a_rs, a_cs), c, c_rs, (m0, m1), acc, two): Args) {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
         if acc {
@@ -435,14 +507,20 @@ mod avx512 {
                 c1[i] = _mm512_maskz_loadu_ps(m1, c.add(i * c_rs + 16));
             }
         }
-        for kk in 0..k {
-            let b0 = _mm512_loadu_ps(b.add(kk * NR));
-            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
-            for i in 0..R {
-                let av = _mm512_set1_ps(*a.add(i * a_rs + kk * a_cs));
-                c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
-                c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+        let mut run = |k: usize, b: *const f32, a: *const f32, (a_rs, a_cs): (usize, usize)| {
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(b.add(kk * NR));
+                let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+                for i in 0..R {
+                    let av = _mm512_set1_ps(*a.add(i * a_rs + kk * a_cs));
+                    c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
+                    c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
+                }
             }
+        };
+        run(k, b, a, (a_rs, a_cs));
+        if let Some((k2, b2, a2, strides2)) = two {
+            run(k2, b2, a2, strides2);
         }
         for i in 0..R {
             _mm512_mask_storeu_ps(c.add(i * c_rs), m0, c0[i]);
