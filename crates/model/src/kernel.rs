@@ -200,7 +200,7 @@ pub(crate) fn gemm(
     acc: bool,
 ) {
     assert!(lhs_rs >= rhs.k, "gemm: lhs rows overlap");
-    gemm_strided(m, dst, dst_rs, lhs, (lhs_rs, 1), rhs, acc);
+    gemm_strided(m, dst, dst_rs, lhs, (lhs_rs, 1), rhs, acc, false);
 }
 
 /// `dst [m, n] = x [m, k₁] · rhs₁ + h [m, k₂] · rhs₂`, each operand `(lhs, row stride, rhs)`
@@ -241,7 +241,7 @@ pub(crate) fn gemm_pair(
                 x.as_ptr(),
                 (x_rs, 1),
                 px.as_ptr(),
-                false,
+                (false, false),
                 Some((w_h.k, h.as_ptr(), (h_rs, 1), ph.as_ptr())),
             )
         };
@@ -252,7 +252,9 @@ pub(crate) fn gemm_pair(
 }
 
 /// [`gemm`] with `lhs [m, k]`'s element `(i, l)` at `lhs[i * rs + l * cs]`, e.g. a transposed
-/// matrix (`rs = 1`).
+/// matrix (`rs = 1`). `tall`: `lhs` is large (megabytes, a whole-sequence product), so the
+/// AVX-512 kernel runs its row blocks outside the panels (see `avx512::gemm_with`).
+#[allow(clippy::too_many_arguments)]
 fn gemm_strided(
     m: usize,
     dst: &mut [f32],
@@ -261,6 +263,7 @@ fn gemm_strided(
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &Packed,
     acc: bool,
+    tall: bool,
 ) {
     let (k, n) = (rhs.k, rhs.n);
     if m == 0 || n == 0 {
@@ -279,14 +282,15 @@ fn gemm_strided(
         // SAFETY: `panels` is only built where AVX-512F was detected; the asserts above keep
         // every access inside `dst` and `lhs`, and the panels hold `⌈n/32⌉·k·32` values.
         unsafe {
-            avx512::gemm(
+            avx512::gemm_with(
                 (m, n, k),
                 dst.as_mut_ptr(),
                 dst_rs,
                 lhs.as_ptr(),
                 (lhs_rs, lhs_cs),
                 panels.as_ptr(),
-                acc,
+                (acc, tall),
+                None,
             )
         };
         return;
@@ -330,7 +334,7 @@ pub(crate) fn matmul(m: usize, lhs: &[f32], rhs: &Packed) -> Vec<f32> {
         .zip(lhs[..m * k].par_chunks(rows * k.max(1)))
         .for_each(|(dst, lhs)| {
             let _ftz = Ftz::on();
-            gemm(dst.len() / n, dst, n, lhs, k, rhs, false)
+            gemm_strided(dst.len() / n, dst, n, lhs, (k, 1), rhs, false, true)
         });
     out
 }
@@ -370,7 +374,7 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
             // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
             let bp = Packed::new(&b[k0 * n..(k0 + kc) * n], (kc, n), n, 1);
             let at = &a[k0 * m..(k0 + kc) * m];
-            gemm_strided(m, c, n, at, (1, m), &bp, true);
+            gemm_strided(m, c, n, at, (1, m), &bp, true, true);
             k0 += kc;
         }
     };
@@ -400,32 +404,16 @@ mod avx512 {
     /// Rows per register block: 16 accumulators, two panel loads and a broadcast.
     const MR: usize = 8;
 
-    /// `lhs` elements (`m·k`, 256 KiB) from which [`gemm`] runs row blocks outside panels.
-    const TALL: usize = 1 << 16;
-
-    /// 8 rows × 32 columns at a time. For a small `lhs` (the per-step products, up to 128 rows
-    /// of 256 at shape c), panel by panel: each panel stays in L1 while every row block passes
-    /// over it, and `lhs` is re-read from L2 once per panel. For a large one (the
-    /// whole-sequence products of BPTT, megabytes), row block by row block: the block's rows stay
-    /// in L1 while every panel passes over them, so `lhs` streams in once instead of once per
-    /// panel, and the panels (`k·n`, a weight) come from L2.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemm(
-        mnk: (usize, usize, usize),
-        dst: *mut f32,
-        dst_rs: usize,
-        lhs: *const f32,
-        strides: (usize, usize),
-        panels: *const f32,
-        acc: bool,
-    ) {
-        gemm_with(mnk, dst, dst_rs, lhs, strides, panels, acc, None)
-    }
-
     /// A second product into the same `dst`: `(k₂, lhs₂, its strides, its panels)`.
     pub(super) type Second = (usize, *const f32, (usize, usize), *const f32);
 
-    /// [`gemm`], plus `lhs₂ · rhs₂` summed in the same registers when `second` is given.
+    /// `dst (+)= lhs · panels`, plus `lhs₂ · panels₂` in the same registers when `second` is
+    /// given; 8 rows × 32 columns at a time. `(acc, tall)`: add to `dst`; the order of the loops.
+    /// Not tall (the per-step products: up to 128 rows of 256 + 256 at shape c), panel by panel:
+    /// each panel stays in L1 while every row block passes over it, and `lhs` is re-read from L2
+    /// once per panel. Tall (the whole-sequence products of BPTT, megabytes of `lhs`), row block
+    /// by row block: the block's rows stay in L1 while every panel passes over them, so `lhs`
+    /// streams in once instead of once per panel, and the panels (a weight) come from L2.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn gemm_with(
@@ -435,7 +423,7 @@ mod avx512 {
         lhs: *const f32,
         (lhs_rs, lhs_cs): (usize, usize),
         panels: *const f32,
-        acc: bool,
+        (acc, tall): (bool, bool),
         second: Option<Second>,
     ) {
         let mask = |c: usize| -> __mmask16 {
@@ -467,8 +455,7 @@ mod avx512 {
             }
         };
         let panels_n = n.div_ceil(NR);
-        let k_all = k + second.map_or(0, |s| s.0);
-        if m * k_all >= TALL {
+        if tall {
             for r in (0..m).step_by(MR) {
                 for p in 0..panels_n {
                     one(p, r);
@@ -619,7 +606,8 @@ mod tests {
                         }
                     }
                     let lhs_t = if k == 0 { vec![0.0] } else { lhs_t };
-                    gemm_strided(m, &mut dst_t, dst_rs, &lhs_t, (1, m + 1), &rhs, acc);
+                    // Both loop orders, on the transposed copy.
+                    gemm_strided(m, &mut dst_t, dst_rs, &lhs_t, (1, m + 1), &rhs, acc, m > 8);
                     for (i, (a, b)) in dst_t.iter().zip(&want).enumerate() {
                         assert!(
                             (a - b).abs() < 1e-4,
@@ -639,8 +627,7 @@ mod tests {
 
     /// `gemm_pair` (one register pass over both products on AVX-512, two calls elsewhere)
     /// against a triple loop: a handful of input features beside a wide recurrent operand,
-    /// strided rows, edges of the row block and of the panel, and a `lhs` large enough for the
-    /// row-outer order.
+    /// strided rows, edges of the row block and of the panel, and a long second `k`.
     #[test]
     fn paired_gemm_matches_a_triple_loop() {
         let val = |i: usize, s: usize| ((i * 7 + s * 13) % 19) as f32 * 0.05 - 0.45;
