@@ -8,8 +8,16 @@ use burn::data::dataset::Dataset;
 use chrono::TimeDelta;
 use gatecast_data::*;
 
+/// This package's directory. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a test, naming
+/// the checkout under test even when a shared target directory reuses a binary compiled in
+/// another checkout, whose path `env!` would have baked in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    manifest_dir().join("../..")
 }
 
 #[test]

@@ -41,8 +41,16 @@ fn two() -> i32 {
     2
 }
 
+/// This package's directory. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a test, naming
+/// the checkout under test even when a shared target directory reuses a binary compiled in
+/// another checkout, whose path `env!` would have baked in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
+    manifest_dir().join("../../tests/corpus")
 }
 
 /// `base.toml` with `data.path` made absolute and `overlay` laid over it, section by section.

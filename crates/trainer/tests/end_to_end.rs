@@ -11,6 +11,14 @@ use gatecast_trainer::run;
 mod common;
 use common::write_csv;
 
+/// This package's directory. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a test, naming
+/// the checkout under test even when a shared target directory reuses a binary compiled in
+/// another checkout, whose path `env!` would have baked in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn experiment(csv: &Path) -> Experiment {
     let mut e = Experiment::default();
     e.data.path = csv.display().to_string();
@@ -319,7 +327,7 @@ fn bad_input_exits_with_code_2_and_names_the_option() {
     for (args, want) in cases {
         let out = Command::new(bin)
             .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(manifest_dir())
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -390,8 +398,7 @@ fn diagnose_writes_the_gradient_flow() {
 /// The ETTh1 LTSF benchmark: every test window, repeat-last recomputed here by hand from the CSV.
 #[test]
 fn ett_benchmark_protocol() {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/ETT/ETTh1.csv");
+    let path = manifest_dir().join("../../../shared/datasets/ETT/ETTh1.csv");
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;

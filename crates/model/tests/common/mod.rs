@@ -10,11 +10,16 @@ use gatecast_model::{
 };
 use serde_json::Value;
 
+/// This package's directory. `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a test, naming
+/// the checkout under test even when a shared target directory reuses a binary compiled in
+/// another checkout, whose path `env!` would have baked in.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join(name)
+    manifest_dir().join("tests").join("fixtures").join(name)
 }
 
 pub fn load_cases(file: &str) -> Vec<Value> {
