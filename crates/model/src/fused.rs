@@ -1194,8 +1194,8 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
 }
 
 /// Runs `forward` as one autodiff node differentiated by `backward` (autodiff `B`), or just runs
-/// it (plain `B`, inference: `save` is then false), on `N` matrices; `None` when they are not
-/// on `B`.
+/// it (plain `B`, inference: `save` is then false), on `N` matrices into a rank-`D` output;
+/// `None` when they are not on `B`.
 fn fused_node<B: HostBackend, const N: usize, const D: usize, Bw: Backward<B, N>>(
     backward: Bw,
     inputs: [&Tensor<2>; N],
@@ -1286,8 +1286,8 @@ where
     Some((hs, h_last, c_last))
 }
 
-/// The whole stack through the fused op, or `None` where it does not apply: not on flex, or an
-/// empty batch or sequence. A reverse direction runs the same op on the time-reversed sequence
+/// The whole stack through the fused op, or `None` where it does not apply: not on flex or
+/// ndarray, not `f32`, or an empty batch or sequence. A reverse direction runs the same op on the time-reversed sequence
 /// (its last step is PyTorch's `h_n` for that direction) and reverses its outputs back. With
 /// `lengths` (PyTorch's packed sequences), each row's state is frozen past its length inside
 /// the op, the outputs there are zeroed, and the reverse direction reverses each row within its
@@ -1342,7 +1342,6 @@ pub(crate) fn try_run_stack(
     if on::<burn::backend::NdArray>(&probe) {
         return run_stack::<burn::backend::NdArray>(args);
     }
-    let _ = args;
     None
 }
 

@@ -222,15 +222,9 @@ pub(crate) fn gemm_pair(
         if m == 0 || n == 0 {
             return;
         }
-        assert!(
-            dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
-            "gemm_pair: dst"
-        );
         for (lhs, rs, k) in [(x, x_rs, w_x.k), (h, h_rs, w_h.k)] {
             assert!(rs >= k, "gemm_pair: lhs rows overlap");
-            if k > 0 {
-                assert!(lhs.len() >= (m - 1) * rs + k, "gemm_pair: lhs");
-            }
+            check_bounds((m, n, k), dst, dst_rs, lhs, (rs, 1));
         }
         // SAFETY: as in `gemm_strided`, for both operands.
         unsafe {
@@ -269,14 +263,7 @@ fn gemm_strided(
     if m == 0 || n == 0 {
         return;
     }
-    // The bounds the raw-pointer calls rely on.
-    assert!(
-        dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
-        "gemm: dst"
-    );
-    if k > 0 {
-        assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "gemm: lhs");
-    }
+    check_bounds((m, n, k), dst, dst_rs, lhs, (lhs_rs, lhs_cs));
     #[cfg(target_arch = "x86_64")]
     if let Some(panels) = &rhs.panels {
         // SAFETY: `panels` is only built where AVX-512F was detected; the asserts above keep
@@ -318,6 +305,24 @@ fn gemm_strided(
             false,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// The bounds the raw-pointer products rely on: `dst [m, n]` with row stride `dst_rs`, and
+/// `lhs [m, k]`'s element `(i, l)` at `lhs[i * rs + l * cs]` (`m, n ≥ 1`).
+fn check_bounds(
+    (m, n, k): (usize, usize, usize),
+    dst: &[f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    (rs, cs): (usize, usize),
+) {
+    assert!(
+        dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n,
+        "gemm: dst"
+    );
+    if k > 0 {
+        assert!(lhs.len() > (m - 1) * rs + (k - 1) * cs, "gemm: lhs");
     }
 }
 
