@@ -29,7 +29,8 @@ use burn::nn::Dropout;
 use burn::tensor::{DType, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::kernel::{self, gemm, gemm_pair, pool, Packed};
+use crate::kernel::pool::{self, Pooled};
+use crate::kernel::{self, gemm, gemm_pair, Packed};
 use crate::recurrence::{initial_state, CellKind, StackOutput};
 use crate::weights::{DirectionWeights, RecurrentLayer};
 
@@ -604,11 +605,11 @@ struct LstmSaved<B: Backend> {
     /// The output, `[B·T + B, H]`: every `h_t` (batch-major), then `c_T`.
     out: FloatTensor<B>,
     /// Every `c_t`, `[B, T, H]`.
-    cs: Vec<f32>,
+    cs: Pooled,
     /// Activated gates (i, f, g, o) of every step, `[B, T, 4H]`.
-    gates: Vec<f32>,
+    gates: Pooled,
     /// `tanh(c_t)` of every step, `[B, T, H]`.
-    tanh_c: Vec<f32>,
+    tanh_c: Pooled,
     /// Each row's valid length.
     lens: Vec<usize>,
     d: Dims,
@@ -635,7 +636,7 @@ fn lstm_forward<B: HostBackend>(
         b_rec: &[],
     };
     let bth = batch * time * hid;
-    let mut out = vec![0.0f32; bth + batch * hid];
+    let mut out = pool::fresh(bth + batch * hid);
     let mut cs = pool::take(bth);
     let mut gates = pool::take(batch * d.kept() * g4);
     let mut tanh_c = pool::take(batch * d.kept() * hid);
@@ -679,9 +680,9 @@ fn lstm_forward<B: HostBackend>(
         h0,
         c0,
         out: out.clone(),
-        cs,
-        gates,
-        tanh_c,
+        cs: Pooled(cs),
+        gates: Pooled(gates),
+        tanh_c: Pooled(tanh_c),
         lens: lens.to_vec(),
         d,
     };
@@ -847,9 +848,9 @@ impl<B: HostBackend> Backward<B, 6> for LstmSeqBackward {
                     lstm_backward_block(d, w_hh, blk);
                 },
             );
-        pool::give(std::mem::take(&mut s.gates));
-        pool::give(std::mem::take(&mut s.tanh_c));
-        pool::give(std::mem::take(&mut s.cs));
+        drop(std::mem::take(&mut s.gates));
+        drop(std::mem::take(&mut s.tanh_c));
+        drop(std::mem::take(&mut s.cs));
         let [n_x, n_wih, n_b, n_w, n_h0, n_c0] = ops.parents.map(|n| n.map(|n| n.id));
         let layer = LayerGrads {
             d_in: &dgates,
@@ -968,9 +969,9 @@ struct RecSaved<B: Backend> {
     /// The output `hs [B, T, H]`.
     out: FloatTensor<B>,
     /// GRU: activated (r, z, n) of every step, `[B, T, 3H]`; empty for Elman.
-    act: Vec<f32>,
+    act: Pooled,
     /// GRU: `h W_hn + b_hn` of every step, `[B, T, H]`; empty for Elman.
-    rec_n: Vec<f32>,
+    rec_n: Pooled,
     /// Each row's valid length.
     lens: Vec<usize>,
     d: Dims,
@@ -998,7 +999,7 @@ fn rec_forward<B: HostBackend>(
     let gru = kind == CellKind::Gru;
     // Elman saves nothing beyond its output; one element keeps the chunked zip below even.
     let per_row = |n: usize| if gru { d.kept() * n } else { 1 };
-    let mut hs = vec![0.0f32; batch * time * hid];
+    let mut hs = pool::fresh(batch * time * hid);
     let mut act = pool::take(batch * per_row(gh));
     let mut rec_n = pool::take(batch * per_row(hid));
     let mut rec = vec![0.0f32; batch * gh];
@@ -1039,8 +1040,8 @@ fn rec_forward<B: HostBackend>(
         w_hh,
         h0,
         out: out.clone(),
-        act,
-        rec_n,
+        act: Pooled(act),
+        rec_n: Pooled(rec_n),
         lens: lens.to_vec(),
         d,
     };
@@ -1172,8 +1173,8 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
                     rec_backward_block(s.kind, d, w_hh, blk);
                 },
             );
-        pool::give(std::mem::take(&mut s.act));
-        pool::give(std::mem::take(&mut s.rec_n));
+        drop(std::mem::take(&mut s.act));
+        drop(std::mem::take(&mut s.rec_n));
         let d_rec = if gru { &drec } else { &dxw };
         let [n_x, n_wih, n_bias, n_w, n_brec, n_h0] = ops.parents.map(|n| n.map(|n| n.id));
         if let Some(node) = n_brec {

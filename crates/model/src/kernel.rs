@@ -9,34 +9,127 @@
 
 /// Large `f32` buffers kept between calls (packed weights, saved gates, gradient scratch), so a
 /// training step does not map, and fault in, fresh pages for each: glibc hands large freed blocks
-/// back to the kernel. At most [`pool::KEEP_BYTES`] stay.
+/// back to the kernel, and at shape c a step maps over a gigabyte.
+///
+/// The pool keeps at most the larger of [`pool::MIN_KEEP`] and the most it has ever had handed
+/// out at once (its callers' peak working set), so a training loop's steady state maps nothing
+/// new and the memory held never exceeds what one step needed anyway. [`pool::release`]
+/// (public as `gatecast_model::release_cached_buffers`) frees it all.
 pub(crate) mod pool {
-    use std::sync::Mutex;
+    use std::collections::VecDeque;
+    use std::sync::{Mutex, MutexGuard};
 
-    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-    pub(crate) const KEEP_BYTES: usize = 256 << 20;
+    struct Pool {
+        /// Returned buffers, oldest first.
+        free: VecDeque<Vec<f32>>,
+        /// Bytes in `free`.
+        held: usize,
+        /// Bytes handed out by [`take`] and not yet returned.
+        out: usize,
+        /// The largest `out` seen: the cap on `held` (with [`MIN_KEEP`]).
+        peak: usize,
+    }
 
-    fn free() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
-        FREE.lock().unwrap_or_else(|e| e.into_inner())
+    static POOL: Mutex<Pool> = Mutex::new(Pool::new());
+    /// What the pool may hold even before it has seen a peak.
+    pub(crate) const MIN_KEEP: usize = 256 << 20;
+
+    fn pool() -> MutexGuard<'static, Pool> {
+        POOL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    impl Pool {
+        const fn new() -> Self {
+            Self {
+                free: VecDeque::new(),
+                held: 0,
+                out: 0,
+                peak: 0,
+            }
+        }
+
+        /// The smallest kept buffer of at least `len` values and at most twice that (or
+        /// 1 MiB), counted as handed out either way.
+        fn take(&mut self, len: usize) -> Option<Vec<f32>> {
+            let fits = |v: &Vec<f32>| v.capacity() >= len && v.capacity() <= (2 * len).max(1 << 18);
+            let best = (0..self.free.len())
+                .filter(|&i| fits(&self.free[i]))
+                .min_by_key(|&i| self.free[i].capacity());
+            let found = best.and_then(|i| self.free.remove(i));
+            if let Some(v) = &found {
+                self.held -= v.capacity() * 4;
+            }
+            self.out += found.as_ref().map_or(len, |v| v.capacity()) * 4;
+            self.peak = self.peak.max(self.out);
+            found
+        }
+
+        /// Keeps `v`, dropping the oldest kept buffers while more than the cap would be held.
+        fn give(&mut self, v: Vec<f32>) {
+            let bytes = v.capacity() * 4;
+            if bytes == 0 {
+                return;
+            }
+            self.out = self.out.saturating_sub(bytes);
+            let cap = self.peak.max(MIN_KEEP);
+            if bytes > cap {
+                return;
+            }
+            while self.held + bytes > cap {
+                let Some(old) = self.free.pop_front() else {
+                    break;
+                };
+                self.held -= old.capacity() * 4;
+            }
+            self.held += bytes;
+            self.free.push_back(v);
+        }
+
+        /// Drops every kept buffer and lowers the peak to what is handed out now.
+        fn release(&mut self) -> VecDeque<Vec<f32>> {
+            self.held = 0;
+            self.peak = self.out;
+            std::mem::take(&mut self.free)
+        }
     }
 
     /// `len` values, contents unspecified: callers write every value they later read.
     pub(crate) fn take(len: usize) -> Vec<f32> {
-        let found = {
-            let mut free = free();
-            let best = (0..free.len())
-                .filter(|&i| free[i].capacity() >= len)
-                .min_by_key(|&i| free[i].capacity());
-            best.map(|i| free.swap_remove(i))
-        };
+        let found = pool().take(len);
         match found {
             Some(mut v) => {
                 v.truncate(len);
                 v.resize(len, 0.0);
                 v
             }
-            None => vec![0.0; len],
+            None => fresh(len),
         }
+    }
+
+    /// Buffers at least this large are mapped with transparent huge pages where the kernel
+    /// allows it (`madvise` mode).
+    const HUGE_BYTES: usize = 8 << 20;
+
+    /// `len` zeros in newly mapped memory. Above [`HUGE_BYTES`] the allocation (a fresh `mmap`
+    /// from the allocator: untouched zero pages) is advised `MADV_HUGEPAGE` before its first
+    /// write, so first touch faults in 2 MiB at a time instead of 4 KiB: shape c's saved gates
+    /// are hundreds of megabytes per layer and step, i.e. hundreds of thousands of faults.
+    pub(crate) fn fresh(len: usize) -> Vec<f32> {
+        let v = vec![0.0f32; len];
+        #[cfg(target_os = "linux")]
+        if len * 4 >= HUGE_BYTES {
+            const HUGE: usize = 2 << 20;
+            let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+            let end = (v.as_ptr() as usize + len * 4) / HUGE * HUGE;
+            if end > start {
+                // SAFETY: advice on whole pages inside this live allocation; it changes how
+                // they are backed, never their contents (all zero, as `vec!` made them).
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE)
+                };
+            }
+        }
+        v
     }
 
     /// `len` zeros.
@@ -46,15 +139,97 @@ pub(crate) mod pool {
         v
     }
 
-    /// Keeps `v` for a later [`take`] if the pool has room.
+    /// Returns `v` (from [`take`]) to the pool.
     pub(crate) fn give(v: Vec<f32>) {
-        if v.capacity() == 0 {
-            return;
+        pool().give(v);
+    }
+
+    /// Frees every kept buffer and forgets the peak.
+    pub(crate) fn release() {
+        let dropped = pool().release();
+        drop(dropped);
+    }
+
+    /// A [`take`]n buffer that goes back to the pool when dropped (e.g. the gates an autodiff
+    /// graph saved but never ran backward on).
+    #[derive(Debug, Default)]
+    pub(crate) struct Pooled(pub(crate) Vec<f32>);
+
+    impl Drop for Pooled {
+        fn drop(&mut self) {
+            give(std::mem::take(&mut self.0));
         }
-        let mut free = free();
-        let held: usize = free.iter().map(|v| v.capacity() * 4).sum();
-        if held + v.capacity() * 4 <= KEEP_BYTES {
-            free.push(v);
+    }
+
+    impl Clone for Pooled {
+        fn clone(&self) -> Self {
+            let mut v = take(self.0.len());
+            v.copy_from_slice(&self.0);
+            Self(v)
+        }
+    }
+
+    impl std::ops::Deref for Pooled {
+        type Target = Vec<f32>;
+        fn deref(&self) -> &Vec<f32> {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Pooled {
+        fn deref_mut(&mut self) -> &mut Vec<f32> {
+            &mut self.0
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const MIB: usize = 1 << 18; // f32 values per MiB
+
+        /// The pool holds up to its callers' peak (at least `MIN_KEEP`), reuses a kept buffer
+        /// only for a request of at least half its size, drops the oldest first, and frees
+        /// everything on `release`.
+        #[test]
+        fn keeps_up_to_the_peak_working_set() {
+            let mut p = Pool::new();
+            let min = MIN_KEEP / 4; // values
+                                    // Three buffers out at once: 1.5 × MIN_KEEP in all.
+            let bufs: Vec<Vec<f32>> = (0..3)
+                .map(|_| p.take(min / 2).unwrap_or_else(|| vec![0.0; min / 2]))
+                .collect();
+            assert_eq!(p.peak, 3 * MIN_KEEP / 2);
+            for v in bufs {
+                p.give(v);
+            }
+            assert_eq!((p.held, p.out), (3 * MIN_KEEP / 2, 0), "all three kept");
+            // Reused for a request of at least half the size, not for a smaller one.
+            let small = p.take(min / 8);
+            assert!(
+                small.is_none(),
+                "a 4x larger buffer must not serve a small request"
+            );
+            // Kept in place of the oldest: 1.5 × MIN_KEEP is the cap.
+            p.give(vec![0.0; min / 8]);
+            assert_eq!(p.held, MIN_KEEP + MIN_KEEP / 8);
+            let v = p.take(min / 3).expect("a kept buffer fits");
+            assert_eq!(v.capacity(), min / 2);
+            assert_eq!(p.held, MIN_KEEP / 2 + MIN_KEEP / 8);
+            p.give(v);
+            // Over the cap the oldest go first: one buffer of the peak's size displaces all.
+            p.give(vec![0.0; 3 * min / 2]);
+            assert_eq!(p.held, 3 * MIN_KEEP / 2);
+            assert_eq!(p.free.len(), 1);
+            // Larger than the cap: not kept.
+            p.give(vec![0.0; 2 * min]);
+            assert_eq!(p.held, 3 * MIN_KEEP / 2);
+            let freed = p.release();
+            assert_eq!((freed.len(), p.held, p.peak), (1, 0, 0));
+            // Without a peak, MIN_KEEP is the cap.
+            p.give(vec![0.0; min / 2 + MIB]);
+            p.give(vec![0.0; min / 2 + MIB]);
+            assert_eq!(p.free.len(), 1, "two would exceed MIN_KEEP");
         }
     }
 }
@@ -100,6 +275,8 @@ impl Drop for Ftz {
 
 /// Columns per packed panel: two AVX-512 registers.
 const NR: usize = 32;
+/// Rows per register block of the AVX-512 kernel.
+const MR: usize = 8;
 
 /// A `[k, n]` right-hand side: `⌈n/32⌉` zero-padded panels of `[k, 32]` where the AVX-512 kernel
 /// runs, a row-major copy for the `gemm` crate elsewhere. Its storage returns to the [`pool`].
@@ -330,7 +507,7 @@ fn check_bounds(
 pub(crate) fn matmul(m: usize, lhs: &[f32], rhs: &Packed) -> Vec<f32> {
     use rayon::prelude::*;
     let (k, n) = (rhs.k, rhs.n);
-    let mut out = vec![0.0f32; m * n];
+    let mut out = pool::fresh(m * n);
     if m == 0 || n == 0 {
         return out;
     }
@@ -373,15 +550,29 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
     let partial = |(start, c): (usize, &mut [f32])| {
         let _ftz = Ftz::on();
         let end = (start + share).min(r);
+        // `aᵀ`'s block, `[m, kc]`, packed per 8-row block as `[kc, 8]`: the kernel reads 8
+        // consecutive values per step of the reduction. Read in place (`a`'s rows are 4 KiB
+        // apart at m = 1024, all in one L1 set) the product ran at 202–205 GFLOP/s against
+        // 221–233 packed (2 threads, r = 21504, m = 1024, n = 256).
+        let mut ap = pool::take(m.div_ceil(MR) * MR * KC);
         let mut k0 = start;
         while k0 < end {
             let kc = KC.min(end - k0);
-            // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
             let bp = Packed::new(&b[k0 * n..(k0 + kc) * n], (kc, n), n, 1);
-            let at = &a[k0 * m..(k0 + kc) * m];
-            gemm_strided(m, c, n, at, (1, m), &bp, true, true);
+            for l in 0..kc {
+                let row = &a[(k0 + l) * m..][..m];
+                for (blk, vals) in row.chunks(MR).enumerate() {
+                    ap[(blk * kc + l) * MR..][..vals.len()].copy_from_slice(vals);
+                }
+            }
+            for (blk, c) in c.chunks_mut(MR * n).enumerate() {
+                let rows = c.len() / n;
+                let lhs = &ap[blk * kc * MR..][..(kc - 1) * MR + rows];
+                gemm_strided(rows, c, n, lhs, (1, MR), &bp, true, true);
+            }
             k0 += kc;
         }
+        pool::give(ap);
     };
     if m * n > 0 {
         starts
@@ -403,11 +594,9 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::NR;
-    use std::arch::x86_64::*;
-
     /// Rows per register block: 16 accumulators, two panel loads and a broadcast.
-    const MR: usize = 8;
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
 
     /// A second product into the same `dst`: `(k₂, lhs₂, its strides, its panels)`.
     pub(super) type Second = (usize, *const f32, (usize, usize), *const f32);

@@ -86,3 +86,15 @@ pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use segrnn::{SegNorm, SegRnn, SegRnnConfig};
 pub use weights::{DirectionWeights, RecurrentLayer};
+
+/// Frees the scratch buffers the fused CPU path (flex, ndarray) keeps between calls.
+///
+/// To spare every training step from mapping (and the kernel from zeroing) its saved gates and
+/// gradient buffers afresh, the layers keep returned buffers, up to the most they had in use at
+/// once (256 MiB before then): a process holds its peak working set after the last step, as
+/// PyTorch's GPU caching allocator does. Call this when training is over and the memory is
+/// wanted elsewhere; the next call simply maps again. A no-op on other backends.
+pub fn release_cached_buffers() {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    kernel::pool::release();
+}
