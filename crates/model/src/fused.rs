@@ -26,8 +26,10 @@ use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
 use burn::nn::Dropout;
-use burn::tensor::{DType, Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 use crate::kernel::pool::{self, Pooled};
 use crate::kernel::{self, gemm, gemm_pair, Packed};
@@ -602,8 +604,10 @@ struct LstmSaved<B: Backend> {
     w_hh: FloatTensor<B>,
     h0: FloatTensor<B>,
     c0: FloatTensor<B>,
-    /// The output, `[B·T + B, H]`: every `h_t` (batch-major), then `c_T`.
+    /// The output, `[B·T, H]`: every `h_t` (batch-major).
     out: FloatTensor<B>,
+    /// Where the outputs' gradients arrive.
+    slot: Slot<B>,
     /// Every `c_t`, `[B, T, H]`.
     cs: Pooled,
     /// Activated gates (i, f, g, o) of every step, `[B, T, 4H]`.
@@ -616,15 +620,15 @@ struct LstmSaved<B: Backend> {
 }
 
 /// LSTM forward: `x [B·T, F]` (batch-major), `weight_ih [4H, F]`, `bias [1, 4H]`
-/// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → `[B·T + B, H]`: the hidden state of
-/// every step (`[B, T, H]`, batch-major), then the last cell state `c_T [B, H]`. Its first
-/// `B·T` rows are a contiguous `[B, T, H]` tensor, so taking them apart copies nothing, and the
-/// cell states of the other steps stay inside the op (only BPTT reads them).
+/// (`b_ih + b_hh`), `weight_hh [4H, H]`, `h0`, `c0 [B, H]` → the hidden state of every step,
+/// `[B·T, H]` (batch-major), and, as values, the last hidden and cell states `h_T`, `c_T [B, H]`.
+/// The cell states of the other steps stay inside the op (only BPTT reads them).
 fn lstm_forward<B: HostBackend>(
     inputs: [FloatTensor<B>; 6],
     lens: &[usize],
     save: bool,
-) -> (FloatTensor<B>, LstmSaved<B>) {
+    slot: &Slot<B>,
+) -> (FloatTensor<B>, LstmSaved<B>, Tails) {
     let [x, w_ih, bias, w_hh, h0, c0] = inputs.map(B::dense);
     let d = layer_dims::<B>(&x, &w_hh, &h0, 4, save);
     let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
@@ -636,12 +640,11 @@ fn lstm_forward<B: HostBackend>(
         b_rec: &[],
     };
     let bth = batch * time * hid;
-    let mut out = pool::fresh(bth + batch * hid);
+    let mut hs = pool::fresh(bth);
     let mut cs = pool::take(bth);
     let mut gates = pool::take(batch * d.kept() * g4);
     let mut tanh_c = pool::take(batch * d.kept() * hid);
     let r = block_rows(batch);
-    let (hs, c_last) = out.split_at_mut(bth);
     hs.par_chunks_mut(r * time * hid)
         .zip(cs.par_chunks_mut(r * time * hid))
         .zip(gates.par_chunks_mut(r * d.kept() * g4))
@@ -663,11 +666,9 @@ fn lstm_forward<B: HostBackend>(
             };
             lstm_forward_block(d, &w, blk);
         });
-    // A frozen row's state stays, so its last step holds `c` at its length.
-    for (b, c) in c_last.chunks_exact_mut(hid).enumerate() {
-        c.copy_from_slice(&cs[(b * time + time - 1) * hid..][..hid]);
-    }
-    let out = B::from_vec(out, &[batch * time + batch, hid]);
+    // A frozen row's state stays, so its last step holds the state at its length.
+    let tails = (last_steps(&hs, d), Some(last_steps(&cs, d)));
+    let out = B::from_vec(hs, &[batch * time, hid]);
     let cs = if save {
         cs
     } else {
@@ -680,13 +681,68 @@ fn lstm_forward<B: HostBackend>(
         h0,
         c0,
         out: out.clone(),
+        slot: slot.clone(),
         cs: Pooled(cs),
         gates: Pooled(gates),
         tanh_c: Pooled(tanh_c),
         lens: lens.to_vec(),
         d,
     };
-    (out, saved)
+    (out, saved, tails)
+}
+
+/// The last step's `h_T` and, for the LSTM, `c_T`, `[B, H]` each, as values.
+type Tails = (Vec<f32>, Option<Vec<f32>>);
+
+/// Row `T - 1` of each batch row of `v [B, T, H]`: `[B, H]`.
+fn last_steps(v: &[f32], d: Dims) -> Vec<f32> {
+    let (time, hid) = (d.time, d.hid);
+    let mut out = Vec::with_capacity(d.batch * hid);
+    for b in 0..d.batch {
+        out.extend_from_slice(&v[(b * time + time - 1) * hid..][..hid]);
+    }
+    out
+}
+
+/// The gradients of a fused op's outputs as BPTT reads them: `gh [B·T, H]` (zeros when only
+/// the last states were used) and `dh`, `dc [B, H]` to start from (`h_T`'s and `c_T`'s).
+struct OutputGrads<B: Backend> {
+    hs: Result<FloatTensor<B>, Vec<f32>>,
+    dh: Vec<f32>,
+    dc: Vec<f32>,
+}
+
+impl<B: HostBackend> OutputGrads<B> {
+    fn take(slot: &Slot<B>, d: Dims) -> Self {
+        let g = take_grads(slot);
+        let state = |t: Option<FloatTensor<B>>| match t.map(B::dense) {
+            Some(t) => B::view(&t).to_vec(),
+            None => vec![0.0f32; d.batch * d.hid],
+        };
+        Self {
+            hs: g
+                .hs
+                .map(B::dense)
+                .ok_or_else(|| pool::zeros(d.batch * d.time * d.hid)),
+            dh: state(g.h_last),
+            dc: state(g.c_last),
+        }
+    }
+
+    fn gh(&self) -> &[f32] {
+        match &self.hs {
+            Ok(t) => B::view(t),
+            Err(v) => v,
+        }
+    }
+}
+
+impl<B: Backend> Drop for OutputGrads<B> {
+    fn drop(&mut self) {
+        if let Err(v) = &mut self.hs {
+            pool::give(std::mem::take(v));
+        }
+    }
 }
 
 /// One block of rows of the LSTM's BPTT: reads the output gradient `gh [b, T, H]` and the
@@ -810,17 +866,17 @@ impl<B: HostBackend> Backward<B, 6> for LstmSeqBackward {
     type State = LstmSaved<B>;
 
     fn backward(self, ops: Ops<LstmSaved<B>, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = B::dense(grads.consume::<B>(&ops.node)); // [B·T + B, H]
+        // The `[1, 1]` zeros of the `Part` nodes; the gradients themselves are in the slot.
+        drop(grads.consume::<B>(&ops.node));
         let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, g4) = (d.batch, d.time, d.hid, d.gh());
-        let bth = batch * time * hid;
-        let hs = &B::view(&s.out)[..bth];
-        let (gh, gc_last) = B::view(&grad).split_at(bth);
+        let hs = B::view(&s.out);
+        let mut og = OutputGrads::<B>::take(&s.slot, d);
+        // BPTT starts from `h_T`'s and `c_T`'s gradients.
+        let (mut dh, mut dc) = (std::mem::take(&mut og.dh), std::mem::take(&mut og.dc));
+        let gh = og.gh();
         let mut dgates = scratch(batch * time * g4, &s.lens, time);
-        let mut dh = vec![0.0f32; batch * hid];
-        // BPTT starts from `c_T`'s gradient.
-        let mut dc = gc_last.to_vec();
         let r = block_rows(batch);
         let w_hh = &Packed::new(B::view(&s.w_hh), (g4, hid), hid, 1);
         gh.par_chunks(r * time * hid)
@@ -966,8 +1022,10 @@ struct RecSaved<B: Backend> {
     /// `weight_hh [G·H, H]`, `h0 [B, H]`.
     w_hh: FloatTensor<B>,
     h0: FloatTensor<B>,
-    /// The output `hs [B, T, H]`.
+    /// The output `hs [B·T, H]`.
     out: FloatTensor<B>,
+    /// Where the outputs' gradients arrive.
+    slot: Slot<B>,
     /// GRU: activated (r, z, n) of every step, `[B, T, 3H]`; empty for Elman.
     act: Pooled,
     /// GRU: `h W_hn + b_hn` of every step, `[B, T, H]`; empty for Elman.
@@ -979,13 +1037,15 @@ struct RecSaved<B: Backend> {
 
 /// Forward of an Elman RNN or GRU: `x [B·T, F]` (batch-major), `weight_ih [G·H, F]`, `bias
 /// [1, G·H]` (Elman: `b_ih + b_hh`; GRU: `b_ih`), `weight_hh [G·H, H]`, `b_rec [1, G·H]` (the
-/// GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B, T, H]`.
+/// GRU's `b_hh`; zeros for Elman), `h0 [B, H]` → `hs [B·T, H]` (batch-major) and, as values,
+/// the last hidden state `h_T [B, H]`.
 fn rec_forward<B: HostBackend>(
     kind: CellKind,
     inputs: [FloatTensor<B>; 6],
     lens: &[usize],
     save: bool,
-) -> (FloatTensor<B>, RecSaved<B>) {
+    slot: &Slot<B>,
+) -> (FloatTensor<B>, RecSaved<B>, Tails) {
     let [x, w_ih, bias, w_hh, b_rec, h0] = inputs.map(B::dense);
     let d = layer_dims::<B>(&x, &w_hh, &h0, kind.gates(), save);
     let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
@@ -1026,7 +1086,8 @@ fn rec_forward<B: HostBackend>(
             };
             rec_forward_block(kind, d, &w, blk);
         });
-    let out = B::from_vec(hs, &[batch, time, hid]);
+    let tails = (last_steps(&hs, d), None);
+    let out = B::from_vec(hs, &[batch * time, hid]);
     let (act, rec_n) = if gru && save {
         (act, rec_n)
     } else {
@@ -1040,12 +1101,13 @@ fn rec_forward<B: HostBackend>(
         w_hh,
         h0,
         out: out.clone(),
+        slot: slot.clone(),
         act: Pooled(act),
         rec_n: Pooled(rec_n),
         lens: lens.to_vec(),
         d,
     };
-    (out, saved)
+    (out, saved, tails)
 }
 
 /// One block of rows of Elman or GRU BPTT: reads the output gradient `g [b, T, H]`, the
@@ -1128,7 +1190,8 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
     type State = RecSaved<B>;
 
     fn backward(self, ops: Ops<RecSaved<B>, 6>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let grad = B::dense(grads.consume::<B>(&ops.node)); // [B, T, H]
+        // The `[1, 1]` zeros of the `Part` nodes; the gradients themselves are in the slot.
+        drop(grads.consume::<B>(&ops.node));
         let mut s = ops.state;
         let d = s.d;
         let (batch, time, hid, gh) = (d.batch, d.time, d.hid, d.gh());
@@ -1136,7 +1199,9 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
         let per_row = |n: usize| if gru { time * n } else { 1 };
         let mut dxw = scratch(batch * time * gh, &s.lens, time);
         let mut drec = scratch(batch * per_row(gh), &s.lens, time);
-        let mut dh = vec![0.0f32; batch * hid];
+        let mut og = OutputGrads::<B>::take(&s.slot, d);
+        // BPTT starts from `h_T`'s gradient.
+        let mut dh = std::mem::take(&mut og.dh);
         // Elman saves no gate buffers; one element per row keeps the chunked zip even.
         let unused = vec![0.0f32; if gru { 0 } else { batch }];
         let (act, rec_n): (&[f32], &[f32]) = if gru {
@@ -1147,7 +1212,7 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
         let r = block_rows(batch);
         let hs = B::view(&s.out);
         let w_hh = &Packed::new(B::view(&s.w_hh), (gh, hid), hid, 1);
-        B::view(&grad)
+        og.gh()
             .par_chunks(r * time * hid)
             .zip(hs.par_chunks(r * time * hid))
             .zip(B::view(&s.h0).par_chunks(r * hid))
@@ -1192,6 +1257,102 @@ impl<B: HostBackend> Backward<B, 6> for RecSeqBackward {
         pool::give(dxw);
         pool::give(drec);
     }
+}
+
+/// The gradients of a fused op's outputs, left by its [`Part`] nodes for the op's own backward
+/// (which runs after theirs: the op is their parent).
+#[derive(Debug)]
+struct OutGrads<B: Backend> {
+    /// `[B, T, H]`.
+    hs: Option<FloatTensor<B>>,
+    /// `[B, H]` each.
+    h_last: Option<FloatTensor<B>>,
+    c_last: Option<FloatTensor<B>>,
+}
+
+type Slot<B> = Arc<Mutex<OutGrads<B>>>;
+
+fn new_slot<B: Backend>() -> Slot<B> {
+    Arc::new(Mutex::new(OutGrads {
+        hs: None,
+        h_last: None,
+        c_last: None,
+    }))
+}
+
+fn take_grads<B: Backend>(slot: &Slot<B>) -> OutGrads<B> {
+    let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
+    OutGrads {
+        hs: g.hs.take(),
+        h_last: g.h_last.take(),
+        c_last: g.c_last.take(),
+    }
+}
+
+/// Which output of a fused op a [`Part`] node hands out.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    Hs,
+    HLast,
+    CLast,
+}
+
+/// The backward of one output of a fused op: its gradient goes into the op's [`Slot`] as it is,
+/// and the op's node gets a `[1, 1]` zero so that its backward runs. Every consumer of the op's
+/// node is a `Part`, so those zeros are all Burn ever adds up there. Taking the outputs apart
+/// with Burn's `narrow` instead made each backward allocate a zero-filled gradient of the whole
+/// output (through a copy in burn-flex) and copy the part's gradient into it.
+#[derive(Debug)]
+struct PartBackward(Part);
+
+impl<B: HostBackend> Backward<B, 1> for PartBackward {
+    type State = Slot<B>;
+
+    fn backward(self, ops: Ops<Slot<B>, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = grads.consume::<B>(&ops.node);
+        {
+            let mut slot = ops.state.lock().unwrap_or_else(|e| e.into_inner());
+            let at = match self.0 {
+                Part::Hs => &mut slot.hs,
+                Part::HLast => &mut slot.h_last,
+                Part::CLast => &mut slot.c_last,
+            };
+            *at = Some(g);
+        }
+        if let Some(parent) = &ops.parents[0] {
+            grads.register::<B>(parent.id, B::from_vec(vec![0.0], &[1, 1]));
+        }
+    }
+}
+
+/// One output of the fused op behind `main` as a node of its own (see [`PartBackward`]):
+/// `value` is its values on `B` (given `main`'s values), a tensor of rank `D`.
+fn part<B: HostBackend, const D: usize>(
+    main: &Tensor<2>,
+    which: Part,
+    slot: &Slot<B>,
+    value: impl FnOnce(FloatTensor<B>) -> FloatTensor<B>,
+) -> Tensor<D>
+where
+    DispatchTensor:
+        DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
+{
+    type Ad<B> = Autodiff<B, NoCheckpointing>;
+    let Ok(ad) = main.clone().try_into_primitive::<Ad<B>>() else {
+        let plain = main.clone().try_into_primitive::<B>().ok();
+        let plain = plain.expect("the fused op's output is on B or Autodiff<B>");
+        return Tensor::from_primitive::<B>(value(plain));
+    };
+    let v = value(ad.primitive().clone());
+    let out = match PartBackward(which)
+        .prepare::<NoCheckpointing>([ad.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(slot.clone(), v),
+        OpsKind::UnTracked(prep) => prep.finish(v),
+    };
+    Tensor::from_primitive::<Ad<B>>(out)
 }
 
 /// Runs `forward` as one autodiff node differentiated by `backward` (autodiff `B`), or just runs
@@ -1264,26 +1425,36 @@ where
         .reduce(|a, b| a + b)
         .unwrap_or_else(|| Tensor::zeros([1, gh], &device));
     let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
-    let (hs, c_last) = if kind == CellKind::Lstm {
+    let slot = new_slot::<B>();
+    let tails = RefCell::new(None);
+    let main = if kind == CellKind::Lstm {
         let inputs = [&x2, &w_ih, &bias, &w_hh, &h0, &c0];
-        let out = fused_node::<B, 6, 2, _>(LstmSeqBackward, inputs, |all, save| {
-            lstm_forward::<B>(all, lens, save)
-        })?; // [B·T + B, H]
-        let c_last = out.clone().narrow(0, batch * time, batch);
-        let hs = out.narrow(0, 0, batch * time).reshape([batch, time, hid]);
-        (hs, Some(c_last))
+        fused_node::<B, 6, 2, _>(LstmSeqBackward, inputs, |all, save| {
+            let (out, saved, last) = lstm_forward::<B>(all, lens, save, &slot);
+            *tails.borrow_mut() = Some(last);
+            (out, saved)
+        })?
     } else {
         let b_rec = match (&w.bias_hh, kind) {
             (Some(b), CellKind::Gru) => b.val().unsqueeze_dim::<2>(0),
             _ => Tensor::zeros([1, gh], &device),
         };
         let inputs = [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0];
-        let hs = fused_node::<B, 6, 3, _>(RecSeqBackward, inputs, |all, save| {
-            rec_forward::<B>(kind, all, lens, save)
-        })?;
-        (hs, None)
-    }; // [B, T, H]
-    let h_last = hs.clone().narrow(1, time - 1, 1).reshape([batch, hid]);
+        fused_node::<B, 6, 2, _>(RecSeqBackward, inputs, |all, save| {
+            let (out, saved, last) = rec_forward::<B>(kind, all, lens, save, &slot);
+            *tails.borrow_mut() = Some(last);
+            (out, saved)
+        })?
+    }; // [B·T, H]
+    let (h_last, c_last) = tails.into_inner().expect("the forward ran");
+    let hs = part::<B, 3>(&main, Part::Hs, &slot, |p| {
+        B::float_reshape(p, Shape::new([batch, time, hid]))
+    });
+    let h_last = part::<B, 2>(&main, Part::HLast, &slot, |_| {
+        B::from_vec(h_last, &[batch, hid])
+    });
+    let c_last =
+        c_last.map(|c| part::<B, 2>(&main, Part::CLast, &slot, |_| B::from_vec(c, &[batch, hid])));
     Some((hs, h_last, c_last))
 }
 
@@ -1490,7 +1661,9 @@ mod tests {
             .require_grad();
         let lstm = kind == CellKind::Lstm;
         let dropout = burn::nn::DropoutConfig::new(0.0).init();
-        let run = |fused: bool| {
+        // Which outputs the loss reads: all of them, then (each output's gradient reaches the
+        // op on its own) only the final hidden state, only the final cell state.
+        let run = |fused: bool, uses: [bool; 3]| {
             let c_init = lstm.then(|| c0.clone());
             let out = if !fused {
                 run_stack_loop(
@@ -1516,16 +1689,21 @@ mod tests {
                 )
                 .expect("the fused path applies")
             };
-            // A loss touching every output, so every gradient path is exercised.
             // Uneven over time, so a direction mix-up or a missing flip shows.
             let ramp =
                 Tensor::<1, burn::tensor::Int>::arange(0..t as i64, device).float() * 0.1 + 0.3;
             let weights = ramp.reshape([1, t, 1]).expand([b, t, h * dirs]);
-            let mut loss =
-                (out.output.clone() * weights).sum() + out.hidden.clone().powi_scalar(2).sum();
-            if let Some(c) = &out.cell {
-                loss = loss + (c.clone() * 0.7).sum();
+            let mut terms = vec![];
+            if uses[0] {
+                terms.push((out.output.clone() * weights).sum());
             }
+            if uses[1] {
+                terms.push(out.hidden.clone().powi_scalar(2).sum());
+            }
+            if let (true, Some(c)) = (uses[2], &out.cell) {
+                terms.push((c.clone() * 0.7).sum());
+            }
+            let loss = terms.into_iter().reduce(|a, b| a + b).expect("a loss");
             let grads = loss.backward();
             let mut all = vec![
                 flat(out.output.inner()),
@@ -1548,19 +1726,25 @@ mod tests {
             }
             all
         };
-        let (fused, looped) = (run(true), run(false));
-        assert_eq!(fused.len(), looped.len());
-        for (k, (a, b)) in fused.iter().zip(&looped).enumerate() {
-            assert_eq!(a.len(), b.len());
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-                .fold(0.0f32, f32::max);
-            assert!(
-                worst < 2e-5,
-                "{kind:?} tensor {k}: worst relative difference {worst}"
-            );
+        let mut losses = vec![[true; 3], [false, true, false]];
+        if lstm {
+            losses.push([false, false, true]);
+        }
+        for uses in losses {
+            let (fused, looped) = (run(true, uses), run(false, uses));
+            assert_eq!(fused.len(), looped.len());
+            for (k, (a, b)) in fused.iter().zip(&looped).enumerate() {
+                assert_eq!(a.len(), b.len());
+                let worst = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 2e-5,
+                    "{kind:?} loss on {uses:?}, tensor {k}: worst relative difference {worst}"
+                );
+            }
         }
     }
 
