@@ -550,15 +550,28 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
     let partial = |(start, c): (usize, &mut [f32])| {
         let _ftz = Ftz::on();
         let end = (start + share).min(r);
-        // `aᵀ`'s block, `[m, kc]`, packed per 8-row block as `[kc, 8]`: the kernel reads 8
-        // consecutive values per step of the reduction. Read in place (`a`'s rows are 4 KiB
-        // apart at m = 1024, all in one L1 set) the product ran at 202–205 GFLOP/s against
-        // 221–233 packed (2 threads, r = 21504, m = 1024, n = 256).
-        let mut ap = pool::take(m.div_ceil(MR) * MR * KC);
+        // Where `a`'s rows are a multiple of 4 KiB apart (m = 1024: the LSTM's 4H at H = 256),
+        // the values read in place for one 8-row block all fall in one L1 set; there `aᵀ`'s
+        // block, `[m, kc]`, is packed per 8-row block as `[kc, 8]`. Measured on 2 threads, r =
+        // 21504, n = 256: m = 1024 198–200 GFLOP/s in place, 216–221 packed; m = 2048 and 768
+        // the same either way; at shape b (m = 128, 512) packing cost a quarter.
+        let pack = m.is_multiple_of(1024);
+        let mut ap = if pack {
+            pool::take(m.div_ceil(MR) * MR * KC)
+        } else {
+            Vec::new()
+        };
         let mut k0 = start;
         while k0 < end {
             let kc = KC.min(end - k0);
             let bp = Packed::new(&b[k0 * n..(k0 + kc) * n], (kc, n), n, 1);
+            if !pack {
+                // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
+                let at = &a[k0 * m..(k0 + kc) * m];
+                gemm_strided(m, c, n, at, (1, m), &bp, true, true);
+                k0 += kc;
+                continue;
+            }
             for l in 0..kc {
                 let row = &a[(k0 + l) * m..][..m];
                 for (blk, vals) in row.chunks(MR).enumerate() {
@@ -726,6 +739,8 @@ mod tests {
             (1029, 40, 7),
             (300, 100, 40),
             (300, 70, 5),
+            // Rows 4 KiB apart: `aᵀ` packed.
+            (600, 1024, 40),
         ] {
             let a: Vec<f32> = (0..r * m).map(|i| val(i, 1)).collect();
             let b: Vec<f32> = (0..r * n).map(|i| val(i, 2)).collect();
