@@ -14,6 +14,9 @@
 //! written in place into preallocated buffers. All buffers are batch-major, `[B, T, ·]`, so a
 //! block is one contiguous slice of each.
 //!
+//! The op's node outputs `hs [B·T, H]`; what the caller sees (`hs [B, T, H]`, `h_T`, `c_T`) are
+//! [`Part`] nodes on it whose gradients reach BPTT as they are, not through Burn narrows.
+//!
 //! Used for every stack on a flex or ndarray device (autodiff or not): uni- and bidirectional,
 //! with and without `lengths`. The kernels only see slices: a backend lends its tensors' values
 //! through [`HostBackend`] (no copies on either). `GATECAST_FUSED=0` turns it off.
