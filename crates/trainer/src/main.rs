@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model. With no arguments: an LSTM forecasting the bundled hourly traffic volume
-    /// 24 hours ahead (about 12 seconds of training on 2 CPU cores).
+    /// 24 hours ahead (about 10 seconds of training on 2 CPU cores).
     Train(Box<TrainArgs>),
     /// Recompute the test table of a finished run from its artifacts.
     Evaluate {
