@@ -110,10 +110,12 @@ pub(crate) mod pool {
     /// allows it (`madvise` mode).
     const HUGE_BYTES: usize = 8 << 20;
 
-    /// `len` zeros in newly mapped memory. Above [`HUGE_BYTES`] the allocation (a fresh `mmap`
-    /// from the allocator: untouched zero pages) is advised `MADV_HUGEPAGE` before its first
-    /// write, so first touch faults in 2 MiB at a time instead of 4 KiB: shape c's saved gates
-    /// are hundreds of megabytes per layer and step, i.e. hundreds of thousands of faults.
+    /// `len` zeros from the allocator. Above [`HUGE_BYTES`] the allocation (usually a fresh
+    /// `mmap`: untouched zero pages) is advised `MADV_HUGEPAGE` before its first write, so first
+    /// touch faults in 2 MiB at a time instead of 4 KiB: shape c's saved gates are hundreds of
+    /// megabytes per layer, i.e. hundreds of thousands of 4 KiB faults. (Where glibc serves the
+    /// request from its heap instead, the advice covers pages it may already have touched:
+    /// harmless.)
     pub(crate) fn fresh(len: usize) -> Vec<f32> {
         let v = vec![0.0f32; len];
         #[cfg(target_os = "linux")]
