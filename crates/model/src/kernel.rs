@@ -407,13 +407,13 @@ pub(crate) fn gemm_pair(
         }
         // SAFETY: as in `gemm_strided`, for both operands.
         unsafe {
-            avx512::gemm_with(
+            avx512::gemm_with::<true>(
                 (m, n, w_x.k),
                 dst.as_mut_ptr(),
                 dst_rs,
                 x.as_ptr(),
                 (x_rs, 1),
-                px.as_ptr(),
+                (px.as_ptr(), NR),
                 (false, false),
                 Some((w_h.k, h.as_ptr(), (h_rs, 1), ph.as_ptr())),
             )
@@ -448,13 +448,13 @@ fn gemm_strided(
         // SAFETY: `panels` is only built where AVX-512F was detected; the asserts above keep
         // every access inside `dst` and `lhs`, and the panels hold `⌈n/32⌉·k·32` values.
         unsafe {
-            avx512::gemm_with(
+            avx512::gemm_with::<true>(
                 (m, n, k),
                 dst.as_mut_ptr(),
                 dst_rs,
                 lhs.as_ptr(),
                 (lhs_rs, lhs_cs),
-                panels.as_ptr(),
+                (panels.as_ptr(), NR),
                 (acc, tall),
                 None,
             )
@@ -485,6 +485,47 @@ fn gemm_strided(
             gemm::Parallelism::None,
         );
     }
+}
+
+/// [`gemm_strided`] with `rhs [k, n]` read as it lies, row-major (no packing): where the
+/// AVX-512 kernel runs and `n` is a multiple of its 32-column panels, whose rows are then rows
+/// of `rhs` `n` apart. Returns `false` (nothing done) elsewhere, for the caller to pack.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rhs_in_place(
+    m: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    (rhs, k, n): (&[f32], usize, usize),
+    acc: bool,
+    tall: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if avx512() && n.is_multiple_of(NR) {
+        if m == 0 || n == 0 {
+            return true;
+        }
+        check_bounds((m, n, k), dst, dst_rs, lhs, (lhs_rs, lhs_cs));
+        assert!(rhs.len() >= k * n, "gemm: rhs");
+        // SAFETY: AVX-512F was detected; the asserts keep every access inside `dst`, `lhs` and
+        // `rhs` (whole 32-column panels, as `n` is a multiple of 32).
+        unsafe {
+            avx512::gemm_with::<false>(
+                (m, n, k),
+                dst.as_mut_ptr(),
+                dst_rs,
+                lhs.as_ptr(),
+                (lhs_rs, lhs_cs),
+                (rhs.as_ptr(), n),
+                (acc, tall),
+                None,
+            )
+        };
+        return true;
+    }
+    let _ = (m, dst, dst_rs, lhs, lhs_rs, lhs_cs, rhs, k, n, acc, tall);
+    false
 }
 
 /// The bounds the raw-pointer products rely on: `dst [m, n]` with row stride `dst_rs`, and
@@ -566,11 +607,19 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
         let mut k0 = start;
         while k0 < end {
             let kc = KC.min(end - k0);
-            let bp = Packed::new(&b[k0 * n..(k0 + kc) * n], (kc, n), n, 1);
+            // `b`'s block, `[kc, n]`: read in place where the kernel can, else packed.
+            let bb = &b[k0 * n..(k0 + kc) * n];
+            let mut bp = None;
+            let mut product = |rows: usize, c: &mut [f32], lhs: &[f32], strides| {
+                if !gemm_rhs_in_place(rows, c, n, lhs, strides, (bb, kc, n), true, true) {
+                    let bp = bp.get_or_insert_with(|| Packed::new(bb, (kc, n), n, 1));
+                    gemm_strided(rows, c, n, lhs, strides, bp, true, true);
+                }
+            };
             if !pack {
                 // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
                 let at = &a[k0 * m..(k0 + kc) * m];
-                gemm_strided(m, c, n, at, (1, m), &bp, true, true);
+                product(m, c, at, (1, m));
                 k0 += kc;
                 continue;
             }
@@ -583,7 +632,7 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
             for (blk, c) in c.chunks_mut(MR * n).enumerate() {
                 let rows = c.len() / n;
                 let lhs = &ap[blk * kc * MR..][..(kc - 1) * MR + rows];
-                gemm_strided(rows, c, n, lhs, (1, MR), &bp, true, true);
+                product(rows, c, lhs, (1, MR));
             }
             k0 += kc;
         }
@@ -623,15 +672,18 @@ mod avx512 {
     /// once per panel. Tall (the whole-sequence products of BPTT, megabytes of `lhs`), row block
     /// by row block: the block's rows stay in L1 while every panel passes over them, so `lhs`
     /// streams in once instead of once per panel, and the panels (a weight) come from L2.
+    ///
+    /// `PACKED`: `panels` holds `⌈n/32⌉` panels of `[k, 32]`; otherwise it is a row-major `[k, n]`
+    /// matrix with row stride `rhs_rs` (`n` a multiple of 32), read in place.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn gemm_with(
+    pub(super) unsafe fn gemm_with<const PACKED: bool>(
         (m, n, k): (usize, usize, usize),
         dst: *mut f32,
         dst_rs: usize,
         lhs: *const f32,
         (lhs_rs, lhs_cs): (usize, usize),
-        panels: *const f32,
+        (panels, rhs_rs): (*const f32, usize),
         (acc, tall): (bool, bool),
         second: Option<Second>,
     ) {
@@ -645,22 +697,27 @@ mod avx512 {
         let one = |p: usize, r: usize| {
             let cols = (n - p * NR).min(NR);
             let masks = (mask(cols), mask(cols.saturating_sub(16)));
-            let b = panels.add(p * k * NR);
+            let b = if PACKED {
+                panels.add(p * k * NR)
+            } else {
+                panels.add(p * NR)
+            };
             let a = lhs.add(r * lhs_rs);
             let c = dst.add(r * dst_rs + p * NR);
             let two = second.map(|(k2, a2, (rs2, cs2), p2)| {
                 (k2, p2.add(p * k2 * NR), a2.add(r * rs2), (rs2, cs2))
             });
             let args = (k, b, a, (lhs_rs, lhs_cs), c, dst_rs, masks, acc, two);
+            let b_rs = if PACKED { NR } else { rhs_rs };
             match (m - r).min(MR) {
-                8 => block::<8>(args),
-                7 => block::<7>(args),
-                6 => block::<6>(args),
-                5 => block::<5>(args),
-                4 => block::<4>(args),
-                3 => block::<3>(args),
-                2 => block::<2>(args),
-                _ => block::<1>(args),
+                8 => block::<8>(args, b_rs),
+                7 => block::<7>(args, b_rs),
+                6 => block::<6>(args, b_rs),
+                5 => block::<5>(args, b_rs),
+                4 => block::<4>(args, b_rs),
+                3 => block::<3>(args, b_rs),
+                2 => block::<2>(args, b_rs),
+                _ => block::<1>(args, b_rs),
             }
         };
         let panels_n = n.div_ceil(NR);
@@ -691,10 +748,14 @@ mod avx512 {
         Option<(usize, *const f32, *const f32, (usize, usize))>,
     );
 
-    /// `R` rows × one 32-column panel, accumulated in registers over all of `k` (and of `k₂`).
+    /// `R` rows × one 32-column panel, accumulated in registers over all of `k` (and of `k₂`);
+    /// the panel's rows are `b_rs` apart (the second operand's: packed, 32).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize>((k, b, a, (a_rs, a_cs), c, c_rs, (m0, m1), acc, two): Args) {
+    unsafe fn block<const R: usize>(
+        (k, b, a, (a_rs, a_cs), c, c_rs, (m0, m1), acc, two): Args,
+        b_rs: usize,
+    ) {
         let mut c0 = [_mm512_setzero_ps(); R];
         let mut c1 = [_mm512_setzero_ps(); R];
         if acc {
@@ -703,10 +764,10 @@ mod avx512 {
                 c1[i] = _mm512_maskz_loadu_ps(m1, c.add(i * c_rs + 16));
             }
         }
-        let mut run = |k: usize, b: *const f32, a: *const f32, (a_rs, a_cs): (usize, usize)| {
+        let mut run = |k: usize, (b, b_rs): (*const f32, usize), a: *const f32, (a_rs, a_cs)| {
             for kk in 0..k {
-                let b0 = _mm512_loadu_ps(b.add(kk * NR));
-                let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+                let b0 = _mm512_loadu_ps(b.add(kk * b_rs));
+                let b1 = _mm512_loadu_ps(b.add(kk * b_rs + 16));
                 for i in 0..R {
                     let av = _mm512_set1_ps(*a.add(i * a_rs + kk * a_cs));
                     c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
@@ -714,9 +775,9 @@ mod avx512 {
                 }
             }
         };
-        run(k, b, a, (a_rs, a_cs));
+        run(k, (b, b_rs), a, (a_rs, a_cs));
         if let Some((k2, b2, a2, strides2)) = two {
-            run(k2, b2, a2, strides2);
+            run(k2, (b2, NR), a2, strides2);
         }
         for i in 0..R {
             _mm512_mask_storeu_ps(c.add(i * c_rs), m0, c0[i]);
@@ -743,6 +804,9 @@ mod tests {
             (300, 70, 5),
             // Rows 4 KiB apart: `aᵀ` packed.
             (600, 1024, 40),
+            // Whole 32-column panels: `b` read in place (with AVX-512), `aᵀ` in place / packed.
+            (700, 24, 64),
+            (600, 1024, 32),
         ] {
             let a: Vec<f32> = (0..r * m).map(|i| val(i, 1)).collect();
             let b: Vec<f32> = (0..r * n).map(|i| val(i, 2)).collect();
