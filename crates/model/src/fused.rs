@@ -28,7 +28,6 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchKindConversion, DispatchTensor, TensorMetadata};
-use burn::nn::Dropout;
 use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -36,8 +35,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::kernel::pool::{self, Pooled};
 use crate::kernel::{self, gemm, gemm_pair, Packed};
-use crate::recurrence::{initial_state, CellKind, StackOutput};
-use crate::weights::{DirectionWeights, RecurrentLayer};
+use crate::recurrence::{initial_state, CellKind, Stack, StackOutput};
+use crate::weights::DirectionWeights;
 
 /// A CPU backend whose `f32` tensors the fused op reads and writes in place: flex and ndarray.
 /// Everything the kernels touch is a plain row-major slice, so a backend only has to lend one.
@@ -1275,21 +1274,23 @@ struct OutGrads<B: Backend> {
 
 type Slot<B> = Arc<Mutex<OutGrads<B>>>;
 
+impl<B: Backend> OutGrads<B> {
+    fn none() -> Self {
+        Self {
+            hs: None,
+            h_last: None,
+            c_last: None,
+        }
+    }
+}
+
 fn new_slot<B: Backend>() -> Slot<B> {
-    Arc::new(Mutex::new(OutGrads {
-        hs: None,
-        h_last: None,
-        c_last: None,
-    }))
+    Arc::new(Mutex::new(OutGrads::none()))
 }
 
 fn take_grads<B: Backend>(slot: &Slot<B>) -> OutGrads<B> {
     let mut g = slot.lock().unwrap_or_else(|e| e.into_inner());
-    OutGrads {
-        hs: g.hs.take(),
-        h_last: g.h_last.take(),
-        c_last: g.c_last.take(),
-    }
+    std::mem::replace(&mut *g, OutGrads::none())
 }
 
 /// Which output of a fused op a [`Part`] node hands out.
@@ -1467,12 +1468,8 @@ where
 /// `lengths` (PyTorch's packed sequences), each row's state is frozen past its length inside
 /// the op, the outputs there are zeroed, and the reverse direction reverses each row within its
 /// own length.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn try_run_stack(
-    kind: CellKind,
-    layers: &[RecurrentLayer],
-    dropout: &Dropout,
-    hidden_size: usize,
+    stack: Stack,
     input: &Tensor<3>,
     hidden0: &Option<Tensor<3>>,
     cell0: &Option<Tensor<3>>,
@@ -1498,16 +1495,7 @@ pub(crate) fn try_run_stack(
                 .try_into_primitive::<Autodiff<B, NoCheckpointing>>()
                 .is_ok()
     }
-    let args = (
-        kind,
-        layers,
-        dropout,
-        hidden_size,
-        input,
-        hidden0,
-        cell0,
-        lengths,
-    );
+    let args = (stack, input, hidden0, cell0, lengths);
     #[cfg(feature = "flex")]
     if on::<burn::backend::Flex>(&probe) {
         return run_stack::<burn::backend::Flex>(args);
@@ -1521,10 +1509,7 @@ pub(crate) fn try_run_stack(
 }
 
 type StackArgs<'a> = (
-    CellKind,
-    &'a [RecurrentLayer],
-    &'a Dropout,
-    usize,
+    Stack<'a>,
     &'a Tensor<3>,
     &'a Option<Tensor<3>>,
     &'a Option<Tensor<3>>,
@@ -1537,7 +1522,13 @@ where
     DispatchTensor:
         DispatchKindConversion<B> + DispatchKindConversion<Autodiff<B, NoCheckpointing>>,
 {
-    let (kind, layers, dropout, hidden_size, input, hidden0, cell0, lengths) = args;
+    let (stack, input, hidden0, cell0, lengths) = args;
+    let Stack {
+        kind,
+        layers,
+        dropout,
+        hidden_size,
+    } = stack;
     let [batch, time, _] = input.dims();
     let device = input.device();
     let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
@@ -1621,7 +1612,7 @@ where
 mod tests {
     use super::*;
     use crate::recurrence::{run_stack_loop, CellKind};
-    use crate::{GruConfig, LstmConfig, Nonlinearity, RnnConfig};
+    use crate::{GruConfig, LstmConfig, Nonlinearity, RecurrentLayer, RnnConfig};
     use burn::tensor::{Device, Distribution};
 
     /// Every device the fused op runs on in this build (without autodiff).
@@ -1668,29 +1659,12 @@ mod tests {
         // op on its own) only the final hidden state, only the final cell state.
         let run = |fused: bool, uses: [bool; 3]| {
             let c_init = lstm.then(|| c0.clone());
+            let stack = Stack::new(kind, layers, &dropout, h);
             let out = if !fused {
-                run_stack_loop(
-                    kind,
-                    layers,
-                    &dropout,
-                    h,
-                    x.clone(),
-                    Some(h0.clone()),
-                    c_init.clone(),
-                    lengths,
-                )
+                run_stack_loop(stack, x.clone(), Some(h0.clone()), c_init.clone(), lengths)
             } else {
-                try_run_stack(
-                    kind,
-                    layers,
-                    &dropout,
-                    h,
-                    &x,
-                    &Some(h0.clone()),
-                    &c_init,
-                    lengths,
-                )
-                .expect("the fused path applies")
+                try_run_stack(stack, &x, &Some(h0.clone()), &c_init, lengths)
+                    .expect("the fused path applies")
             };
             // Uneven over time, so a direction mix-up or a missing flip shows.
             let ramp =
@@ -1814,9 +1788,10 @@ mod tests {
             (CellKind::Gru, &gru_bi.layers),
         ];
         for (kind, layers) in cases {
-            let fused = try_run_stack(kind, layers, &dropout, h, &x, &None, &None, None)
+            let stack = Stack::new(kind, layers, &dropout, h);
+            let fused = try_run_stack(stack, &x, &None, &None, None)
                 .expect("the fused path applies without autodiff");
-            let looped = run_stack_loop(kind, layers, &dropout, h, x.clone(), None, None, None);
+            let looped = run_stack_loop(stack, x.clone(), None, None, None);
             for (a, b) in [
                 (fused.output, looped.output),
                 (

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::RecurrentError;
-use crate::recurrence::{run_stack, validate, CellKind};
+use crate::recurrence::{run_stack, validate, CellKind, Stack};
 use crate::weights::{check_config, init_layers, RecurrentLayer};
 
 /// Configuration of a stacked, optionally bidirectional [`Gru`].
@@ -127,16 +127,8 @@ impl Gru {
             None,
             lengths,
         )?;
-        let out = run_stack(
-            CellKind::Gru,
-            &self.layers,
-            &self.dropout,
-            self.hidden_size,
-            input,
-            state,
-            None,
-            lengths,
-        );
+        let stack = Stack::new(CellKind::Gru, &self.layers, &self.dropout, self.hidden_size);
+        let out = run_stack(stack, input, state, None, lengths);
         Ok((out.output, out.hidden))
     }
 }

@@ -535,6 +535,7 @@ fn gemm_rhs_in_place(
         };
         return true;
     }
+    #[cfg(not(target_arch = "x86_64"))]
     let _ = (m, dst, dst_rs, lhs, lhs_rs, lhs_cs, rhs, k, n, acc, tall);
     false
 }

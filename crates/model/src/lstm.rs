@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::RecurrentError;
-use crate::recurrence::{run_stack, validate, CellKind};
+use crate::recurrence::{run_stack, validate, CellKind, Stack};
 use crate::weights::{check_config, init_layers, RecurrentLayer};
 
 /// Configuration of a stacked, optionally bidirectional [`Lstm`].
@@ -180,16 +180,13 @@ impl Lstm {
             cell0.as_ref().map(|t| t.dims()),
             lengths,
         )?;
-        let out = run_stack(
+        let stack = Stack::new(
             CellKind::Lstm,
             &self.layers,
             &self.dropout,
             self.hidden_size,
-            input,
-            hidden0,
-            cell0,
-            lengths,
         );
+        let out = run_stack(stack, input, hidden0, cell0, lengths);
         let cell = out.cell.expect("the LSTM stack returns a cell state");
         Ok((out.output, LstmState::new(out.hidden, cell)))
     }

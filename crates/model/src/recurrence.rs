@@ -302,6 +302,32 @@ pub(crate) fn initial_state(
     }
 }
 
+/// A stack of recurrent layers as the forward passes read it: the cell, its layers (each with
+/// its directions), the dropout between layers and the hidden size.
+#[derive(Clone, Copy)]
+pub(crate) struct Stack<'a> {
+    pub(crate) kind: CellKind,
+    pub(crate) layers: &'a [RecurrentLayer],
+    pub(crate) dropout: &'a Dropout,
+    pub(crate) hidden_size: usize,
+}
+
+impl<'a> Stack<'a> {
+    pub(crate) fn new(
+        kind: CellKind,
+        layers: &'a [RecurrentLayer],
+        dropout: &'a Dropout,
+        hidden_size: usize,
+    ) -> Self {
+        Self {
+            kind,
+            layers,
+            dropout,
+            hidden_size,
+        }
+    }
+}
+
 /// The shared forward pass of every stacked, optionally bidirectional recurrent layer.
 ///
 /// - `input`: `[batch, time, input_size]`.
@@ -310,12 +336,8 @@ pub(crate) fn initial_state(
 ///
 /// Dropout is applied to the outputs of every layer but the last (it is a no-op outside
 /// training, see [`Dropout`]).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_stack(
-    kind: CellKind,
-    layers: &[RecurrentLayer],
-    dropout: &Dropout,
-    hidden_size: usize,
+    stack: Stack,
     input: Tensor<3>,
     hidden0: Option<Tensor<3>>,
     cell0: Option<Tensor<3>>,
@@ -325,43 +347,27 @@ pub(crate) fn run_stack(
     // off, e.g. to compare).
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     if std::env::var("GATECAST_FUSED").as_deref() != Ok("0") {
-        if let Some(out) = crate::fused::try_run_stack(
-            kind,
-            layers,
-            dropout,
-            hidden_size,
-            &input,
-            &hidden0,
-            &cell0,
-            lengths,
-        ) {
+        if let Some(out) = crate::fused::try_run_stack(stack, &input, &hidden0, &cell0, lengths) {
             return out;
         }
     }
-    run_stack_loop(
-        kind,
-        layers,
-        dropout,
-        hidden_size,
-        input,
-        hidden0,
-        cell0,
-        lengths,
-    )
+    run_stack_loop(stack, input, hidden0, cell0, lengths)
 }
 
 /// [`run_stack`] step by step with Burn's autodiff recording every operation.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_stack_loop(
-    kind: CellKind,
-    layers: &[RecurrentLayer],
-    dropout: &Dropout,
-    hidden_size: usize,
+    stack: Stack,
     input: Tensor<3>,
     hidden0: Option<Tensor<3>>,
     cell0: Option<Tensor<3>>,
     lengths: Option<&[usize]>,
 ) -> StackOutput {
+    let Stack {
+        kind,
+        layers,
+        dropout,
+        hidden_size,
+    } = stack;
     let device = input.device();
     let [batch, time, _] = input.dims();
     let directions = if layers.first().is_some_and(|l| l.reverse.is_some()) {
