@@ -1,7 +1,8 @@
 //! gatecast's `Rnn`/`Gru`/`Lstm` against burn-nn's modules and PyTorch, on every backend compiled
 //! in: the median time of a training step (forward over the sequence, a `Linear` head on the last
 //! hidden state, MSE, backward, Adam step) and of inference (forward + head), with achieved
-//! GFLOP/s and the fraction of the machine's measured matmul peak. One markdown table.
+//! GFLOP/s and the fraction of the machine's measured peak (the best of a 1024³ matmul on each
+//! backend, in PyTorch, and of an FMA-throughput loop on as many threads). One markdown table.
 //!
 //! ```text
 //! bash scripts/bench/run.sh            # PyTorch (in a virtualenv) + this bench, shapes a,b
@@ -207,6 +208,42 @@ fn matmul_peak(device: &Device) -> f64 {
     2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
 }
 
+/// GFLOP/s of `threads` threads each running 16 independent chains of 16-lane FMAs: the ceiling
+/// of any f32 matmul on this machine (AVX-512 only; `None` elsewhere).
+fn fma_peak(threads: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        use std::arch::x86_64::*;
+        #[target_feature(enable = "avx512f")]
+        fn chains(iters: u64) -> f32 {
+            let (a, b) = (_mm512_set1_ps(1.000_000_1), _mm512_set1_ps(0.999_999_9));
+            let mut c = [_mm512_setzero_ps(); 16];
+            for _ in 0..iters {
+                for c in c.iter_mut() {
+                    *c = _mm512_fmadd_ps(a, b, *c);
+                }
+            }
+            c.iter().map(|c| _mm512_reduce_add_ps(*c)).sum()
+        }
+        let iters = 20_000_000u64;
+        let best = (0..3)
+            .map(|_| {
+                let t0 = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        // SAFETY: the CPU has AVX-512F.
+                        s.spawn(|| std::hint::black_box(unsafe { chains(iters) }));
+                    }
+                });
+                t0.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        return Some((threads as u64 * iters * 16 * 32) as f64 / best / 1e9);
+    }
+    let _ = threads;
+    None
+}
+
 /// (train ms, inference ms) of one implementation.
 fn measure(who: &str, cell: &str, s: Shape, device: &Device, reps: usize) -> (f64, f64) {
     let net = Net::new(who, cell, s, device);
@@ -325,6 +362,13 @@ fn main() {
     }
     if let Some(p) = torch_peak {
         println!("matmul 1024³ f32 in PyTorch: {p:.1} GFLOP/s");
+        peaks.push(p);
+    }
+    let threads = env("RAYON_NUM_THREADS")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(p) = fma_peak(threads) {
+        println!("FMA throughput, {threads} threads × 16 chains of 16 lanes: {p:.1} GFLOP/s");
         peaks.push(p);
     }
     let peak = peaks.iter().cloned().fold(0.0, f64::max);
