@@ -787,7 +787,8 @@ mod avx512 {
             }
         }
         let mut run = |k: usize, (b, b_rs): (*const f32, usize), a: *const f32, (a_rs, a_cs)| {
-            // One pointer into `a` and one into `b` move on per step of `k`; the rows' offsets
+            // One pointer into `a` and one into `b` move on per step of `k` (wrapping: after the
+            // last step they may point past the end, which `add` does not allow); the rows' offsets
             // stay in registers, so each broadcast is a single load with no address arithmetic.
             // (Opaque to LLVM: knowing them to be multiples of `a_rs`, it would chain the
             // addresses, one `add` after another, in the loop.)
@@ -805,8 +806,8 @@ mod avx512 {
                     c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
                     c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
                 }
-                ap = ap.add(a_cs);
-                bp = bp.add(b_rs);
+                ap = ap.wrapping_add(a_cs);
+                bp = bp.wrapping_add(b_rs);
             }
         };
         run(k, (b, b_rs), a, (a_rs, a_cs));
