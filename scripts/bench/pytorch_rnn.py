@@ -38,6 +38,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--shapes", default="a,b")
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--cells", default="rnn,gru,lstm")
     p.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
     p.add_argument(
         "--flush-denormal",
@@ -65,6 +66,8 @@ def main():
         s = SHAPES[shape.strip()]
         reps = min(args.reps, 3) if shape.startswith("c") else args.reps
         for cell, cls in [("rnn", torch.nn.RNN), ("gru", torch.nn.GRU), ("lstm", torch.nn.LSTM)]:
+            if cell not in args.cells.split(","):
+                continue
             rnn = cls(F, s["h"], num_layers=s["layers"], batch_first=True).to(dev)
             head = torch.nn.Linear(s["h"], 1).to(dev)
             params = list(rnn.parameters()) + list(head.parameters())
