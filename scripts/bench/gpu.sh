@@ -8,7 +8,7 @@
 #   GATECAST_BENCH_BIN  a bench binary built elsewhere, for a GPU machine without network (no
 #                       crates to fetch): build it where cargo can, and carry it over:
 #       cargo bench --workspace --features gatecast-trainer/ndarray,gatecast-trainer/wgpu \
-#         --bench recurrent --no-run     # prints the binary's path; `strip` it (85 -> ~20 MB)
+#         --bench recurrent --no-run     # prints the binary's path; `strip` it (85 -> 59 MiB)
 #   PyTorch's rows need torch importable from $GATECAST_TORCH_VENV (default ~/.venvs/torch);
 #   without network and without torch there, the table has gatecast and burn-nn only.
 set -euo pipefail

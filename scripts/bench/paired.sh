@@ -12,19 +12,13 @@ SHAPE="${1:-b}"
 ROUNDS="${ROUNDS:-5}"
 CELLS="${CELLS:-rnn,gru,lstm}"
 BACKEND="${BACKEND:-flex}"
-THREADS="${THREADS:-$(nproc)}"
 REPS="${GATECAST_BENCH_REPS:-15}"
-VENV="${GATECAST_TORCH_VENV:-$HOME/.venvs/torch}"
-if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet torch
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gatecast-target}"
 OUT="$(mktemp -d)"
+# shellcheck source=scripts/bench/common.sh
+source scripts/bench/common.sh
 BIN=$(cargo bench --workspace --features gatecast-trainer/ndarray,gatecast-trainer/wgpu \
   --bench recurrent --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)
 [ -x "$BIN" ] || { echo "bench binary not found"; exit 1; }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads, $(date -u +%F)"
 echo "shape $SHAPE, $BACKEND, $ROUNDS rounds of (PyTorch, gatecast) per cell, medians of $REPS repetitions each"
 for round in $(seq "$ROUNDS"); do
   for cell in ${CELLS//,/ }; do

@@ -8,15 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHAPES="${1:-a,b}"
-THREADS="${THREADS:-$(nproc)}"
-VENV="${GATECAST_TORCH_VENV:-$HOME/.venvs/torch}"
-if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet torch
-fi
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gatecast-target}"
 OUT="${OUT:-$(mktemp -d)}"
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads, $(date -u +%F)"
+# shellcheck source=scripts/bench/common.sh
+source scripts/bench/common.sh
 # PYTORCH_FLAGS=--flush-denormal times PyTorch with denormals flushed, as gatecast's kernels run.
 # shellcheck disable=SC2086
 # GATECAST_BENCH_REPS sets the repetitions of both sides.
