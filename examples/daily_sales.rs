@@ -10,7 +10,8 @@
 //! makes them zero-revenue days. Writes `runs/daily_sales/`.
 
 use burn::tensor::Device;
-use gatecast_trainer::config::Experiment;
+use gatecast_data::Calendar;
+use gatecast_trainer::config::{Cell, Experiment};
 use gatecast_trainer::run;
 
 fn main() -> anyhow::Result<()> {
@@ -19,14 +20,14 @@ fn main() -> anyhow::Result<()> {
     e.data.time_column = "date".into();
     e.data.targets = vec!["revenue".into()];
     e.data.covariates = vec!["orders".into(), "customers".into()];
-    e.data.calendar = vec!["day_of_week".into(), "month_of_year".into()];
+    e.data.calendar = vec![Calendar::DayOfWeek, Calendar::MonthOfYear];
     e.data.gaps = gatecast_data::GapPolicy::Keep;
     e.data.resample = "1d".into();
     e.data.season = 7;
     e.window.lookback = 28;
     e.window.horizon = 7;
     e.window.stride = 1;
-    e.model.cell = "rnn".into();
+    e.model.cell = Cell::Rnn;
     e.model.hidden_size = 32;
     e.train.epochs = 60;
     e.train.batch_size = 32;

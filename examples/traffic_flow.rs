@@ -8,17 +8,17 @@
 //! Writes `runs/traffic_flow/{lstm,gru}/`.
 
 use burn::tensor::Device;
-use gatecast_trainer::config::Experiment;
+use gatecast_trainer::config::{Cell, Experiment};
 use gatecast_trainer::run;
 
 fn main() -> anyhow::Result<()> {
     let mut tables = Vec::new();
-    for cell in ["lstm", "gru"] {
+    for cell in [Cell::Lstm, Cell::Gru] {
         let mut e = Experiment::default(); // traffic_volume, look-back 168 h, horizon 24 h
-        e.model.cell = cell.into();
+        e.model.cell = cell;
         e.data.baseline_seasons = vec![168];
         e.validate().map_err(anyhow::Error::msg)?;
-        let dir = std::path::PathBuf::from("runs/traffic_flow").join(cell);
+        let dir = std::path::PathBuf::from("runs/traffic_flow").join(cell.to_string());
         let report = run::train(&e, &dir, &[Device::flex()], false, true)?;
         println!(
             "{cell}: {} epochs, {:.0} s",

@@ -7,7 +7,7 @@
 
 use burn::tensor::{Distribution, Tensor};
 
-use crate::recurrence::{step, CellKind, CellState, StepWeights};
+use crate::step_loop::{step, CellState, StepWeights};
 use crate::{Gru, Lstm, Rnn};
 
 /// A single-direction layer whose first layer is probed.
@@ -27,24 +27,18 @@ pub enum Probe<'a> {
 /// zero-valued leaf tensor added to it, so its gradient is exactly `∂L/∂h_t`.
 pub fn hidden_gradient_norms(layer: Probe<'_>, input: Tensor<3>) -> Vec<f64> {
     let (kind, weights, hidden) = match layer {
-        Probe::Rnn(m) => (
-            if m.nonlinearity() == crate::Nonlinearity::Relu {
-                CellKind::ElmanRelu
-            } else {
-                CellKind::ElmanTanh
-            },
-            &m.layers[0].forward,
-            m.hidden_size(),
-        ),
-        Probe::Gru(m) => (CellKind::Gru, &m.layers[0].forward, m.hidden_size()),
-        Probe::Lstm(m) => (CellKind::Lstm, &m.layers[0].forward, m.hidden_size()),
+        Probe::Rnn(m) => (m.kind(), &m.layers[0].forward, m.hidden_size()),
+        Probe::Gru(m) => (m.kind(), &m.layers[0].forward, m.hidden_size()),
+        Probe::Lstm(m) => (m.kind(), &m.layers[0].forward, m.hidden_size()),
     };
     let device = input.device();
     let [batch, time, _] = input.dims();
     let w = StepWeights::new(kind, weights);
     let mut state = CellState {
         hidden: Tensor::zeros([batch, hidden], &device),
-        cell: (kind == CellKind::Lstm).then(|| Tensor::zeros([batch, hidden], &device)),
+        cell: kind
+            .has_cell()
+            .then(|| Tensor::zeros([batch, hidden], &device)),
     };
     let mut probes = Vec::with_capacity(time);
     for t in 0..time {

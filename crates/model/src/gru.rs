@@ -1,13 +1,11 @@
 //! Gated recurrent unit (Cho et al. 2014), PyTorch's `nn.GRU` semantics.
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 use crate::error::RecurrentError;
-use crate::recurrence::{run_stack, validate, CellKind, Stack};
-use crate::weights::{check_config, init_layers, RecurrentLayer};
+use crate::layer::{Build, GruCell, Recurrent};
+use crate::stack::CellKind;
 
 /// Configuration of a stacked, optionally bidirectional [`Gru`].
 ///
@@ -43,16 +41,9 @@ pub struct GruConfig {
 ///
 /// Weights per layer and direction: `weight_ih [3H, input]`, `weight_hh [3H, H]`,
 /// `bias_ih [3H]`, `bias_hh [3H]`, gates in the order (r, z, n), as PyTorch's `weight_ih_l{k}`.
-#[derive(Module, Debug)]
-pub struct Gru {
-    /// The stacked layers, `num_layers` of them.
-    pub layers: Vec<RecurrentLayer>,
-    /// Dropout between layers.
-    pub dropout: Dropout,
-    input_size: usize,
-    hidden_size: usize,
-    bidirectional: bool,
-}
+///
+/// The state is the hidden state `[num_layers * num_directions, batch, hidden]`.
+pub type Gru = Recurrent<GruCell>;
 
 impl GruConfig {
     /// Builds the layer with PyTorch's initialisation (uniform in `±1/sqrt(hidden_size)`).
@@ -65,72 +56,17 @@ impl GruConfig {
 
     /// Builds the layer, or says which config field is out of range.
     pub fn try_init(&self, device: &Device) -> Result<Gru, RecurrentError> {
-        check_config(
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.dropout,
-        )?;
-        Ok(Gru {
-            layers: init_layers(
-                CellKind::Gru.gates(),
-                self.input_size,
-                self.hidden_size,
-                self.num_layers,
-                self.bias,
-                self.bidirectional,
-                device,
-            ),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            bidirectional: self.bidirectional,
-        })
+        Gru::build(
+            Build {
+                kind: CellKind::Gru,
+                input_size: self.input_size,
+                hidden_size: self.hidden_size,
+                num_layers: self.num_layers,
+                bias: self.bias,
+                dropout: self.dropout,
+                bidirectional: self.bidirectional,
+            },
+            device,
+        )
     }
 }
-
-impl Gru {
-    /// Runs the GRU over whole sequences.
-    ///
-    /// - `input`: `[batch, time, input_size]`.
-    /// - `state`: initial hidden state `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
-    ///
-    /// Returns the last layer's outputs `[batch, time, num_directions * hidden]` (forward
-    /// direction first) and the final hidden state `[num_layers * num_directions, batch, hidden]`.
-    ///
-    /// # Panics
-    /// When shapes do not match the layer; [`Gru::try_forward`] returns the error instead.
-    pub fn forward(&self, input: Tensor<3>, state: Option<Tensor<3>>) -> (Tensor<3>, Tensor<3>) {
-        self.try_forward(input, state, None)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Runs the GRU, checking every shape, with optional per-sequence lengths.
-    ///
-    /// - `input`: `[batch, time, input_size]`, sequences padded to `time`.
-    /// - `state`: initial hidden state `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
-    /// - `lengths`: `[batch]`, each in `1..=time`, in any order. Outputs after a sequence's end
-    ///   are zero and its final state is the state at its last valid step (PyTorch's
-    ///   packed-sequence semantics).
-    pub fn try_forward(
-        &self,
-        input: Tensor<3>,
-        state: Option<Tensor<3>>,
-        lengths: Option<&[usize]>,
-    ) -> Result<(Tensor<3>, Tensor<3>), RecurrentError> {
-        validate(
-            self.input_size,
-            self.hidden_size,
-            self.state_rows(),
-            input.dims(),
-            state.as_ref().map(|t| t.dims()),
-            None,
-            lengths,
-        )?;
-        let stack = Stack::new(CellKind::Gru, &self.layers, &self.dropout, self.hidden_size);
-        let out = run_stack(stack, input, state, None, lengths);
-        Ok((out.output, out.hidden))
-    }
-}
-
-layer_accessors!(Gru);

@@ -10,6 +10,12 @@
 //! - Variable-length sequences through `try_forward(.., Some(&lengths))` with PyTorch's
 //!   packed-sequence semantics.
 //! - PyTorch state_dicts load unchanged ([`pytorch`]).
+//! - Forecasting models on top of them in [`forecast`]; gradient-flow measurements in
+//!   [`diagnostics`].
+//!
+//! On the CPU backends (flex, ndarray) a stack runs as one fused whole-sequence op per layer and
+//! direction with its own backward; on other backends as a loop of Burn tensor ops per step.
+//! Both compute the same function; [`set_fused`] and [`set_avx512`] choose (for comparisons).
 //!
 //! ```no_run
 //! use burn::tensor::{Device, Distribution, Tensor};
@@ -24,67 +30,36 @@
 //! # let _ = cell;
 //! ```
 #![warn(missing_docs)]
-
-/// Shape accessors every recurrent layer shares.
-macro_rules! layer_accessors {
-    ($layer:ty) => {
-        impl $layer {
-            /// Features per time step this layer reads.
-            pub fn input_size(&self) -> usize {
-                self.input_size
-            }
-            /// Size of the hidden state.
-            pub fn hidden_size(&self) -> usize {
-                self.hidden_size
-            }
-            /// Number of stacked layers.
-            pub fn num_layers(&self) -> usize {
-                self.layers.len()
-            }
-            /// Whether a reverse direction runs beside the forward one.
-            pub fn is_bidirectional(&self) -> bool {
-                self.bidirectional
-            }
-            /// Features per time step of the output: `num_directions * hidden_size`.
-            pub fn output_size(&self) -> usize {
-                self.num_directions() * self.hidden_size
-            }
-            /// 2 when bidirectional, else 1.
-            pub fn num_directions(&self) -> usize {
-                if self.bidirectional {
-                    2
-                } else {
-                    1
-                }
-            }
-            fn state_rows(&self) -> usize {
-                self.layers.len() * self.num_directions()
-            }
-        }
-    };
-}
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod diagnostics;
 mod error;
-mod forecaster;
+pub mod forecast;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
-mod fused;
+mod fused_cpu;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod fused_stack;
 mod gru;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod kernel;
+mod layer;
 mod lstm;
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+mod pool;
 pub mod pytorch;
 mod recurrence;
 mod rnn;
-mod segrnn;
+mod stack;
+mod step_loop;
+mod switches;
 mod weights;
 
 pub use error::RecurrentError;
-pub use forecaster::{CellType, Encoder, Forecaster, ForecasterConfig};
 pub use gru::{Gru, GruConfig};
+pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
-pub use segrnn::{SegNorm, SegRnn, SegRnnConfig};
+pub use switches::{avx512_active, fused_enabled, set_avx512, set_fused};
 pub use weights::{DirectionWeights, RecurrentLayer};
 
 /// Frees the scratch buffers the fused CPU path (flex, ndarray) keeps between calls.
@@ -96,5 +71,5 @@ pub use weights::{DirectionWeights, RecurrentLayer};
 /// wanted elsewhere; the next call simply maps again. A no-op on other backends.
 pub fn release_cached_buffers() {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
-    kernel::pool::release();
+    pool::release();
 }

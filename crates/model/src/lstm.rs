@@ -1,13 +1,11 @@
 //! Long short-term memory (Hochreiter & Schmidhuber 1997), PyTorch's `nn.LSTM` semantics.
 
 use burn::config::Config;
-use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::error::RecurrentError;
-use crate::recurrence::{run_stack, validate, CellKind, Stack};
-use crate::weights::{check_config, init_layers, RecurrentLayer};
+use crate::layer::{Build, LstmCell, Recurrent};
+use crate::stack::CellKind;
 
 /// Configuration of a stacked, optionally bidirectional [`Lstm`].
 ///
@@ -67,16 +65,7 @@ impl LstmState {
 /// Weights are stored per layer and direction as `weight_ih [4H, input]`, `weight_hh [4H, H]`,
 /// `bias_ih [4H]`, `bias_hh [4H]` with gates in the order (i, f, g, o), exactly as PyTorch's
 /// `weight_ih_l{k}` etc., so a PyTorch state_dict loads unchanged (see [`crate::pytorch`]).
-#[derive(Module, Debug)]
-pub struct Lstm {
-    /// The stacked layers, `num_layers` of them.
-    pub layers: Vec<RecurrentLayer>,
-    /// Dropout between layers.
-    pub dropout: Dropout,
-    input_size: usize,
-    hidden_size: usize,
-    bidirectional: bool,
-}
+pub type Lstm = Recurrent<LstmCell>;
 
 impl LstmConfig {
     /// Builds the layer with PyTorch's initialisation (uniform in `±1/sqrt(hidden_size)`).
@@ -89,21 +78,18 @@ impl LstmConfig {
 
     /// Builds the layer, or says which config field is out of range.
     pub fn try_init(&self, device: &Device) -> Result<Lstm, RecurrentError> {
-        check_config(
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.dropout,
-        )?;
-        let mut layers = init_layers(
-            CellKind::Lstm.gates(),
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bias,
-            self.bidirectional,
+        let mut lstm = Lstm::build(
+            Build {
+                kind: CellKind::Lstm,
+                input_size: self.input_size,
+                hidden_size: self.hidden_size,
+                num_layers: self.num_layers,
+                bias: self.bias,
+                dropout: self.dropout,
+                bidirectional: self.bidirectional,
+            },
             device,
-        );
+        )?;
         if self.forget_bias != 0.0 {
             let h = self.hidden_size;
             let shift: Vec<f32> = (0..4 * h)
@@ -117,7 +103,7 @@ impl LstmConfig {
                 .collect();
             let shift =
                 Tensor::<1>::from_data(burn::tensor::TensorData::new(shift, [4 * h]), device);
-            for layer in layers.iter_mut() {
+            for layer in lstm.layers.iter_mut() {
                 for dir in std::iter::once(&mut layer.forward).chain(layer.reverse.as_mut()) {
                     if let Some(b) = dir.bias_ih.take() {
                         let shifted = b.val() + shift.clone();
@@ -126,70 +112,6 @@ impl LstmConfig {
                 }
             }
         }
-        Ok(Lstm {
-            layers,
-            dropout: DropoutConfig::new(self.dropout).init(),
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            bidirectional: self.bidirectional,
-        })
+        Ok(lstm)
     }
 }
-
-impl Lstm {
-    /// Runs the LSTM over whole sequences.
-    ///
-    /// - `input`: `[batch, time, input_size]`.
-    /// - `state`: initial state, each `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
-    ///
-    /// Returns the last layer's outputs `[batch, time, num_directions * hidden]` (forward
-    /// direction first) and the final state of every layer and direction.
-    ///
-    /// # Panics
-    /// When shapes do not match the layer; [`Lstm::try_forward`] returns the error instead.
-    pub fn forward(&self, input: Tensor<3>, state: Option<LstmState>) -> (Tensor<3>, LstmState) {
-        self.try_forward(input, state, None)
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Runs the LSTM, checking every shape, with optional per-sequence lengths.
-    ///
-    /// - `input`: `[batch, time, input_size]`, sequences padded to `time`.
-    /// - `state`: initial state, each `[num_layers * num_directions, batch, hidden]`; zeros if `None`.
-    /// - `lengths`: `[batch]`, each in `1..=time`, in any order. Outputs after a sequence's end
-    ///   are zero and its final state is the state at its last valid step; the reverse direction
-    ///   starts at that last valid step (PyTorch's packed-sequence semantics).
-    ///
-    /// Returns outputs `[batch, time, num_directions * hidden]` and the final state.
-    pub fn try_forward(
-        &self,
-        input: Tensor<3>,
-        state: Option<LstmState>,
-        lengths: Option<&[usize]>,
-    ) -> Result<(Tensor<3>, LstmState), RecurrentError> {
-        let (hidden0, cell0) = match state {
-            Some(s) => (Some(s.hidden), Some(s.cell)),
-            None => (None, None),
-        };
-        validate(
-            self.input_size,
-            self.hidden_size,
-            self.state_rows(),
-            input.dims(),
-            hidden0.as_ref().map(|t| t.dims()),
-            cell0.as_ref().map(|t| t.dims()),
-            lengths,
-        )?;
-        let stack = Stack::new(
-            CellKind::Lstm,
-            &self.layers,
-            &self.dropout,
-            self.hidden_size,
-        );
-        let out = run_stack(stack, input, hidden0, cell0, lengths);
-        let cell = out.cell.expect("the LSTM stack returns a cell state");
-        Ok((out.output, LstmState::new(out.hidden, cell)))
-    }
-}
-
-layer_accessors!(Lstm);

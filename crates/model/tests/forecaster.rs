@@ -5,7 +5,7 @@ mod common;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution, Tensor};
 use common::*;
-use gatecast_model::{CellType, ForecasterConfig};
+use gatecast_model::forecast::{CellType, ForecasterConfig};
 
 #[test]
 fn shapes_for_every_cell_with_and_without_covariates() {
@@ -80,7 +80,7 @@ fn autoregressive_shapes_and_errors() {
             .with_future_size(4)
             .with_autoregressive(true)
             .init(&device);
-        assert!(f.head.is_none() && f.decoder.is_some());
+        assert!(f.is_autoregressive());
         let x = Tensor::<3>::random([6, 10, 3], Distribution::Normal(0.0, 1.0), &device);
         let fut = Tensor::<3>::random([6, 5, 4], Distribution::Normal(0.0, 1.0), &device);
         assert_eq!(f.forward(x.clone(), Some(fut.clone())).dims(), [6, 5, 2]);

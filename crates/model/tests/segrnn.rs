@@ -6,7 +6,7 @@ mod common;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use common::*;
-use gatecast_model::{SegNorm, SegRnnConfig};
+use gatecast_model::forecast::{SegNorm, SegRnnConfig};
 
 fn max_abs(a: Tensor<3>, b: Tensor<3>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()

@@ -294,7 +294,7 @@ pub fn run(
                 r.epochs.to_string(),
                 format!("{:.1}", r.seconds),
                 exp.train.seed.to_string(),
-                exp.model.cell.clone(),
+                exp.model.cell.to_string(),
                 exp.model.hidden_size.to_string(),
                 exp.model.num_layers.to_string(),
                 exp.train.lr.to_string(),

@@ -4,8 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use gatecast_data::{DuplicatePolicy, GapPolicy, MissingPolicy, ScalerKind};
-use gatecast_model::CellType;
+use gatecast_data::{Calendar, DuplicatePolicy, GapPolicy, MissingPolicy, ScalerKind};
+use gatecast_model::forecast::CellType;
+
+pub use crate::choice::Choice;
+use crate::choice::{as_name, as_names};
 
 /// The whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -37,7 +40,8 @@ pub struct DataConfig {
     pub covariates: Vec<String>,
     /// Calendar features used as known-future covariates: `hour_of_day`, `day_of_week`,
     /// `month_of_year`.
-    pub calendar: Vec<String>,
+    #[serde(with = "as_names")]
+    pub calendar: Vec<Calendar>,
     /// `error`, `interpolate` or `forward_fill`.
     pub missing: MissingPolicy,
     /// `error`, `first`, `mean` or `sum`.
@@ -85,7 +89,7 @@ impl Default for DataConfig {
             time_format: String::new(),
             targets: vec!["traffic_volume".into()],
             covariates: vec!["temp".into(), "clouds_all".into()],
-            calendar: vec!["hour_of_day".into(), "day_of_week".into()],
+            calendar: vec![Calendar::HourOfDay, Calendar::DayOfWeek],
             missing: MissingPolicy::Interpolate,
             duplicates: DuplicatePolicy::First,
             gaps: GapPolicy::Keep,
@@ -129,7 +133,8 @@ pub struct ModelSection {
     /// `rnn`, `gru`, `lstm` (a recurrent encoder and a direct or autoregressive head) or `segrnn`
     /// (segment-recurrent: GRU over look-back segments, parallel decoding of output segments,
     /// channel-independent; forecasts every input channel, needs no covariates).
-    pub cell: String,
+    #[serde(with = "as_name")]
+    pub cell: Cell,
     /// Hidden size.
     pub hidden_size: usize,
     /// Stacked layers.
@@ -140,7 +145,8 @@ pub struct ModelSection {
     pub bidirectional: bool,
     /// `direct` (one linear map to every horizon step) or `autoregressive` (a decoder steps
     /// through the horizon, feeding its forecasts back).
-    pub decoder: String,
+    #[serde(with = "as_name")]
+    pub decoder: Decoder,
     /// Subtract the last look-back value per channel and add it back to the forecast.
     pub last_value_norm: bool,
     /// `segrnn` only: segment length in steps (the look-back must be a multiple).
@@ -152,12 +158,12 @@ pub struct ModelSection {
 impl Default for ModelSection {
     fn default() -> Self {
         Self {
-            cell: "lstm".into(),
+            cell: Cell::Lstm,
             hidden_size: 64,
             num_layers: 1,
             dropout: 0.0,
             bidirectional: false,
-            decoder: "direct".into(),
+            decoder: Decoder::Direct,
             last_value_norm: false,
             segment: 24,
             revin: false,
@@ -166,21 +172,19 @@ impl Default for ModelSection {
 }
 
 impl ModelSection {
-    /// The cell type, or an error naming the option.
-    pub fn cell_type(&self) -> Result<CellType, String> {
-        match self.cell.to_ascii_lowercase().as_str() {
-            "rnn" | "elman" => Ok(CellType::Rnn),
-            "gru" => Ok(CellType::Gru),
-            "lstm" => Ok(CellType::Lstm),
-            other => Err(format!(
-                "model.cell = '{other}': expected rnn, gru, lstm or segrnn"
-            )),
+    /// The recurrent cell of a `rnn`, `gru` or `lstm` model; `None` for `segrnn`.
+    pub fn cell_type(&self) -> Option<CellType> {
+        match self.cell {
+            Cell::Rnn => Some(CellType::Rnn),
+            Cell::Gru => Some(CellType::Gru),
+            Cell::Lstm => Some(CellType::Lstm),
+            Cell::Segrnn => None,
         }
     }
 
     /// Whether the model is the segment-recurrent one.
     pub fn is_segrnn(&self) -> bool {
-        self.cell.eq_ignore_ascii_case("segrnn")
+        self.cell == Cell::Segrnn
     }
 }
 
@@ -195,15 +199,18 @@ pub struct TrainSection {
     /// Peak learning rate.
     pub lr: f64,
     /// `adam`, `adamw` or `sgd` (with momentum).
-    pub optimizer: String,
+    #[serde(with = "as_name")]
+    pub optimizer: Optimizer,
     /// Training loss on the scaled values: `mse` or `mae` (L1, as SegRNN trains).
-    pub loss: String,
+    #[serde(with = "as_name")]
+    pub loss: Loss,
     /// Weight decay (L2 for adam/sgd, decoupled for adamw).
     pub weight_decay: f64,
     /// SGD momentum.
     pub momentum: f64,
     /// `global_norm` (PyTorch's `clip_grad_norm_`), `norm` (per tensor), `value`, or `none`.
-    pub clip: String,
+    #[serde(with = "as_name")]
+    pub clip: ClipMode,
     /// Threshold for clipping.
     pub clip_value: f64,
     /// Stop after this many epochs without a better validation loss.
@@ -226,11 +233,11 @@ impl Default for TrainSection {
             epochs: 20,
             batch_size: 64,
             lr: 3e-3,
-            optimizer: "adam".into(),
-            loss: "mse".into(),
+            optimizer: Optimizer::Adam,
+            loss: Loss::Mse,
             weight_decay: 0.0,
             momentum: 0.9,
-            clip: "global_norm".into(),
+            clip: ClipMode::GlobalNorm,
             clip_value: 1.0,
             patience: 4,
             seed: 42,
@@ -308,34 +315,8 @@ impl Experiment {
                     "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
                 );
             }
-        } else {
-            self.model.cell_type()?;
         }
-        if !["direct", "autoregressive"].contains(&self.model.decoder.as_str()) {
-            return Err(format!(
-                "model.decoder = '{}': expected direct or autoregressive",
-                self.model.decoder
-            ));
-        }
-        if !["adam", "adamw", "sgd"].contains(&self.train.optimizer.as_str()) {
-            return Err(format!(
-                "train.optimizer = '{}': expected adam, adamw or sgd",
-                self.train.optimizer
-            ));
-        }
-        if !["mse", "mae"].contains(&self.train.loss.as_str()) {
-            return Err(format!(
-                "train.loss = '{}': expected mse or mae",
-                self.train.loss
-            ));
-        }
-        if !["global_norm", "norm", "value", "none"].contains(&self.train.clip.as_str()) {
-            return Err(format!(
-                "train.clip = '{}': expected global_norm, norm, value or none",
-                self.train.clip
-            ));
-        }
-        if self.train.clip != "none"
+        if self.train.clip != ClipMode::None
             && (self.train.clip_value.is_nan() || self.train.clip_value <= 0.0)
         {
             return Err(format!(
@@ -363,13 +344,6 @@ impl Experiment {
         if self.data.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
         }
-        for c in &self.data.calendar {
-            if calendar_feature(c).is_none() {
-                return Err(format!(
-                    "data.calendar: '{c}' is not one of hour_of_day, day_of_week, month_of_year"
-                ));
-            }
-        }
         let [a, b, c] = self.data.split;
         if [a, b, c].iter().any(|r| !(*r > 0.0 && *r < 1.0)) || ((a + b + c) - 1.0).abs() > 1e-9 {
             return Err(format!(
@@ -380,15 +354,117 @@ impl Experiment {
     }
 }
 
-/// Parses a calendar feature name.
-pub fn calendar_feature(name: &str) -> Option<gatecast_data::Calendar> {
-    use gatecast_data::Calendar;
-    match name {
-        "hour_of_day" => Some(Calendar::HourOfDay),
-        "day_of_week" => Some(Calendar::DayOfWeek),
-        "month_of_year" => Some(Calendar::MonthOfYear),
-        _ => None,
+/// `model.cell`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// Elman RNN encoder (`rnn`; `elman` is accepted too).
+    Rnn,
+    /// GRU encoder.
+    Gru,
+    /// LSTM encoder.
+    Lstm,
+    /// The segment-recurrent model.
+    Segrnn,
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
+}
+
+impl Choice for Cell {
+    const OPTION: &'static str = "model.cell";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("rnn", Cell::Rnn),
+        ("gru", Cell::Gru),
+        ("lstm", Cell::Lstm),
+        ("segrnn", Cell::Segrnn),
+    ];
+    const ALIASES: &'static [(&'static str, Self)] = &[("elman", Cell::Rnn)];
+}
+
+/// `model.decoder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// One linear map from the encoder's last state to every horizon step.
+    Direct,
+    /// A decoder cell steps through the horizon, feeding its forecasts back.
+    Autoregressive,
+}
+
+impl Choice for Decoder {
+    const OPTION: &'static str = "model.decoder";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("direct", Decoder::Direct),
+        ("autoregressive", Decoder::Autoregressive),
+    ];
+}
+
+/// `train.optimizer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimizer {
+    /// Adam, with L2 weight decay.
+    Adam,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// SGD with momentum.
+    Sgd,
+}
+
+impl Choice for Optimizer {
+    const OPTION: &'static str = "train.optimizer";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("adam", Optimizer::Adam),
+        ("adamw", Optimizer::Adamw),
+        ("sgd", Optimizer::Sgd),
+    ];
+}
+
+/// `train.loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error (L1).
+    Mae,
+}
+
+impl Choice for Loss {
+    const OPTION: &'static str = "train.loss";
+    const VALUES: &'static [(&'static str, Self)] = &[("mse", Loss::Mse), ("mae", Loss::Mae)];
+}
+
+/// `train.clip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipMode {
+    /// PyTorch's `clip_grad_norm_`: one factor for every gradient.
+    GlobalNorm,
+    /// Each parameter tensor's norm on its own (Burn's `GradientClippingConfig::Norm`).
+    Norm,
+    /// Each value (Burn's `GradientClippingConfig::Value`).
+    Value,
+    /// No clipping.
+    None,
+}
+
+impl Choice for ClipMode {
+    const OPTION: &'static str = "train.clip";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("global_norm", ClipMode::GlobalNorm),
+        ("norm", ClipMode::Norm),
+        ("value", ClipMode::Value),
+        ("none", ClipMode::None),
+    ];
+}
+
+impl Choice for Calendar {
+    const OPTION: &'static str = "data.calendar";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("hour_of_day", Calendar::HourOfDay),
+        ("day_of_week", Calendar::DayOfWeek),
+        ("month_of_year", Calendar::MonthOfYear),
+    ];
 }
 
 #[cfg(test)]

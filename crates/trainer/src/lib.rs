@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod benchmark;
 pub mod checkpoint;
+pub mod choice;
 pub mod clip;
 pub mod config;
 pub mod diagnose;

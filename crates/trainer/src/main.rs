@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use gatecast_trainer::config::Experiment;
+use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss};
 use gatecast_trainer::run;
 
 /// Recurrent neural networks for time series (Elman RNN, GRU, LSTM) on Burn.
@@ -215,7 +215,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
         e.data.path = v.clone();
     }
     if let Some(v) = &args.cell {
-        e.model.cell = v.clone();
+        e.model.cell = Cell::parse(v).map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = args.hidden {
         e.model.hidden_size = v;
@@ -227,7 +227,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
         e.model.dropout = v;
     }
     if let Some(v) = &args.decoder {
-        e.model.decoder = v.clone();
+        e.model.decoder = Decoder::parse(v).map_err(anyhow::Error::msg)?;
     }
     if args.last_value_norm {
         e.model.last_value_norm = true;
@@ -258,10 +258,10 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
         e.train.lr = v;
     }
     if let Some(v) = &args.clip {
-        e.train.clip = v.clone();
+        e.train.clip = ClipMode::parse(v).map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = &args.loss {
-        e.train.loss = v.clone();
+        e.train.loss = Loss::parse(v).map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = args.seed {
         e.train.seed = v;

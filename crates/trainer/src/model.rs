@@ -7,7 +7,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use burn::train::{InferenceStep, RegressionOutput, TrainOutput, TrainStep};
 use gatecast_data::ForecastBatch;
-use gatecast_model::{Forecaster, SegRnn};
+use gatecast_model::forecast::{Forecaster, SegRnn};
 
 use crate::clip::{clip_global_norm, global_norm, scale_grads};
 use crate::monitor::SharedMonitor;

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::tensor::Device;
-use gatecast_trainer::config::Experiment;
+use gatecast_data::Calendar;
+use gatecast_trainer::config::{ClipMode, Decoder, Experiment, Optimizer};
 use gatecast_trainer::run;
 
 mod common;
@@ -25,7 +26,7 @@ fn experiment(csv: &Path) -> Experiment {
     e.data.time_column = "time".into();
     e.data.targets = vec!["load".into()];
     e.data.covariates = vec!["temp".into()];
-    e.data.calendar = vec!["hour_of_day".into()];
+    e.data.calendar = vec![Calendar::HourOfDay];
     e.window.lookback = 48;
     e.window.horizon = 12;
     e.window.stride = 2;
@@ -124,7 +125,7 @@ fn autoregressive_decoder_trains_and_evaluates() {
     let dir = tmp("ar");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
-    exp.model.decoder = "autoregressive".into();
+    exp.model.decoder = Decoder::Autoregressive;
     exp.train.epochs = 3;
     let run_dir = dir.join("run");
     let report = run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
@@ -178,8 +179,8 @@ fn divergence_stops_with_a_clear_message() {
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
     exp.train.lr = 1e12;
-    exp.train.clip = "none".into();
-    exp.train.optimizer = "sgd".into();
+    exp.train.clip = ClipMode::None;
+    exp.train.optimizer = Optimizer::Sgd;
     exp.train.epochs = 3;
     let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
     let why = report.diverged.expect("the guard fires");
@@ -199,13 +200,13 @@ fn divergence_keeps_the_best_checkpoint_loadable() {
     let device = Device::flex();
     let mut exp = experiment(&csv);
     exp.train.epochs = 2;
-    exp.train.optimizer = "sgd".into();
+    exp.train.optimizer = Optimizer::Sgd;
     exp.train.lr = 0.05;
     let good = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
     let good_mae = good.test.rows[0].mae;
     exp.train.epochs = 5;
     exp.train.lr = 1e12;
-    exp.train.clip = "none".into();
+    exp.train.clip = ClipMode::None;
     exp.train.schedule = gatecast_trainer::schedule::Schedule::Constant;
     let bad = run::train(&exp, &run_dir, std::slice::from_ref(&device), true, true).unwrap();
     let why = bad.diverged.expect("the guard fires");

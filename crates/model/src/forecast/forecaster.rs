@@ -63,7 +63,7 @@ pub struct ForecasterConfig {
 /// The recurrent encoder of a [`Forecaster`].
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Encoder {
+pub(crate) enum Encoder {
     /// Elman RNN.
     Rnn(Rnn),
     /// GRU.
@@ -135,12 +135,12 @@ fn build_cell(
 #[derive(Module, Debug)]
 pub struct Forecaster {
     /// The recurrent encoder.
-    pub encoder: Encoder,
+    encoder: Encoder,
     /// Direct head: `[directions * hidden + horizon * future] → [horizon * targets]` (absent
     /// when autoregressive).
     pub head: Option<Linear>,
     /// Autoregressive decoder: one layer, input `targets + future`, hidden as the encoder's.
-    pub decoder: Option<Encoder>,
+    decoder: Option<Encoder>,
     /// Autoregressive read-out `[hidden] → [targets]`.
     pub step_head: Option<Linear>,
     horizon: usize,
@@ -324,5 +324,11 @@ impl Forecaster {
     /// Targets per step.
     pub fn targets(&self) -> usize {
         self.targets
+    }
+
+    /// Whether the forecaster decodes step by step, feeding its forecasts back (built with
+    /// `autoregressive = true`), instead of one direct head for the whole horizon.
+    pub fn is_autoregressive(&self) -> bool {
+        self.decoder.is_some() && self.head.is_none()
     }
 }

@@ -1,0 +1,120 @@
+//! A finished run at work: its test table again (`evaluate`), and forecasts after the end of
+//! new data (`forecast`), both from the run directory.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use gatecast_data::Scaler;
+
+use super::prepare::{load, prepare, Loaded};
+use super::report::{evaluate_model, TestTable};
+use super::saved::{load_model, read_run};
+use crate::artifacts::write_atomic;
+use crate::config::Experiment;
+
+/// Recomputes the test table of a finished run from its artifacts.
+pub fn evaluate(dir: &Path, device: &Device) -> Result<TestTable> {
+    // The scaler is refitted on the training rows; reading the saved one checks the run is whole.
+    let (exp, _) = read_run(dir)?;
+    let p = prepare(&exp)?;
+    let model = load_model(dir, &exp, &p.window, device)?;
+    evaluate_model(&model, &p, &exp, device)
+}
+
+/// Forecasts the `horizon` steps after the end of `input` (a CSV with the training columns),
+/// prepared exactly as the run's training data was, and writes `time,target,forecast` rows in
+/// original units to `output` (or standard output).
+pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device) -> Result<()> {
+    let (mut exp, scaler) = read_run(dir)?;
+    exp.data.path = input.display().to_string();
+    let loaded = load(&exp.data, input)?;
+    let last = LastWindow::of(&loaded, &exp, &scaler, input)?;
+    let model = load_model(dir, &exp, &loaded.window(&exp), device)?.valid();
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let x = Tensor::<3>::from_data(TensorData::new(last.x, [1, l, loaded.inputs.len()]), device);
+    let future = (!loaded.future.is_empty()).then(|| {
+        Tensor::<3>::from_data(
+            TensorData::new(last.future, [1, h, loaded.future.len()]),
+            device,
+        )
+    });
+    let pred = model
+        .predict(x, future)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let targets = loaded
+        .series
+        .column_indices(&exp.data.targets, "data.targets")?;
+    let nt = targets.len();
+    let mut text = String::from("time,target,forecast\n");
+    for (step, t) in last.times.iter().enumerate() {
+        for (k, &col) in targets.iter().enumerate() {
+            let mut v = [pred[step * nt + k]];
+            scaler.inverse(col, &mut v);
+            text += &format!("{t},{},{}\n", exp.data.targets[k], v[0]);
+        }
+    }
+    match output {
+        Some(path) => write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// The model's input for a forecast after the end of the data: the last look-back, scaled, and
+/// the calendar covariates of the steps to come.
+struct LastWindow {
+    /// `[lookback, inputs]`, row-major, scaled.
+    x: Vec<f32>,
+    /// `[horizon, future]`, scaled.
+    future: Vec<f32>,
+    /// The timestamps forecast.
+    times: Vec<chrono::NaiveDateTime>,
+}
+
+impl LastWindow {
+    fn of(loaded: &Loaded, exp: &Experiment, scaler: &Scaler, input: &Path) -> Result<Self> {
+        let series = &loaded.series;
+        if series.columns != scaler.columns {
+            bail!(
+                "{}: columns {:?} differ from the run's {:?}",
+                input.display(),
+                series.columns,
+                scaler.columns
+            );
+        }
+        let (l, h) = (exp.window.lookback, exp.window.horizon);
+        let last_segment = series.segments.last().cloned().unwrap_or(0..0);
+        if last_segment.len() < l {
+            bail!(
+                "{}: the forecast needs the last {l} rows without a gap (window.lookback); the file ends with {}",
+                input.display(),
+                last_segment.len()
+            );
+        }
+        let step = series.frequency.with_context(|| {
+            format!(
+                "{}: cannot tell the sampling step from fewer than two rows",
+                input.display()
+            )
+        })?;
+        let scaled = scaler.transform(series);
+        let in_idx = scaled.column_indices(&loaded.inputs, "inputs")?;
+        let x: Vec<f32> = (series.rows() - l..series.rows())
+            .flat_map(|r| in_idx.iter().map(move |&c| (r, c)))
+            .map(|(r, c)| scaled.row(r)[c])
+            .collect();
+        let end = *series.timestamps.last().expect("rows");
+        let times: Vec<_> = (1..=h as i32).map(|k| end + step * k).collect();
+        let (_, mut future) = gatecast_data::calendar_covariates(&times, &exp.data.calendar);
+        let first_future = series.width() - loaded.future.len();
+        for (i, v) in future.iter_mut().enumerate() {
+            let col = first_future + i % loaded.future.len().max(1);
+            *v = ((*v as f64 - scaler.offset[col]) / scaler.scale[col]) as f32;
+        }
+        Ok(Self { x, future, times })
+    }
+}

@@ -1,0 +1,148 @@
+//! The first stage of every run, and of `evaluate` and `forecast` on a finished one: the data as
+//! the model reads it. One loader for all of them, so the preparation a model was trained on is
+//! the preparation it forecasts from.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use gatecast_data::{
+    add_calendar, load_csv, CsvOptions, DataError, Scaler, Series, TimeSplit, WindowConfig,
+};
+
+use crate::config::{DataConfig, Experiment};
+
+/// The cleaned, split and scaled data of an experiment.
+pub struct Prepared {
+    /// The series in original units, calendar columns appended.
+    pub raw: Series,
+    /// The same, scaled by `scaler`.
+    pub scaled: Arc<Series>,
+    /// Fitted on the training rows only.
+    pub scaler: Scaler,
+    /// Row ranges.
+    pub split: TimeSplit,
+    /// Window columns.
+    pub window: WindowConfig,
+    /// Column index of each target.
+    pub targets: Vec<usize>,
+}
+
+/// A CSV file as a run's model reads it: loaded and cleaned with `[data]`'s options, resampled,
+/// calendar covariates appended.
+pub(super) struct Loaded {
+    /// Targets, covariates, then the calendar columns.
+    pub(super) series: Series,
+    /// The window's input columns: targets, covariates, calendar columns.
+    pub(super) inputs: Vec<String>,
+    /// The calendar columns (known-future covariates).
+    pub(super) future: Vec<String>,
+}
+
+impl Loaded {
+    /// The window over these columns: `lookback` steps of every input, `horizon` steps of the
+    /// targets (and of the future covariates).
+    pub(super) fn window(&self, exp: &Experiment) -> WindowConfig {
+        let mut window = WindowConfig::new(
+            exp.window.lookback,
+            exp.window.horizon,
+            self.inputs.clone(),
+            exp.data.targets.clone(),
+        );
+        window.future = self.future.clone();
+        window
+    }
+}
+
+/// Loads `path` as `[data]` says: the one preparation `train`, `evaluate` and `forecast` share.
+pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
+    let (columns, options) = csv_options(d);
+    let mut series = load_csv(path, &options).map_err(|e| blame_option(e, d))?;
+    if !d.resample.is_empty() {
+        let every = gatecast_data::parse_frequency(&d.resample)?;
+        series = gatecast_data::resample(&series, every, d.aggregate)?;
+    }
+    let future = add_calendar(&mut series, &d.calendar);
+    let mut inputs = columns;
+    inputs.extend(future.iter().cloned());
+    Ok(Loaded {
+        series,
+        inputs,
+        future,
+    })
+}
+
+/// The value columns (targets, then covariates) and the loader options of `[data]`.
+fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
+    let mut columns = d.targets.clone();
+    for c in &d.covariates {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+    let options = CsvOptions {
+        time_column: d.time_column.clone(),
+        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
+        columns: Some(columns.clone()),
+        id_column: None,
+        delimiter: d.delimiter_byte().unwrap_or(b','),
+        missing: d.missing,
+        duplicates: d.duplicates,
+        gaps: d.gaps,
+        frequency: None,
+    };
+    (columns, options)
+}
+
+/// An unknown column blamed on the option that named it.
+fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
+    match e {
+        DataError::UnknownColumn {
+            path,
+            column,
+            option,
+            available,
+        } => anyhow::Error::new(DataError::UnknownColumn {
+            option: if option == "time column" {
+                "data.time_column".into()
+            } else if d.targets.contains(&column) {
+                "data.targets".into()
+            } else {
+                "data.covariates".into()
+            },
+            path,
+            column,
+            available,
+        }),
+        e => e.into(),
+    }
+}
+
+/// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
+pub fn prepare(exp: &Experiment) -> Result<Prepared> {
+    let d = &exp.data;
+    let loaded = load(d, Path::new(&d.path))?;
+    let raw = &loaded.series;
+    let lookback = exp.window.lookback;
+    let split = TimeSplit::by_ratios(raw.rows(), (d.split[0], d.split[1], d.split[2]), lookback)
+        .with_context(|| {
+            format!(
+                "{}: {} rows, data.split = {:?} with window.lookback = {lookback}",
+                d.path,
+                raw.rows(),
+                d.split
+            )
+        })?;
+    let scaler = Scaler::fit(d.scaler, raw, split.train.clone());
+    let scaled = Arc::new(scaler.transform(raw));
+    let window = loaded.window(exp);
+    let targets = raw.column_indices(&d.targets, "data.targets")?;
+    Ok(Prepared {
+        raw: loaded.series,
+        scaled,
+        scaler,
+        split,
+        window,
+        targets,
+    })
+}

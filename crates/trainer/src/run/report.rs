@@ -1,0 +1,287 @@
+//! The last stage of a run: forecasts of every test window, the test table beside the
+//! baselines, `forecast.csv` and the plots.
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::tensor::Device;
+use gatecast_data::{metrics, Baseline, ForecastBatcher, WindowDataset};
+
+use super::prepare::Prepared;
+use crate::artifacts::{write_atomic, write_csv};
+use crate::config::{Choice, Experiment};
+use crate::model::ForecastModel;
+use crate::renderer::EpochRow;
+
+/// What testing a trained model leaves.
+pub(super) struct Tested {
+    pub(super) table: TestTable,
+    /// The first look-back row of every test window.
+    pub(super) starts: Vec<usize>,
+    /// `[windows, horizon, targets]`, original units.
+    pub(super) forecasts: Vec<f32>,
+}
+
+/// One inference pass over the test split feeds the table (`test_metrics.md`, `.csv`),
+/// `forecast.csv` and the plots (`loss.png` from `epochs`, `forecast.png`).
+pub(super) fn write_report(
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    dir: &Path,
+    epochs: &[EpochRow],
+    device: &Device,
+) -> Result<Tested> {
+    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    let table = test_table(p, exp, &starts, &forecasts);
+    table.write(dir)?;
+    let (actual, forecast) =
+        write_forecasts(&dir.join("forecast.csv"), p, exp, &starts, &forecasts)?;
+    crate::plots::loss_curves(&dir.join("loss.png"), epochs)?;
+    let keep = (10 * exp.window.horizon).min(actual.len());
+    crate::plots::forecast_vs_actual(
+        &dir.join("forecast.png"),
+        &format!(
+            "{}: forecast vs actual, end of the test split",
+            exp.data.targets[0]
+        ),
+        &actual[actual.len() - keep..],
+        &forecast[forecast.len() - keep..],
+        exp.window.horizon,
+    )?;
+    Ok(Tested {
+        table,
+        starts,
+        forecasts,
+    })
+}
+
+/// One row of the test table: a forecaster and its errors in original units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRow {
+    /// `model (lstm)`, `naive`, `seasonal_naive(24)`.
+    pub name: String,
+    /// Mean squared error.
+    pub mse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Symmetric MAPE, percent.
+    pub smape: f64,
+    /// Mean absolute scaled error against the in-sample seasonal naive of the training split.
+    pub mase: f64,
+}
+
+/// The test table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestTable {
+    /// Number of test windows.
+    pub windows: usize,
+    /// Model first, then baselines.
+    pub rows: Vec<TestRow>,
+}
+
+impl TestTable {
+    /// The table as markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "test split: {} windows, errors in original units\n\n| forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|\n",
+            self.windows
+        );
+        for r in &self.rows {
+            let mase = if r.mase.is_finite() {
+                format!("{:.4}", r.mase)
+            } else {
+                "n/a".into()
+            };
+            s += &format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.2} | {mase} |\n",
+                r.name, r.mse, r.mae, r.rmse, r.smape
+            );
+        }
+        s
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join("test_metrics.md"), self.markdown().as_bytes())?;
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.mse.to_string(),
+                    r.mae.to_string(),
+                    r.rmse.to_string(),
+                    r.smape.to_string(),
+                    r.mase.to_string(),
+                ]
+            })
+            .collect();
+        write_csv(
+            &dir.join("test_metrics.csv"),
+            &["forecaster", "mse", "mae", "rmse", "smape", "mase"],
+            &rows,
+        )
+    }
+}
+
+/// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
+/// targets]` forecasts).
+fn test_forecasts(
+    model: &ForecastModel,
+    p: &Prepared,
+    device: &Device,
+) -> Result<(Vec<usize>, Vec<f32>)> {
+    let ds = WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?;
+    let batcher = ForecastBatcher::new(&p.window);
+    let (h, nt) = (p.window.horizon, p.targets.len());
+    let mut starts = Vec::with_capacity(ds.len());
+    let mut out = Vec::with_capacity(ds.len() * h * nt);
+    let model = model.valid();
+    for first in (0..ds.len()).step_by(256) {
+        let items: Vec<_> = (first..(first + 256).min(ds.len()))
+            .map(|i| ds.get(i))
+            .collect::<std::result::Result<_, _>>()?;
+        starts.extend(items.iter().map(|w| w.start));
+        let batch = batcher.batch(items, device);
+        let pred = model.predict(batch.inputs, batch.future);
+        let mut v = pred
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // Back to original units, target by target.
+        for (k, &col) in p.targets.iter().enumerate() {
+            let mut column: Vec<f32> = v.iter().skip(k).step_by(nt).copied().collect();
+            p.scaler.inverse(col, &mut column);
+            for (i, x) in column.into_iter().enumerate() {
+                v[i * nt + k] = x;
+            }
+        }
+        out.extend(v);
+    }
+    Ok((starts, out))
+}
+
+/// Test metrics of the model beside the naive and seasonal-naive baselines, in original units.
+pub fn evaluate_model(
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<TestTable> {
+    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    Ok(test_table(p, exp, &starts, &forecasts))
+}
+
+/// The test table from forecasts of every test window (original units).
+fn test_table(p: &Prepared, exp: &Experiment, starts: &[usize], forecasts: &[f32]) -> TestTable {
+    let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    let season = exp.data.season;
+    // Repeat-last, then seasonal naive for every period the look-back covers.
+    let mut baselines = vec![Baseline::RepeatLast];
+    for m in std::iter::once(season).chain(exp.data.baseline_seasons.iter().copied()) {
+        if l >= m && !baselines.contains(&Baseline::SeasonalNaive(m)) {
+            baselines.push(Baseline::SeasonalNaive(m));
+        }
+    }
+    let mut actual = Vec::with_capacity(forecasts.len());
+    let mut baseline_forecasts = vec![Vec::with_capacity(forecasts.len()); baselines.len()];
+    for &s in starts {
+        for step in 0..h {
+            for &col in &p.targets {
+                actual.push(p.raw.row(s + l + step)[col]);
+            }
+        }
+        for (b, out) in baselines.iter().zip(baseline_forecasts.iter_mut()) {
+            let per_target: Vec<Vec<f32>> = p
+                .targets
+                .iter()
+                .map(|&col| {
+                    let history: Vec<f32> = (s..s + l).map(|r| p.raw.row(r)[col]).collect();
+                    b.forecast(&history, h)
+                })
+                .collect();
+            for step in 0..h {
+                out.extend(per_target.iter().map(|f| f[step]));
+            }
+        }
+    }
+    let histories: Vec<Vec<f32>> = p
+        .targets
+        .iter()
+        .map(|&col| p.split.train.clone().map(|r| p.raw.row(r)[col]).collect())
+        .collect();
+    let row = |name: String, f: &[f32]| -> TestRow {
+        // MASE per target (its own scale), averaged over targets.
+        // Undefined (NaN, shown as n/a) when any target's in-sample seasonal naive is exact.
+        let mase = (0..nt)
+            .map(|k| {
+                let a: Vec<f32> = actual.iter().skip(k).step_by(nt).copied().collect();
+                let g: Vec<f32> = f.iter().skip(k).step_by(nt).copied().collect();
+                metrics::mase(&a, &g, &histories[k], season).unwrap_or(f64::NAN)
+            })
+            .sum::<f64>()
+            / nt as f64;
+        TestRow {
+            name,
+            mse: metrics::mse(&actual, f).unwrap_or(f64::NAN),
+            mae: metrics::mae(&actual, f).unwrap_or(f64::NAN),
+            rmse: metrics::rmse(&actual, f).unwrap_or(f64::NAN),
+            smape: metrics::smape(&actual, f).unwrap_or(f64::NAN),
+            mase,
+        }
+    };
+    let mut rows = vec![row(format!("model ({})", exp.model.cell.name()), forecasts)];
+    for (b, f) in baselines.iter().zip(&baseline_forecasts) {
+        rows.push(row(b.name(), f));
+    }
+    TestTable {
+        windows: starts.len(),
+        rows,
+    }
+}
+
+/// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
+/// actual value, in original units. Returns the first target's (actual, forecast) sequences.
+fn write_forecasts(
+    path: &Path,
+    p: &Prepared,
+    exp: &Experiment,
+    starts: &[usize],
+    forecasts: &[f32],
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    let mut rows = Vec::new();
+    let (mut first_actual, mut first_forecast) = (Vec::new(), Vec::new());
+    for (w, &s) in starts.iter().enumerate().step_by(h) {
+        for step in 0..h {
+            let r = s + l + step;
+            for (k, &col) in p.targets.iter().enumerate() {
+                let (actual, forecast) = (p.raw.row(r)[col], forecasts[(w * h + step) * nt + k]);
+                rows.push(vec![
+                    p.raw.timestamps[s + l - 1].to_string(),
+                    p.raw.timestamps[r].to_string(),
+                    (step + 1).to_string(),
+                    exp.data.targets[k].clone(),
+                    actual.to_string(),
+                    forecast.to_string(),
+                ]);
+                if k == 0 {
+                    first_actual.push(actual as f64);
+                    first_forecast.push(forecast as f64);
+                }
+            }
+        }
+    }
+    write_csv(
+        path,
+        &["origin", "time", "step", "target", "actual", "forecast"],
+        &rows,
+    )?;
+    Ok((first_actual, first_forecast))
+}

@@ -1,0 +1,115 @@
+//! A run directory on disk: the model's weights, the experiment and scaler a later `evaluate`,
+//! `forecast` or `--resume` reads back, and the checks that they still fit together.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::Device;
+use gatecast_data::{Scaler, WindowConfig};
+
+use super::build::build_model;
+use crate::config::Experiment;
+use crate::model::ForecastModel;
+
+/// The latest epoch with a saved model checkpoint in `dir` (intact or not; see
+/// [`crate::checkpoint::last_intact`]).
+pub fn last_checkpoint(dir: &Path) -> Option<usize> {
+    crate::checkpoint::checkpoint_epochs(dir).first().copied()
+}
+
+/// `--resume` may change how long and how fast the run trains (epochs, learning rate, schedule,
+/// clipping, patience), not what it trains: the model, the window, the columns or the optimizer
+/// (whose saved state would not fit).
+pub(super) fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
+    let path = dir.join("config.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let saved =
+        Experiment::from_toml(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
+    let mut changed = Vec::new();
+    if saved.model != exp.model {
+        changed.push("[model]");
+    }
+    if (saved.window.lookback, saved.window.horizon) != (exp.window.lookback, exp.window.horizon) {
+        changed.push("window.lookback/horizon");
+    }
+    let d = (&exp.data.targets, &exp.data.covariates, &exp.data.calendar);
+    if (
+        &saved.data.targets,
+        &saved.data.covariates,
+        &saved.data.calendar,
+    ) != d
+    {
+        changed.push("data.targets/covariates/calendar");
+    }
+    if saved.train.optimizer != exp.train.optimizer {
+        changed.push("train.optimizer");
+    }
+    if !changed.is_empty() {
+        bail!(
+            "--resume: {} differ from the run's {}; resume with the run's own settings (no --config) or start a new run with another --out",
+            changed.join(", "),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the model's weights to `path` atomically (a temporary file, then rename).
+pub(super) fn save_model(model: &ForecastModel, path: &Path) -> Result<()> {
+    let tmp = path.with_extension(format!("bpk.tmp{}", std::process::id()));
+    model
+        .clone()
+        .save_file(&tmp)
+        .with_context(|| format!("saving {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
+
+/// The run's saved model.
+pub fn load_model(
+    dir: &Path,
+    exp: &Experiment,
+    window: &WindowConfig,
+    device: &Device,
+) -> Result<ForecastModel> {
+    let path: PathBuf = dir.join("model.bpk");
+    let record = burn::store::ModuleRecord::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
+    let model = build_model(exp, window, device, None)?;
+    model.try_load_record(record).map_err(|e| {
+        // Burn lists every mismatching tensor (Debug-quoted); the first says enough.
+        let detail = format!("{e:?}").replace("\\\"", "'");
+        let first = detail
+            .split("['")
+            .nth(1)
+            .and_then(|x| x.split('\'').next())
+            .unwrap_or(&detail)
+            .to_string();
+        anyhow::anyhow!(
+            "{}: the weights do not fit the model in config.toml (was it edited?): {first}",
+            path.display()
+        )
+    })
+}
+
+pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
+    let config_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{} is not a gatecast run directory (no config.toml)",
+            dir.display()
+        )
+    })?;
+    let exp = Experiment::from_toml(&text, &config_path.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    let scaler_path = dir.join("scaler.toml");
+    let scaler: Scaler = toml::from_str(
+        &std::fs::read_to_string(&scaler_path)
+            .with_context(|| format!("cannot read {}", scaler_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a scaler", scaler_path.display()))?;
+    Ok((exp, scaler))
+}

@@ -1,0 +1,339 @@
+//! Training a run: check the windows, find where a resumed run continues, train on Burn's
+//! Learner, keep the best epoch, then test and write every artifact.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::LossMetric;
+use burn::train::{
+    ExecutionStrategy, Interrupter, Learner, MetricEarlyStoppingStrategy, MultiDeviceOptim,
+    StoppingCondition, SupervisedTraining,
+};
+use gatecast_data::{ForecastBatcher, WindowDataset};
+
+use super::build::{build_model, optimizer};
+use super::prepare::{prepare, Prepared};
+use super::report::{write_report, TestTable};
+use super::saved::{check_resumable, save_model};
+use crate::artifacts::write_atomic;
+use crate::checkpoint::AtomicCheckpointer;
+use crate::config::Experiment;
+use crate::lr::PlannedLr;
+use crate::metrics::{MaeMetric, RmseMetric};
+use crate::model::ForecastModel;
+use crate::monitor;
+use crate::renderer::{write_epochs, EpochRenderer, EpochRow};
+use crate::schedule::ReduceOnPlateau;
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Per-epoch rows of the whole run (with `--resume`, the earlier epochs too).
+    pub epochs: Vec<EpochRow>,
+    /// The epoch whose weights were kept as `model.bpk`: the lowest validation loss.
+    pub best_epoch: Option<usize>,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<usize>,
+    /// Test metrics of the model and the baselines.
+    pub test: TestTable,
+    /// Why training stopped early, if it diverged.
+    pub diverged: Option<String>,
+    /// Wall seconds of the whole run.
+    pub seconds: f64,
+    /// The first look-back row of every test window, in order.
+    pub test_starts: Vec<usize>,
+    /// Forecasts of every test window, `[windows, horizon, targets]` row-major, original units.
+    pub test_forecasts: Vec<f32>,
+}
+
+/// Trains an experiment into `dir` and writes every artifact. With several devices, Burn's
+/// multi-device strategy runs one batch per device per step (data parallel, gradients averaged,
+/// optimizer on the first device).
+pub fn train(
+    exp: &Experiment,
+    dir: &Path,
+    devices: &[Device],
+    resume: bool,
+    quiet: bool,
+) -> Result<RunReport> {
+    let p = prepare(exp)?;
+    train_prepared(exp, &p, dir, devices, resume, quiet)
+}
+
+/// [`train`] on data already prepared (the benchmark prepares ETT with the LTSF split itself).
+pub fn train_prepared(
+    exp: &Experiment,
+    p: &Prepared,
+    dir: &Path,
+    devices: &[Device],
+    resume: bool,
+    quiet: bool,
+) -> Result<RunReport> {
+    let start = Instant::now();
+    let device = devices.first().context("no device to train on")?;
+    let (train_ds, valid_ds) = datasets(exp, p)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
+    let resumed_from = if resume {
+        Some(resume_point(exp, dir)?)
+    } else {
+        None
+    };
+    let previous = earlier_epochs(dir, resumed_from);
+    write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    write_atomic(
+        &dir.join("scaler.toml"),
+        toml::to_string_pretty(&p.scaler)?.as_bytes(),
+    )?;
+    let session = Session {
+        exp,
+        p,
+        dir,
+        devices,
+        resumed_from,
+        previous,
+        quiet,
+    };
+    let trained = session.learn(train_ds, valid_ds)?;
+    let (model, best_epoch) = restore_best(trained.model, &trained.epochs, dir)?;
+    save_model(&model, &dir.join("model.bpk"))?;
+    write_epochs(&dir.join("metrics.csv"), &trained.epochs)?;
+    let tested = write_report(
+        &model,
+        p,
+        exp,
+        dir,
+        &trained.epochs,
+        &device.clone().inner(),
+    )?;
+    Ok(RunReport {
+        epochs: trained.epochs,
+        best_epoch,
+        resumed_from,
+        test: tested.table,
+        diverged: trained.diverged,
+        seconds: start.elapsed().as_secs_f64(),
+        test_starts: tested.starts,
+        test_forecasts: tested.forecasts,
+    })
+}
+
+/// The training (strided) and validation windows; an error, before any training, when a split
+/// holds no complete window (a run that cannot be validated or tested).
+fn datasets(exp: &Experiment, p: &Prepared) -> Result<(WindowDataset, WindowDataset)> {
+    let mut train_window = p.window.clone();
+    train_window.stride = exp.window.stride;
+    let train_ds = WindowDataset::new(p.scaled.clone(), p.split.train.clone(), train_window)?;
+    let valid_ds = WindowDataset::new(p.scaled.clone(), p.split.valid.clone(), p.window.clone())?;
+    let test_windows =
+        WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?.len();
+    let (name, rows) = if train_ds.len() == 0 {
+        ("training", p.split.train.len())
+    } else if valid_ds.len() == 0 {
+        ("validation", p.split.valid.len())
+    } else if test_windows == 0 {
+        ("test", p.split.test.len())
+    } else {
+        return Ok((train_ds, valid_ds));
+    };
+    bail!(
+        "{}: no complete window fits in the {name} split ({rows} rows of {}, data.split = {:?}): window.lookback {} + window.horizon {} needs {} rows; shorten the window or change data.split",
+        exp.data.path,
+        p.raw.rows(),
+        exp.data.split,
+        exp.window.lookback,
+        exp.window.horizon,
+        exp.window.lookback + exp.window.horizon
+    )
+}
+
+/// `--resume`: the latest intact checkpoint in `dir` (damaged ones are skipped with a warning),
+/// once the experiment is known to fit the run's own.
+fn resume_point(exp: &Experiment, dir: &Path) -> Result<usize> {
+    let (epoch, skipped) = crate::checkpoint::last_intact(dir);
+    for why in &skipped {
+        eprintln!("warning: {why}; trying an earlier checkpoint");
+    }
+    let epoch = epoch.with_context(|| {
+        format!(
+            "--resume: no intact checkpoint under {}/checkpoint to resume from{}",
+            dir.display(),
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", skipped.join("; "))
+            }
+        )
+    })?;
+    check_resumable(exp, dir)?;
+    Ok(epoch)
+}
+
+/// Epochs a resumed run already did (metrics.csv is rewritten after every epoch), up to its
+/// checkpoint.
+fn earlier_epochs(dir: &Path, resumed_from: Option<usize>) -> Vec<EpochRow> {
+    match resumed_from {
+        Some(epoch) => crate::renderer::read_epochs(&dir.join("metrics.csv"))
+            .into_iter()
+            .filter(|r| r.epoch <= epoch)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// What one training session on Burn's Learner needs.
+struct Session<'a> {
+    exp: &'a Experiment,
+    p: &'a Prepared,
+    dir: &'a Path,
+    devices: &'a [Device],
+    resumed_from: Option<usize>,
+    previous: Vec<EpochRow>,
+    quiet: bool,
+}
+
+/// What a training session leaves: the model after its last step, every epoch's row, and why it
+/// stopped early if it diverged.
+struct Trained {
+    model: ForecastModel,
+    epochs: Vec<EpochRow>,
+    diverged: Option<String>,
+}
+
+impl Session<'_> {
+    /// Trains on Burn's Learner: loaders, the model with its divergence monitor, the renderer,
+    /// the schedule, checkpoints and early stopping; data parallel over several devices.
+    fn learn(self, train_ds: WindowDataset, valid_ds: WindowDataset) -> Result<Trained> {
+        let Session {
+            exp,
+            p,
+            dir,
+            devices,
+            resumed_from,
+            previous,
+            quiet,
+        } = self;
+        let t = &exp.train;
+        let device = &devices[0];
+        let per_epoch = train_ds.len().div_ceil(t.batch_size);
+        let batcher = ForecastBatcher::new(&p.window);
+        device.seed(t.seed);
+        let train_loader = DataLoaderBuilder::new(batcher.clone())
+            .batch_size(t.batch_size)
+            .shuffle(t.seed)
+            .set_device(device.clone().autodiff())
+            .build(train_ds);
+        let valid_loader = DataLoaderBuilder::new(batcher)
+            .batch_size(256)
+            .set_device(device.clone())
+            .build(valid_ds);
+        let interrupter = Interrupter::new();
+        let mon = monitor::shared(interrupter.clone());
+        let model = build_model(
+            exp,
+            &p.window,
+            &device.clone().autodiff(),
+            Some(mon.clone()),
+        )?
+        .with_devices(devices.len());
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let plateau = (t.plateau_patience > 0)
+            .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
+        let mut renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet)
+            .with_journal(dir.join("metrics.csv"), previous.clone());
+        if !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            // Burn's TUI owns the terminal; our renderer still records every epoch.
+            renderer = renderer.with_inner(burn::train::renderer::default_renderer(
+                interrupter.clone(),
+                resumed_from,
+            ));
+        }
+        let scheduler = PlannedLr::new(
+            t.schedule.clone(),
+            t.lr,
+            t.epochs * per_epoch,
+            per_epoch,
+            mon.clone(),
+        );
+        let ck = dir.join("checkpoint");
+        let mut training = SupervisedTraining::new(dir, train_loader, valid_loader)
+            .metric_train_numeric(LossMetric::new())
+            .metric_valid_numeric(LossMetric::new())
+            .metric_train_numeric(MaeMetric::new())
+            .metric_valid_numeric(MaeMetric::new())
+            .metric_valid_numeric(RmseMetric::new())
+            .with_custom_checkpointers(
+                AtomicCheckpointer::new(&ck, "model")?,
+                AtomicCheckpointer::new(&ck, "optim")?,
+                AtomicCheckpointer::new(&ck, "scheduler")?,
+            )
+            .early_stopping(MetricEarlyStoppingStrategy::new(
+                &LossMetric::new(),
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+                StoppingCondition::NoImprovementSince {
+                    n_epochs: t.patience,
+                },
+            ))
+            .renderer(Box::new(renderer))
+            .with_interrupter(interrupter)
+            .with_application_logger(None)
+            .num_epochs(t.epochs);
+        if let Some(epoch) = resumed_from {
+            training = training.checkpoint(epoch);
+        }
+        if devices.len() > 1 {
+            let all = devices.iter().map(|d| d.clone().autodiff()).collect();
+            training = training.with_training_strategy(
+                ExecutionStrategy::multi(all, MultiDeviceOptim::OptimMainDevice).into(),
+            );
+        }
+        let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
+        if let Some(err) = &result.error {
+            bail!("training failed: {err:?}");
+        }
+        let diverged = mon.lock().expect("monitor").diverged.clone();
+        let epochs = previous
+            .into_iter()
+            .chain(rows.lock().expect("rows").iter().cloned())
+            .collect();
+        Ok(Trained {
+            model: result.model,
+            epochs,
+            diverged,
+        })
+    }
+}
+
+/// The weights of the epoch with the lowest validation loss (its checkpoint is kept by Burn's
+/// checkpointing strategy), like Keras' `restore_best_weights`: after early stopping or
+/// divergence that is not the last epoch. Always from the checkpoint: a run stopped mid-epoch
+/// (divergence) has moved on from the last finished epoch.
+fn restore_best(
+    mut model: ForecastModel,
+    epochs: &[EpochRow],
+    dir: &Path,
+) -> Result<(ForecastModel, Option<usize>)> {
+    let best = epochs
+        .iter()
+        .filter(|r| r.valid_loss.is_finite())
+        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .map(|r| r.epoch);
+    if let Some(b) = best {
+        let path = dir.join("checkpoint").join(format!("model-{b}.bpk"));
+        if let Ok(record) = burn::store::ModuleRecord::load(&path) {
+            model = model
+                .try_load_record(record)
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        }
+    }
+    Ok((model, best))
+}
