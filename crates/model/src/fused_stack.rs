@@ -8,7 +8,7 @@
 //! direction), zero outputs past each row's length, the two directions' outputs side by side,
 //! and dropout between layers.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::stack::{initial_state, CellKind, Stack, StackInput, StackOutput};
 use crate::weights::DirectionWeights;
@@ -69,6 +69,66 @@ fn fold_biases(kind: CellKind, w: &DirectionWeights) -> (Tensor<2>, Tensor<2>) {
     (bias, zeros())
 }
 
+/// The rows' lengths as tensors the stack driver applies: which outputs are past a row's end,
+/// and time reversed within each row's length.
+struct Padding {
+    /// Each row's valid length (`T` for every row without `lengths`).
+    lens: Vec<usize>,
+    /// `[B, T, 1]`: 1 on valid steps; `None` without padding.
+    mask: Option<Tensor<3>>,
+    /// `[B, T, 1]`: time reversed within each row's length (padding stays at the end), an
+    /// involution; `None` without padding (then a plain flip).
+    reverse_index: Option<Tensor<3, Int>>,
+}
+
+impl Padding {
+    fn new(lengths: Option<&[usize]>, batch: usize, time: usize, device: &Device) -> Self {
+        let lens: Vec<usize> = match lengths {
+            Some(l) if l.iter().any(|&l| l != time) => l.to_vec(),
+            _ => vec![time; batch],
+        };
+        let padded = lens.iter().any(|&l| l != time);
+        let mask = padded.then(|| {
+            let m: Vec<f32> = lens
+                .iter()
+                .flat_map(|&l| (0..time).map(move |t| if t < l { 1.0 } else { 0.0 }))
+                .collect();
+            Tensor::<3>::from_data(TensorData::new(m, [batch, time, 1]), device)
+        });
+        let reverse_index = padded.then(|| {
+            let idx: Vec<i64> = lens
+                .iter()
+                .flat_map(|&l| (0..time).map(move |t| if t < l { l - 1 - t } else { t } as i64))
+                .collect();
+            Tensor::<3, Int>::from_data(TensorData::new(idx, [batch, time, 1]), device)
+        });
+        Self {
+            lens,
+            mask,
+            reverse_index,
+        }
+    }
+
+    /// `t [B, T, ·]` reversed in time within each row's length.
+    fn reversed(&self, t: Tensor<3>) -> Tensor<3> {
+        match &self.reverse_index {
+            Some(idx) => {
+                let [batch, time, features] = t.dims();
+                t.gather(1, idx.clone().expand([batch, time, features]))
+            }
+            None => t.flip([1]),
+        }
+    }
+
+    /// `hs [B, T, H]` with the steps past each row's length zeroed.
+    fn masked(&self, hs: Tensor<3>) -> Tensor<3> {
+        match &self.mask {
+            Some(m) => hs * m.clone(),
+            None => hs,
+        }
+    }
+}
+
 /// The whole stack through `op`, or `None` where it does not apply (another backend, another
 /// dtype).
 pub(crate) fn fused_stack(
@@ -88,40 +148,9 @@ pub(crate) fn fused_stack(
     let [batch, time, _] = input.dims();
     let device = input.device();
     let directions = stack.directions();
-    let hidden_size = stack.hidden_size;
     let initial =
-        |all: &Option<Tensor<3>>, row| initial_state(all, row, batch, hidden_size, &device);
-    let lens: Vec<usize> = match lengths {
-        Some(l) if l.iter().any(|&l| l != time) => l.to_vec(),
-        _ => vec![time; batch],
-    };
-    let padded = lens.iter().any(|&l| l != time);
-    // `[B, T, 1]`: 1 on valid steps (the outputs past a row's length are zero).
-    let mask = padded.then(|| {
-        let m: Vec<f32> = lens
-            .iter()
-            .flat_map(|&l| (0..time).map(move |t| if t < l { 1.0 } else { 0.0 }))
-            .collect();
-        Tensor::<3>::from_data(TensorData::new(m, [batch, time, 1]), &device)
-    });
-    // `[B, T, 1]`: time reversed within each row's length (padding stays at the end), an
-    // involution; uploaded once, expanded to each tensor's features.
-    let reverse_index = padded.then(|| {
-        let idx: Vec<i64> = lens
-            .iter()
-            .flat_map(|&l| (0..time).map(move |t| if t < l { l - 1 - t } else { t } as i64))
-            .collect();
-        Tensor::<3, Int>::from_data(TensorData::new(idx, [batch, time, 1]), &device)
-    });
-    let reversed = |t: Tensor<3>| -> Tensor<3> {
-        match &reverse_index {
-            Some(idx) => {
-                let features = t.dims()[2];
-                t.gather(1, idx.clone().expand([batch, time, features]))
-            }
-            None => t.flip([1]),
-        }
-    };
+        |all: &Option<Tensor<3>>, row| initial_state(all, row, batch, stack.hidden_size, &device);
+    let padding = Padding::new(*lengths, batch, time, &device);
     let mut x = input.clone();
     let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
     for (index, layer) in stack.layers.iter().enumerate() {
@@ -138,7 +167,7 @@ pub(crate) fn fused_stack(
                 kind: stack.kind,
                 weights: w,
                 x: if reverse {
-                    reversed(x.clone())
+                    padding.reversed(x.clone())
                 } else {
                     x.clone()
                 },
@@ -146,15 +175,12 @@ pub(crate) fn fused_stack(
                 b_rec,
                 h0: initial(hidden0, row),
                 c0: initial(cell0, row),
-                lens: &lens,
+                lens: &padding.lens,
             });
             final_h.push(out.h_last);
             final_c.extend(out.c_last);
-            let hs = match &mask {
-                Some(m) => out.hs * m.clone(),
-                None => out.hs,
-            };
-            outs.push(if reverse { reversed(hs) } else { hs });
+            let hs = padding.masked(out.hs);
+            outs.push(if reverse { padding.reversed(hs) } else { hs });
         }
         x = if outs.len() == 1 {
             outs.pop().expect("one direction")

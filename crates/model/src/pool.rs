@@ -2,7 +2,7 @@
 //!
 //! Large `f32` buffers kept between calls (packed weights, saved gates, gradient scratch), so a
 //! training step does not map, and fault in, fresh pages for each: glibc hands large freed blocks
-//! back to the kernel, and at shape c a step maps over a gigabyte.
+//! back to the kernel, and a long sequence's training step needs gigabytes of them.
 //!
 //! The pool keeps at most the larger of [`MIN_KEEP`] and the most it has ever had handed
 //! out at once (its callers' peak working set), so a training loop's steady state maps nothing
@@ -42,11 +42,9 @@ impl Pool {
     }
 
     /// The smallest kept buffer of at least `len` values and at most a quarter more (or
-    /// 1 MiB), counted as handed out either way. With "at most twice", a buffer left by
-    /// one model (shape a's LSTM gates, 6 MiB) served a smaller request of the next (shape
-    /// b's Elman pre-activation gradient, 3 MiB), and that model's training step ran ~30%
-    /// slower for as long as the process lived (page faults and mmap calls were the same;
-    /// the cause is not pinned down).
+    /// 1 MiB), counted as handed out either way. A much larger leftover of one model served to
+    /// a smaller request of the next slowed that model's steps for the life of the process
+    /// (the cause is not pinned down), so kept buffers serve only requests close to their size.
     fn take(&mut self, len: usize) -> Option<Vec<f32>> {
         let fits =
             |v: &Vec<f32>| v.capacity() >= len && v.capacity() <= (len + len / 4).max(1 << 18);
@@ -113,8 +111,8 @@ const HUGE_BYTES: usize = 8 << 20;
 
 /// `len` zeros from the allocator. Above [`HUGE_BYTES`] the allocation (usually a fresh
 /// `mmap`: untouched zero pages) is advised `MADV_HUGEPAGE` before its first write, so first
-/// touch faults in 2 MiB at a time instead of 4 KiB: shape c's saved gates are hundreds of
-/// megabytes per layer, i.e. hundreds of thousands of 4 KiB faults. (Where glibc serves the
+/// touch faults in 2 MiB at a time instead of 4 KiB: a long sequence's saved gates are hundreds
+/// of megabytes per layer, i.e. hundreds of thousands of 4 KiB faults. (Where glibc serves the
 /// request from its heap instead, the advice covers pages it may already have touched:
 /// harmless.)
 pub(crate) fn fresh(len: usize) -> Vec<f32> {

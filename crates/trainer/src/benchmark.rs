@@ -11,7 +11,7 @@ use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowC
 
 use crate::artifacts::write_atomic;
 use crate::config::Experiment;
-use crate::run::{train_prepared, Prepared};
+use crate::run::{train_prepared, Prepared, RunReport};
 
 /// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
 pub struct Published {
@@ -150,7 +150,43 @@ pub fn run(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<HorizonResult>> {
-    // Only the header line here; the loader reads (and validates) the file below.
+    let (inputs, targets) = columns(path, mode)?;
+    let base = prepare(path, &inputs, &targets, split_kind, exp)?;
+    let l = exp.window.lookback;
+    let mut results = Vec::new();
+    for &h in horizons {
+        let mut e = exp.clone();
+        e.window.horizon = h;
+        e.data.targets = targets.clone();
+        e.data.calendar.clear();
+        e.data.path = path.display().to_string();
+        let p = Prepared {
+            raw: base.raw.clone(),
+            scaled: base.scaled.clone(),
+            scaler: base.scaler.clone(),
+            split: base.split.clone(),
+            window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
+            targets: base.targets.clone(),
+        };
+        let dir = out.join(format!("{mode}-L{l}-H{h}"));
+        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), false, true)?;
+        let r = score(&p, &report);
+        println!(
+            "H={h}: {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
+            r.windows, r.mse, r.mae, r.naive_mse, r.naive_mae, r.epochs, r.seconds
+        );
+        results.push(r);
+    }
+    let table = markdown(mode, exp, &results);
+    write_atomic(&out.join(format!("ett-{mode}-L{l}.md")), table.as_bytes())?;
+    write_rows(mode, exp, out, &results)?;
+    print!("\n{table}");
+    Ok(results)
+}
+
+/// The input and target columns of `mode` (S: OT → OT, M: all → all, MS: all → OT) from the
+/// file's header line (the loader reads and validates the rest).
+fn columns(path: &Path, mode: &str) -> Result<(Vec<String>, Vec<String>)> {
     let mut header = String::new();
     std::fs::File::open(path)
         .map(std::io::BufReader::new)
@@ -178,9 +214,9 @@ pub fn run(
         all.last().cloned().unwrap_or_default()
     };
     let ot = vec![target.clone()];
-    let (inputs, targets) = match mode {
+    Ok(match mode {
         "S" => (ot.clone(), ot),
-        "M" => (all.clone(), all.clone()),
+        "M" => (all.clone(), all),
         // Targets first among the inputs (the decoder and the normalisation rely on it).
         "MS" => {
             let mut inputs = ot.clone();
@@ -188,9 +224,20 @@ pub fn run(
             (inputs, ot)
         }
         other => bail!("--mode {other}: expected S, M or MS"),
-    };
+    })
+}
+
+/// The file loaded, split (ETTh's months or `data.split`) and z-scored on the training rows; the
+/// window is filled in per horizon.
+fn prepare(
+    path: &Path,
+    inputs: &[String],
+    targets: &[String],
+    split_kind: BenchSplit,
+    exp: &Experiment,
+) -> Result<Prepared> {
     let mut options = CsvOptions::new("date");
-    options.columns = Some(inputs.clone());
+    options.columns = Some(inputs.to_vec());
     let raw = load_csv(path, &options)?;
     let l = exp.window.lookback;
     let split = match split_kind {
@@ -202,62 +249,54 @@ pub fn run(
     };
     let scaler = Scaler::fit(ScalerKind::Standard, &raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(&raw));
-    let target_idx = raw.column_indices(&targets, "targets")?;
-    let mut results = Vec::new();
-    for &h in horizons {
-        let mut e = exp.clone();
-        e.window.horizon = h;
-        e.data.targets = targets.clone();
-        e.data.calendar.clear();
-        e.data.path = path.display().to_string();
-        let p = Prepared {
-            raw: raw.clone(),
-            scaled: scaled.clone(),
-            scaler: scaler.clone(),
-            split: split.clone(),
-            window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
-            targets: target_idx.clone(),
-        };
-        let dir = out.join(format!("{mode}-L{l}-H{h}"));
-        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), false, true)?;
-        let (starts, forecasts) = (&report.test_starts, &report.test_forecasts);
-        // Errors on the z-scored values, every test window, every target.
-        let nt = target_idx.len();
-        let (mut se, mut ae, mut nse, mut nae, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
-        for (w, &s) in starts.iter().enumerate() {
-            for step in 0..h {
-                for (k, &col) in target_idx.iter().enumerate() {
-                    let z = |v: f64| (v - scaler.offset[col]) / scaler.scale[col];
-                    let actual = scaled.row(s + l + step)[col] as f64;
-                    let pred = z(forecasts[(w * h + step) * nt + k] as f64);
-                    let last = scaled.row(s + l - 1)[col] as f64;
-                    se += (pred - actual).powi(2);
-                    ae += (pred - actual).abs();
-                    nse += (last - actual).powi(2);
-                    nae += (last - actual).abs();
-                    n += 1;
-                }
+    let targets = raw.column_indices(targets, "targets")?;
+    Ok(Prepared {
+        window: WindowConfig::new(l, exp.window.horizon, inputs.to_vec(), Vec::new()),
+        raw,
+        scaled,
+        scaler,
+        split,
+        targets,
+    })
+}
+
+/// MSE and MAE on the z-scored values over every test window and target, beside repeat-last's.
+fn score(p: &Prepared, report: &RunReport) -> HorizonResult {
+    let (l, h) = (p.window.lookback, p.window.horizon);
+    let (starts, forecasts) = (&report.test_starts, &report.test_forecasts);
+    let nt = p.targets.len();
+    let (mut se, mut ae, mut nse, mut nae, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
+    for (w, &s) in starts.iter().enumerate() {
+        for step in 0..h {
+            for (k, &col) in p.targets.iter().enumerate() {
+                let z = |v: f64| (v - p.scaler.offset[col]) / p.scaler.scale[col];
+                let actual = p.scaled.row(s + l + step)[col] as f64;
+                let pred = z(forecasts[(w * h + step) * nt + k] as f64);
+                let last = p.scaled.row(s + l - 1)[col] as f64;
+                se += (pred - actual).powi(2);
+                ae += (pred - actual).abs();
+                nse += (last - actual).powi(2);
+                nae += (last - actual).abs();
+                n += 1;
             }
         }
-        let r = HorizonResult {
-            horizon: h,
-            windows: starts.len(),
-            mse: se / n as f64,
-            mae: ae / n as f64,
-            naive_mse: nse / n as f64,
-            naive_mae: nae / n as f64,
-            seconds: report.seconds,
-            epochs: report.epochs.len(),
-        };
-        println!(
-            "H={h}: {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
-            r.windows, r.mse, r.mae, r.naive_mse, r.naive_mae, r.epochs, r.seconds
-        );
-        results.push(r);
     }
-    let table = markdown(mode, exp, &results);
-    write_atomic(&out.join(format!("ett-{mode}-L{l}.md")), table.as_bytes())?;
-    // One row per horizon with what reproduces it (each run directory also has its config.toml).
+    HorizonResult {
+        horizon: h,
+        windows: starts.len(),
+        mse: se / n as f64,
+        mae: ae / n as f64,
+        naive_mse: nse / n as f64,
+        naive_mae: nae / n as f64,
+        seconds: report.seconds,
+        epochs: report.epochs.len(),
+    }
+}
+
+/// `ett-{mode}-L{l}.csv`: one row per horizon with what reproduces it (each run directory also
+/// has its config.toml).
+fn write_rows(mode: &str, exp: &Experiment, out: &Path, results: &[HorizonResult]) -> Result<()> {
+    let l = exp.window.lookback;
     let header = [
         "dataset",
         "mode",
@@ -305,9 +344,7 @@ pub fn run(
             ]
         })
         .collect();
-    crate::artifacts::write_csv(&out.join(format!("ett-{mode}-L{l}.csv")), &header, &rows)?;
-    print!("\n{table}");
-    Ok(results)
+    crate::artifacts::write_csv(&out.join(format!("ett-{mode}-L{l}.csv")), &header, &rows)
 }
 
 fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult]) -> String {

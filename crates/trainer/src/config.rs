@@ -284,67 +284,79 @@ impl Experiment {
                 return Err(format!("{name} = 0: must be at least 1"));
             }
         }
-        if !(self.train.lr.is_finite() && self.train.lr > 0.0) {
+        self.train.validate()?;
+        self.validate_model()?;
+        self.data.validate()
+    }
+
+    /// `[model]`, with what it needs of the window and the data.
+    fn validate_model(&self) -> Result<(), String> {
+        let m = &self.model;
+        if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
+            return Err(format!("model.dropout = {}: must be in [0, 1)", m.dropout));
+        }
+        if !m.is_segrnn() {
+            return Ok(());
+        }
+        if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
             return Err(format!(
-                "train.lr = {}: must be a positive number",
-                self.train.lr
+                "model.segment = {}: must divide window.lookback = {}",
+                m.segment, self.window.lookback
             ));
         }
-        if !(self.model.dropout.is_finite() && (0.0..1.0).contains(&self.model.dropout)) {
+        if !m.hidden_size.is_multiple_of(2) {
             return Err(format!(
-                "model.dropout = {}: must be in [0, 1)",
-                self.model.dropout
+                "model.hidden_size = {}: segrnn needs an even size",
+                m.hidden_size
             ));
         }
-        if self.model.is_segrnn() {
-            let m = &self.model;
-            if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
-                return Err(format!(
-                    "model.segment = {}: must divide window.lookback = {}",
-                    m.segment, self.window.lookback
-                ));
-            }
-            if !m.hidden_size.is_multiple_of(2) {
-                return Err(format!(
-                    "model.hidden_size = {}: segrnn needs an even size",
-                    m.hidden_size
-                ));
-            }
-            if !self.data.calendar.is_empty() {
-                return Err(
-                    "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
-                );
-            }
+        if !self.data.calendar.is_empty() {
+            return Err(
+                "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
+            );
         }
-        if self.train.clip != ClipMode::None
-            && (self.train.clip_value.is_nan() || self.train.clip_value <= 0.0)
-        {
+        Ok(())
+    }
+}
+
+impl TrainSection {
+    /// Checks the rates, clipping, schedule and plateau settings.
+    fn validate(&self) -> Result<(), String> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("train.lr = {}: must be a positive number", self.lr));
+        }
+        if self.clip != ClipMode::None && (self.clip_value.is_nan() || self.clip_value <= 0.0) {
             return Err(format!(
                 "train.clip_value = {}: must be positive",
-                self.train.clip_value
+                self.clip_value
             ));
         }
-        self.train.schedule.validate()?;
-        if !self.data.resample.is_empty() {
-            gatecast_data::parse_frequency(&self.data.resample)
-                .map_err(|e| format!("data.resample: {e}"))?;
-        }
-        if self.data.baseline_seasons.contains(&0) {
-            return Err("data.baseline_seasons: periods must be at least 1".into());
-        }
-        if self.train.plateau_patience > 0
-            && !(self.train.plateau_factor > 0.0 && self.train.plateau_factor < 1.0)
-        {
+        self.schedule.validate()?;
+        if self.plateau_patience > 0 && !(self.plateau_factor > 0.0 && self.plateau_factor < 1.0) {
             return Err(format!(
                 "train.plateau_factor = {}: must be in (0, 1)",
-                self.train.plateau_factor
+                self.plateau_factor
             ));
         }
-        self.data.delimiter_byte()?;
-        if self.data.targets.is_empty() {
+        Ok(())
+    }
+}
+
+impl DataConfig {
+    /// Checks resampling, baselines, the delimiter, the targets and the split.
+    fn validate(&self) -> Result<(), String> {
+        if !self.resample.is_empty() {
+            gatecast_data::parse_frequency(&self.resample)
+                .map_err(|e| format!("data.resample: {e}"))?;
+        }
+        if self.baseline_seasons.contains(&0) {
+            return Err("data.baseline_seasons: periods must be at least 1".into());
+        }
+        self.delimiter_byte()?;
+        if self.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
         }
-        let [a, b, c] = self.data.split;
+        let [a, b, c] = self.split;
         if [a, b, c].iter().any(|r| !(*r > 0.0 && *r < 1.0)) || ((a + b + c) - 1.0).abs() > 1e-9 {
             return Err(format!(
                 "data.split = [{a}, {b}, {c}]: three fractions in (0, 1) summing to 1"

@@ -332,68 +332,16 @@ fn main() -> ExitCode {
             seed,
             out,
             device: d,
-        } => device(d.as_deref()).and_then(|dev| {
-            if steps < 2 || hidden == 0 || batch == 0 {
-                bail!("--steps must be at least 2, --hidden and --batch at least 1");
-            }
-            let flow =
-                gatecast_trainer::diagnose::diagnose(&out, steps, hidden, batch, seed, &dev)?;
-            println!(
-                "||dL/dh_t|| relative to t = T (L at the last step), T = {steps}, hidden {hidden}:"
-            );
-            println!("| cell | t = T-10 | t = T-50 | t = 1 | spectral norms of W_hh blocks |");
-            println!("|---|---|---|---|---|");
-            for (name, v, s) in &flow {
-                let rel = |t: usize| v.get(t).map(|x| x / v[steps - 1]).unwrap_or(f64::NAN);
-                let sn: Vec<String> = s.iter().map(|x| format!("{x:.3}")).collect();
-                println!(
-                    "| {name} | {:.2e} | {:.2e} | {:.2e} | {} |",
-                    rel(steps.saturating_sub(11)),
-                    rel(steps.saturating_sub(51)),
-                    rel(0),
-                    sn.join(" ")
-                );
-            }
-            println!(
-                "wrote {}/gradient_flow.csv, gradient_flow.png, spectral_norms.csv",
-                out.display()
-            );
-            Ok(())
-        }),
+        } => {
+            device(d.as_deref()).and_then(|dev| diagnose(&out, [steps, hidden, batch], seed, &dev))
+        }
         Command::Benchmark {
             which,
             mode,
             horizons,
             split,
             model,
-        } => (|| {
-            let data = PathBuf::from(
-                model
-                    .data
-                    .clone()
-                    .unwrap_or_else(|| "datasets/ETTh1.csv".into()),
-            );
-            let out = model
-                .out
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("runs/benchmark"));
-            if which != "ett" {
-                bail!("benchmark {which}: only `ett` exists");
-            }
-            let exp = experiment(&model, true)?;
-            if model.print_config {
-                print!("{}", exp.to_toml());
-                return Ok(());
-            }
-            let dev = device(model.device.as_deref())?;
-            let split = match split.as_str() {
-                "ett" => gatecast_trainer::benchmark::BenchSplit::EttHourly,
-                "ratios" => gatecast_trainer::benchmark::BenchSplit::Ratios,
-                other => bail!("--split {other}: expected ett or ratios"),
-            };
-            gatecast_trainer::benchmark::run(&data, &mode, &horizons, split, &exp, &out, &dev)?;
-            Ok(())
-        })(),
+        } => benchmark(&which, &mode, &horizons, &split, &model),
         Command::Forecast {
             run_dir,
             input,
@@ -409,4 +357,72 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `gatecast diagnose`: gradient flow through time of fresh layers, as a table.
+fn diagnose(
+    out: &std::path::Path,
+    [steps, hidden, batch]: [usize; 3],
+    seed: u64,
+    dev: &Device,
+) -> Result<()> {
+    if steps < 2 || hidden == 0 || batch == 0 {
+        bail!("--steps must be at least 2, --hidden and --batch at least 1");
+    }
+    let flow = gatecast_trainer::diagnose::diagnose(out, steps, hidden, batch, seed, dev)?;
+    println!("||dL/dh_t|| relative to t = T (L at the last step), T = {steps}, hidden {hidden}:");
+    println!("| cell | t = T-10 | t = T-50 | t = 1 | spectral norms of W_hh blocks |");
+    println!("|---|---|---|---|---|");
+    for (name, v, s) in &flow {
+        let rel = |t: usize| v.get(t).map(|x| x / v[steps - 1]).unwrap_or(f64::NAN);
+        let sn: Vec<String> = s.iter().map(|x| format!("{x:.3}")).collect();
+        println!(
+            "| {name} | {:.2e} | {:.2e} | {:.2e} | {} |",
+            rel(steps.saturating_sub(11)),
+            rel(steps.saturating_sub(51)),
+            rel(0),
+            sn.join(" ")
+        );
+    }
+    println!(
+        "wrote {}/gradient_flow.csv, gradient_flow.png, spectral_norms.csv",
+        out.display()
+    );
+    Ok(())
+}
+
+/// `gatecast benchmark ett`.
+fn benchmark(
+    which: &str,
+    mode: &str,
+    horizons: &[usize],
+    split: &str,
+    model: &TrainArgs,
+) -> Result<()> {
+    let data = PathBuf::from(
+        model
+            .data
+            .clone()
+            .unwrap_or_else(|| "datasets/ETTh1.csv".into()),
+    );
+    let out = model
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/benchmark"));
+    if which != "ett" {
+        bail!("benchmark {which}: only `ett` exists");
+    }
+    let exp = experiment(model, true)?;
+    if model.print_config {
+        print!("{}", exp.to_toml());
+        return Ok(());
+    }
+    let dev = device(model.device.as_deref())?;
+    let split = match split {
+        "ett" => gatecast_trainer::benchmark::BenchSplit::EttHourly,
+        "ratios" => gatecast_trainer::benchmark::BenchSplit::Ratios,
+        other => bail!("--split {other}: expected ett or ratios"),
+    };
+    gatecast_trainer::benchmark::run(&data, mode, horizons, split, &exp, &out, &dev)?;
+    Ok(())
 }

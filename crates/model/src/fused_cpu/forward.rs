@@ -137,47 +137,16 @@ pub(super) fn forward<B: HostBackend, C: RowCell>(
         bias: B::view(&bias),
         b_rec: B::view(&b_rec),
     };
-    let sw = cell.saved_widths(hid);
-    let xw = cell.scratch_widths(hid);
-    let bth = batch * time * hid;
-    let mut hs = pool::fresh(bth);
-    let mut cs = if C::HAS_CELL {
-        pool::take(bth)
-    } else {
-        Vec::new()
-    };
-    let mut saved = sw.map(|n| pool::take(batch * d.kept() * n));
-    let mut scratch = xw.map(|n| vec![0.0f32; batch * n]);
-    let r = block_rows(batch);
-    let n = batch.div_ceil(r);
-    let cell_w = if C::HAS_CELL { hid } else { 0 };
-    let [s0, s1] = &mut saved;
-    let [x0, x1] = &mut scratch;
-    let all: Vec<Block> = (lens.chunks(r))
-        .zip(blocks(B::view(&x), r, time * w.f(), n))
-        .zip(blocks(B::view(&h0), r, hid, n))
-        .zip(blocks(B::view(&c0), r, cell_w, n))
-        .zip(blocks_mut(&mut hs, r, time * hid, n))
-        .zip(blocks_mut(&mut cs, r, time * cell_w, n))
-        .zip(blocks_mut(s0, r, d.kept() * sw[0], n))
-        .zip(blocks_mut(s1, r, d.kept() * sw[1], n))
-        .zip(blocks_mut(x0, r, xw[0], n))
-        .zip(blocks_mut(x1, r, xw[1], n))
-        .map(
-            |(((((((((lens, x), h0), c0), hs), cs), s0), s1), x0), x1)| Block {
-                lens,
-                x,
-                h0,
-                c0,
-                hs,
-                cs,
-                saved: [s0, s1],
-                scratch: [x0, x1],
-            },
-        )
-        .collect();
+    let mut bufs = Buffers::new(cell, d);
+    let all = bufs.blocks(lens, [B::view(&x), B::view(&h0), B::view(&c0)], w.f(), d);
     all.into_par_iter().for_each(|blk| block(cell, d, &w, blk));
     // A frozen row's state stays, so its last step holds the state at its length.
+    let Buffers {
+        hs,
+        cs,
+        saved: [s0, s1],
+        ..
+    } = bufs;
     let tails = (last_steps(&hs, d), C::HAS_CELL.then(|| last_steps(&cs, d)));
     let out = B::from_vec(hs, &[batch * time, hid]);
     let keep = |v: Vec<f32>| {
@@ -188,7 +157,6 @@ pub(super) fn forward<B: HostBackend, C: RowCell>(
             Pooled::default()
         }
     };
-    let [s0, s1] = saved;
     let saved = Saved {
         x,
         w_ih,
@@ -203,4 +171,76 @@ pub(super) fn forward<B: HostBackend, C: RowCell>(
         d,
     };
     (out, saved, tails)
+}
+
+/// The forward's buffers: `hs` (and, with a cell, `cs`) `[B, T, H]`, the cell's saved buffers
+/// `[B, kept, w]` and the scratch of its products `[B, w]`.
+struct Buffers {
+    hs: Vec<f32>,
+    cs: Vec<f32>,
+    saved: [Vec<f32>; 2],
+    scratch: [Vec<f32>; 2],
+    /// Values per row of each: `[hs, cs, saved 0, saved 1, scratch 0, scratch 1]`.
+    per_row: [usize; 6],
+}
+
+impl Buffers {
+    fn new<C: RowCell>(cell: C, d: Dims) -> Self {
+        let (batch, time, hid, kept) = (d.batch, d.time, d.hid, d.kept());
+        let cell_w = if C::HAS_CELL { hid } else { 0 };
+        let [s0, s1] = cell.saved_widths(hid);
+        let [x0, x1] = cell.scratch_widths(hid);
+        let per_row = [time * hid, time * cell_w, kept * s0, kept * s1, x0, x1];
+        Self {
+            hs: pool::fresh(batch * per_row[0]),
+            cs: pool::take(batch * per_row[1]),
+            saved: [
+                pool::take(batch * per_row[2]),
+                pool::take(batch * per_row[3]),
+            ],
+            scratch: [vec![0.0f32; batch * x0], vec![0.0f32; batch * x1]],
+            per_row,
+        }
+    }
+
+    /// One [`Block`] per rayon thread: its rows of every buffer, of `lens`, and of the inputs
+    /// `x [B, T, F]`, `h0` and `c0 [B, H]` (`c0` read only with a cell).
+    fn blocks<'a>(
+        &'a mut self,
+        lens: &'a [usize],
+        [x, h0, c0]: [&'a [f32]; 3],
+        features: usize,
+        d: Dims,
+    ) -> Vec<Block<'a>> {
+        let (time, hid) = (d.time, d.hid);
+        let r = block_rows(d.batch);
+        let n = d.batch.div_ceil(r);
+        let p = self.per_row;
+        let cell_w = p[1] / time.max(1);
+        let [s0, s1] = &mut self.saved;
+        let [x0, x1] = &mut self.scratch;
+        lens.chunks(r)
+            .zip(blocks(x, r, time * features, n))
+            .zip(blocks(h0, r, hid, n))
+            .zip(blocks(c0, r, cell_w, n))
+            .zip(blocks_mut(&mut self.hs, r, p[0], n))
+            .zip(blocks_mut(&mut self.cs, r, p[1], n))
+            .zip(blocks_mut(s0, r, p[2], n))
+            .zip(blocks_mut(s1, r, p[3], n))
+            .zip(blocks_mut(x0, r, p[4], n))
+            .zip(blocks_mut(x1, r, p[5], n))
+            .map(
+                |(((((((((lens, x), h0), c0), hs), cs), s0), s1), x0), x1)| Block {
+                    lens,
+                    x,
+                    h0,
+                    c0,
+                    hs,
+                    cs,
+                    saved: [s0, s1],
+                    scratch: [x0, x1],
+                },
+            )
+            .collect()
+    }
 }

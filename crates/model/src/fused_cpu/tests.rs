@@ -5,7 +5,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::activation::{sigmoid_in_place, tanh_in_place};
 use super::try_fused_stack;
-use crate::stack::{CellKind, Stack, StackInput};
+use crate::stack::{CellKind, Stack, StackInput, StackOutput};
 use crate::step_loop::loop_stack;
 use crate::{GruConfig, LstmConfig, Nonlinearity, RecurrentLayer, RnnConfig};
 
@@ -96,40 +96,11 @@ fn compare_with(
         } else {
             try_fused_stack(stack, &args).expect("the fused path applies")
         };
-        // Uneven over time, so a direction mix-up or a missing flip shows.
-        let ramp = Tensor::<1, burn::tensor::Int>::arange(0..t as i64, device).float() * 0.1 + 0.3;
-        let weights = ramp.reshape([1, t, 1]).expand([b, t, h * dirs]);
-        let mut terms = vec![];
-        if uses[0] {
-            terms.push((out.output.clone() * weights).sum());
-        }
-        if uses[1] {
-            terms.push(out.hidden.clone().powi_scalar(2).sum());
-        }
-        if let (true, Some(c)) = (uses[2], &out.cell) {
-            terms.push((c.clone() * 0.7).sum());
-        }
-        let loss = terms.into_iter().reduce(|a, b| a + b).expect("a loss");
+        let loss = loss_on(&out, uses, device);
         let grads = loss.backward();
-        let mut all = vec![
-            flat(out.output.inner()),
-            flat(out.hidden.inner()),
-            flat(x.grad(&grads).unwrap()),
-            flat(h0.grad(&grads).unwrap()),
-        ];
-        if lstm {
-            all.push(flat(c0.grad(&grads).unwrap()));
-        }
-        for layer in layers {
-            for w in std::iter::once(&layer.forward).chain(&layer.reverse) {
-                for p in [&w.weight_ih, &w.weight_hh] {
-                    all.push(flat(p.val().grad(&grads).unwrap()));
-                }
-                for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
-                    all.push(flat(p.val().grad(&grads).unwrap()));
-                }
-            }
-        }
+        let mut all = vec![flat(out.output.inner()), flat(out.hidden.inner())];
+        let c0 = lstm.then_some(&c0);
+        all.extend(gradients(&grads, [&x, &h0].into_iter().chain(c0), layers));
         all
     };
     let mut losses = vec![[true; 3], [false, true, false]];
@@ -152,6 +123,45 @@ fn compare_with(
             );
         }
     }
+}
+
+/// The loss on the outputs `uses` names (every step's output, the final hidden state, the final
+/// cell state), weighted unevenly over time so a direction mix-up or a missing flip shows.
+fn loss_on(out: &StackOutput, uses: [bool; 3], device: &Device) -> Tensor<1> {
+    let [b, t, features] = out.output.dims();
+    let ramp = Tensor::<1, burn::tensor::Int>::arange(0..t as i64, device).float() * 0.1 + 0.3;
+    let weights = ramp.reshape([1, t, 1]).expand([b, t, features]);
+    let mut terms = vec![];
+    if uses[0] {
+        terms.push((out.output.clone() * weights).sum());
+    }
+    if uses[1] {
+        terms.push(out.hidden.clone().powi_scalar(2).sum());
+    }
+    if let (true, Some(c)) = (uses[2], &out.cell) {
+        terms.push((c.clone() * 0.7).sum());
+    }
+    terms.into_iter().reduce(|a, b| a + b).expect("a loss")
+}
+
+/// The gradients of `leaves` (input, initial states), then of every weight and bias.
+fn gradients<'a>(
+    grads: &burn::tensor::Gradients,
+    leaves: impl Iterator<Item = &'a Tensor<3>>,
+    layers: &[RecurrentLayer],
+) -> Vec<Vec<f32>> {
+    let mut all: Vec<Vec<f32>> = leaves.map(|t| flat(t.grad(grads).unwrap())).collect();
+    for layer in layers {
+        for w in std::iter::once(&layer.forward).chain(&layer.reverse) {
+            for p in [&w.weight_ih, &w.weight_hh] {
+                all.push(flat(p.val().grad(grads).unwrap()));
+            }
+            for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
+                all.push(flat(p.val().grad(grads).unwrap()));
+            }
+        }
+    }
+    all
 }
 
 /// Variable-length batches (PyTorch's packed sequences): states frozen past each row's

@@ -1,6 +1,8 @@
 //! Whole-sequence products on every rayon thread: the input gradient `dpre · W` ([`matmul`]) and
 //! the weight gradients `dpreᵀ · X` ([`matmul_tn`]), reductions over the `B·T` rows.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::cpu::Ftz;
@@ -53,51 +55,7 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
     let mut parts = pool::zeros(starts.len().max(1) * m * n);
     let partial = |(start, c): (usize, &mut [f32])| {
         let _ftz = Ftz::on();
-        let end = (start + share).min(r);
-        // Where `a`'s rows are a multiple of 4 KiB apart (m = 1024: the LSTM's 4H at H = 256),
-        // the values read in place for one 8-row block all fall in one L1 set; there `aᵀ`'s
-        // block, `[m, kc]`, is packed per 8-row block as `[kc, 8]`. Measured on 2 threads, r =
-        // 21504, n = 256: m = 1024 198–200 GFLOP/s in place, 216–221 packed; m = 2048 and 768
-        // the same either way; at shape b (m = 128, 512) packing cost a quarter.
-        let pack = m.is_multiple_of(1024);
-        let mut ap = if pack {
-            pool::take(m.div_ceil(MR) * MR * KC)
-        } else {
-            Vec::new()
-        };
-        let mut k0 = start;
-        while k0 < end {
-            let kc = KC.min(end - k0);
-            // `b`'s block, `[kc, n]`: read in place where the kernel can, else packed.
-            let bb = &b[k0 * n..(k0 + kc) * n];
-            let mut bp = None;
-            let mut product = |rows: usize, c: &mut [f32], lhs: &[f32], strides| {
-                if !gemm_rhs_in_place(rows, c, n, lhs, strides, (bb, kc, n), true, true) {
-                    let bp = bp.get_or_insert_with(|| Packed::new(bb, (kc, n), n, 1));
-                    gemm_strided(rows, c, n, lhs, strides, bp, true, true);
-                }
-            };
-            if !pack {
-                // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
-                let at = &a[k0 * m..(k0 + kc) * m];
-                product(m, c, at, (1, m));
-                k0 += kc;
-                continue;
-            }
-            for l in 0..kc {
-                let row = &a[(k0 + l) * m..][..m];
-                for (blk, vals) in row.chunks(MR).enumerate() {
-                    ap[(blk * kc + l) * MR..][..vals.len()].copy_from_slice(vals);
-                }
-            }
-            for (blk, c) in c.chunks_mut(MR * n).enumerate() {
-                let rows = c.len() / n;
-                let lhs = &ap[blk * kc * MR..][..(kc - 1) * MR + rows];
-                product(rows, c, lhs, (1, MR));
-            }
-            k0 += kc;
-        }
-        pool::give(ap);
+        reduce_rows((a, m), (b, n), start..(start + share).min(r), c);
     };
     if m * n > 0 {
         starts
@@ -115,4 +73,57 @@ pub(crate) fn matmul_tn(r: usize, a: &[f32], m: usize, b: &[f32], n: usize) -> V
     }
     pool::give(parts);
     c
+}
+
+/// `c [m, n] += a[rows]ᵀ · b[rows]`: one thread's share of [`matmul_tn`]'s reduction, in blocks
+/// of [`KC`] rows.
+fn reduce_rows(
+    (a, m): (&[f32], usize),
+    (b, n): (&[f32], usize),
+    rows: Range<usize>,
+    c: &mut [f32],
+) {
+    // Where `a`'s rows are a multiple of 4 KiB apart (m = 1024: the LSTM's 4H at H = 256), the
+    // values read in place for one 8-row block all fall in one L1 set; there `aᵀ`'s block,
+    // `[m, kc]`, is packed per 8-row block as `[kc, 8]`. Elsewhere packing costs more than it
+    // saves.
+    let pack = m.is_multiple_of(1024);
+    let mut ap = if pack {
+        pool::take(m.div_ceil(MR) * MR * KC)
+    } else {
+        Vec::new()
+    };
+    let mut k0 = rows.start;
+    while k0 < rows.end {
+        let kc = KC.min(rows.end - k0);
+        // `b`'s block, `[kc, n]`: read in place where the kernel can, else packed.
+        let bb = &b[k0 * n..(k0 + kc) * n];
+        let mut bp = None;
+        let mut product = |rows: usize, c: &mut [f32], lhs: &[f32], strides| {
+            if !gemm_rhs_in_place(rows, c, n, lhs, strides, (bb, kc, n), true, true) {
+                let bp = bp.get_or_insert_with(|| Packed::new(bb, (kc, n), n, 1));
+                gemm_strided(rows, c, n, lhs, strides, bp, true, true);
+            }
+        };
+        if !pack {
+            // `a`'s rows k0..k0+kc read transposed, `[m, kc]`, in place.
+            let at = &a[k0 * m..(k0 + kc) * m];
+            product(m, c, at, (1, m));
+            k0 += kc;
+            continue;
+        }
+        for l in 0..kc {
+            let row = &a[(k0 + l) * m..][..m];
+            for (blk, vals) in row.chunks(MR).enumerate() {
+                ap[(blk * kc + l) * MR..][..vals.len()].copy_from_slice(vals);
+            }
+        }
+        for (blk, c) in c.chunks_mut(MR * n).enumerate() {
+            let rows = c.len() / n;
+            let lhs = &ap[blk * kc * MR..][..(kc - 1) * MR + rows];
+            product(rows, c, lhs, (1, MR));
+        }
+        k0 += kc;
+    }
+    pool::give(ap);
 }

@@ -211,19 +211,10 @@ impl Session<'_> {
     /// Trains on Burn's Learner: loaders, the model with its divergence monitor, the renderer,
     /// the schedule, checkpoints and early stopping; data parallel over several devices.
     fn learn(self, train_ds: WindowDataset, valid_ds: WindowDataset) -> Result<Trained> {
-        let Session {
-            exp,
-            p,
-            dir,
-            devices,
-            resumed_from,
-            previous,
-            quiet,
-        } = self;
-        let t = &exp.train;
-        let device = &devices[0];
+        let (exp, t) = (self.exp, &self.exp.train);
+        let device = &self.devices[0];
         let per_epoch = train_ds.len().div_ceil(t.batch_size);
-        let batcher = ForecastBatcher::new(&p.window);
+        let batcher = ForecastBatcher::new(&self.p.window);
         device.seed(t.seed);
         let train_loader = DataLoaderBuilder::new(batcher.clone())
             .batch_size(t.batch_size)
@@ -238,23 +229,13 @@ impl Session<'_> {
         let mon = monitor::shared(interrupter.clone());
         let model = build_model(
             exp,
-            &p.window,
+            &self.p.window,
             &device.clone().autodiff(),
             Some(mon.clone()),
         )?
-        .with_devices(devices.len());
+        .with_devices(self.devices.len());
         let rows = Arc::new(Mutex::new(Vec::new()));
-        let plateau = (t.plateau_patience > 0)
-            .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
-        let mut renderer = EpochRenderer::new(rows.clone(), mon.clone(), plateau, t.lr, quiet)
-            .with_journal(dir.join("metrics.csv"), previous.clone());
-        if !quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            // Burn's TUI owns the terminal; our renderer still records every epoch.
-            renderer = renderer.with_inner(burn::train::renderer::default_renderer(
-                interrupter.clone(),
-                resumed_from,
-            ));
-        }
+        let renderer = self.renderer(rows.clone(), mon.clone(), &interrupter);
         let scheduler = PlannedLr::new(
             t.schedule.clone(),
             t.lr,
@@ -262,8 +243,60 @@ impl Session<'_> {
             per_epoch,
             mon.clone(),
         );
-        let ck = dir.join("checkpoint");
-        let mut training = SupervisedTraining::new(dir, train_loader, valid_loader)
+        let training = SupervisedTraining::new(self.dir, train_loader, valid_loader);
+        let training = self
+            .configure(training)?
+            .renderer(Box::new(renderer))
+            .with_interrupter(interrupter);
+        let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
+        if let Some(err) = &result.error {
+            bail!("training failed: {err:?}");
+        }
+        let diverged = mon.lock().expect("monitor").diverged.clone();
+        let epochs = self
+            .previous
+            .into_iter()
+            .chain(rows.lock().expect("rows").iter().cloned())
+            .collect();
+        Ok(Trained {
+            model: result.model,
+            epochs,
+            diverged,
+        })
+    }
+
+    /// One line per epoch (and `metrics.csv`), with reduce-on-plateau; Burn's TUI in front of it
+    /// when standard output is a terminal.
+    fn renderer(
+        &self,
+        rows: Arc<Mutex<Vec<EpochRow>>>,
+        mon: monitor::SharedMonitor,
+        interrupter: &Interrupter,
+    ) -> EpochRenderer {
+        let t = &self.exp.train;
+        let plateau = (t.plateau_patience > 0)
+            .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
+        let renderer = EpochRenderer::new(rows, mon, plateau, t.lr, self.quiet)
+            .with_journal(self.dir.join("metrics.csv"), self.previous.clone());
+        if !self.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            // Burn's TUI owns the terminal; our renderer still records every epoch.
+            return renderer.with_inner(burn::train::renderer::default_renderer(
+                interrupter.clone(),
+                self.resumed_from,
+            ));
+        }
+        renderer
+    }
+
+    /// Metrics, atomic checkpoints, early stopping on the validation loss, the epoch budget,
+    /// where a resumed run continues, and the multi-device strategy.
+    fn configure(
+        &self,
+        training: SupervisedTraining<ForecastModel>,
+    ) -> Result<SupervisedTraining<ForecastModel>> {
+        let t = &self.exp.train;
+        let ck = self.dir.join("checkpoint");
+        let mut training = training
             .metric_train_numeric(LossMetric::new())
             .metric_valid_numeric(LossMetric::new())
             .metric_train_numeric(MaeMetric::new())
@@ -283,33 +316,18 @@ impl Session<'_> {
                     n_epochs: t.patience,
                 },
             ))
-            .renderer(Box::new(renderer))
-            .with_interrupter(interrupter)
             .with_application_logger(None)
             .num_epochs(t.epochs);
-        if let Some(epoch) = resumed_from {
+        if let Some(epoch) = self.resumed_from {
             training = training.checkpoint(epoch);
         }
-        if devices.len() > 1 {
-            let all = devices.iter().map(|d| d.clone().autodiff()).collect();
+        if self.devices.len() > 1 {
+            let all = self.devices.iter().map(|d| d.clone().autodiff()).collect();
             training = training.with_training_strategy(
                 ExecutionStrategy::multi(all, MultiDeviceOptim::OptimMainDevice).into(),
             );
         }
-        let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
-        if let Some(err) = &result.error {
-            bail!("training failed: {err:?}");
-        }
-        let diverged = mon.lock().expect("monitor").diverged.clone();
-        let epochs = previous
-            .into_iter()
-            .chain(rows.lock().expect("rows").iter().cloned())
-            .collect();
-        Ok(Trained {
-            model: result.model,
-            epochs,
-            diverged,
-        })
+        Ok(training)
     }
 }
 

@@ -1,0 +1,157 @@
+//! CSV files to validated [`Series`]: the options and policies, and the entry points. Parsing
+//! (header, timestamps, numbers) is in `parse.rs`; validation and repair of one series' rows
+//! (order, duplicates, gaps, missing values) in `repair.rs`.
+
+use std::path::Path;
+
+use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+use crate::series::Series;
+
+mod parse;
+mod repair;
+
+use parse::parse;
+
+/// What to do with a missing value (empty cell, `NA`, `NaN`, `null`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingPolicy {
+    /// Refuse the file, naming the line and column (the default).
+    #[default]
+    Error,
+    /// Linear interpolation in time between the nearest values before and after; missing values
+    /// at the start or end of a segment take the nearest value.
+    Interpolate,
+    /// Carry the last value forward; missing values at the start of a segment take the first
+    /// value that follows.
+    ForwardFill,
+}
+
+/// What to do with rows that repeat a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// Refuse the file, naming the line (the default).
+    #[default]
+    Error,
+    /// Keep the first row of each timestamp.
+    First,
+    /// Average each column over the rows of a timestamp (missing values left out).
+    Mean,
+    /// Sum each column over the rows of a timestamp (missing values left out).
+    Sum,
+}
+
+/// What to do where rows are missing from a regular series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapPolicy {
+    /// Refuse the file, naming the line after the gap (the default).
+    #[default]
+    Error,
+    /// Insert the missing rows and interpolate their values linearly.
+    Interpolate,
+    /// Keep the gap: the series is split into segments and no window crosses a gap.
+    Keep,
+}
+
+/// How to read a CSV file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsvOptions {
+    /// The timestamp column.
+    pub time_column: String,
+    /// A chrono format (`%Y-%m-%d %H:%M:%S`); `None` detects the common ISO-like formats
+    /// (`2016-07-01 00:00:00`, `2016-07-01T00:00`, `2016-07-01`, RFC 3339 with offset).
+    pub time_format: Option<String>,
+    /// The value columns to keep, in this order; `None` keeps every other column.
+    pub columns: Option<Vec<String>>,
+    /// For long-format files holding many series: the column with the series id.
+    pub id_column: Option<String>,
+    /// Field delimiter, `,` by default.
+    pub delimiter: u8,
+    /// Missing values.
+    pub missing: MissingPolicy,
+    /// Repeated timestamps.
+    pub duplicates: DuplicatePolicy,
+    /// Missing rows.
+    pub gaps: GapPolicy,
+    /// The sampling step; `None` infers the most common step.
+    pub frequency: Option<TimeDelta>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            time_column: "date".into(),
+            time_format: None,
+            columns: None,
+            id_column: None,
+            delimiter: b',',
+            missing: MissingPolicy::Error,
+            duplicates: DuplicatePolicy::Error,
+            gaps: GapPolicy::Error,
+            frequency: None,
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Options for a file whose timestamps are in `time_column`, with the safe default policies.
+    pub fn new(time_column: impl Into<String>) -> Self {
+        Self {
+            time_column: time_column.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Loads a single-series CSV file. Errors if `id_column` is set: use [`load_panel`] for those.
+pub fn load_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Series, DataError> {
+    let path_str = path.as_ref().display().to_string();
+    if options.id_column.is_some() {
+        return Err(DataError::InvalidOption {
+            option: "id_column".into(),
+            message: format!(
+                "{path_str}: a long-format file holds many series: load it with load_panel"
+            ),
+        });
+    }
+    let mut all = read(path.as_ref(), options)?;
+    Ok(all
+        .pop()
+        .expect("read returns one series without an id column"))
+}
+
+/// Loads a long-format CSV with many series (one `id_column` value per series): each series is
+/// validated and repaired on its own. Series come out in the order of their first row.
+pub fn load_panel(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+    if options.id_column.is_none() {
+        return Err(DataError::InvalidOption {
+            option: "id_column".into(),
+            message: "load_panel needs the column that holds the series id".into(),
+        });
+    }
+    read(path.as_ref(), options)
+}
+
+/// Parses CSV text already in memory (for tests and for data that is not in a file); `name`
+/// stands for the file in messages.
+pub fn load_csv_str(
+    name: &str,
+    text: &str,
+    options: &CsvOptions,
+) -> Result<Vec<Series>, DataError> {
+    parse(name, text.as_bytes(), options)
+}
+
+fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| DataError::Io {
+        path: name.clone(),
+        error,
+    })?;
+    parse(&name, &bytes, options)
+}

@@ -1,0 +1,380 @@
+//! CSV bytes to rows: the header's columns, timestamps (given or detected formats), numbers, and
+//! every error naming the file, line and column. Rows are grouped by series id and handed to
+//! [`super::repair`] unvalidated otherwise.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+use super::{CsvOptions, MissingPolicy};
+use crate::error::DataError;
+use crate::series::Series;
+
+/// Formats tried, in order, when no `time_format` is given.
+const FORMATS: [&str; 6] = [
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeFormat {
+    Pattern(usize),
+    DateOnly,
+    Rfc3339,
+    Given,
+}
+
+fn parse_time(text: &str, format: TimeFormat, given: Option<&str>) -> Option<NaiveDateTime> {
+    let t = text.trim();
+    match format {
+        TimeFormat::Pattern(i) => NaiveDateTime::parse_from_str(t, FORMATS[i]).ok(),
+        TimeFormat::DateOnly => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
+        TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(t).ok().map(|d| d.naive_utc()),
+        TimeFormat::Given => {
+            let f = given.expect("a given format");
+            NaiveDateTime::parse_from_str(t, f).ok().or_else(|| {
+                NaiveDate::parse_from_str(t, f)
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+            })
+        }
+    }
+}
+
+fn detect_format(text: &str) -> Option<TimeFormat> {
+    let mut candidates: Vec<TimeFormat> = (0..FORMATS.len()).map(TimeFormat::Pattern).collect();
+    candidates.extend([TimeFormat::DateOnly, TimeFormat::Rfc3339]);
+    candidates
+        .into_iter()
+        .find(|f| parse_time(text, *f, None).is_some())
+}
+
+/// A parsed data row before validation.
+pub(super) struct RawRow {
+    pub(super) line: u64,
+    pub(super) time: NaiveDateTime,
+    /// `None` for a missing cell.
+    pub(super) values: Vec<Option<f32>>,
+}
+
+fn is_missing(cell: &str) -> bool {
+    matches!(
+        cell.trim().to_ascii_lowercase().as_str(),
+        "" | "na" | "n/a" | "nan" | "null" | "none" | "-nan"
+    )
+}
+
+/// The header's names for an error message, control characters escaped, with a hint when the
+/// whole header is one name holding another common delimiter.
+fn describe_header(header: &[String], delimiter: u8) -> String {
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| {
+            if h.chars().any(char::is_control) {
+                h.escape_debug().to_string()
+            } else {
+                h.clone()
+            }
+        })
+        .collect();
+    let mut text = names.join(", ");
+    if let [only] = header {
+        if let Some(d) = [b';', b'\t', b'|', b','] // commonest first
+            .into_iter()
+            .find(|d| *d != delimiter && only.as_bytes().contains(d))
+        {
+            text += &format!(
+                " (one column: the file looks {:?}-separated; set the delimiter)",
+                d as char
+            );
+        }
+    }
+    text
+}
+
+/// Line numbers from byte offsets: the csv crate's own line count is off for files with CRLF
+/// line endings. Records are counted forward incrementally, so the whole file is scanned once.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    counted_to: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            counted_to: 0,
+            line: 1,
+        }
+    }
+
+    /// The first non-newline byte at or after `at`: with CRLF endings a record's position can
+    /// point at the previous line's '\n'.
+    fn skip_newlines(&self, mut at: usize) -> usize {
+        while matches!(self.bytes.get(at), Some(b'\r' | b'\n')) {
+            at += 1;
+        }
+        at
+    }
+
+    /// The line of byte `byte`, counted from the start (for errors).
+    fn of(&self, byte: u64) -> u64 {
+        let at = self.skip_newlines((byte as usize).min(self.bytes.len()));
+        1 + self.bytes[..at].iter().filter(|b| **b == b'\n').count() as u64
+    }
+
+    /// The line of a record starting at `byte`, at or after the previous record's.
+    fn advance_to(&mut self, byte: usize) -> u64 {
+        let start = self.skip_newlines(byte);
+        self.line += self.bytes[self.counted_to..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.counted_to = start;
+        self.line
+    }
+}
+
+/// A csv crate error as a [`DataError`] naming the line and saying what is wrong.
+fn csv_error(path: &str, lines: &Lines, e: csv::Error) -> DataError {
+    DataError::Csv {
+        path: path.into(),
+        line: e.position().map(|p| lines.of(p.byte())).unwrap_or(1),
+        // The csv crate's own message repeats a record number and an (off-by-one for CRLF)
+        // line: say what is wrong instead.
+        message: match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!(
+                "this row has {len} field(s) but the header has {expected_len} (a stray or missing delimiter, or an unclosed quote)"
+            ),
+            csv::ErrorKind::Utf8 { err, .. } => format!(
+                "field {} is not valid UTF-8: save the file as UTF-8",
+                err.field() + 1
+            ),
+            _ => e.to_string(),
+        },
+    }
+}
+
+/// Where the options' columns are in the header.
+struct Layout {
+    time: usize,
+    id: Option<usize>,
+    /// The value columns, in the options' order (or the file's).
+    values: Vec<usize>,
+    /// Their names.
+    columns: Vec<String>,
+}
+
+impl Layout {
+    fn of(header: &[String], options: &CsvOptions, path: &str) -> Result<Self, DataError> {
+        if header.iter().all(|h| h.is_empty()) {
+            return Err(DataError::Empty {
+                path: path.into(),
+                message: "the file is empty: expected a header line naming the columns".into(),
+            });
+        }
+        let mut seen = HashMap::new();
+        for h in header {
+            if seen.insert(h.as_str(), ()).is_some() {
+                return Err(DataError::DuplicateColumn {
+                    path: path.into(),
+                    column: h.clone(),
+                });
+            }
+        }
+        let find = |name: &str, option: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| DataError::UnknownColumn {
+                    path: path.into(),
+                    column: name.into(),
+                    option: option.into(),
+                    available: describe_header(header, options.delimiter),
+                })
+        };
+        let time = find(&options.time_column, "time column")?;
+        let id = match &options.id_column {
+            Some(id) => Some(find(id, "id column")?),
+            None => None,
+        };
+        let values: Vec<usize> = match &options.columns {
+            Some(cols) => cols
+                .iter()
+                .map(|c| find(c, "columns"))
+                .collect::<Result<_, _>>()?,
+            None => (0..header.len())
+                .filter(|i| *i != time && Some(*i) != id)
+                .collect(),
+        };
+        if values.is_empty() {
+            return Err(DataError::Empty {
+                path: path.into(),
+                message: format!("no value columns besides '{}'", options.time_column),
+            });
+        }
+        let columns = values.iter().map(|i| header[*i].clone()).collect();
+        Ok(Self {
+            time,
+            id,
+            values,
+            columns,
+        })
+    }
+}
+
+/// Parses the file's bytes into one series per id (one without an id column), each validated
+/// and repaired by [`super::repair::build`].
+pub(super) fn parse(
+    path: &str,
+    bytes: &[u8],
+    options: &CsvOptions,
+) -> Result<Vec<Series>, DataError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .has_headers(true)
+        .from_reader(bytes);
+    let mut lines = Lines::new(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_error(path, &lines, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let layout = Layout::of(&header, options, path)?;
+    let mut rows = RowParser {
+        path,
+        options,
+        layout: &layout,
+        format: options.time_format.as_ref().map(|_| TimeFormat::Given),
+    };
+    let mut groups: Vec<(String, Vec<RawRow>)> = Vec::new();
+    let mut group_of: HashMap<String, usize> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(path, &lines, e))?;
+        let start = record.position().map(|p| p.byte() as usize).unwrap_or(0);
+        let line = lines.advance_to(start);
+        let (id, row) = rows.row(&record, line)?;
+        let g = *group_of.entry(id.clone()).or_insert_with(|| {
+            groups.push((id, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(row);
+    }
+    if groups.is_empty() {
+        return Err(DataError::Empty {
+            path: path.into(),
+            message: "the file has a header but no data rows".into(),
+        });
+    }
+    groups
+        .into_iter()
+        .map(|(id, rows)| {
+            let name = if layout.id.is_some() {
+                format!("{path} [{id}]")
+            } else {
+                path.to_string()
+            };
+            super::repair::build(path, &name, &id, rows, &layout.columns, options)
+        })
+        .collect()
+}
+
+/// Reads one record after another; the first timestamp fixes the format when none was given.
+struct RowParser<'a> {
+    path: &'a str,
+    options: &'a CsvOptions,
+    layout: &'a Layout,
+    format: Option<TimeFormat>,
+}
+
+impl RowParser<'_> {
+    /// The record's series id and row.
+    fn row(
+        &mut self,
+        record: &csv::StringRecord,
+        line: u64,
+    ) -> Result<(String, RawRow), DataError> {
+        let cell = |i: usize| record.get(i).unwrap_or("");
+        let time = self.time(cell(self.layout.time), line)?;
+        let mut values = Vec::with_capacity(self.layout.values.len());
+        for (k, &i) in self.layout.values.iter().enumerate() {
+            values.push(self.value(cell(i).trim(), k, line)?);
+        }
+        let id = self
+            .layout
+            .id
+            .map(|i| cell(i).trim().to_string())
+            .unwrap_or_default();
+        Ok((id, RawRow { line, time, values }))
+    }
+
+    fn time(&mut self, text: &str, line: u64) -> Result<NaiveDateTime, DataError> {
+        let (path, options) = (self.path, self.options);
+        let bad = |hint: String| DataError::BadTimestamp {
+            path: path.into(),
+            line,
+            column: options.time_column.clone(),
+            value: text.into(),
+            hint,
+        };
+        let format = match self.format {
+            Some(f) => f,
+            None => {
+                let f = detect_format(text).ok_or_else(|| {
+                    bad("not an ISO date/time such as 2016-07-01 00:00:00; give the format with --time-format, e.g. '%d/%m/%Y %H:%M'".into())
+                })?;
+                self.format = Some(f);
+                f
+            }
+        };
+        parse_time(text, format, options.time_format.as_deref()).ok_or_else(|| {
+            bad(match &options.time_format {
+                Some(f) => format!("expected format '{f}'"),
+                None => "it does not match the format of the first row; give the format with --time-format".into(),
+            })
+        })
+    }
+
+    /// Value column `k`'s cell: `None` when missing (and the policy allows it).
+    fn value(&self, text: &str, k: usize, line: u64) -> Result<Option<f32>, DataError> {
+        let column = || self.layout.columns[k].clone();
+        let path = || self.path.to_string();
+        if is_missing(text) {
+            if self.options.missing == MissingPolicy::Error {
+                return Err(DataError::Missing {
+                    path: path(),
+                    line,
+                    column: column(),
+                    value: text.into(),
+                });
+            }
+            return Ok(None);
+        }
+        let v: f64 = text.parse().map_err(|_| DataError::NonNumeric {
+            path: path(),
+            line,
+            column: column(),
+            value: text.into(),
+        })?;
+        if !v.is_finite() || v.abs() > f32::MAX as f64 {
+            return Err(DataError::NonFinite {
+                path: path(),
+                line,
+                column: column(),
+                value: text.into(),
+            });
+        }
+        Ok(Some(v as f32))
+    }
+}
