@@ -136,12 +136,7 @@ pub(crate) fn fused_stack(
     args: &StackInput,
     op: &impl DirectionOp,
 ) -> Option<StackOutput> {
-    let StackInput {
-        input,
-        hidden0,
-        cell0,
-        lengths,
-    } = args;
+    let input = &args.input;
     if !op.applies(input) {
         return None;
     }
@@ -150,7 +145,7 @@ pub(crate) fn fused_stack(
     let directions = stack.directions();
     let initial =
         |all: &Option<Tensor<3>>, row| initial_state(all, row, batch, stack.hidden_size, &device);
-    let padding = Padding::new(*lengths, batch, time, &device);
+    let padding = Padding::new(args.lengths, batch, time, &device);
     let mut x = input.clone();
     let (mut final_h, mut final_c) = (Vec::new(), Vec::new());
     for (index, layer) in stack.layers.iter().enumerate() {
@@ -173,8 +168,8 @@ pub(crate) fn fused_stack(
                 },
                 bias,
                 b_rec,
-                h0: initial(hidden0, row),
-                c0: initial(cell0, row),
+                h0: initial(&args.hidden0, row),
+                c0: initial(&args.cell0, row),
                 lens: &padding.lens,
             });
             final_h.push(out.h_last);

@@ -21,20 +21,45 @@ mod sealed {
     pub trait Sealed {}
 }
 
+/// The recurrent state a stack takes and returns: `Tensor<3>` (the hidden state) or an
+/// [`LstmState`] (hidden and cell), each tensor `[num_layers * num_directions, batch, hidden]`.
+/// Implemented only by this crate.
+pub trait RecurrentState: sealed::Sealed + Clone + Debug {
+    /// The hidden tensor and, for the LSTM, the cell tensor.
+    #[doc(hidden)]
+    fn split(self) -> (Tensor<3>, Option<Tensor<3>>);
+
+    /// The inverse of [`RecurrentState::split`].
+    #[doc(hidden)]
+    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> Self;
+}
+
+impl sealed::Sealed for Tensor<3> {}
+impl sealed::Sealed for LstmState {}
+
+impl RecurrentState for Tensor<3> {
+    fn split(self) -> (Tensor<3>, Option<Tensor<3>>) {
+        (self, None)
+    }
+    fn join(hidden: Tensor<3>, _: Option<Tensor<3>>) -> Self {
+        hidden
+    }
+}
+
+impl RecurrentState for LstmState {
+    fn split(self) -> (Tensor<3>, Option<Tensor<3>>) {
+        (self.hidden, Some(self.cell))
+    }
+    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> Self {
+        LstmState::new(hidden, cell.expect("an LSTM stack returns a cell state"))
+    }
+}
+
 /// The cell of a [`Recurrent`] stack: [`ElmanCell`], [`GruCell`] or [`LstmCell`]. It fixes the
 /// type of the recurrent state a forward pass takes and returns. Implemented only by this crate.
 pub trait Cell: sealed::Sealed + Clone + Copy + Debug + Send + Sync + 'static {
-    /// The recurrent state of every layer and direction: `Tensor<3>` `[num_layers *
-    /// num_directions, batch, hidden]`, or an [`LstmState`] of two such tensors.
-    type State: Clone + Debug;
-
-    /// The state as the hidden tensor and, for the LSTM, the cell tensor.
-    #[doc(hidden)]
-    fn split(state: Self::State) -> (Tensor<3>, Option<Tensor<3>>);
-
-    /// The inverse of [`Cell::split`].
-    #[doc(hidden)]
-    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> Self::State;
+    /// The recurrent state of every layer and direction.
+    type State: RecurrentState;
 }
 
 /// The Elman cell of an [`crate::Rnn`]: the state is the hidden state.
@@ -55,32 +80,14 @@ impl sealed::Sealed for LstmCell {}
 
 impl Cell for ElmanCell {
     type State = Tensor<3>;
-    fn split(state: Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
-        (state, None)
-    }
-    fn join(hidden: Tensor<3>, _: Option<Tensor<3>>) -> Tensor<3> {
-        hidden
-    }
 }
 
 impl Cell for GruCell {
     type State = Tensor<3>;
-    fn split(state: Tensor<3>) -> (Tensor<3>, Option<Tensor<3>>) {
-        (state, None)
-    }
-    fn join(hidden: Tensor<3>, _: Option<Tensor<3>>) -> Tensor<3> {
-        hidden
-    }
 }
 
 impl Cell for LstmCell {
     type State = LstmState;
-    fn split(state: LstmState) -> (Tensor<3>, Option<Tensor<3>>) {
-        (state.hidden, Some(state.cell))
-    }
-    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> LstmState {
-        LstmState::new(hidden, cell.expect("an LSTM stack returns a cell state"))
-    }
 }
 
 /// What a stack is, besides its weights: fixed at construction.
@@ -184,7 +191,7 @@ impl<C: Cell> Recurrent<C> {
         state: Option<C::State>,
         lengths: Option<&[usize]>,
     ) -> Result<(Tensor<3>, C::State), RecurrentError> {
-        let (hidden0, cell0) = match state.map(C::split) {
+        let (hidden0, cell0) = match state.map(RecurrentState::split) {
             Some((h, c)) => (Some(h), c),
             None => (None, None),
         };
@@ -213,7 +220,7 @@ impl<C: Cell> Recurrent<C> {
             lengths,
         };
         let out = forward_stack(stack, args);
-        Ok((out.output, C::join(out.hidden, out.cell)))
+        Ok((out.output, C::State::join(out.hidden, out.cell)))
     }
 
     /// Features per time step this layer reads.

@@ -56,7 +56,7 @@ mod weights;
 
 pub use error::RecurrentError;
 pub use gru::{Gru, GruConfig};
-pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent};
+pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent, RecurrentState};
 pub use lstm::{Lstm, LstmConfig, LstmState};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use switches::{avx512_active, fused_enabled, set_avx512, set_fused};

@@ -100,18 +100,30 @@ fn lines(
             ))
             .map_err(|e| anyhow!("{e:?}"))?
             .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_line(color));
     }
+    legend_box(&mut chart, SeriesLabelPosition::MiddleRight)?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// A series' legend entry: a short line in its colour.
+fn legend_line(color: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
+/// The legend of every labelled series, in a box at `position`.
+fn legend_box<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
     chart
         .configure_series_labels()
+        .position(position)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
-    Ok(())
+        .map_err(|e| anyhow!("{e:?}"))
 }
 
 /// Forecast against actual over consecutive test steps (`actual[i]`, `forecast[i]` at step i).
@@ -183,17 +195,9 @@ pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
             ))
             .map_err(|e| anyhow!("{e:?}"))?
             .label(name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_line(color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
+    legend_box(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }

@@ -28,29 +28,32 @@ pub(super) fn fast_sigmoid(x: f32) -> f32 {
     0.5 + 0.5 * fast_tanh(0.5 * x)
 }
 
-/// `v = σ(v)`, element by element: 16 lanes at a time with AVX-512 (see [`avx512_act`]).
+/// `v = σ(v)`, element by element.
 #[inline(always)]
 pub(super) fn sigmoid_in_place(v: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::cpu::avx512() {
-        // SAFETY: `avx512()` detected AVX-512F (and the rest of its features).
-        return unsafe { avx512_act::map_in_place::<true>(v) };
-    }
-    for x in v {
-        *x = fast_sigmoid(*x);
-    }
+    map_in_place::<true>(v)
 }
 
-/// `v = tanh(v)`, element by element: 16 lanes at a time with AVX-512 (see [`avx512_act`]).
+/// `v = tanh(v)`, element by element.
 #[inline(always)]
 pub(super) fn tanh_in_place(v: &mut [f32]) {
+    map_in_place::<false>(v)
+}
+
+/// `v = σ(v)` (`SIGMOID`) or `tanh(v)`: 16 lanes at a time with AVX-512 (see [`avx512_act`]).
+#[inline(always)]
+fn map_in_place<const SIGMOID: bool>(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernel::cpu::avx512() {
         // SAFETY: `avx512()` detected AVX-512F (and the rest of its features).
-        return unsafe { avx512_act::map_in_place::<false>(v) };
+        return unsafe { avx512_act::map_in_place::<SIGMOID>(v) };
     }
     for x in v {
-        *x = fast_tanh(*x);
+        *x = if SIGMOID {
+            fast_sigmoid(*x)
+        } else {
+            fast_tanh(*x)
+        };
     }
 }
 

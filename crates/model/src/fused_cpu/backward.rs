@@ -12,6 +12,7 @@ use super::host::{dims2, HostBackend};
 use super::layout::{
     block_rows, blocks, blocks_mut, grad_scratch, shifted, Dims, OutGrads, Saved, INPUTS,
 };
+use super::multiversion::{self, Task};
 use crate::kernel::{self, gemm, Packed};
 use crate::pool;
 
@@ -33,20 +34,19 @@ struct Block<'a> {
     dc: &'a mut [f32],
 }
 
-/// Runs [`block_body`] compiled for AVX-512 where the CPU has it, with denormals flushed to
-/// zero (gradients fading through time reach denormal range).
-fn block<C: RowCell>(cell: C, d: Dims, w_hh: &Packed, blk: Block) {
-    let _ftz = crate::kernel::Ftz::on();
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::cpu::avx512() {
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-        fn fast<C: RowCell>(cell: C, d: Dims, w_hh: &Packed, blk: Block) {
-            block_body(cell, d, w_hh, blk)
-        }
-        // SAFETY: `avx512()` detected every feature `fast` is compiled for.
-        return unsafe { fast(cell, d, w_hh, blk) };
+/// One block's BPTT, for [`multiversion::run`].
+struct Backward<'a, C> {
+    cell: C,
+    d: Dims,
+    w_hh: &'a Packed,
+    blk: Block<'a>,
+}
+
+impl<C: RowCell> Task for Backward<'_, C> {
+    #[inline(always)]
+    fn run(self) {
+        block_body(self.cell, self.d, self.w_hh, self.blk)
     }
-    block_body(cell, d, w_hh, blk)
 }
 
 #[inline(always)]
@@ -221,8 +221,14 @@ pub(super) fn backward<B: HostBackend, C: RowCell>(
             },
         )
         .collect();
-    all.into_par_iter()
-        .for_each(|blk| block(cell, d, &w_hh, blk));
+    all.into_par_iter().for_each(|blk| {
+        multiversion::run(Backward {
+            cell,
+            d,
+            w_hh: &w_hh,
+            blk,
+        })
+    });
     drop(og);
     // The saved gates are the largest buffers: back to the pool before the products need more.
     drop(std::mem::take(&mut s.saved));

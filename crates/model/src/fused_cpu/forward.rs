@@ -10,6 +10,7 @@ use super::layout::{
     block_rows, blocks, blocks_mut, hold, last_steps, pack_forward, Dims, Saved, Slot, Tails,
     Weights, INPUTS,
 };
+use super::multiversion::{self, Task};
 use crate::pool::{self, Pooled};
 
 /// One block of rows: reads `x [b, T, F]`, `h0`, `c0 [b, H]`; writes `hs` (and, with a cell,
@@ -27,20 +28,19 @@ struct Block<'a> {
     scratch: [&'a mut [f32]; 2],
 }
 
-/// Runs [`block_body`] compiled for AVX-512 where the CPU has it (the gate loops then vectorise
-/// 16 lanes wide; the default x86-64 target has only SSE2), with denormals flushed to zero.
-fn block<C: RowCell>(cell: C, d: Dims, w: &Weights, blk: Block) {
-    let _ftz = crate::kernel::Ftz::on();
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::cpu::avx512() {
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-        fn fast<C: RowCell>(cell: C, d: Dims, w: &Weights, blk: Block) {
-            block_body(cell, d, w, blk)
-        }
-        // SAFETY: `avx512()` detected every feature `fast` is compiled for.
-        return unsafe { fast(cell, d, w, blk) };
+/// One block's forward, for [`multiversion::run`].
+struct Forward<'a, 'w, C> {
+    cell: C,
+    d: Dims,
+    w: &'a Weights<'w>,
+    blk: Block<'a>,
+}
+
+impl<C: RowCell> Task for Forward<'_, '_, C> {
+    #[inline(always)]
+    fn run(self) {
+        block_body(self.cell, self.d, self.w, self.blk)
     }
-    block_body(cell, d, w, blk)
 }
 
 #[inline(always)]
@@ -139,7 +139,14 @@ pub(super) fn forward<B: HostBackend, C: RowCell>(
     };
     let mut bufs = Buffers::new(cell, d);
     let all = bufs.blocks(lens, [B::view(&x), B::view(&h0), B::view(&c0)], w.f(), d);
-    all.into_par_iter().for_each(|blk| block(cell, d, &w, blk));
+    all.into_par_iter().for_each(|blk| {
+        multiversion::run(Forward {
+            cell,
+            d,
+            w: &w,
+            blk,
+        })
+    });
     // A frozen row's state stays, so its last step holds the state at its length.
     let Buffers {
         hs,

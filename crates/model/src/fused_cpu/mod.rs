@@ -21,6 +21,7 @@
 //! | `activation.rs` | sigmoid and tanh over a row, portable and AVX-512 |
 //! | `cell.rs` | each cell's per-row math, forward and backward, behind [`cell::RowCell`] |
 //! | `layout.rs` | sizes, blocks of rows, what the forward saves, where output gradients arrive |
+//! | `multiversion.rs` | each driver compiled for AVX-512 too, chosen at run time, with FTZ |
 //! | `forward.rs` | the forward driver: blocks of rows over time |
 //! | `backward.rs` | the BPTT driver, then the weight and input gradients |
 //! | `node.rs` | the autodiff nodes (the only file importing Burn's autodiff internals) |
@@ -36,6 +37,7 @@ mod cell;
 mod forward;
 mod host;
 mod layout;
+mod multiversion;
 mod node;
 #[cfg(test)]
 mod tests;
