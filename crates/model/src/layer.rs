@@ -14,46 +14,8 @@ use burn::tensor::{Device, Tensor};
 use crate::error::RecurrentError;
 use crate::recurrence::forward_stack;
 use crate::stack::{validate, CellKind, Expected, Stack, StackInput};
+use crate::state::{sealed, LstmState, RecurrentState};
 use crate::weights::{check_config, init_layers, RecurrentLayer};
-use crate::LstmState;
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// The recurrent state a stack takes and returns: `Tensor<3>` (the hidden state) or an
-/// [`LstmState`] (hidden and cell), each tensor `[num_layers * num_directions, batch, hidden]`.
-/// Implemented only by this crate.
-pub trait RecurrentState: sealed::Sealed + Clone + Debug {
-    /// The hidden tensor and, for the LSTM, the cell tensor.
-    #[doc(hidden)]
-    fn split(self) -> (Tensor<3>, Option<Tensor<3>>);
-
-    /// The inverse of [`RecurrentState::split`].
-    #[doc(hidden)]
-    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> Self;
-}
-
-impl sealed::Sealed for Tensor<3> {}
-impl sealed::Sealed for LstmState {}
-
-impl RecurrentState for Tensor<3> {
-    fn split(self) -> (Tensor<3>, Option<Tensor<3>>) {
-        (self, None)
-    }
-    fn join(hidden: Tensor<3>, _: Option<Tensor<3>>) -> Self {
-        hidden
-    }
-}
-
-impl RecurrentState for LstmState {
-    fn split(self) -> (Tensor<3>, Option<Tensor<3>>) {
-        (self.hidden, Some(self.cell))
-    }
-    fn join(hidden: Tensor<3>, cell: Option<Tensor<3>>) -> Self {
-        LstmState::new(hidden, cell.expect("an LSTM stack returns a cell state"))
-    }
-}
 
 /// The cell of a [`Recurrent`] stack: [`ElmanCell`], [`GruCell`] or [`LstmCell`]. It fixes the
 /// type of the recurrent state a forward pass takes and returns. Implemented only by this crate.

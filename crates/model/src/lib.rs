@@ -50,16 +50,18 @@ pub mod pytorch;
 mod recurrence;
 mod rnn;
 mod stack;
+mod state;
 mod step_loop;
 mod switches;
 mod weights;
 
 pub use error::RecurrentError;
 pub use gru::{Gru, GruConfig};
-pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent, RecurrentState};
-pub use lstm::{Lstm, LstmConfig, LstmState};
+pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent};
+pub use lstm::{Lstm, LstmConfig};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
-pub use switches::{avx512_active, fused_enabled, set_avx512, set_fused};
+pub use state::{LstmState, RecurrentState};
+pub use switches::{fused_enabled, set_avx512, set_fused};
 pub use weights::{DirectionWeights, RecurrentLayer};
 
 /// Frees the scratch buffers the fused CPU path (flex, ndarray) keeps between calls.
@@ -72,4 +74,18 @@ pub use weights::{DirectionWeights, RecurrentLayer};
 pub fn release_cached_buffers() {
     #[cfg(any(feature = "flex", feature = "ndarray"))]
     pool::release();
+}
+
+/// Whether the fused CPU op runs its AVX-512 kernels: allowed by [`set_avx512`] (or
+/// `GATECAST_AVX512`) and supported by this CPU (AVX-512F, VL, AVX2 and FMA). Always `false` in
+/// builds without a CPU backend (flex, ndarray) and off x86-64.
+pub fn avx512_active() -> bool {
+    #[cfg(any(feature = "flex", feature = "ndarray"))]
+    {
+        kernel::cpu::avx512()
+    }
+    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
+    {
+        false
+    }
 }

@@ -36,24 +36,6 @@ pub struct LstmConfig {
     pub forget_bias: f64,
 }
 
-/// Hidden and cell state of an [`Lstm`], each `[num_layers * num_directions, batch, hidden]`.
-///
-/// Rows are ordered like PyTorch's `h_n`: layer 0 forward, layer 0 reverse, layer 1 forward, ...
-#[derive(Debug, Clone)]
-pub struct LstmState {
-    /// Hidden state `h`, `[num_layers * num_directions, batch, hidden]`.
-    pub hidden: Tensor<3>,
-    /// Cell state `c`, `[num_layers * num_directions, batch, hidden]`.
-    pub cell: Tensor<3>,
-}
-
-impl LstmState {
-    /// Bundles a hidden and a cell state, each `[num_layers * num_directions, batch, hidden]`.
-    pub fn new(hidden: Tensor<3>, cell: Tensor<3>) -> Self {
-        Self { hidden, cell }
-    }
-}
-
 /// A stacked, optionally bidirectional LSTM with PyTorch's equations and weight layout:
 ///
 /// ```text

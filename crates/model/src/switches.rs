@@ -77,7 +77,7 @@ pub fn fused_enabled() -> bool {
 
 /// Lets the fused CPU op use its AVX-512 kernels where the CPU has them (`true`, the default) or
 /// never (`false`, as `GATECAST_AVX512=0`: the portable path). Turning it on cannot enable
-/// instructions the CPU lacks; [`avx512_active`] says what runs.
+/// instructions the CPU lacks; [`crate::avx512_active`] says what runs.
 pub fn set_avx512(on: bool) {
     AVX512.set(on);
 }
@@ -86,19 +86,6 @@ pub fn set_avx512(on: bool) {
 /// also has the instructions.
 pub(crate) fn avx512_allowed() -> bool {
     AVX512.get()
-}
-
-/// Whether the fused CPU op runs its AVX-512 kernels: allowed by [`set_avx512`] and supported by
-/// this CPU. Always `false` in builds without a CPU backend (flex, ndarray) and off x86-64.
-pub fn avx512_active() -> bool {
-    #[cfg(any(feature = "flex", feature = "ndarray"))]
-    {
-        crate::kernel::cpu::avx512()
-    }
-    #[cfg(not(any(feature = "flex", feature = "ndarray")))]
-    {
-        false
-    }
 }
 
 #[cfg(test)]

@@ -139,7 +139,8 @@ impl TrainStep for ForecastModel {
         }
         let norm = match self.clip {
             Clip::GlobalNorm(max) => clip_global_norm(&self, &mut grads, max),
-            _ => global_norm(&self, &grads),
+            // Per-tensor norm and value clipping happen in the optimizer (see `Clip`).
+            Clip::PerTensorNorm(_) | Clip::Value(_) | Clip::None => global_norm(&self, &grads),
         };
         if let Some(monitor) = self.monitor.clone() {
             let mut m = monitor.lock().expect("monitor lock");

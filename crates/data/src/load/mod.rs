@@ -13,8 +13,6 @@ use crate::series::Series;
 mod parse;
 mod repair;
 
-use parse::parse;
-
 /// What to do with a missing value (empty cell, `NA`, `NaN`, `null`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,7 +142,7 @@ pub fn load_csv_str(
     text: &str,
     options: &CsvOptions,
 ) -> Result<Vec<Series>, DataError> {
-    parse(name, text.as_bytes(), options)
+    load_bytes(name, text.as_bytes(), options)
 }
 
 fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
@@ -153,5 +151,22 @@ fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
         path: name.clone(),
         error,
     })?;
-    parse(&name, &bytes, options)
+    load_bytes(&name, &bytes, options)
+}
+
+/// Parses a file's bytes and validates and repairs each of its series.
+fn load_bytes(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+    let parsed = parse::parse(path, bytes, options)?;
+    parsed
+        .groups
+        .into_iter()
+        .map(|(id, rows)| {
+            let name = if parsed.has_id {
+                format!("{path} [{id}]")
+            } else {
+                path.to_string()
+            };
+            repair::build(path, &name, &id, rows, &parsed.columns, options)
+        })
+        .collect()
 }

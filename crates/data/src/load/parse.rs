@@ -1,6 +1,6 @@
 //! CSV bytes to rows: the header's columns, timestamps (given or detected formats), numbers, and
-//! every error naming the file, line and column. Rows are grouped by series id and handed to
-//! [`super::repair`] unvalidated otherwise.
+//! every error naming the file, line and column. Rows are grouped by series id, not yet
+//! validated otherwise (`repair.rs` does that).
 
 use std::collections::HashMap;
 
@@ -8,7 +8,6 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use super::{CsvOptions, MissingPolicy};
 use crate::error::DataError;
-use crate::series::Series;
 
 /// Formats tried, in order, when no `time_format` is given.
 const FORMATS: [&str; 6] = [
@@ -232,13 +231,18 @@ impl Layout {
     }
 }
 
-/// Parses the file's bytes into one series per id (one without an id column), each validated
-/// and repaired by [`super::repair::build`].
-pub(super) fn parse(
-    path: &str,
-    bytes: &[u8],
-    options: &CsvOptions,
-) -> Result<Vec<Series>, DataError> {
+/// A file's rows, not yet validated: one group per series id (one group without an id column),
+/// in the order of each id's first row.
+pub(super) struct Parsed {
+    pub(super) groups: Vec<(String, Vec<RawRow>)>,
+    /// The value columns' names.
+    pub(super) columns: Vec<String>,
+    /// Whether the file has an id column (long format).
+    pub(super) has_id: bool,
+}
+
+/// Parses the file's bytes into rows grouped by series id.
+pub(super) fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Parsed, DataError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(options.delimiter)
@@ -277,17 +281,11 @@ pub(super) fn parse(
             message: "the file has a header but no data rows".into(),
         });
     }
-    groups
-        .into_iter()
-        .map(|(id, rows)| {
-            let name = if layout.id.is_some() {
-                format!("{path} [{id}]")
-            } else {
-                path.to_string()
-            };
-            super::repair::build(path, &name, &id, rows, &layout.columns, options)
-        })
-        .collect()
+    Ok(Parsed {
+        groups,
+        columns: layout.columns,
+        has_id: layout.id.is_some(),
+    })
 }
 
 /// Reads one record after another; the first timestamp fixes the format when none was given.

@@ -2,7 +2,7 @@
 //! registers over the whole inner dimension — per step of `k`, two panel loads, then per row one
 //! broadcast and two FMAs.
 
-use super::{MR, NR};
+use super::pack::{MR, NR};
 use std::arch::x86_64::*;
 
 /// A second product into the same `dst`: `(k₂, lhs₂, its strides, its panels)`.

@@ -31,8 +31,3 @@ pub(crate) use cpu::Ftz;
 pub(crate) use pack::Packed;
 pub(crate) use parallel::{matmul, matmul_tn};
 pub(crate) use products::{gemm, gemm_pair};
-
-/// Columns per packed panel: two AVX-512 registers.
-const NR: usize = 32;
-/// Rows per register block of the AVX-512 kernel.
-const MR: usize = 8;

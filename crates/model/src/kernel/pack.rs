@@ -1,8 +1,12 @@
 //! The right-hand side of the per-step products, packed once per sequence so no step re-packs it.
 
 use super::cpu::avx512;
-use super::NR;
 use crate::pool;
+
+/// Columns per packed panel: two AVX-512 registers.
+pub(super) const NR: usize = 32;
+/// Rows per register block of the AVX-512 kernel.
+pub(super) const MR: usize = 8;
 
 /// A `[k, n]` right-hand side: `⌈n/32⌉` zero-padded panels of `[k, 32]` where the AVX-512 kernel
 /// runs, a row-major copy for the `gemm` crate elsewhere. Its storage returns to the

@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use super::cpu::Ftz;
 use super::pack::Packed;
+use super::pack::{MR, NR};
 use super::products::{gemm_rhs_in_place, gemm_strided};
-use super::{MR, NR};
 use crate::pool;
 
 /// `lhs [m, k] · rhs` on all rayon threads (blocks of rows), `[m, n]` row-major.

@@ -4,7 +4,9 @@
 
 use super::pack::Packed;
 #[cfg(target_arch = "x86_64")]
-use super::{avx512, cpu, NR};
+use super::pack::NR;
+#[cfg(target_arch = "x86_64")]
+use super::{avx512, cpu};
 
 /// `dst [m, n] = (dst if acc else 0) + lhs [m, k] · rhs`: row-major with unit column strides and
 /// the given row strides, so a matrix can be every `T`-th row of a batch-major buffer.

@@ -3,8 +3,9 @@
 
 use super::cpu::avx512;
 use super::pack::Packed;
+use super::pack::NR;
+use super::parallel::{matmul, matmul_tn};
 use super::products::{gemm, gemm_pair, gemm_strided};
-use super::{matmul, matmul_tn, NR};
 
 /// Panels start on a 64-byte boundary whatever the allocator returns, and hold the matrix.
 #[test]
