@@ -1,0 +1,115 @@
+//! A run's data is prepared the same way at every stage: a forecast applies the run's resampling
+//! and is stamped at the run's frequency.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use gatecast_data::{Aggregation, Calendar};
+use gatecast_trainer::config::Experiment;
+use gatecast_trainer::run;
+
+mod common;
+use common::write_csv;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gatecast-prep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Daily sums of every column of an hourly `time,load,temp` file, computed here by hand: what a
+/// user who resampled the file themselves would give.
+fn daily_sums(hourly: &Path, out: &Path) {
+    let text = std::fs::read_to_string(hourly).unwrap();
+    let mut days: Vec<(String, f64, f64)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let day = cells[0][..10].to_string();
+        let (load, temp): (f64, f64) = (cells[1].parse().unwrap(), cells[2].parse().unwrap());
+        match days.last_mut() {
+            Some((d, l, t)) if *d == day => {
+                *l += load;
+                *t += temp;
+            }
+            _ => days.push((day, load, temp)),
+        }
+    }
+    let mut csv = String::from("time,load,temp\n");
+    for (day, load, temp) in days {
+        csv += &format!("{day} 00:00:00,{load},{temp}\n");
+    }
+    std::fs::write(out, csv).unwrap();
+}
+
+/// `(time, forecast)` rows of a forecast CSV.
+fn rows(path: &Path) -> Vec<(String, f64)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].to_string(), c[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// A run trained on hourly rows summed to days forecasts from the raw hourly file exactly as from
+/// the daily sums made by hand: days after the file's last day, on the scale of daily sums.
+#[test]
+fn forecast_applies_the_runs_resampling() {
+    let dir = tmp("resample");
+    let hourly = write_csv(&dir, 24 * 120);
+    let mut exp = Experiment::default();
+    exp.data.path = hourly.display().to_string();
+    exp.data.time_column = "time".into();
+    exp.data.targets = vec!["load".into()];
+    exp.data.covariates = vec!["temp".into()];
+    exp.data.calendar = vec![Calendar::DayOfWeek];
+    exp.data.resample = "1d".into();
+    exp.data.aggregate = Aggregation::Sum;
+    exp.data.season = 7;
+    exp.window.lookback = 14;
+    exp.window.horizon = 7;
+    exp.window.stride = 1;
+    exp.model.hidden_size = 8;
+    exp.train.epochs = 2;
+    exp.validate().unwrap();
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+
+    let from_raw = dir.join("from_raw.csv");
+    run::forecast(&run_dir, &hourly, Some(&from_raw), &device).unwrap();
+    let daily = dir.join("daily.csv");
+    daily_sums(&hourly, &daily);
+    let from_daily = dir.join("from_daily.csv");
+    run::forecast(&run_dir, &daily, Some(&from_daily), &device).unwrap();
+
+    let (raw, made) = (rows(&from_raw), rows(&from_daily));
+    assert_eq!(raw.len(), 7, "one row per forecast day");
+    // The file's last hour is 2023-04-30 23:00: the forecast starts the next day, a day apart.
+    let days: Vec<&str> = raw.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        days,
+        [
+            "2023-05-01 00:00:00",
+            "2023-05-02 00:00:00",
+            "2023-05-03 00:00:00",
+            "2023-05-04 00:00:00",
+            "2023-05-05 00:00:00",
+            "2023-05-06 00:00:00",
+            "2023-05-07 00:00:00",
+        ]
+    );
+    for ((t_raw, v_raw), (t_made, v_made)) in raw.iter().zip(&made) {
+        assert_eq!(t_raw, t_made);
+        assert!(
+            (v_raw - v_made).abs() <= 1e-3 * v_made.abs(),
+            "{t_raw}: {v_raw} from the raw file, {v_made} from the daily sums"
+        );
+        // Hourly loads are ~100; their daily sums ~2,400.
+        assert!((1500.0..4000.0).contains(v_raw), "{t_raw}: {v_raw}");
+    }
+}
