@@ -11,7 +11,7 @@ use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowC
 
 use crate::artifacts::write_atomic;
 use crate::config::Experiment;
-use crate::run::{train_prepared, Prepared, RunReport};
+use crate::run::{train_prepared, Prepared, RunReport, TrainOptions};
 
 /// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
 pub struct Published {
@@ -169,7 +169,11 @@ pub fn run(
             targets: base.targets.clone(),
         };
         let dir = out.join(format!("{mode}-L{l}-H{h}"));
-        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), false, true)?;
+        let options = TrainOptions {
+            quiet: true,
+            ..TrainOptions::default()
+        };
+        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), options)?;
         let r = score(&p, &report);
         println!(
             "H={h}: {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",

@@ -29,6 +29,9 @@ enum Command {
         /// Backend: flex, ndarray or wgpu (those compiled in).
         #[arg(long)]
         device: Option<String>,
+        /// Evaluate even if the data file changed since training (with a warning naming what).
+        #[arg(long)]
+        allow_changed_data: bool,
     },
     /// Gradient flow through time of fresh RNN, GRU and LSTM layers on adding-problem sequences:
     /// ||dL/dh_t|| per step (CSV and a log-scale PNG) and the recurrent weights' spectral norms.
@@ -104,6 +107,10 @@ struct TrainArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long, requires = "out")]
     resume: bool,
+    /// With --resume: continue even if the data file changed since the run began (with a
+    /// warning naming what changed).
+    #[arg(long, requires = "resume")]
+    allow_changed_data: bool,
     /// CSV file to train on.
     #[arg(long)]
     data: Option<String>,
@@ -302,13 +309,18 @@ fn train(args: TrainArgs) -> Result<()> {
         exp.train.epochs,
         dir.display()
     );
-    let report = run::train(&exp, &dir, &devs, args.resume, args.quiet)?;
+    let options = run::TrainOptions {
+        resume: args.resume,
+        quiet: args.quiet,
+        allow_changed_data: args.allow_changed_data,
+    };
+    let report = run::train_with(&exp, &dir, &devs, options)?;
     if let Some(why) = &report.diverged {
         eprintln!("{why}");
     }
     println!("\n{}", report.test.markdown());
     println!(
-        "run directory: {} ({:.0} s): config.toml, scaler.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, loss.png, forecast.png",
+        "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, loss.png, forecast.png",
         dir.display(),
         report.seconds
     );
@@ -322,8 +334,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(*args),
-        Command::Evaluate { run_dir, device: d } => device(d.as_deref())
-            .and_then(|dev| run::evaluate(&run_dir, &dev))
+        Command::Evaluate {
+            run_dir,
+            device: d,
+            allow_changed_data,
+        } => device(d.as_deref())
+            .and_then(|dev| run::evaluate_with(&run_dir, &dev, allow_changed_data))
             .map(|t| print!("{}", t.markdown())),
         Command::Diagnose {
             steps,

@@ -113,3 +113,84 @@ fn forecast_applies_the_runs_resampling() {
         assert!((1500.0..4000.0).contains(v_raw), "{t_raw}: {v_raw}");
     }
 }
+
+fn small_run(name: &str) -> (PathBuf, PathBuf, Experiment) {
+    let dir = tmp(name);
+    let csv = write_csv(&dir, 600);
+    let mut exp = Experiment::default();
+    exp.data.path = csv.display().to_string();
+    exp.data.time_column = "time".into();
+    exp.data.targets = vec!["load".into()];
+    exp.data.covariates = vec!["temp".into()];
+    exp.window.lookback = 24;
+    exp.window.horizon = 6;
+    exp.model.hidden_size = 8;
+    exp.train.epochs = 1;
+    let run_dir = dir.join("run");
+    run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    (csv, run_dir, exp)
+}
+
+/// `evaluate` refuses data that changed since training, naming what changed, unless told to go
+/// on; an edit that keeps the size, rows and span is caught by the content hash.
+#[test]
+fn evaluate_refuses_changed_data() {
+    let (csv, run_dir, _) = small_run("evaluate");
+    let device = Device::flex();
+    assert!(run_dir.join("data.toml").exists());
+    run::evaluate(&run_dir, &device).expect("unchanged data evaluates");
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    // One digit of one value, same length.
+    let line = text.lines().nth(300).unwrap();
+    let digit = line.rfind(|c: char| c.is_ascii_digit()).unwrap();
+    let new_digit = if &line[digit..digit + 1] == "1" {
+        "2"
+    } else {
+        "1"
+    };
+    let edited_line = format!("{}{new_digit}{}", &line[..digit], &line[digit + 1..]);
+    std::fs::write(&csv, text.replacen(line, &edited_line, 1)).unwrap();
+    let err = run::evaluate(&run_dir, &device).unwrap_err().to_string();
+    assert!(
+        err.contains("values edited") && err.contains("--allow-changed-data"),
+        "{err}"
+    );
+
+    // Rows removed at the end.
+    let kept: Vec<&str> = text.lines().take(500).collect();
+    std::fs::write(&csv, kept.join("\n") + "\n").unwrap();
+    let err = run::evaluate(&run_dir, &device).unwrap_err().to_string();
+    assert!(err.contains("rows 600 → 499"), "{err}");
+    assert!(err.contains("last timestamp"), "{err}");
+    run::evaluate_with(&run_dir, &device, true).expect("allowed: evaluated as it is now");
+}
+
+/// `--resume` refuses data that changed since the run began, unless told to go on.
+#[test]
+fn resume_refuses_changed_data() {
+    let (csv, run_dir, mut exp) = small_run("resume");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let kept: Vec<&str> = text.lines().take(550).collect();
+    std::fs::write(&csv, kept.join("\n") + "\n").unwrap();
+    exp.train.epochs = 2;
+    let resume = run::TrainOptions {
+        resume: true,
+        quiet: true,
+        allow_changed_data: false,
+    };
+    let devices = [Device::flex()];
+    let err = run::train_with(&exp, &run_dir, &devices, resume)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--resume") && err.contains("rows 600 → 549"),
+        "{err}"
+    );
+    let allowed = run::TrainOptions {
+        allow_changed_data: true,
+        ..resume
+    };
+    let report = run::train_with(&exp, &run_dir, &devices, allowed).unwrap();
+    assert_eq!(report.resumed_from, Some(1));
+}

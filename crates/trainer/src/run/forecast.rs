@@ -8,17 +8,27 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use gatecast_data::Scaler;
 
+use super::fingerprint::DataFingerprint;
 use super::prepare::{load, prepare, Loaded};
 use super::report::{evaluate_model, TestTable};
 use super::saved::{load_model, read_run};
 use crate::artifacts::write_atomic;
 use crate::config::Experiment;
 
-/// Recomputes the test table of a finished run from its artifacts.
+/// Recomputes the test table of a finished run from its artifacts; an error if the data file
+/// differs from what the run trained on.
 pub fn evaluate(dir: &Path, device: &Device) -> Result<TestTable> {
+    evaluate_with(dir, device, false)
+}
+
+/// [`evaluate`]; with `allow_changed_data`, changed data is evaluated as it is now, with a
+/// warning naming what changed.
+pub fn evaluate_with(dir: &Path, device: &Device, allow_changed_data: bool) -> Result<TestTable> {
     // The scaler is refitted on the training rows; reading the saved one checks the run is whole.
     let (exp, _) = read_run(dir)?;
     let p = prepare(&exp)?;
+    let now = DataFingerprint::of(&exp.data.path, &p.raw)?;
+    DataFingerprint::check(dir, &now, allow_changed_data, "evaluate")?;
     let model = load_model(dir, &exp, &p.window, device)?;
     evaluate_model(&model, &p, &exp, device)
 }

@@ -7,9 +7,11 @@
 //! | `train.rs` | training on Burn's Learner, resuming, keeping the best epoch |
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
+//! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
 
 mod build;
+mod fingerprint;
 mod forecast;
 mod prepare;
 mod report;
@@ -17,8 +19,9 @@ mod saved;
 mod train;
 
 pub use build::build_model;
-pub use forecast::{evaluate, forecast};
+pub use fingerprint::DataFingerprint;
+pub use forecast::{evaluate, evaluate_with, forecast};
 pub use prepare::{prepare, Prepared};
 pub use report::{evaluate_model, TestRow, TestTable};
 pub use saved::{last_checkpoint, load_model};
-pub use train::{train, train_prepared, RunReport};
+pub use train::{train, train_prepared, train_with, RunReport, TrainOptions};

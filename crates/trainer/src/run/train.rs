@@ -19,6 +19,7 @@ use burn::train::{
 use gatecast_data::{ForecastBatcher, WindowDataset};
 
 use super::build::{build_model, optimizer};
+use super::fingerprint::DataFingerprint;
 use super::prepare::{prepare, Prepared};
 use super::report::{write_report, TestTable};
 use super::saved::{check_resumable, save_model};
@@ -53,6 +54,17 @@ pub struct RunReport {
     pub test_forecasts: Vec<f32>,
 }
 
+/// How a run trains, besides its experiment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainOptions {
+    /// Continue the run in its directory from its last intact checkpoint.
+    pub resume: bool,
+    /// Print no per-epoch lines.
+    pub quiet: bool,
+    /// With `resume`: go on (with a warning) when the data file differs from the run's record.
+    pub allow_changed_data: bool,
+}
+
 /// Trains an experiment into `dir` and writes every artifact. With several devices, Burn's
 /// multi-device strategy runs one batch per device per step (data parallel, gradients averaged,
 /// optimizer on the first device).
@@ -63,8 +75,23 @@ pub fn train(
     resume: bool,
     quiet: bool,
 ) -> Result<RunReport> {
+    let options = TrainOptions {
+        resume,
+        quiet,
+        ..TrainOptions::default()
+    };
+    train_with(exp, dir, devices, options)
+}
+
+/// [`train`] with every option.
+pub fn train_with(
+    exp: &Experiment,
+    dir: &Path,
+    devices: &[Device],
+    options: TrainOptions,
+) -> Result<RunReport> {
     let p = prepare(exp)?;
-    train_prepared(exp, &p, dir, devices, resume, quiet)
+    train_prepared(exp, &p, dir, devices, options)
 }
 
 /// [`train`] on data already prepared (the benchmark prepares ETT with the LTSF split itself).
@@ -73,16 +100,18 @@ pub fn train_prepared(
     p: &Prepared,
     dir: &Path,
     devices: &[Device],
-    resume: bool,
-    quiet: bool,
+    options: TrainOptions,
 ) -> Result<RunReport> {
     let start = Instant::now();
     let device = devices.first().context("no device to train on")?;
     let (train_ds, valid_ds) = datasets(exp, p)?;
+    let data = DataFingerprint::of(&exp.data.path, &p.raw)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-    let resumed_from = if resume {
-        Some(resume_point(exp, dir)?)
+    let resumed_from = if options.resume {
+        let epoch = resume_point(exp, dir)?;
+        DataFingerprint::check(dir, &data, options.allow_changed_data, "--resume")?;
+        Some(epoch)
     } else {
         None
     };
@@ -92,6 +121,7 @@ pub fn train_prepared(
         &dir.join("scaler.toml"),
         toml::to_string_pretty(&p.scaler)?.as_bytes(),
     )?;
+    data.save(dir)?;
     let session = Session {
         exp,
         p,
@@ -99,7 +129,7 @@ pub fn train_prepared(
         devices,
         resumed_from,
         previous,
-        quiet,
+        quiet: options.quiet,
     };
     let trained = session.learn(train_ds, valid_ds)?;
     let (model, best_epoch) = restore_best(trained.model, &trained.epochs, dir)?;
