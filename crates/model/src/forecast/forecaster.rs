@@ -332,3 +332,44 @@ impl Forecaster {
         self.decoder.is_some() && self.head.is_none()
     }
 }
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// Each decoder step reads the previous step's forecast (the first, the last observed
+    /// targets): unrolled by hand here from the encoder's state, the forecast matches
+    /// `forward` step by step. Feeding anything else back (the observed value again, zeros)
+    /// fails it from the second step on.
+    #[test]
+    fn autoregressive_step_reads_the_previous_forecast() {
+        let device = Device::flex();
+        device.seed(3);
+        let (batch, lookback, horizon) = (3, 6, 4);
+        for cell in [CellType::Gru, CellType::Lstm] {
+            let f = ForecasterConfig::new(cell, 2, 8, horizon, 1)
+                .with_autoregressive(true)
+                .init(&device);
+            let x = Tensor::<3>::random(
+                [batch, lookback, 2],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let out = f.forward(x.clone(), None);
+            let (decoder, step_head) = (f.decoder.as_ref().unwrap(), f.step_head.as_ref().unwrap());
+            let (hidden, cell_state) = f.encoder.final_state(x.clone(), None, None).unwrap();
+            let mut state = (hidden, cell_state);
+            let mut previous = x.narrow(1, lookback - 1, 1).narrow(2, 0, 1);
+            for k in 0..horizon {
+                let (h, c) = decoder.final_state(previous, Some(state), None).unwrap();
+                let y = step_head.forward(h.clone().reshape([batch, 8]));
+                let got = out.clone().narrow(1, k, 1).reshape([batch, 1]);
+                let worst: f32 = (got - y.clone()).abs().max().into_scalar();
+                assert!(worst < 1e-5, "{cell:?} step {k}: off by {worst}");
+                previous = y.reshape([batch, 1, 1]);
+                state = (h, c);
+            }
+        }
+    }
+}
