@@ -83,6 +83,12 @@ impl ForecastModel {
         }
     }
 
+    /// The same model with another gradient clipping.
+    pub fn with_clip(mut self, clip: Clip) -> Self {
+        self.clip = clip;
+        self
+    }
+
     /// Trains on the mean absolute error (L1) instead of the mean squared error.
     pub fn with_l1_loss(mut self, l1: bool) -> Self {
         self.l1 = l1;
