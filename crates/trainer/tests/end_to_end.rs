@@ -44,6 +44,26 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A PNG of `size` pixels, mostly white background, with many pixels of both line colours (blue
+/// and red: the first two series) — not a blank or a half-drawn image.
+fn check_plot(path: &Path, size: (u32, u32)) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8();
+    assert_eq!(img.dimensions(), size, "{}", path.display());
+    let count = |f: &dyn Fn(&image::Rgb<u8>) -> bool| img.pixels().filter(|p| f(p)).count();
+    let white = count(&|p| p.0 == [255, 255, 255]);
+    let blue = count(&|p| p.0[2] > 200 && p.0[0] < 80 && p.0[1] < 80);
+    let red = count(&|p| p.0[0] > 200 && p.0[1] < 80 && p.0[2] < 80);
+    let total = (size.0 * size.1) as usize;
+    assert!(white > total / 2, "{}: background", path.display());
+    assert!(
+        blue > 500 && red > 500,
+        "{}: blue {blue}, red {red} pixels",
+        path.display()
+    );
+}
+
 #[test]
 fn train_evaluate_forecast() {
     let dir = tmp("main");
@@ -89,6 +109,10 @@ fn train_evaluate_forecast() {
     let t = &report.test;
     assert_eq!(t.rows[1].name, "naive");
     assert!(t.rows[0].mae < t.rows[1].mae, "{}", t.markdown());
+
+    // The plots decode, have their sizes and show lines in both series' colours.
+    check_plot(&run_dir.join("loss.png"), (900, 540));
+    check_plot(&run_dir.join("forecast.png"), (1200, 540));
 
     // evaluate recomputes the same table from the artifacts.
     let again = run::evaluate(&run_dir, &device).unwrap();
@@ -389,9 +413,7 @@ fn diagnose_writes_the_gradient_flow() {
     assert!(flow.iter().all(|(_, v, _)| v.len() == 30));
     let csv = std::fs::read_to_string(dir.join("gradient_flow.csv")).unwrap();
     assert_eq!(csv.lines().count(), 31);
-    assert!(std::fs::read(dir.join("gradient_flow.png"))
-        .unwrap()
-        .starts_with(b"\x89PNG"));
+    check_plot(&dir.join("gradient_flow.png"), (900, 540));
     let spectral = std::fs::read_to_string(dir.join("spectral_norms.csv")).unwrap();
     assert!(spectral.contains("lstm (forget_bias 1),"));
 }
