@@ -128,13 +128,13 @@ mod tests {
     impl ModuleVisitor for Collect<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                self.all.push(g.into_data().to_vec().unwrap());
+                self.all.push(g.into_data().try_to_vec::<f32>().unwrap());
             }
         }
     }
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().to_vec().unwrap()
+        t.into_data().try_to_vec::<f32>().unwrap()
     }
 
     /// The direct head's weight `[in, out]` and the gradient Burn computed for it.
