@@ -1,0 +1,134 @@
+//! Early stopping and reduce-on-plateau inside real training runs, firing at the epoch they
+//! should. The runs learn nothing on purpose (a learning rate of 1e-30 leaves every weight
+//! unchanged in f32), so every epoch's validation loss equals the first one's: no epoch after the
+//! first is an improvement.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use gatecast_trainer::config::Experiment;
+use gatecast_trainer::run;
+use gatecast_trainer::schedule::Schedule;
+
+mod common;
+use common::write_csv;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gatecast-ctl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small run that cannot improve after its first epoch.
+fn frozen(dir: &std::path::Path) -> Experiment {
+    let csv = write_csv(dir, 400);
+    let mut e = Experiment::default();
+    e.data.path = csv.display().to_string();
+    e.data.time_column = "time".into();
+    e.data.targets = vec!["load".into()];
+    e.data.covariates = vec!["temp".into()];
+    e.window.lookback = 24;
+    e.window.horizon = 6;
+    e.model.hidden_size = 8;
+    e.train.lr = 1e-30;
+    e.train.schedule = Schedule::Constant;
+    e
+}
+
+#[test]
+fn early_stopping_stops_patience_epochs_after_the_best() {
+    let dir = tmp("early");
+    let mut exp = frozen(&dir);
+    exp.train.epochs = 10;
+    exp.train.patience = 2;
+    let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
+    let losses: Vec<f64> = report.epochs.iter().map(|r| r.valid_loss).collect();
+    assert!(
+        losses.windows(2).all(|w| w[0] == w[1]),
+        "the run must not learn: {losses:?}"
+    );
+    // Best at epoch 1; epochs 2 and 3 without improvement; stopped after 3 of 10.
+    assert_eq!(report.epochs.len(), 3, "{losses:?}");
+    assert_eq!(report.best_epoch, Some(1));
+}
+
+#[test]
+fn plateau_reduction_halves_the_rate_after_patience_epochs() {
+    let dir = tmp("plateau");
+    let mut exp = frozen(&dir);
+    exp.train.epochs = 7;
+    exp.train.patience = 100;
+    exp.train.plateau_patience = 1;
+    exp.train.plateau_factor = 0.5;
+    let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
+    let lrs: Vec<f64> = report.epochs.iter().map(|r| r.lr / exp.train.lr).collect();
+    // As PyTorch's ReduceLROnPlateau: epoch 1 sets the best; epochs 2 and 3 stall (more than
+    // `patience` = 1 epochs), so epochs 4 and 5 run at half the rate; those two stall again, so
+    // epochs 6 and 7 run at a quarter.
+    let want = [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25];
+    assert_eq!(lrs.len(), want.len(), "{lrs:?}");
+    for (got, want) in lrs.iter().zip(want) {
+        assert!((got - want).abs() < 1e-9, "{lrs:?}");
+    }
+}
+
+/// One optimizer step on two devices (one batch each, gradients averaged) equals one step on one
+/// device over both batches at once: the same weights afterwards, seen through the same test
+/// forecasts. Plain SGD without clipping, whose step is proportional to the gradient, so summed
+/// instead of averaged gradients would double it.
+#[test]
+fn two_devices_average_their_gradients() {
+    use gatecast_trainer::config::{ClipMode, Optimizer};
+    let dir = tmp("devices");
+    let mut exp = frozen(&dir);
+    exp.train.lr = 0.05;
+    exp.train.optimizer = Optimizer::Sgd;
+    exp.train.momentum = 0.0;
+    exp.train.clip = ClipMode::None;
+    exp.train.epochs = 1;
+    exp.window.stride = 1;
+    exp.train.patience = 10;
+    // An even number of training windows (the horizon shifts the count by one), so that one
+    // batch per device is exactly half of them.
+    let windows = loop {
+        let p = run::prepare(&exp).unwrap();
+        let n = p.split.train.len() - exp.window.lookback - exp.window.horizon + 1;
+        if n % 2 == 0 {
+            break n;
+        }
+        exp.window.horizon += 1;
+    };
+    let mut one = exp.clone();
+    one.train.batch_size = windows;
+    let mut two = exp.clone();
+    two.train.batch_size = windows / 2;
+    let run_one = run::train(&one, &dir.join("one"), &[Device::flex()], false, true).unwrap();
+    let devices = [Device::flex(), Device::flex()];
+    let run_two = run::train(&two, &dir.join("two"), &devices, false, true).unwrap();
+    let (a, b) = (&run_one.test_forecasts, &run_two.test_forecasts);
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + x.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "forecasts differ by up to {worst} (relative)");
+    // The step moved the weights at all: the forecasts differ from an untrained model's.
+    let mut untrained = one.clone();
+    untrained.train.lr = 1e-30;
+    let run_zero = run::train(
+        &untrained,
+        &dir.join("zero"),
+        &[Device::flex()],
+        false,
+        true,
+    )
+    .unwrap();
+    let moved = a
+        .iter()
+        .zip(&run_zero.test_forecasts)
+        .map(|(x, y)| (x - y).abs() / (1.0 + x.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(moved > 1e-2, "one step must change the forecasts: {moved}");
+}
