@@ -94,7 +94,7 @@ fn two_devices_average_their_gradients() {
     let windows = loop {
         let p = run::prepare(&exp).unwrap();
         let n = p.split.train.len() - exp.window.lookback - exp.window.horizon + 1;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             break n;
         }
         exp.window.horizon += 1;
