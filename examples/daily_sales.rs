@@ -54,5 +54,20 @@ fn main() -> anyhow::Result<()> {
     );
     println!("{}", report.test.markdown());
     println!("run directory: runs/daily_sales (loss.png, forecast.png, forecast.csv, ...)");
+    // For examples/tests/claims.rs: the RNN beats the weekly seasonal-naive forecast on MAE and
+    // MASE.
+    let row = |name: &str| {
+        report
+            .test
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .expect(name)
+    };
+    let (model, seasonal) = (row("model (rnn)"), row("seasonal_naive(7)"));
+    println!(
+        "check: model_mae={} seasonal_mae={} model_mase={} seasonal_mase={}",
+        model.mae, seasonal.mae, model.mase, seasonal.mase
+    );
     Ok(())
 }

@@ -144,4 +144,16 @@ fn main() {
     )
     .expect("plot");
     println!("wrote {}/results.csv and loss.png", out.display());
+    // For examples/tests/claims.rs: without clipping the gradient norm explodes; with it the
+    // loss stays finite and falls.
+    let max_norm = |rows: &[EpochRow]| rows.iter().map(|r| r.grad_norm_max).fold(0.0, f64::max);
+    let losses = |rows: &[EpochRow]| rows.iter().map(|r| r.train_loss).collect::<Vec<_>>();
+    let clipped_losses = losses(&clipped);
+    println!(
+        "check: unclipped_max_grad_norm={} clipped_first_loss={} clipped_last_loss={} clipped_max_loss={}",
+        max_norm(&plain),
+        clipped_losses[0],
+        clipped_losses[clipped_losses.len() - 1],
+        clipped_losses.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+    );
 }

@@ -45,5 +45,21 @@ fn main() -> anyhow::Result<()> {
             r.name, r.mse, r.mae, r.rmse, r.smape, r.mase
         );
     }
+    // For examples/tests/claims.rs: both cells beat the daily and the weekly seasonal naive.
+    let mase = |t: usize, name: &str| {
+        tables[t]
+            .rows
+            .iter()
+            .find(|r| r.name == name)
+            .expect(name)
+            .mase
+    };
+    println!(
+        "check: lstm_mase={} gru_mase={} seasonal24_mase={} seasonal168_mase={}",
+        mase(0, "model (lstm)"),
+        mase(1, "model (gru)"),
+        mase(0, "seasonal_naive(24)"),
+        mase(0, "seasonal_naive(168)")
+    );
     Ok(())
 }

@@ -83,6 +83,7 @@ fn main() {
     println!("| T | rnn | gru | lstm (forget bias 1) | seconds |");
     println!("|---|---|---|---|---|");
     let mut csv = String::from("T,cell,params,test_mse\n");
+    let mut checks = Vec::new();
     for t in [25usize, 50, 100, 200] {
         let start = Instant::now();
         let mut row = Vec::new();
@@ -103,6 +104,7 @@ fn main() {
                 .mean()
                 .into_scalar::<f64>();
             csv += &format!("{t},{cell},{params},{mse}\n");
+            checks.push(format!("{cell}_t{t}={mse}"));
             row.push(mse);
         }
         println!(
@@ -118,8 +120,18 @@ fn main() {
         .expect("gradient flow");
     println!("\n||dL/dh_1|| / ||dL/dh_T|| at initialisation, T = 100:");
     for (name, v, _) in &flow {
-        println!("  {name}: {:.2e}", v[0] / v[v.len() - 1]);
+        let ratio = v[0] / v[v.len() - 1];
+        println!("  {name}: {ratio:.2e}");
+        let key = name.split(' ').next().unwrap_or(name);
+        let key = if name.contains("forget_bias") {
+            "lstm_fb"
+        } else {
+            key
+        };
+        checks.push(format!("ratio_{key}={ratio}"));
     }
+    // For examples/tests/claims.rs: test MSEs per cell and T, and the gradient ratios.
+    println!("check: {}", checks.join(" "));
     println!(
         "wrote {}/results.csv, gradient_flow.png, gradient_flow.csv",
         out.display()
