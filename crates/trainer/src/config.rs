@@ -225,6 +225,10 @@ pub struct TrainSection {
     pub plateau_patience: usize,
     /// Reduce-on-plateau multiplier.
     pub plateau_factor: f64,
+    /// Refuse a model whose training would need more memory than this many MiB (weights,
+    /// gradients, Adam's state and one step's activations, estimated before anything is
+    /// allocated); 0: the memory the system reports available.
+    pub memory_limit_mb: u64,
 }
 
 impl Default for TrainSection {
@@ -244,6 +248,7 @@ impl Default for TrainSection {
             schedule: crate::schedule::Schedule::default(),
             plateau_patience: 0,
             plateau_factor: 0.5,
+            memory_limit_mb: 0,
         }
     }
 }

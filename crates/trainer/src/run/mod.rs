@@ -3,6 +3,7 @@
 //! | file | stage |
 //! |---|---|
 //! | `prepare.rs` | the data as the model reads it: load, clean, resample, calendar, split, scale |
+//! | `budget.rs` | what a configuration needs, checked before anything is allocated |
 //! | `build.rs` | the model and the optimizer an experiment describes |
 //! | `train.rs` | training on Burn's Learner, resuming, keeping the best epoch |
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
@@ -10,6 +11,7 @@
 //! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
 
+mod budget;
 mod build;
 mod fingerprint;
 mod forecast;
@@ -18,6 +20,7 @@ mod report;
 mod saved;
 mod train;
 
+pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;
 pub use forecast::{evaluate, evaluate_with, forecast};

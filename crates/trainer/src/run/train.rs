@@ -18,6 +18,7 @@ use burn::train::{
 };
 use gatecast_data::{ForecastBatcher, WindowDataset};
 
+use super::budget::{self, Estimate};
 use super::build::{build_model, optimizer};
 use super::fingerprint::DataFingerprint;
 use super::prepare::{prepare, Prepared};
@@ -105,6 +106,21 @@ pub fn train_prepared(
     let start = Instant::now();
     let device = devices.first().context("no device to train on")?;
     let (train_ds, valid_ds) = datasets(exp, p)?;
+    // What the run needs, before anything is allocated; config.toml records the batch used.
+    let mut exp = exp.clone();
+    exp.train.batch_size = budget::batch_size(&exp, train_ds.len());
+    let exp = &exp;
+    let estimate = Estimate::of(exp, &p.window, exp.train.batch_size);
+    budget::check(exp, estimate, budget::limit(exp))?;
+    if !options.quiet {
+        println!(
+            "model: {} parameters; about {} to train ({} training windows, batches of {})",
+            estimate.params,
+            budget::human(estimate.bytes),
+            train_ds.len(),
+            exp.train.batch_size
+        );
+    }
     let data = DataFingerprint::of(&exp.data.path, &p.raw)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
