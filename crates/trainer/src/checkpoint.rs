@@ -15,6 +15,7 @@ use burn::tensor::Bytes;
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
 
 use crate::artifacts::write_atomic;
+use crate::renderer::PendingLines;
 
 /// The three records Burn's learner checkpoints each epoch, by file-name prefix.
 pub const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
@@ -24,6 +25,8 @@ pub const PARTS: [&str; 3] = ["model", "optim", "scheduler"];
 pub struct AtomicCheckpointer {
     dir: PathBuf,
     name: String,
+    /// Told of every saved epoch, to print its line once all its records are saved.
+    announce: Option<PendingLines>,
 }
 
 impl AtomicCheckpointer {
@@ -33,7 +36,15 @@ impl AtomicCheckpointer {
         Ok(Self {
             dir: dir.to_path_buf(),
             name: name.to_string(),
+            announce: None,
         })
+    }
+
+    /// Report each saved epoch to `lines`, which prints an epoch's line once all [`PARTS`] of
+    /// it are saved; give the same `lines` to the three checkpointers.
+    pub fn announcing(mut self, lines: PendingLines) -> Self {
+        self.announce = Some(lines);
+        self
     }
 
     fn path(&self, epoch: usize) -> PathBuf {
@@ -47,7 +58,11 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
             .checkpoint_into_bytes()
             .map_err(CheckpointerError::Record)?;
         write_atomic(&self.path(epoch), &bytes)
-            .map_err(|e| CheckpointerError::Unknown(format!("{e:#}")))
+            .map_err(|e| CheckpointerError::Unknown(format!("{e:#}")))?;
+        if let Some(lines) = &self.announce {
+            lines.saved(epoch, PARTS.len());
+        }
+        Ok(())
     }
 
     fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {

@@ -46,6 +46,59 @@ pub struct EpochRow {
 /// Rows collected by the renderer, shared with the caller.
 pub type SharedRows = Arc<Mutex<Vec<EpochRow>>>;
 
+/// Epoch lines waiting for their checkpoint. Burn renders an epoch before it checkpoints it (and
+/// writes the three records on three threads), so a line printed at once could announce an epoch
+/// that a kill a moment later loses; held here and released once every record of the epoch is
+/// on disk, a printed line means the epoch survives. Lines never checkpointed (a diverged epoch)
+/// are released when training ends.
+#[derive(Clone, Default)]
+pub struct PendingLines(Arc<Mutex<Pending>>);
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<(usize, String)>,
+    /// Records saved so far per epoch.
+    saved: HashMap<usize, usize>,
+}
+
+impl PendingLines {
+    fn push(&self, epoch: usize, line: String) {
+        self.0
+            .lock()
+            .expect("pending lines")
+            .lines
+            .push((epoch, line));
+    }
+
+    /// One of the `of` records of `epoch` is on disk; once all are, the lines of epochs up to
+    /// `epoch` are printed, in order.
+    pub fn saved(&self, epoch: usize, of: usize) {
+        for line in self.take_saved(epoch, of) {
+            println!("{line}");
+        }
+    }
+
+    fn take_saved(&self, epoch: usize, of: usize) -> Vec<String> {
+        let mut p = self.0.lock().expect("pending lines");
+        let n = p.saved.entry(epoch).or_insert(0);
+        *n += 1;
+        if *n < of {
+            return Vec::new();
+        }
+        p.saved.retain(|&e, _| e > epoch);
+        let due = p.lines.partition_point(|(e, _)| *e <= epoch);
+        p.lines.drain(..due).map(|(_, l)| l).collect()
+    }
+
+    /// Prints every line still held.
+    pub fn release_all(&self) {
+        let lines = std::mem::take(&mut self.0.lock().expect("pending lines").lines);
+        for (_, line) in lines {
+            println!("{line}");
+        }
+    }
+}
+
 /// The per-epoch renderer.
 pub struct EpochRenderer {
     names: HashMap<MetricId, String>,
@@ -63,6 +116,9 @@ pub struct EpochRenderer {
     inner: Option<Box<dyn MetricsRenderer>>,
     /// `metrics.csv`, rewritten after every epoch with the earlier rows first.
     journal: Option<(PathBuf, Vec<EpochRow>)>,
+    /// Epoch lines held until their checkpoint is written.
+    pending: PendingLines,
+    held: bool,
 }
 
 impl EpochRenderer {
@@ -88,7 +144,17 @@ impl EpochRenderer {
             quiet,
             inner: None,
             journal: None,
+            pending: PendingLines::default(),
+            held: false,
         }
+    }
+
+    /// Hold each epoch's line in `pending` until a checkpointer releases it (see
+    /// [`PendingLines`]); without this the line is printed as soon as the epoch is rendered.
+    pub fn with_pending(mut self, pending: PendingLines) -> Self {
+        self.pending = pending;
+        self.held = true;
+        self
     }
 
     /// Rewrite `path` (atomically) after every epoch: `previous` rows, then this run's, so an
@@ -153,6 +219,7 @@ impl MetricsRendererTraining for EpochRenderer {
         &mut self,
         summary: Option<LearnerSummary>,
     ) -> Result<(), Box<dyn core::error::Error>> {
+        self.pending.release_all();
         match self.inner.as_mut() {
             Some(i) => i.on_train_end(summary),
             None => Ok(()),
@@ -215,7 +282,7 @@ impl TrainingProgressLogger for EpochRenderer {
         let per_epoch = self.started.elapsed().as_secs_f64() / done as f64;
         let eta = per_epoch * self.total_epochs.saturating_sub(epoch) as f64;
         if !self.quiet {
-            println!(
+            let line = format!(
                 "{:>5} {:>11.5} {:>11.5} {:>10.5} {:>9.2e} {:>10.4} {:>7.1} {:>7.0}",
                 epoch,
                 row.train_loss,
@@ -226,6 +293,10 @@ impl TrainingProgressLogger for EpochRenderer {
                 row.seconds,
                 eta
             );
+            self.pending.push(epoch, line);
+            if !self.held {
+                self.pending.release_all();
+            }
         }
         let mut rows = self.rows.lock().expect("rows lock");
         rows.push(row);
@@ -353,4 +424,27 @@ pub fn read_epochs(path: &Path) -> Vec<EpochRow> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PendingLines;
+
+    #[test]
+    fn an_epoch_line_waits_for_all_its_records() {
+        let p = PendingLines::default();
+        p.push(1, "one".into());
+        p.push(2, "two".into());
+        assert!(p.take_saved(1, 3).is_empty());
+        assert!(p.take_saved(1, 3).is_empty());
+        assert_eq!(p.take_saved(1, 3), ["one"]);
+        // Records of epoch 2 may be saved in any order across the three writers.
+        p.push(3, "three".into());
+        assert!(p.take_saved(2, 3).is_empty());
+        assert!(p.take_saved(3, 3).is_empty());
+        assert!(p.take_saved(2, 3).is_empty());
+        assert_eq!(p.take_saved(2, 3), ["two"]);
+        assert!(p.take_saved(3, 3).is_empty());
+        assert_eq!(p.take_saved(3, 3), ["three"]);
+    }
 }

@@ -31,7 +31,7 @@ use crate::lr::PlannedLr;
 use crate::metrics::{MaeMetric, RmseMetric};
 use crate::model::ForecastModel;
 use crate::monitor;
-use crate::renderer::{write_epochs, EpochRenderer, EpochRow};
+use crate::renderer::{write_epochs, EpochRenderer, EpochRow, PendingLines};
 use crate::schedule::ReduceOnPlateau;
 
 /// What a finished run reports.
@@ -281,7 +281,10 @@ impl Session<'_> {
         )?
         .with_devices(self.devices.len());
         let rows = Arc::new(Mutex::new(Vec::new()));
-        let renderer = self.renderer(rows.clone(), mon.clone(), &interrupter);
+        let lines = PendingLines::default();
+        let renderer = self
+            .renderer(rows.clone(), mon.clone(), &interrupter)
+            .with_pending(lines.clone());
         let scheduler = PlannedLr::new(
             t.schedule.clone(),
             t.lr,
@@ -291,7 +294,7 @@ impl Session<'_> {
         );
         let training = SupervisedTraining::new(self.dir, train_loader, valid_loader);
         let training = self
-            .configure(training)?
+            .configure(training, lines)?
             .renderer(Box::new(renderer))
             .with_interrupter(interrupter);
         let result = training.launch(Learner::new(model, optimizer(exp), scheduler));
@@ -339,6 +342,7 @@ impl Session<'_> {
     fn configure(
         &self,
         training: SupervisedTraining<ForecastModel>,
+        lines: PendingLines,
     ) -> Result<SupervisedTraining<ForecastModel>> {
         let t = &self.exp.train;
         let ck = self.dir.join("checkpoint");
@@ -349,9 +353,9 @@ impl Session<'_> {
             .metric_valid_numeric(MaeMetric::new())
             .metric_valid_numeric(RmseMetric::new())
             .with_custom_checkpointers(
-                AtomicCheckpointer::new(&ck, "model")?,
-                AtomicCheckpointer::new(&ck, "optim")?,
-                AtomicCheckpointer::new(&ck, "scheduler")?,
+                AtomicCheckpointer::new(&ck, "model")?.announcing(lines.clone()),
+                AtomicCheckpointer::new(&ck, "optim")?.announcing(lines.clone()),
+                AtomicCheckpointer::new(&ck, "scheduler")?.announcing(lines),
             )
             .early_stopping(MetricEarlyStoppingStrategy::new(
                 &LossMetric::new(),
