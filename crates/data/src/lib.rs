@@ -15,7 +15,8 @@
 //! - [`WindowDataset`] (a Burn `Dataset` that indexes into shared series) and [`ForecastBatcher`]
 //!   producing `inputs [B, L, F]`, `targets [B, H, T]`, `future [B, H, C]`.
 //! - Variable-length [`sequence`] batches with `lengths [B]`; seeded [`synthetic`] tasks.
-//! - [`metrics`] accumulated in f64 and naive [`Baseline`]s.
+//! - [`metrics`] accumulated in f64 and naive [`Baseline`]s; [`probabilistic`] metrics
+//!   (GluonTS's weighted quantile loss, coverage) and the seasonal naive with quantiles.
 #![warn(missing_docs)]
 
 mod baselines;
@@ -23,6 +24,7 @@ pub mod calendar;
 mod error;
 mod load;
 pub mod metrics;
+pub mod probabilistic;
 pub mod resample;
 pub mod scaler;
 #[cfg(feature = "burn")]

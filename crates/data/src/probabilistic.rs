@@ -1,0 +1,175 @@
+//! Probabilistic forecast metrics as GluonTS's `Evaluator` defines them, so numbers compare
+//! across toolkits, and the seasonal-naive baseline with empirical residual quantiles.
+//!
+//! Quantile forecasts come as one slice per level, each aligned with `actual` (any flattening
+//! of `[series, horizon]`, in the same order). Sums accumulate in f64 over every series before
+//! dividing, as GluonTS aggregates its `wQuantileLoss`.
+
+/// Running sums for the weighted quantile loss and interval coverage over many series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantileScore {
+    /// The levels, increasing.
+    pub levels: Vec<f64>,
+    /// Per level: `2 Σ |(ŷ_q − y)(1{y ≤ ŷ_q} − q)|` (GluonTS's `QuantileLoss`).
+    pub loss: Vec<f64>,
+    /// Per level: how many actual values lie at or below the quantile.
+    pub below: Vec<usize>,
+    /// `Σ |y|`.
+    pub abs_target: f64,
+    /// Values seen.
+    pub count: usize,
+}
+
+impl QuantileScore {
+    /// Empty sums for `levels`.
+    pub fn new(levels: &[f64]) -> Self {
+        Self {
+            levels: levels.to_vec(),
+            loss: vec![0.0; levels.len()],
+            below: vec![0; levels.len()],
+            abs_target: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Adds one batch: `quantiles[k][i]` is the level-`k` forecast of `actual[i]`.
+    pub fn add(&mut self, actual: &[f32], quantiles: &[Vec<f32>]) {
+        assert_eq!(quantiles.len(), self.levels.len(), "one forecast per level");
+        for (k, (&q, fq)) in self.levels.iter().zip(quantiles).enumerate() {
+            assert_eq!(
+                fq.len(),
+                actual.len(),
+                "forecasts aligned with actual values"
+            );
+            for (&y, &f) in actual.iter().zip(fq) {
+                let (y, f) = (y as f64, f as f64);
+                let below = y <= f;
+                self.loss[k] += 2.0 * ((f - y) * (if below { 1.0 } else { 0.0 } - q)).abs();
+                self.below[k] += below as usize;
+            }
+        }
+        self.abs_target += actual.iter().map(|y| (*y as f64).abs()).sum::<f64>();
+        self.count += actual.len();
+    }
+
+    /// `wQuantileLoss[q]` per level: the loss over `Σ|y|`; `None` when every actual value is 0.
+    pub fn weighted(&self) -> Option<Vec<f64>> {
+        (self.abs_target > 0.0).then(|| self.loss.iter().map(|l| l / self.abs_target).collect())
+    }
+
+    /// `mean_wQuantileLoss`: the mean of [`QuantileScore::weighted`] over the levels (a
+    /// discretisation of the CRPS scaled by `Σ|y|`).
+    pub fn mean_weighted(&self) -> Option<f64> {
+        let w = self.weighted()?;
+        Some(w.iter().sum::<f64>() / w.len() as f64)
+    }
+
+    /// The share of actual values at or below the level-`q` quantile (GluonTS's `Coverage[q]`).
+    pub fn coverage_at(&self, q: f64) -> Option<f64> {
+        let k = self.level(q)?;
+        (self.count > 0).then(|| self.below[k] as f64 / self.count as f64)
+    }
+
+    /// The share of actual values inside the central interval `[q_lo, q_hi]`, as the
+    /// difference of the two coverages (values exactly at `q_lo` count as below it).
+    pub fn interval_coverage(&self, lo: f64, hi: f64) -> Option<f64> {
+        Some(self.coverage_at(hi)? - self.coverage_at(lo)?)
+    }
+
+    fn level(&self, q: f64) -> Option<usize> {
+        self.levels.iter().position(|l| (l - q).abs() < 1e-9)
+    }
+}
+
+/// The seasonal-naive forecast of period `m` with quantiles: the point forecast repeats the
+/// last season; the level-`q` quantile adds the empirical `q` quantile of the history's
+/// seasonal differences `y_t − y_{t−m}` (so the interval is as wide as last season's changes
+/// were). With `nonnegative`, quantiles are floored at 0 (counts).
+///
+/// Returns `quantiles[level][step]`, `None` when the history has no more than `m` values.
+pub fn seasonal_naive_quantiles(
+    history: &[f32],
+    m: usize,
+    horizon: usize,
+    levels: &[f64],
+    nonnegative: bool,
+) -> Option<Vec<Vec<f32>>> {
+    let n = history.len();
+    if m == 0 || n <= m {
+        return None;
+    }
+    let mut residuals: Vec<f64> = (m..n)
+        .map(|t| history[t] as f64 - history[t - m] as f64)
+        .collect();
+    residuals.sort_by(f64::total_cmp);
+    Some(
+        levels
+            .iter()
+            .map(|&q| {
+                let shift = sorted_quantile(&residuals, q);
+                (0..horizon)
+                    .map(|h| {
+                        let v = history[n - m + h % m] as f64 + shift;
+                        (if nonnegative { v.max(0.0) } else { v }) as f32
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// The `q` quantile of sorted values, linear between order statistics (NumPy's default).
+fn sorted_quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    #[test]
+    fn weighted_quantile_loss_by_hand() {
+        // y = [2, 0, 4]; q0.1 forecasts [1, 1, 1], q0.9 forecasts [3, 3, 3].
+        let mut s = QuantileScore::new(&[0.1, 0.9]);
+        s.add(
+            &[2.0, 0.0, 4.0],
+            &[vec![1.0, 1.0, 1.0], vec![3.0, 3.0, 3.0]],
+        );
+        // q0.1: y>f: 2·0.1·1, y≤f: 2·0.9·1, y>f: 2·0.1·3 → 0.2 + 1.8 + 0.6 = 2.6
+        // q0.9: y≤f: 2·0.1·1, y≤f: 2·0.1·3, y>f: 2·0.9·1 → 0.2 + 0.6 + 1.8 = 2.6
+        let w = s.weighted().unwrap();
+        close(w[0], 2.6 / 6.0);
+        close(w[1], 2.6 / 6.0);
+        close(s.mean_weighted().unwrap(), 2.6 / 6.0);
+        // Below q0.1: only y = 0; below q0.9: 2 and 0.
+        close(s.coverage_at(0.1).unwrap(), 1.0 / 3.0);
+        close(s.coverage_at(0.9).unwrap(), 2.0 / 3.0);
+        close(s.interval_coverage(0.1, 0.9).unwrap(), 1.0 / 3.0);
+        assert_eq!(s.coverage_at(0.5), None);
+        // Sums run over batches (series) before dividing.
+        s.add(&[10.0], &[vec![0.0], vec![0.0]]);
+        close(s.weighted().unwrap()[0], (2.6 + 2.0) / 16.0);
+        assert_eq!(QuantileScore::new(&[0.5]).mean_weighted(), None);
+    }
+
+    #[test]
+    fn seasonal_naive_quantiles_by_hand() {
+        // m = 2: differences 3-1, 4-2, 7-3, 6-4 → 2, 2, 4, 2 → sorted 2, 2, 2, 4.
+        let h = [1.0, 2.0, 3.0, 4.0, 7.0, 6.0];
+        let q = seasonal_naive_quantiles(&h, 2, 3, &[0.0, 0.5, 1.0], false).unwrap();
+        assert_eq!(q[0], vec![9.0, 8.0, 9.0]);
+        assert_eq!(q[1], vec![9.0, 8.0, 9.0]);
+        assert_eq!(q[2], vec![11.0, 10.0, 11.0]);
+        // Floored at zero for counts.
+        let q = seasonal_naive_quantiles(&[5.0, 0.0, 0.0], 1, 1, &[0.0], true).unwrap();
+        assert_eq!(q[0], vec![0.0]);
+        assert_eq!(seasonal_naive_quantiles(&h, 6, 3, &[0.5], false), None);
+    }
+}
