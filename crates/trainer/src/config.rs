@@ -64,6 +64,10 @@ pub struct DataConfig {
     pub aggregate: gatecast_data::Aggregation,
     /// Field delimiter: one character, `,` by default (`;`, `|`, or `\t` for tabs).
     pub delimiter: String,
+    /// Long format: the column naming each row's series. One model is then trained over every
+    /// series of the file (a global model with a series-id embedding and a distribution head),
+    /// each scaled by the mean absolute value of its own training rows. Empty: one series.
+    pub id_column: String,
 }
 
 impl DataConfig {
@@ -100,6 +104,7 @@ impl Default for DataConfig {
             resample: String::new(),
             aggregate: gatecast_data::Aggregation::Sum,
             delimiter: ",".into(),
+            id_column: String::new(),
         }
     }
 }
@@ -153,6 +158,18 @@ pub struct ModelSection {
     pub segment: usize,
     /// `segrnn` only: reversible instance normalisation instead of `last_value_norm`.
     pub revin: bool,
+    /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
+    /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
+    /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
+    #[serde(with = "as_name")]
+    pub likelihood: LikelihoodKind,
+    /// Quantile levels reported in forecasts and metrics (and trained, for `quantile`).
+    pub quantiles: Vec<f64>,
+    /// Panel models: width of the learned series-id embedding (0: none).
+    pub embedding_size: usize,
+    /// Draws per forecast step from which Student-t and negative-binomial quantiles are read
+    /// (Gaussian and quantile heads answer exactly).
+    pub samples: usize,
 }
 
 impl Default for ModelSection {
@@ -167,6 +184,10 @@ impl Default for ModelSection {
             last_value_norm: false,
             segment: 24,
             revin: false,
+            likelihood: LikelihoodKind::Auto,
+            quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
+            embedding_size: 8,
+            samples: 200,
         }
     }
 }
@@ -300,6 +321,7 @@ impl Experiment {
         if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
             return Err(format!("model.dropout = {}: must be in [0, 1)", m.dropout));
         }
+        self.validate_panel()?;
         if !m.is_segrnn() {
             return Ok(());
         }
@@ -319,6 +341,46 @@ impl Experiment {
             return Err(
                 "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
             );
+        }
+        Ok(())
+    }
+}
+
+impl Experiment {
+    /// Whether this is a panel run (`data.id_column`): one model over many series.
+    pub fn is_panel(&self) -> bool {
+        !self.data.id_column.is_empty()
+    }
+
+    /// The likelihood and quantile options, and what a panel run supports.
+    fn validate_panel(&self) -> Result<(), String> {
+        let m = &self.model;
+        gatecast_model::forecast::Likelihood::Quantiles(m.quantiles.clone())
+            .validate()
+            .map_err(|e| format!("model.quantiles: {e}"))?;
+        if !self.is_panel() {
+            if m.likelihood != LikelihoodKind::Auto {
+                return Err(format!(
+                    "model.likelihood = {}: distribution heads are trained by panel runs; set data.id_column (a file with one series id works)",
+                    m.likelihood.name()
+                ));
+            }
+            return Ok(());
+        }
+        if m.samples == 0 {
+            return Err("model.samples = 0: must be at least 1".into());
+        }
+        if m.is_segrnn() {
+            return Err("model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into());
+        }
+        if m.decoder != Decoder::Direct || m.bidirectional || m.last_value_norm {
+            return Err("data.id_column: panel runs decode directly (model.decoder = direct), with a forward encoder and no last_value_norm".into());
+        }
+        if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
+            return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
+        }
+        if !self.data.resample.is_empty() {
+            return Err("data.resample: not available for panel runs yet; give one row per series and step".into());
         }
         Ok(())
     }
@@ -399,6 +461,50 @@ impl Choice for Cell {
         ("segrnn", Cell::Segrnn),
     ];
     const ALIASES: &'static [(&'static str, Self)] = &[("elman", Cell::Rnn)];
+}
+
+/// `model.likelihood`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LikelihoodKind {
+    /// Student-t for panels, a point forecast for one series.
+    Auto,
+    /// Normal.
+    Gaussian,
+    /// Student's t (heavy tails).
+    StudentT,
+    /// Negative binomial (non-negative counts).
+    NegativeBinomial,
+    /// Quantiles trained with the pinball loss.
+    Quantile,
+}
+
+impl Choice for LikelihoodKind {
+    const OPTION: &'static str = "model.likelihood";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("auto", LikelihoodKind::Auto),
+        ("gaussian", LikelihoodKind::Gaussian),
+        ("student_t", LikelihoodKind::StudentT),
+        ("negative_binomial", LikelihoodKind::NegativeBinomial),
+        ("quantile", LikelihoodKind::Quantile),
+    ];
+    const ALIASES: &'static [(&'static str, Self)] = &[
+        ("normal", LikelihoodKind::Gaussian),
+        ("studentt", LikelihoodKind::StudentT),
+        ("negbin", LikelihoodKind::NegativeBinomial),
+    ];
+}
+
+impl ModelSection {
+    /// The distribution head of a panel model: `auto` is Student-t.
+    pub fn panel_likelihood(&self) -> gatecast_model::forecast::Likelihood {
+        use gatecast_model::forecast::Likelihood;
+        match self.likelihood {
+            LikelihoodKind::Auto | LikelihoodKind::StudentT => Likelihood::StudentT,
+            LikelihoodKind::Gaussian => Likelihood::Gaussian,
+            LikelihoodKind::NegativeBinomial => Likelihood::NegativeBinomial,
+            LikelihoodKind::Quantile => Likelihood::Quantiles(self.quantiles.clone()),
+        }
+    }
 }
 
 /// `model.decoder`.

@@ -15,6 +15,7 @@ pub mod lr;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod panel;
 pub mod plots;
 pub mod renderer;
 pub mod run;

@@ -114,6 +114,22 @@ struct TrainArgs {
     /// CSV file to train on.
     #[arg(long)]
     data: Option<String>,
+    /// The CSV's timestamp column.
+    #[arg(long)]
+    time_column: Option<String>,
+    /// The column to forecast (the only target; covariates are then cleared unless a --config
+    /// names them).
+    #[arg(long)]
+    target: Option<String>,
+    /// Long format: the column naming each row's series; trains one model over all of them.
+    #[arg(long)]
+    id_column: Option<String>,
+    /// Panel runs: gaussian, student_t, negative_binomial or quantile.
+    #[arg(long)]
+    likelihood: Option<String>,
+    /// Panel runs: draws per step from which Student-t and negative-binomial quantiles are read.
+    #[arg(long)]
+    samples: Option<usize>,
     /// Recurrent cell: rnn, gru or lstm.
     #[arg(long)]
     cell: Option<String>,
@@ -221,6 +237,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     if let Some(v) = &args.data {
         e.data.path = v.clone();
     }
+    apply_data_flags(args, &mut e)?;
     if let Some(v) = &args.cell {
         e.model.cell = Cell::parse(v).map_err(anyhow::Error::msg)?;
     }
@@ -277,6 +294,41 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
+/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`: a user's own CSV
+/// with no config file. A file given without --config is read as a user's own: the bundled
+/// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
+fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
+    let own_file = args.config.is_none() && !args.resume && args.data.is_some();
+    if let Some(v) = &args.time_column {
+        e.data.time_column = v.clone();
+    }
+    if let Some(v) = &args.target {
+        e.data.targets = vec![v.clone()];
+        if own_file {
+            e.data.covariates.clear();
+        }
+    }
+    if let Some(v) = &args.id_column {
+        e.data.id_column = v.clone();
+        if own_file {
+            // A panel of daily series: the seasonal naive and MASE compare with last week,
+            // and the calendar features are the day of the week and of the year.
+            e.data.covariates.clear();
+            e.data.calendar = vec![gatecast_data::Calendar::DayOfWeek, gatecast_data::Calendar::MonthOfYear];
+            e.data.season = 7;
+            e.data.gaps = gatecast_data::GapPolicy::Interpolate;
+            e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
+        }
+    }
+    if let Some(v) = &args.likelihood {
+        e.model.likelihood = gatecast_trainer::config::LikelihoodKind::parse(v).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = args.samples {
+        e.model.samples = v;
+    }
+    Ok(())
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let exp = experiment(&args, false)?;
     if args.print_config {
@@ -309,6 +361,22 @@ fn train(args: TrainArgs) -> Result<()> {
         exp.train.epochs,
         dir.display()
     );
+    if exp.is_panel() {
+        if args.resume || devs.len() > 1 {
+            bail!("--resume and --devices are not available for panel runs (data.id_column) yet");
+        }
+        let report = gatecast_trainer::panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
+        println!("\n{}", report.markdown());
+        println!(
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            report.epochs,
+            report.best_epoch,
+            report.epoch_seconds,
+            dir.display(),
+            report.seconds
+        );
+        return Ok(());
+    }
     let options = run::TrainOptions {
         resume: args.resume,
         quiet: args.quiet,

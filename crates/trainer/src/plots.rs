@@ -201,3 +201,92 @@ pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// The test horizon of up to four series of a panel (the four with the largest test volume):
+/// the last weeks of history, the actual values, the median forecast and its 80% and 95%
+/// intervals shaded, one chart each.
+pub fn panel_intervals(
+    path: &Path,
+    panel: &crate::panel::Panel,
+    levels: &[f64],
+    quantiles: &[Vec<Vec<f32>>],
+) -> Result<()> {
+    register_font();
+    let h = panel.horizon;
+    let pos = |q: f64| levels.iter().position(|l| (l - q).abs() < 1e-9);
+    let (Some(m), Some(l80), Some(h80), Some(l95), Some(h95)) =
+        (pos(0.5), pos(0.1), pos(0.9), pos(0.025), pos(0.975))
+    else {
+        return Err(anyhow!("the interval plot needs levels 0.025, 0.1, 0.5, 0.9 and 0.975"));
+    };
+    let mut order: Vec<usize> = (0..panel.series.len()).collect();
+    let volume = |k: usize| -> f64 {
+        let s = &panel.series[k];
+        s.y[s.test_start(h)..].iter().map(|v| v.abs() as f64).sum()
+    };
+    order.sort_by(|a, b| volume(*b).total_cmp(&volume(*a)));
+    order.truncate(4);
+    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let areas = root.split_evenly((2, 2));
+    for (area, &k) in areas.iter().zip(&order) {
+        let s = &panel.series[k];
+        let q = &quantiles[k];
+        let start = s.test_start(h);
+        let from = start.saturating_sub(3 * h);
+        let x = |t: usize| t as f64 - start as f64;
+        let history: Vec<(f64, f64)> = (from..start).map(|t| (x(t), s.y[t] as f64)).collect();
+        let actual: Vec<(f64, f64)> = (start..s.rows()).map(|t| (x(t), s.y[t] as f64)).collect();
+        let line = |lv: usize| -> Vec<(f64, f64)> {
+            (0..h).map(|i| (i as f64, q[lv][i] as f64)).collect()
+        };
+        let band = |lo: usize, hi: usize| -> Vec<(f64, f64)> {
+            let mut p = line(lo);
+            p.extend(line(hi).into_iter().rev());
+            p
+        };
+        let values = history
+            .iter()
+            .chain(&actual)
+            .map(|p| p.1)
+            .chain(q[l95].iter().chain(&q[h95]).map(|v| *v as f64));
+        let (lo, hi) = range(values);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("series {}", s.id), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x(from)..h as f64, lo..hi)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("steps from the forecast origin")
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let shade = |alpha: f64| BLUE.mix(alpha).filled();
+        chart
+            .draw_series(std::iter::once(Polygon::new(band(l95, h95), shade(0.15))))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label("95% interval")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.15).filled()));
+        chart
+            .draw_series(std::iter::once(Polygon::new(band(l80, h80), shade(0.3))))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label("80% interval")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.3).filled()));
+        for (name, points, color) in [
+            ("history", history, BLACK),
+            ("actual", actual, RED),
+            ("median", line(m), BLUE),
+        ] {
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(name)
+                .legend(legend_line(color));
+        }
+        legend_box(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}

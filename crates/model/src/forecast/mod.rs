@@ -6,15 +6,19 @@
 //! - [`SegRnn`]: the segment-recurrent model (Lin et al. 2023): a GRU over look-back segments and
 //!   parallel decoding of the output segments, channel-independent, with optional reversible
 //!   instance normalisation ([`SegNorm`]).
+//! - [`GlobalForecaster`]: one model over many series (DeepAR-class): a series-id embedding, a
+//!   recurrent encoder and a distribution head for every horizon step, in each series' units.
 //! - [`Likelihood`]: distribution heads (Gaussian, Student-t, negative binomial, quantiles), their
 //!   losses, and on the host ([`HostDistribution`]) seeded draws and quantiles.
 
 mod forecaster;
+mod global;
 mod likelihood;
 mod sampling;
 mod segrnn;
 
 pub use forecaster::{CellType, Forecaster, ForecasterConfig};
+pub use global::{GlobalForecaster, GlobalForecasterConfig};
 pub use likelihood::{lgamma, pinball, Likelihood, Predicted, DEFAULT_QUANTILES};
 pub use sampling::{empirical_quantile, normal_quantile, HostDistribution, Rng};
 pub use segrnn::{SegNorm, SegRnn, SegRnnConfig};

@@ -1,0 +1,265 @@
+//! A long-format file as a panel: each series loaded and validated on its own, held out at its
+//! end (the last horizon for test, the one before it for validation), scaled by the mean
+//! absolute value of its training rows only, and cut into windows across series and time.
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use chrono::NaiveDateTime;
+use gatecast_data::{calendar_covariates, load_panel, CsvOptions};
+
+use crate::config::Experiment;
+
+/// One series of the panel, as the model reads it.
+#[derive(Debug, Clone)]
+pub struct PanelSeries {
+    /// The id from the file's id column.
+    pub id: String,
+    /// One timestamp per row.
+    pub times: Vec<NaiveDateTime>,
+    /// The target, in the file's units.
+    pub y: Vec<f32>,
+    /// Mean absolute value of the training rows (1 where they are all 0).
+    pub scale: f32,
+    /// Calendar features, `[rows, calendar]` row-major.
+    pub calendar: Vec<f32>,
+}
+
+impl PanelSeries {
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// First row of validation (the training rows end here).
+    pub fn train_end(&self, horizon: usize) -> usize {
+        self.rows() - 2 * horizon
+    }
+
+    /// First row of the test horizon.
+    pub fn test_start(&self, horizon: usize) -> usize {
+        self.rows() - horizon
+    }
+}
+
+/// The panel of a run.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Series long enough to train on, in the file's order; the embedding id is the index.
+    pub series: Vec<PanelSeries>,
+    /// Series left out, with their row counts.
+    pub too_short: Vec<(String, usize)>,
+    /// Calendar feature names (sin/cos pairs), known in the future.
+    pub calendar: Vec<String>,
+    /// Look-back steps.
+    pub lookback: usize,
+    /// Horizon steps.
+    pub horizon: usize,
+}
+
+/// The id of a series named `path [id]` by the loader.
+fn id_of(name: &str, path: &str) -> String {
+    name.strip_prefix(path)
+        .map(str::trim)
+        .and_then(|s| s.strip_prefix('['))
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// Loads the experiment's long-format file. A series needs `lookback + 3 · horizon` rows (one
+/// training window, then validation and test); shorter ones are listed in
+/// [`Panel::too_short`], not silently dropped.
+pub fn load(exp: &Experiment) -> Result<Panel> {
+    let d = &exp.data;
+    let options = CsvOptions {
+        time_column: d.time_column.clone(),
+        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
+        columns: Some(d.targets.clone()),
+        id_column: Some(d.id_column.clone()),
+        delimiter: d.delimiter_byte().unwrap_or(b','),
+        missing: d.missing,
+        duplicates: d.duplicates,
+        gaps: d.gaps,
+        frequency: None,
+    };
+    let loaded = load_panel(Path::new(&d.path), &options)?;
+    let (lookback, horizon) = (exp.window.lookback, exp.window.horizon);
+    let need = lookback + 3 * horizon;
+    let mut panel = Panel {
+        series: Vec::new(),
+        too_short: Vec::new(),
+        calendar: Vec::new(),
+        lookback,
+        horizon,
+    };
+    for s in loaded {
+        let id = id_of(&s.name, &d.path);
+        if s.segments.len() > 1 {
+            anyhow::bail!(
+                "{}: series {id} has {} gaps in time; panel runs need every step (data.gaps = \"interpolate\", or fill the file)",
+                d.path,
+                s.segments.len() - 1
+            );
+        }
+        if s.rows() < need {
+            panel.too_short.push((id, s.rows()));
+            continue;
+        }
+        let (names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
+        panel.calendar = names;
+        let y = s.values.clone();
+        let train_end = y.len() - 2 * horizon;
+        let mean_abs =
+            y[..train_end].iter().map(|v| v.abs() as f64).sum::<f64>() / train_end as f64;
+        panel.series.push(PanelSeries {
+            id,
+            times: s.timestamps.clone(),
+            y,
+            scale: if mean_abs > 0.0 { mean_abs as f32 } else { 1.0 },
+            calendar,
+        });
+    }
+    if panel.series.is_empty() {
+        anyhow::bail!(
+            "{}: no series has the {need} rows a panel run needs (window.lookback {lookback} + 3 x window.horizon {horizon}); the longest has {}",
+            d.path,
+            panel.too_short.iter().map(|s| s.1).max().unwrap_or(0)
+        );
+    }
+    Ok(panel)
+}
+
+/// A window: series `series`, forecast origin `origin` (look-back rows `origin - lookback ..
+/// origin`, targets `origin .. origin + horizon`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Index into [`Panel::series`].
+    pub series: usize,
+    /// First forecast row.
+    pub origin: usize,
+}
+
+/// One batch on a device.
+pub struct PanelBatch {
+    /// `[batch, lookback, 2 + calendar]`: the target over its series' scale, the calendar
+    /// features, and `ln(1 + scale)`.
+    pub inputs: Tensor<3>,
+    /// `[batch]` series ids.
+    pub series: Tensor<1, Int>,
+    /// `[batch, horizon, calendar]`, or `None` without calendar features.
+    pub future: Option<Tensor<3>>,
+    /// `[batch, 1, 1]`.
+    pub scale: Tensor<3>,
+    /// `[batch, horizon, 1]` in the file's units (zeros past the end of a series: only at
+    /// forecast time, where there is nothing to compare with).
+    pub target: Tensor<3>,
+}
+
+impl Panel {
+    /// Features per look-back step.
+    pub fn input_size(&self) -> usize {
+        2 + self.calendar.len()
+    }
+
+    /// Training origins: every `stride`-th one whose targets end within the training rows.
+    pub fn train_origins(&self, stride: usize) -> Vec<Origin> {
+        let mut out = Vec::new();
+        for (k, s) in self.series.iter().enumerate() {
+            let last = s.train_end(self.horizon) - self.horizon;
+            out.extend(
+                (self.lookback..=last)
+                    .rev()
+                    .step_by(stride)
+                    .map(|origin| Origin { series: k, origin }),
+            );
+        }
+        out
+    }
+
+    /// One origin per series at `at(series)`.
+    pub fn origins_at(&self, at: impl Fn(&PanelSeries) -> usize) -> Vec<Origin> {
+        self.series
+            .iter()
+            .enumerate()
+            .map(|(k, s)| Origin {
+                series: k,
+                origin: at(s),
+            })
+            .collect()
+    }
+
+    /// The batch of `origins` on `device`.
+    pub fn batch(&self, origins: &[Origin], device: &Device) -> PanelBatch {
+        let (l, h, c) = (self.lookback, self.horizon, self.calendar.len());
+        let f = self.input_size();
+        let b = origins.len();
+        let mut inputs = Vec::with_capacity(b * l * f);
+        let mut future = Vec::with_capacity(b * h * c);
+        let mut target = Vec::with_capacity(b * h);
+        let mut scale = Vec::with_capacity(b);
+        let mut ids = Vec::with_capacity(b);
+        for o in origins {
+            let s = &self.series[o.series];
+            let log_scale = s.scale.ln_1p();
+            for t in o.origin - l..o.origin {
+                inputs.push(s.y[t] / s.scale);
+                inputs.extend_from_slice(&s.calendar[t * c..(t + 1) * c]);
+                inputs.push(log_scale);
+            }
+            for t in o.origin..o.origin + h {
+                let cal = t.min(s.rows() - 1) * c;
+                future.extend_from_slice(&s.calendar[cal..cal + c]);
+                target.push(s.y.get(t).copied().unwrap_or(0.0));
+            }
+            scale.push(s.scale);
+            ids.push(o.series as i64);
+        }
+        PanelBatch {
+            inputs: Tensor::from_data(TensorData::new(inputs, [b, l, f]), device),
+            series: Tensor::from_data(TensorData::new(ids, [b]), device),
+            future: (c > 0)
+                .then(|| Tensor::from_data(TensorData::new(future, [b, h, c]), device)),
+            scale: Tensor::from_data(TensorData::new(scale, [b, 1, 1]), device),
+            target: Tensor::from_data(TensorData::new(target, [b, h, 1]), device),
+        }
+    }
+
+    /// Whether every training value is a non-negative whole number (counts): then interval
+    /// floors at 0 make sense for the baseline.
+    pub fn is_counts(&self) -> bool {
+        self.series.iter().all(|s| {
+            s.y[..s.train_end(self.horizon)]
+                .iter()
+                .all(|v| *v >= 0.0 && v.fract() == 0.0)
+        })
+    }
+}
+
+/// One line on what was loaded, naming the series too short to train on.
+pub fn describe(exp: &Experiment, panel: &Panel) -> String {
+    let rows: usize = panel.series.iter().map(|s| s.rows()).sum();
+    format!(
+        "{}: {} series ({} rows){}",
+        exp.data.path,
+        panel.series.len(),
+        rows,
+        if panel.too_short.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} too short to train on (fewer than {} rows): {}",
+                panel.too_short.len(),
+                panel.lookback + 3 * panel.horizon,
+                panel
+                    .too_short
+                    .iter()
+                    .take(10)
+                    .map(|(id, n)| format!("{id} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    )
+}

@@ -1,0 +1,157 @@
+//! Training a global model: windows shuffled across series and time each epoch, the likelihood's
+//! loss, Adam, early stopping on the validation horizon with the best epoch's weights kept.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Tensor};
+use gatecast_model::forecast::{GlobalForecaster, GlobalForecasterConfig, Likelihood, Rng};
+
+use super::data::{Origin, Panel};
+use crate::artifacts::write_csv;
+use crate::config::{ClipMode, Experiment};
+
+/// A trained panel model and its history.
+pub struct Fitted {
+    /// The best epoch's weights, for inference.
+    pub model: GlobalForecaster,
+    /// Per epoch: (train loss, validation loss, seconds).
+    pub epochs: Vec<(f64, f64, f64)>,
+    /// The epoch whose weights are kept (1-based).
+    pub best_epoch: usize,
+}
+
+/// The mean loss of `origins` under `model`: the negative log-likelihood per value, or for a
+/// quantile head the pinball loss over the series' scale (so large series do not dominate).
+fn loss(model: &GlobalForecaster, panel: &Panel, origins: &[Origin], device: &Device) -> Result<Tensor<1>> {
+    let b = panel.batch(origins, device);
+    let predicted = model.forward(b.inputs, b.series, b.future, b.scale.clone())?;
+    let per_value = predicted.loss(b.target);
+    let per_value = match model.likelihood() {
+        Likelihood::Quantiles(_) => per_value / b.scale,
+        _ => per_value,
+    };
+    Ok(per_value.mean())
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_scalar::<f64>()
+}
+
+/// Trains the experiment's global model on `panel` (on `device`, with autodiff), writing
+/// `metrics.csv` after every epoch and the best weights to `model.bpk`.
+pub fn fit(exp: &Experiment, panel: &Panel, device: &Device, dir: &Path, quiet: bool) -> Result<Fitted> {
+    let m = &exp.model;
+    let t = &exp.train;
+    let cell = m.cell_type().context("panel runs need rnn, gru or lstm")?;
+    device.seed(t.seed);
+    let train_device = device.clone().autodiff();
+    let config = GlobalForecasterConfig::new(
+        cell,
+        panel.input_size(),
+        m.hidden_size,
+        panel.horizon,
+        panel.series.len(),
+        m.panel_likelihood(),
+    )
+    .with_embedding_size(m.embedding_size)
+    .with_future_size(panel.calendar.len())
+    .with_num_layers(m.num_layers)
+    .with_dropout(m.dropout);
+    let mut model = config.try_init(&train_device)?;
+    let clip = match t.clip {
+        ClipMode::None => None,
+        ClipMode::Value => Some(GradientClippingConfig::Value(t.clip_value as f32)),
+        _ => Some(GradientClippingConfig::Norm(t.clip_value as f32)),
+    };
+    let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
+    let mut origins = panel.train_origins(exp.window.stride);
+    let valid = panel.origins_at(|s| s.train_end(panel.horizon));
+    if !quiet {
+        println!(
+            "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}",
+            model.num_params(),
+            exp.model.cell,
+            format!("{:?}", m.panel_likelihood()).to_lowercase(),
+            origins.len(),
+            panel.series.len(),
+            t.batch_size
+        );
+        println!("{:>5} {:>11} {:>11} {:>7}", "epoch", "train_loss", "valid_loss", "sec");
+    }
+    let mut rng = Rng::new(t.seed);
+    let mut epochs = Vec::new();
+    let (mut best, mut best_epoch) = (model.valid(), 0usize);
+    let mut best_loss = f64::INFINITY;
+    for epoch in 1..=t.epochs {
+        let started = Instant::now();
+        shuffle(&mut origins, &mut rng);
+        let (mut sum, mut batches) = (0.0, 0usize);
+        for chunk in origins.chunks(t.batch_size) {
+            let l = loss(&model, panel, chunk, &train_device)?;
+            let v = scalar(l.clone());
+            if !v.is_finite() {
+                bail!("training stopped at epoch {epoch}: the loss became {v}; lower train.lr or set train.clip");
+            }
+            sum += v;
+            batches += 1;
+            let grads = GradientsParams::from_grads(l.backward(), &model);
+            model = optim.step(t.lr, model, grads);
+        }
+        let inference = model.valid();
+        let valid_loss = valid
+            .chunks(256)
+            .map(|c| loss(&inference, panel, c, device).map(|l| scalar(l) * c.len() as f64))
+            .sum::<Result<f64>>()?
+            / valid.len() as f64;
+        let seconds = started.elapsed().as_secs_f64();
+        epochs.push((sum / batches.max(1) as f64, valid_loss, seconds));
+        if !quiet {
+            println!("{epoch:>5} {:>11.5} {valid_loss:>11.5} {seconds:>7.1}", sum / batches as f64);
+        }
+        write_epochs(dir, &epochs)?;
+        if valid_loss < best_loss {
+            (best_loss, best, best_epoch) = (valid_loss, inference, epoch);
+        } else if epoch - best_epoch >= t.patience {
+            break;
+        }
+    }
+    save(&best, &dir.join("model.bpk"))?;
+    Ok(Fitted {
+        model: best,
+        epochs,
+        best_epoch,
+    })
+}
+
+/// Fisher–Yates with the run's generator: the same seed, the same order.
+fn shuffle(v: &mut [Origin], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.uniform() * (i + 1) as f64) as usize;
+        v.swap(i, j.min(i));
+    }
+}
+
+fn write_epochs(dir: &Path, epochs: &[(f64, f64, f64)]) -> Result<()> {
+    let rows: Vec<Vec<String>> = epochs
+        .iter()
+        .enumerate()
+        .map(|(i, (tr, va, s))| vec![(i + 1).to_string(), tr.to_string(), va.to_string(), format!("{s:.3}")])
+        .collect();
+    write_csv(&dir.join("metrics.csv"), &["epoch", "train_loss", "valid_loss", "seconds"], &rows)
+}
+
+/// Writes the weights atomically (a temporary file, then rename).
+fn save(model: &GlobalForecaster, path: &Path) -> Result<()> {
+    let tmp = path.with_extension(format!("bpk.tmp{}", std::process::id()));
+    model
+        .clone()
+        .save_file(&tmp)
+        .with_context(|| format!("saving {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}

@@ -1,0 +1,38 @@
+//! Panel runs (`data.id_column`): one global probabilistic model over every series of a
+//! long-format file, DeepAR-style.
+//!
+//! | file | stage |
+//! |---|---|
+//! | `data.rs` | the file as a panel: per-series hold-out, mean-absolute scale, windows |
+//! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
+//! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
+
+mod data;
+mod fit;
+mod report;
+
+pub use data::{Origin, Panel, PanelBatch, PanelSeries};
+pub use fit::{fit, Fitted};
+pub use report::{evaluate, PanelReport, PanelRow};
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+
+use crate::artifacts::write_atomic;
+use crate::config::Experiment;
+
+/// Trains a panel run into `dir` and evaluates it on each series' last horizon.
+pub fn train_panel(exp: &Experiment, dir: &Path, device: &Device, quiet: bool) -> Result<PanelReport> {
+    let start = Instant::now();
+    let panel = data::load(exp)?;
+    println!("{}", data::describe(exp, &panel));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    let fitted = fit(exp, &panel, device, dir, quiet)?;
+    let mut report = evaluate(exp, &panel, &fitted, dir)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}

@@ -1,0 +1,271 @@
+//! The test horizon of every series: quantiles from the model's distribution, GluonTS's
+//! weighted quantile loss and coverage, MASE and sMAPE of the median, beside the seasonal naive
+//! with empirical quantiles; `forecast.csv` with quantile columns, `per_series.csv`, and
+//! `forecast.png` with the 80% and 95% intervals.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use gatecast_data::metrics::{mae, mase, smape};
+use gatecast_data::probabilistic::{seasonal_naive_quantiles, QuantileScore};
+
+use super::data::Panel;
+use super::fit::Fitted;
+use crate::artifacts::write_csv;
+use crate::config::Experiment;
+
+/// One row of the test table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PanelRow {
+    /// `gatecast` or the baseline's name.
+    pub name: String,
+    /// GluonTS's `mean_wQuantileLoss` over the reported levels.
+    pub wql: Option<f64>,
+    /// Share of actual values inside the central 80% interval.
+    pub coverage80: Option<f64>,
+    /// Share inside the central 95% interval.
+    pub coverage95: Option<f64>,
+    /// Mean over series of the median's MASE (seasonal period `data.season`).
+    pub mase: Option<f64>,
+    /// sMAPE of the median over every value, in percent.
+    pub smape: Option<f64>,
+    /// MAE of the median over every value.
+    pub mae: Option<f64>,
+}
+
+/// What a panel run measured.
+#[derive(Debug, Clone)]
+pub struct PanelReport {
+    /// The model first, then the baseline.
+    pub rows: Vec<PanelRow>,
+    /// Series evaluated.
+    pub series: usize,
+    /// Epochs run, and the one kept.
+    pub epochs: usize,
+    /// The best epoch.
+    pub best_epoch: usize,
+    /// Mean seconds per epoch.
+    pub epoch_seconds: f64,
+    /// Wall seconds of the whole run.
+    pub seconds: f64,
+}
+
+impl PanelReport {
+    /// The table as Markdown.
+    pub fn markdown(&self) -> String {
+        let f = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
+        let mut s = format!(
+            "test: the last horizon of {} series\n\n| model | mean wQL | 80% coverage | 95% coverage | MASE | sMAPE % | MAE |\n|---|---|---|---|---|---|---|\n",
+            self.series
+        );
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                r.name,
+                f(r.wql, 4),
+                f(r.coverage80, 3),
+                f(r.coverage95, 3),
+                f(r.mase, 3),
+                f(r.smape, 1),
+                f(r.mae, 2)
+            );
+        }
+        s
+    }
+}
+
+/// Levels the run reports, with the median and the ends of the 80% and 95% intervals always in.
+fn levels(exp: &Experiment) -> Vec<f64> {
+    let mut l = exp.model.quantiles.clone();
+    for q in [0.025, 0.1, 0.5, 0.9, 0.975] {
+        if !l.iter().any(|x| (x - q).abs() < 1e-9) {
+            l.push(q);
+        }
+    }
+    l.sort_by(f64::total_cmp);
+    l
+}
+
+fn at(levels: &[f64], q: f64) -> usize {
+    levels
+        .iter()
+        .position(|x| (x - q).abs() < 1e-9)
+        .expect("the level is reported")
+}
+
+/// Quantiles of a forecaster per series: `[series][level][step]`.
+type Quantiles = Vec<Vec<Vec<f32>>>;
+
+/// Scores quantile forecasts of every series' test horizon.
+fn score(name: &str, panel: &Panel, levels: &[f64], season: usize, q: &Quantiles) -> PanelRow {
+    let h = panel.horizon;
+    let mut all = QuantileScore::new(levels);
+    let (mut actual, mut median, mut mases) = (Vec::new(), Vec::new(), Vec::new());
+    let m = at(levels, 0.5);
+    for (s, qs) in panel.series.iter().zip(q) {
+        let start = s.test_start(h);
+        let y = &s.y[start..];
+        all.add(y, qs);
+        if let Some(v) = mase(y, &qs[m], &s.y[..start], season) {
+            mases.push(v);
+        }
+        actual.extend_from_slice(y);
+        median.extend_from_slice(&qs[m]);
+    }
+    PanelRow {
+        name: name.into(),
+        wql: all.mean_weighted(),
+        coverage80: all.interval_coverage(0.1, 0.9),
+        coverage95: all.interval_coverage(0.025, 0.975),
+        mase: (!mases.is_empty()).then(|| mases.iter().sum::<f64>() / mases.len() as f64),
+        smape: smape(&actual, &median),
+        mae: mae(&actual, &median),
+    }
+}
+
+/// The model's quantiles on each series' test horizon (history up to the test origin, scale
+/// from the training rows only).
+fn model_quantiles(exp: &Experiment, panel: &Panel, fitted: &Fitted, levels: &[f64]) -> Result<Quantiles> {
+    use burn::module::Module;
+    let device = fitted
+        .model
+        .devices()
+        .into_iter()
+        .next()
+        .context("the model has weights")?;
+    let h = panel.horizon;
+    let origins = panel.origins_at(|s| s.test_start(h));
+    let mut out = Vec::with_capacity(origins.len());
+    for chunk in origins.chunks(256) {
+        let b = panel.batch(chunk, &device);
+        let predicted = fitted.model.forward(b.inputs, b.series, b.future, b.scale)?;
+        // [level][batch * horizon]
+        let q = predicted
+            .to_host()
+            .quantiles(levels, exp.model.samples, exp.train.seed);
+        for i in 0..chunk.len() {
+            out.push(
+                q.iter()
+                    .map(|lv| lv[i * h..(i + 1) * h].iter().map(|v| *v as f32).collect())
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates the fitted model and the seasonal naive on every series' last horizon, writes
+/// `forecast.csv`, `per_series.csv`, `test_metrics.md` and `forecast.png`.
+pub fn evaluate(exp: &Experiment, panel: &Panel, fitted: &Fitted, dir: &Path) -> Result<PanelReport> {
+    let levels = levels(exp);
+    let season = exp.data.season;
+    let h = panel.horizon;
+    let model = model_quantiles(exp, panel, fitted, &levels)?;
+    let counts = panel.is_counts();
+    let naive: Quantiles = panel
+        .series
+        .iter()
+        .map(|s| {
+            seasonal_naive_quantiles(&s.y[..s.test_start(h)], season, h, &levels, counts)
+                .expect("a series has more rows than a season")
+        })
+        .collect();
+    let rows = vec![
+        score("gatecast", panel, &levels, season, &model),
+        score(&format!("seasonal_naive({season})"), panel, &levels, season, &naive),
+    ];
+    write_forecasts(dir, panel, &levels, &model)?;
+    write_per_series(dir, panel, &levels, season, &model, &naive)?;
+    crate::plots::panel_intervals(&dir.join("forecast.png"), panel, &levels, &model)?;
+    let n = fitted.epochs.len();
+    let report = PanelReport {
+        rows,
+        series: panel.series.len(),
+        epochs: n,
+        best_epoch: fitted.best_epoch,
+        epoch_seconds: fitted.epochs.iter().map(|e| e.2).sum::<f64>() / n.max(1) as f64,
+        seconds: 0.0,
+    };
+    crate::artifacts::write_atomic(&dir.join("test_metrics.md"), report.markdown().as_bytes())?;
+    Ok(report)
+}
+
+fn label(q: f64) -> String {
+    let p = q * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("p{}", p.round())
+    } else {
+        format!("p{p}")
+    }
+}
+
+/// `forecast.csv`: series, timestamp, actual and one column per level, for each test step.
+fn write_forecasts(dir: &Path, panel: &Panel, levels: &[f64], q: &Quantiles) -> Result<()> {
+    let h = panel.horizon;
+    let mut header = vec!["series".to_string(), "timestamp".into(), "actual".into()];
+    header.extend(levels.iter().map(|l| label(*l)));
+    let mut rows = Vec::new();
+    for (s, qs) in panel.series.iter().zip(q) {
+        let start = s.test_start(h);
+        for k in 0..h {
+            let mut r = vec![
+                s.id.clone(),
+                s.times[start + k].format("%Y-%m-%d %H:%M:%S").to_string(),
+                s.y[start + k].to_string(),
+            ];
+            r.extend(qs.iter().map(|lv| format!("{:.4}", lv[k])));
+            rows.push(r);
+        }
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(&dir.join("forecast.csv"), &header, &rows)
+}
+
+/// `per_series.csv`: each series' wQL, coverage and median errors, the model's and the
+/// seasonal naive's.
+fn write_per_series(
+    dir: &Path,
+    panel: &Panel,
+    levels: &[f64],
+    season: usize,
+    model: &Quantiles,
+    naive: &Quantiles,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
+    for (k, s) in panel.series.iter().enumerate() {
+        let one = Panel {
+            series: vec![s.clone()],
+            too_short: Vec::new(),
+            calendar: panel.calendar.clone(),
+            lookback: panel.lookback,
+            horizon: panel.horizon,
+        };
+        let a = score("gatecast", &one, levels, season, &vec![model[k].clone()]);
+        let b = score("naive", &one, levels, season, &vec![naive[k].clone()]);
+        rows.push(vec![
+            s.id.clone(),
+            f(a.wql),
+            f(a.coverage80),
+            f(a.mase),
+            f(a.smape),
+            f(b.wql),
+            f(b.coverage80),
+            f(b.mase),
+        ]);
+    }
+    write_csv(
+        &dir.join("per_series.csv"),
+        &[
+            "series",
+            "wql",
+            "coverage80",
+            "mase",
+            "smape",
+            "naive_wql",
+            "naive_coverage80",
+            "naive_mase",
+        ],
+        &rows,
+    )
+}
