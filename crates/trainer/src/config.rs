@@ -371,7 +371,9 @@ impl Experiment {
             return Err("model.samples = 0: must be at least 1".into());
         }
         if m.is_segrnn() {
-            return Err("model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into());
+            return Err(
+                "model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into(),
+            );
         }
         if m.decoder != Decoder::Direct || m.bidirectional || m.last_value_norm {
             return Err("data.id_column: panel runs decode directly (model.decoder = direct), with a forward encoder and no last_value_norm".into());
@@ -380,7 +382,10 @@ impl Experiment {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
         }
         if !self.data.resample.is_empty() {
-            return Err("data.resample: not available for panel runs yet; give one row per series and step".into());
+            return Err(
+                "data.resample: not available for panel runs yet; give one row per series and step"
+                    .into(),
+            );
         }
         Ok(())
     }

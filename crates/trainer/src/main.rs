@@ -314,14 +314,18 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
             // A panel of daily series: the seasonal naive and MASE compare with last week,
             // and the calendar features are the day of the week and of the year.
             e.data.covariates.clear();
-            e.data.calendar = vec![gatecast_data::Calendar::DayOfWeek, gatecast_data::Calendar::MonthOfYear];
+            e.data.calendar = vec![
+                gatecast_data::Calendar::DayOfWeek,
+                gatecast_data::Calendar::MonthOfYear,
+            ];
             e.data.season = 7;
             e.data.gaps = gatecast_data::GapPolicy::Interpolate;
             e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
         }
     }
     if let Some(v) = &args.likelihood {
-        e.model.likelihood = gatecast_trainer::config::LikelihoodKind::parse(v).map_err(anyhow::Error::msg)?;
+        e.model.likelihood =
+            gatecast_trainer::config::LikelihoodKind::parse(v).map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = args.samples {
         e.model.samples = v;

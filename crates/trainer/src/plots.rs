@@ -217,7 +217,9 @@ pub fn panel_intervals(
     let (Some(m), Some(l80), Some(h80), Some(l95), Some(h95)) =
         (pos(0.5), pos(0.1), pos(0.9), pos(0.025), pos(0.975))
     else {
-        return Err(anyhow!("the interval plot needs levels 0.025, 0.1, 0.5, 0.9 and 0.975"));
+        return Err(anyhow!(
+            "the interval plot needs levels 0.025, 0.1, 0.5, 0.9 and 0.975"
+        ));
     };
     let mut order: Vec<usize> = (0..panel.series.len()).collect();
     let volume = |k: usize| -> f64 {
@@ -268,7 +270,9 @@ pub fn panel_intervals(
             .draw_series(std::iter::once(Polygon::new(band(l95, h95), shade(0.15))))
             .map_err(|e| anyhow!("{e:?}"))?
             .label("95% interval")
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.15).filled()));
+            .legend(|(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.15).filled())
+            });
         chart
             .draw_series(std::iter::once(Polygon::new(band(l80, h80), shade(0.3))))
             .map_err(|e| anyhow!("{e:?}"))?

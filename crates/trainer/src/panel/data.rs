@@ -219,8 +219,7 @@ impl Panel {
         PanelBatch {
             inputs: Tensor::from_data(TensorData::new(inputs, [b, l, f]), device),
             series: Tensor::from_data(TensorData::new(ids, [b]), device),
-            future: (c > 0)
-                .then(|| Tensor::from_data(TensorData::new(future, [b, h, c]), device)),
+            future: (c > 0).then(|| Tensor::from_data(TensorData::new(future, [b, h, c]), device)),
             scale: Tensor::from_data(TensorData::new(scale, [b, 1, 1]), device),
             target: Tensor::from_data(TensorData::new(target, [b, h, 1]), device),
         }
@@ -262,4 +261,70 @@ pub fn describe(exp: &Experiment, panel: &Panel) -> String {
             )
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panel_with(last_rows: f32) -> Panel {
+        let dir =
+            std::env::temp_dir().join(format!("gatecast-scale-{}-{last_rows}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::from("day,id,v\n");
+        for (id, sign) in [("a", 1.0f32), ("b", -1.0)] {
+            for d in 0..20 {
+                // Rows 12.. are validation and test (horizon 4): their values must not matter.
+                let v = if d >= 12 {
+                    last_rows
+                } else {
+                    sign * (d as f32 + 1.0)
+                };
+                text += &format!("2024-01-{:02},{id},{v}\n", d + 1);
+            }
+        }
+        let path = dir.join("p.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut exp = Experiment::default();
+        exp.data.path = path.display().to_string();
+        exp.data.time_column = "day".into();
+        exp.data.id_column = "id".into();
+        exp.data.targets = vec!["v".into()];
+        exp.data.covariates.clear();
+        exp.data.calendar.clear();
+        exp.window.lookback = 4;
+        exp.window.horizon = 4;
+        let p = load(&exp).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        p
+    }
+
+    /// Each series' scale is the mean absolute value of its own training rows only; the model
+    /// reads values over that scale, which multiply back to the file's values.
+    #[test]
+    fn per_series_scale_from_training_rows_round_trips() {
+        let p = panel_with(0.0);
+        // Training rows 1..=12: mean |v| = 6.5 for both series.
+        assert_eq!(
+            p.series.iter().map(|s| s.scale).collect::<Vec<_>>(),
+            [6.5, 6.5]
+        );
+        assert_eq!(
+            panel_with(1e6).series[0].scale,
+            6.5,
+            "held-out rows moved the scale"
+        );
+        let device = Device::flex();
+        let origins = p.origins_at(|s| s.train_end(p.horizon));
+        let b = p.batch(&origins, &device);
+        let x = b.inputs.narrow(2, 0, 1).reshape([2, 4]) * b.scale.reshape([2, 1]);
+        let got = x.to_data().try_to_vec_as::<f32>().unwrap();
+        assert_eq!(got, [9.0, 10.0, 11.0, 12.0, -9.0, -10.0, -11.0, -12.0]);
+        // Training origins end their targets inside the training rows.
+        for o in p.train_origins(1) {
+            assert!(o.origin + p.horizon <= p.series[o.series].train_end(p.horizon));
+            assert!(o.origin >= p.lookback);
+        }
+        assert_eq!(p.train_origins(1).len(), 2 * 5);
+    }
 }

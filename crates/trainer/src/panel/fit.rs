@@ -27,7 +27,12 @@ pub struct Fitted {
 
 /// The mean loss of `origins` under `model`: the negative log-likelihood per value, or for a
 /// quantile head the pinball loss over the series' scale (so large series do not dominate).
-fn loss(model: &GlobalForecaster, panel: &Panel, origins: &[Origin], device: &Device) -> Result<Tensor<1>> {
+fn loss(
+    model: &GlobalForecaster,
+    panel: &Panel,
+    origins: &[Origin],
+    device: &Device,
+) -> Result<Tensor<1>> {
     let b = panel.batch(origins, device);
     let predicted = model.forward(b.inputs, b.series, b.future, b.scale.clone())?;
     let per_value = predicted.loss(b.target);
@@ -44,7 +49,13 @@ fn scalar(t: Tensor<1>) -> f64 {
 
 /// Trains the experiment's global model on `panel` (on `device`, with autodiff), writing
 /// `metrics.csv` after every epoch and the best weights to `model.bpk`.
-pub fn fit(exp: &Experiment, panel: &Panel, device: &Device, dir: &Path, quiet: bool) -> Result<Fitted> {
+pub fn fit(
+    exp: &Experiment,
+    panel: &Panel,
+    device: &Device,
+    dir: &Path,
+    quiet: bool,
+) -> Result<Fitted> {
     let m = &exp.model;
     let t = &exp.train;
     let cell = m.cell_type().context("panel runs need rnn, gru or lstm")?;
@@ -81,7 +92,10 @@ pub fn fit(exp: &Experiment, panel: &Panel, device: &Device, dir: &Path, quiet: 
             panel.series.len(),
             t.batch_size
         );
-        println!("{:>5} {:>11} {:>11} {:>7}", "epoch", "train_loss", "valid_loss", "sec");
+        println!(
+            "{:>5} {:>11} {:>11} {:>7}",
+            "epoch", "train_loss", "valid_loss", "sec"
+        );
     }
     let mut rng = Rng::new(t.seed);
     let mut epochs = Vec::new();
@@ -111,7 +125,10 @@ pub fn fit(exp: &Experiment, panel: &Panel, device: &Device, dir: &Path, quiet: 
         let seconds = started.elapsed().as_secs_f64();
         epochs.push((sum / batches.max(1) as f64, valid_loss, seconds));
         if !quiet {
-            println!("{epoch:>5} {:>11.5} {valid_loss:>11.5} {seconds:>7.1}", sum / batches as f64);
+            println!(
+                "{epoch:>5} {:>11.5} {valid_loss:>11.5} {seconds:>7.1}",
+                sum / batches as f64
+            );
         }
         write_epochs(dir, &epochs)?;
         if valid_loss < best_loss {
@@ -140,9 +157,20 @@ fn write_epochs(dir: &Path, epochs: &[(f64, f64, f64)]) -> Result<()> {
     let rows: Vec<Vec<String>> = epochs
         .iter()
         .enumerate()
-        .map(|(i, (tr, va, s))| vec![(i + 1).to_string(), tr.to_string(), va.to_string(), format!("{s:.3}")])
+        .map(|(i, (tr, va, s))| {
+            vec![
+                (i + 1).to_string(),
+                tr.to_string(),
+                va.to_string(),
+                format!("{s:.3}"),
+            ]
+        })
         .collect();
-    write_csv(&dir.join("metrics.csv"), &["epoch", "train_loss", "valid_loss", "seconds"], &rows)
+    write_csv(
+        &dir.join("metrics.csv"),
+        &["epoch", "train_loss", "valid_loss", "seconds"],
+        &rows,
+    )
 }
 
 /// Writes the weights atomically (a temporary file, then rename).

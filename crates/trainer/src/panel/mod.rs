@@ -25,7 +25,12 @@ use crate::artifacts::write_atomic;
 use crate::config::Experiment;
 
 /// Trains a panel run into `dir` and evaluates it on each series' last horizon.
-pub fn train_panel(exp: &Experiment, dir: &Path, device: &Device, quiet: bool) -> Result<PanelReport> {
+pub fn train_panel(
+    exp: &Experiment,
+    dir: &Path,
+    device: &Device,
+    quiet: bool,
+) -> Result<PanelReport> {
     let start = Instant::now();
     let panel = data::load(exp)?;
     println!("{}", data::describe(exp, &panel));

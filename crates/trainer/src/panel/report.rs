@@ -125,7 +125,12 @@ fn score(name: &str, panel: &Panel, levels: &[f64], season: usize, q: &Quantiles
 
 /// The model's quantiles on each series' test horizon (history up to the test origin, scale
 /// from the training rows only).
-fn model_quantiles(exp: &Experiment, panel: &Panel, fitted: &Fitted, levels: &[f64]) -> Result<Quantiles> {
+fn model_quantiles(
+    exp: &Experiment,
+    panel: &Panel,
+    fitted: &Fitted,
+    levels: &[f64],
+) -> Result<Quantiles> {
     use burn::module::Module;
     let device = fitted
         .model
@@ -138,7 +143,9 @@ fn model_quantiles(exp: &Experiment, panel: &Panel, fitted: &Fitted, levels: &[f
     let mut out = Vec::with_capacity(origins.len());
     for chunk in origins.chunks(256) {
         let b = panel.batch(chunk, &device);
-        let predicted = fitted.model.forward(b.inputs, b.series, b.future, b.scale)?;
+        let predicted = fitted
+            .model
+            .forward(b.inputs, b.series, b.future, b.scale)?;
         // [level][batch * horizon]
         let q = predicted
             .to_host()
@@ -156,7 +163,12 @@ fn model_quantiles(exp: &Experiment, panel: &Panel, fitted: &Fitted, levels: &[f
 
 /// Evaluates the fitted model and the seasonal naive on every series' last horizon, writes
 /// `forecast.csv`, `per_series.csv`, `test_metrics.md` and `forecast.png`.
-pub fn evaluate(exp: &Experiment, panel: &Panel, fitted: &Fitted, dir: &Path) -> Result<PanelReport> {
+pub fn evaluate(
+    exp: &Experiment,
+    panel: &Panel,
+    fitted: &Fitted,
+    dir: &Path,
+) -> Result<PanelReport> {
     let levels = levels(exp);
     let season = exp.data.season;
     let h = panel.horizon;
@@ -172,7 +184,13 @@ pub fn evaluate(exp: &Experiment, panel: &Panel, fitted: &Fitted, dir: &Path) ->
         .collect();
     let rows = vec![
         score("gatecast", panel, &levels, season, &model),
-        score(&format!("seasonal_naive({season})"), panel, &levels, season, &naive),
+        score(
+            &format!("seasonal_naive({season})"),
+            panel,
+            &levels,
+            season,
+            &naive,
+        ),
     ];
     write_forecasts(dir, panel, &levels, &model)?;
     write_per_series(dir, panel, &levels, season, &model, &naive)?;
