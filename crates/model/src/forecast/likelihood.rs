@@ -36,6 +36,16 @@ pub const DEFAULT_QUANTILES: [f64; 11] =
 const FLOOR: f64 = 1e-6;
 
 impl Likelihood {
+    /// `gaussian`, `student_t`, `negative_binomial` or `quantile`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Likelihood::Gaussian => "gaussian",
+            Likelihood::StudentT => "student_t",
+            Likelihood::NegativeBinomial => "negative_binomial",
+            Likelihood::Quantiles(_) => "quantile",
+        }
+    }
+
     /// Raw head outputs per horizon step and target.
     pub fn raw_size(&self) -> usize {
         match self {

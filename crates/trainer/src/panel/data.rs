@@ -84,7 +84,24 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
         gaps: d.gaps,
         frequency: None,
     };
-    let loaded = load_panel(Path::new(&d.path), &options)?;
+    let loaded = load_panel(Path::new(&d.path), &options).map_err(|e| match e {
+        gatecast_data::DataError::UnknownColumn {
+            path,
+            column,
+            option,
+            available,
+        } => anyhow::Error::new(gatecast_data::DataError::UnknownColumn {
+            option: match option.as_str() {
+                "time column" => "data.time_column".into(),
+                "id column" => "data.id_column".into(),
+                _ => "data.targets".into(),
+            },
+            path,
+            column,
+            available,
+        }),
+        e => e.into(),
+    })?;
     let (lookback, horizon) = (exp.window.lookback, exp.window.horizon);
     let need = lookback + 3 * horizon;
     let mut panel = Panel {

@@ -14,6 +14,7 @@ use gatecast_model::forecast::{GlobalForecaster, GlobalForecasterConfig, Likelih
 use super::data::{Origin, Panel};
 use crate::artifacts::write_csv;
 use crate::config::{ClipMode, Experiment};
+use crate::run::budget::{self, Estimate};
 
 /// A trained panel model and its history.
 pub struct Fitted {
@@ -59,6 +60,19 @@ pub fn fit(
     let m = &exp.model;
     let t = &exp.train;
     let cell = m.cell_type().context("panel runs need rnn, gru or lstm")?;
+    let mut origins = panel.train_origins(exp.window.stride);
+    // What the run needs, before anything is allocated.
+    let batch = budget::batch_size(exp, origins.len());
+    let sizes = [
+        panel.input_size() + m.embedding_size,
+        m.panel_likelihood().raw_size(),
+        panel.calendar.len(),
+    ];
+    budget::check(
+        exp,
+        Estimate::of_sizes(exp, sizes, batch),
+        budget::limit(exp),
+    )?;
     device.seed(t.seed);
     let train_device = device.clone().autodiff();
     let config = GlobalForecasterConfig::new(
@@ -80,17 +94,16 @@ pub fn fit(
         _ => Some(GradientClippingConfig::Norm(t.clip_value as f32)),
     };
     let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
-    let mut origins = panel.train_origins(exp.window.stride);
     let valid = panel.origins_at(|s| s.train_end(panel.horizon));
     if !quiet {
         println!(
             "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}",
             model.num_params(),
             exp.model.cell,
-            format!("{:?}", m.panel_likelihood()).to_lowercase(),
+            m.panel_likelihood().name(),
             origins.len(),
             panel.series.len(),
-            t.batch_size
+            batch
         );
         println!(
             "{:>5} {:>11} {:>11} {:>7}",
@@ -105,7 +118,7 @@ pub fn fit(
         let started = Instant::now();
         shuffle(&mut origins, &mut rng);
         let (mut sum, mut batches) = (0.0, 0usize);
-        for chunk in origins.chunks(t.batch_size) {
+        for chunk in origins.chunks(batch) {
             let l = loss(&model, panel, chunk, &train_device)?;
             let v = scalar(l.clone());
             if !v.is_finite() {

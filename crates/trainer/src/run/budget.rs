@@ -22,10 +22,24 @@ impl Estimate {
     /// activations are those the fused op keeps per layer and direction (saved gates, states,
     /// gradient scratch: about `B·T·H·(2G + 6)` values) plus the input.
     pub fn of(exp: &Experiment, window: &WindowConfig, batch: usize) -> Self {
+        Self::of_sizes(
+            exp,
+            [
+                window.inputs.len(),
+                window.targets.len(),
+                window.future.len(),
+            ],
+            batch,
+        )
+    }
+
+    /// [`Estimate::of`] from the feature counts `[inputs, outputs, future]` per step (a panel
+    /// model: its features and embedding in, its distribution's parameters out).
+    pub fn of_sizes(exp: &Experiment, [inputs, targets, future]: [usize; 3], batch: usize) -> Self {
         let m = &exp.model;
         let (h, b) = (m.hidden_size as u64, batch as u64);
-        let (inputs, targets) = (window.inputs.len() as u64, window.targets.len() as u64);
-        let (future, horizon) = (window.future.len() as u64, exp.window.horizon as u64);
+        let (inputs, targets, future) = (inputs as u64, targets as u64, future as u64);
+        let horizon = exp.window.horizon as u64;
         let (params, activations) = match m.cell_type() {
             None => {
                 // SegRNN: one GRU layer over `lookback / segment` steps for every channel, and
@@ -64,7 +78,7 @@ impl Estimate {
 }
 
 /// `train.batch_size`, or the number of training windows where that is fewer (with a note).
-pub(super) fn batch_size(exp: &Experiment, windows: usize) -> usize {
+pub(crate) fn batch_size(exp: &Experiment, windows: usize) -> usize {
     let asked = exp.train.batch_size;
     if asked > windows {
         eprintln!(
@@ -76,7 +90,7 @@ pub(super) fn batch_size(exp: &Experiment, windows: usize) -> usize {
 }
 
 /// An error naming the options when the estimate passes `limit` bytes.
-pub(super) fn check(exp: &Experiment, estimate: Estimate, limit: u64) -> Result<()> {
+pub(crate) fn check(exp: &Experiment, estimate: Estimate, limit: u64) -> Result<()> {
     if estimate.bytes <= limit {
         return Ok(());
     }
@@ -97,7 +111,7 @@ pub(super) fn check(exp: &Experiment, estimate: Estimate, limit: u64) -> Result<
 
 /// The limit: `train.memory_limit_mb`, or (0) the memory the system says is available, or no
 /// limit where it says nothing.
-pub(super) fn limit(exp: &Experiment) -> u64 {
+pub(crate) fn limit(exp: &Experiment) -> u64 {
     if exp.train.memory_limit_mb > 0 {
         return exp.train.memory_limit_mb.saturating_mul(1 << 20);
     }

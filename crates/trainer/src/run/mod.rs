@@ -11,7 +11,7 @@
 //! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
 
-mod budget;
+pub(crate) mod budget;
 mod build;
 mod fingerprint;
 mod forecast;

@@ -105,6 +105,12 @@ pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
     })?;
     let exp = Experiment::from_toml(&text, &config_path.display().to_string())
         .map_err(anyhow::Error::msg)?;
+    if exp.is_panel() {
+        bail!(
+            "{} is a panel run (data.id_column): evaluate and forecast do not read panel runs yet; its test table is test_metrics.md and its quantile forecasts forecast.csv, beside config.toml",
+            dir.display()
+        );
+    }
     let scaler_path = dir.join("scaler.toml");
     let scaler: Scaler = toml::from_str(
         &std::fs::read_to_string(&scaler_path)
