@@ -375,8 +375,8 @@ impl Experiment {
                 "model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into(),
             );
         }
-        if m.decoder != Decoder::Direct || m.bidirectional || m.last_value_norm {
-            return Err("data.id_column: panel runs decode directly (model.decoder = direct), with a forward encoder and no last_value_norm".into());
+        if m.bidirectional || m.last_value_norm {
+            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm (each series is scaled instead)".into());
         }
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());

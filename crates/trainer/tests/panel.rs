@@ -121,6 +121,28 @@ fn negative_binomial_panel_intervals_cover_as_stated() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The same panel through DeepAR's decoder: teacher forcing in training, ancestral sampling
+/// (400 paths) at forecast time; its 80% intervals cover as stated too.
+#[test]
+fn autoregressive_decoder_samples_calibrated_paths() {
+    let dir = scratch("ar");
+    let path = write_panel(&dir, 24, 200, 30);
+    let mut exp = experiment(&path);
+    exp.model.decoder = gatecast_trainer::config::Decoder::Autoregressive;
+    let device = burn::tensor::Device::flex();
+    let report =
+        gatecast_trainer::panel::train_panel(&exp, &dir.join("run"), &device, true).unwrap();
+    eprintln!("{}", report.markdown());
+    let (model, naive) = (&report.rows[0], &report.rows[1]);
+    let c80 = model.coverage80.unwrap();
+    assert!((0.7..=0.9).contains(&c80), "80% interval covers {c80}");
+    assert!(
+        model.wql.unwrap() < naive.wql.unwrap(),
+        "{model:?} vs {naive:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `gatecast train --data F --time-column date --target units --id-column store` trains a
 /// panel with no config file and names the series too short to use.
 #[test]

@@ -73,6 +73,31 @@ pub(crate) enum Encoder {
 }
 
 impl Encoder {
+    /// Runs the cell from an optional initial state; returns the last layer's output
+    /// `[batch, time, directions * hidden]` and the final state (hidden, and the LSTM's cell).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn run(
+        &self,
+        input: Tensor<3>,
+        state: Option<(Tensor<3>, Option<Tensor<3>>)>,
+    ) -> Result<(Tensor<3>, (Tensor<3>, Option<Tensor<3>>)), RecurrentError> {
+        Ok(match self {
+            Encoder::Rnn(m) => {
+                let (out, h) = m.try_forward(input, state.map(|s| s.0), None)?;
+                (out, (h, None))
+            }
+            Encoder::Gru(m) => {
+                let (out, h) = m.try_forward(input, state.map(|s| s.0), None)?;
+                (out, (h, None))
+            }
+            Encoder::Lstm(m) => {
+                let init = state.and_then(|(h, c)| c.map(|c| LstmState::new(h, c)));
+                let (out, LstmState { hidden, cell }) = m.try_forward(input, init, None)?;
+                (out, (hidden, Some(cell)))
+            }
+        })
+    }
+
     /// Runs the cell from an optional initial state; returns the final hidden state
     /// `[layers * directions, batch, hidden]` and, for the LSTM, the final cell state.
     fn final_state(
@@ -93,7 +118,7 @@ impl Encoder {
     }
 }
 
-fn build_cell(
+pub(super) fn build_cell(
     cell: CellType,
     input: usize,
     hidden: usize,

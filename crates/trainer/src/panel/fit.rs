@@ -13,7 +13,7 @@ use gatecast_model::forecast::{GlobalForecaster, GlobalForecasterConfig, Likelih
 
 use super::data::{Origin, Panel};
 use crate::artifacts::write_csv;
-use crate::config::{ClipMode, Experiment};
+use crate::config::{ClipMode, Decoder, Experiment};
 use crate::run::budget::{self, Estimate};
 
 /// A trained panel model and its history.
@@ -35,7 +35,13 @@ fn loss(
     device: &Device,
 ) -> Result<Tensor<1>> {
     let b = panel.batch(origins, device);
-    let predicted = model.forward(b.inputs, b.series, b.future, b.scale.clone())?;
+    let predicted = model.forward(
+        b.inputs,
+        b.series,
+        b.future,
+        b.scale.clone(),
+        Some(b.target.clone()),
+    )?;
     let per_value = predicted.loss(b.target);
     let per_value = match model.likelihood() {
         Likelihood::Quantiles(_) => per_value / b.scale,
@@ -86,7 +92,8 @@ pub fn fit(
     .with_embedding_size(m.embedding_size)
     .with_future_size(panel.calendar.len())
     .with_num_layers(m.num_layers)
-    .with_dropout(m.dropout);
+    .with_dropout(m.dropout)
+    .with_autoregressive(m.decoder == Decoder::Autoregressive);
     let mut model = config.try_init(&train_device)?;
     let clip = match t.clip {
         ClipMode::None => None,

@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use gatecast_data::metrics::{mae, mase, smape};
 use gatecast_data::probabilistic::{seasonal_naive_quantiles, QuantileScore};
+use gatecast_model::forecast::{empirical_quantile, Rng};
 
 use super::data::Panel;
 use super::fit::Fitted;
@@ -143,13 +144,25 @@ fn model_quantiles(
     let mut out = Vec::with_capacity(origins.len());
     for chunk in origins.chunks(256) {
         let b = panel.batch(chunk, &device);
-        let predicted = fitted
-            .model
-            .forward(b.inputs, b.series, b.future, b.scale)?;
         // [level][batch * horizon]
-        let q = predicted
-            .to_host()
-            .quantiles(levels, exp.model.samples, exp.train.seed);
+        let q = if fitted.model.is_autoregressive() {
+            let mut rng = Rng::new(exp.train.seed);
+            let paths = fitted.model.sample_paths(
+                b.inputs,
+                b.series,
+                b.future,
+                b.scale,
+                exp.model.samples,
+                |d| d.sample(&mut rng),
+            )?;
+            path_quantiles(&paths, levels)
+        } else {
+            fitted
+                .model
+                .forward(b.inputs, b.series, b.future, b.scale, None)?
+                .to_host()
+                .quantiles(levels, exp.model.samples, exp.train.seed)
+        };
         for i in 0..chunk.len() {
             out.push(
                 q.iter()
@@ -159,6 +172,22 @@ fn model_quantiles(
         }
     }
     Ok(out)
+}
+
+/// Empirical quantiles over sample paths `[batch][paths][horizon]`: `[level][batch * horizon]`.
+fn path_quantiles(paths: &[Vec<Vec<f64>>], levels: &[f64]) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::new(); levels.len()];
+    for window in paths {
+        let h = window.first().map_or(0, Vec::len);
+        for k in 0..h {
+            let mut v: Vec<f64> = window.iter().map(|p| p[k]).collect();
+            v.sort_by(f64::total_cmp);
+            for (row, &q) in out.iter_mut().zip(levels) {
+                row.push(empirical_quantile(&v, q));
+            }
+        }
+    }
+    out
 }
 
 /// Evaluates the fitted model and the seasonal naive on every series' last horizon, writes
