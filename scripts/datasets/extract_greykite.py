@@ -54,7 +54,8 @@ def wheel_path(argv):
 
 
 def sales(raw: bytes):
-    """Kept transaction lines as (day, invoice, stock code, quantity, price, customer)."""
+    """Each transaction line as (day, invoice, stock code, quantity, price, customer), or None
+    for a cancellation or correction (the one filter both retail files share)."""
     for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
         invoice = row["Invoice"].strip()
         qty = int(row["Quantity"])
@@ -103,20 +104,16 @@ def panel_retail(raw: bytes) -> str:
 def daily_retail(raw: bytes) -> str:
     days = defaultdict(lambda: {"orders": set(), "units": 0, "revenue": 0.0, "customers": set()})
     kept = dropped = 0
-    for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
-        invoice = row["Invoice"].strip()
-        qty = int(row["Quantity"])
-        price = float(row["Price"])
-        if invoice.startswith("C") or qty <= 0 or price <= 0:
+    for sale in sales(raw):
+        if sale is None:
             dropped += 1
             continue
         kept += 1
-        day = datetime.strptime(row["InvoiceDate"], "%m/%d/%Y %H:%M").date()
+        day, invoice, _, qty, price, customer = sale
         d = days[day]
         d["orders"].add(invoice)
         d["units"] += qty
         d["revenue"] += qty * price
-        customer = row["Customer ID"].strip()
         if customer:
             d["customers"].add(customer)
     out = io.StringIO()

@@ -120,9 +120,29 @@ fn direct_and_autoregressive_shapes_and_the_embedding_matters() {
         .try_init(&device)
         .unwrap();
     let err = model
-        .forward(inputs, series, Some(future), scale, None)
+        .forward(
+            inputs.clone(),
+            series.clone(),
+            Some(future.clone()),
+            scale.clone(),
+            None,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("sample_paths"), "{err}");
-    // Seeded draws: the same seed, the same paths.
-    let _ = Rng::new(1);
+    // Seeded draws: the same seed, the same paths; another seed, other paths.
+    let paths = |seed: u64| {
+        let mut rng = Rng::new(seed);
+        model
+            .sample_paths(
+                inputs.clone(),
+                series.clone(),
+                Some(future.clone()),
+                scale.clone(),
+                3,
+                |d| d.sample(&mut rng),
+            )
+            .unwrap()
+    };
+    assert_eq!(paths(1), paths(1));
+    assert_ne!(paths(1), paths(2));
 }

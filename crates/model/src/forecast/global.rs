@@ -175,7 +175,7 @@ impl GlobalForecaster {
         } else {
             last
         };
-        let horizon = self.step_features(previous, future, &inputs, h);
+        let horizon = step_features(previous, future, log_scale(&inputs), h);
         let all = Tensor::cat(vec![context(inputs), horizon], 1);
         let steps = all.dims()[1];
         let (out, _) = self.rnn().run(with_id(all, &id, steps), None)?;
@@ -218,18 +218,19 @@ impl GlobalForecaster {
                 .reshape([l, b * paths, c])
         };
         let mut state = (rep_state(state.0), state.1.map(rep_state));
-        let inputs = rep(inputs);
+        // Only what the horizon steps read is repeated, not the whole look-back.
+        let device = inputs.device();
+        let mut previous = rep(inputs.clone().narrow(1, lookback - 1, 1).narrow(2, 0, 1));
+        let log_scale = rep(log_scale(&inputs));
         let future = future.map(rep);
         let id = id.map(rep);
         let scale = rep(scale);
-        let device = inputs.device();
-        let mut previous = inputs.clone().narrow(1, lookback - 1, 1).narrow(2, 0, 1);
         let mut out = vec![vec![vec![0.0; h]; paths]; batch];
         // k is the horizon step: it slices the covariates and indexes every path.
         #[allow(clippy::needless_range_loop)]
         for k in 0..h {
             let cov = future.clone().map(|fu| fu.narrow(1, k, 1));
-            let x = self.step_features(previous, cov, &inputs, 1);
+            let x = step_features(previous, cov, log_scale.clone(), 1);
             let (y, next) = self.rnn().run(with_id(x, &id, 1), Some(state))?;
             state = next;
             let dist = self.likelihood.distribution(self.head(y), scale.clone());
@@ -264,27 +265,6 @@ impl GlobalForecaster {
             .map(|e| e.forward(series.reshape([batch, 1])))
     }
 
-    /// `[batch, steps, features]` for horizon steps: the previous value, the steps'
-    /// covariates, the log scale from the look-back.
-    fn step_features(
-        &self,
-        previous: Tensor<3>,
-        future: Option<Tensor<3>>,
-        inputs: &Tensor<3>,
-        steps: usize,
-    ) -> Tensor<3> {
-        let f = inputs.dims()[2];
-        let log_scale = inputs
-            .clone()
-            .narrow(1, 0, 1)
-            .narrow(2, f - 1, 1)
-            .repeat_dim(1, steps);
-        let mut parts = vec![previous];
-        parts.extend(future);
-        parts.push(log_scale);
-        Tensor::cat(parts, 2)
-    }
-
     /// Whether the model is DeepAR's autoregressive one.
     pub fn is_autoregressive(&self) -> bool {
         self.rnn.is_some()
@@ -304,6 +284,26 @@ impl GlobalForecaster {
     pub fn horizon(&self) -> usize {
         self.horizon
     }
+}
+
+/// `[batch, steps, features]` for horizon steps: the previous value, the steps' covariates,
+/// and `log_scale` `[batch, 1, 1]` on every step.
+fn step_features(
+    previous: Tensor<3>,
+    future: Option<Tensor<3>>,
+    log_scale: Tensor<3>,
+    steps: usize,
+) -> Tensor<3> {
+    let mut parts = vec![previous];
+    parts.extend(future);
+    parts.push(log_scale.repeat_dim(1, steps));
+    Tensor::cat(parts, 2)
+}
+
+/// The log-scale feature of each window (the last input feature), `[batch, 1, 1]`.
+fn log_scale(inputs: &Tensor<3>) -> Tensor<3> {
+    let f = inputs.dims()[2];
+    inputs.clone().narrow(1, 0, 1).narrow(2, f - 1, 1)
 }
 
 /// The look-back as the autoregressive network reads it: at step t the value of step t − 1 and

@@ -162,7 +162,7 @@ impl Predicted {
             Predicted::StudentT { loc, scale, dof } => {
                 let z = (y - loc.clone()) / scale.clone();
                 let half = dof.clone().mul_scalar(0.5);
-                lgamma_shift(half, 0.5)
+                lgamma_shift(half.clone(), half.zeros_like().add_scalar(0.5))
                     - (dof.clone() * std::f64::consts::PI).log().mul_scalar(0.5)
                     - scale.clone().log()
                     - (dof.clone().add_scalar(1.0).mul_scalar(0.5))
@@ -246,8 +246,7 @@ pub fn lgamma(x: Tensor<3>) -> Tensor<3> {
 /// large `ln Γ`s (r can be 10⁶ when a negative binomial is nearly Poisson): with `z₀ = r + 6`
 /// and `z₁ = z₀ + d`, Stirling's series gives `(z₀ − ½) ln(1 + d/z₀) + d (ln z₁ − 1)` plus the
 /// series' tails, and the shift contributes `−Σₖ ln(1 + d/(r + k))`.
-pub fn lgamma_shift(r: Tensor<3>, d: impl IntoShift) -> Tensor<3> {
-    let d = d.into_shift(&r);
+pub fn lgamma_shift(r: Tensor<3>, d: Tensor<3>) -> Tensor<3> {
     let z0 = r.clone().add_scalar(SHIFT as f64);
     let z1 = z0.clone() + d.clone();
     let mut out = z0.clone().sub_scalar(0.5) * (d.clone() / z0.clone()).log1p()
@@ -258,22 +257,4 @@ pub fn lgamma_shift(r: Tensor<3>, d: impl IntoShift) -> Tensor<3> {
         out = out - (d.clone() / r.clone().add_scalar(k as f64)).log1p();
     }
     out
-}
-
-/// The increment of [`lgamma_shift`]: a tensor shaped like `r`, or one number for all.
-pub trait IntoShift {
-    /// As a tensor shaped like `like`.
-    fn into_shift(self, like: &Tensor<3>) -> Tensor<3>;
-}
-
-impl IntoShift for Tensor<3> {
-    fn into_shift(self, _like: &Tensor<3>) -> Tensor<3> {
-        self
-    }
-}
-
-impl IntoShift for f64 {
-    fn into_shift(self, like: &Tensor<3>) -> Tensor<3> {
-        like.zeros_like().add_scalar(self)
-    }
 }

@@ -7,9 +7,10 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use chrono::NaiveDateTime;
-use gatecast_data::{calendar_covariates, load_panel, CsvOptions};
+use gatecast_data::{calendar_covariates, load_panel};
 
 use crate::config::Experiment;
+use crate::run::prepare::{blame_option, csv_options};
 
 /// One series of the panel, as the model reads it.
 #[derive(Debug, Clone)]
@@ -73,35 +74,8 @@ fn id_of(name: &str, path: &str) -> String {
 /// [`Panel::too_short`], not silently dropped.
 pub fn load(exp: &Experiment) -> Result<Panel> {
     let d = &exp.data;
-    let options = CsvOptions {
-        time_column: d.time_column.clone(),
-        time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
-        columns: Some(d.targets.clone()),
-        id_column: Some(d.id_column.clone()),
-        delimiter: d.delimiter_byte().unwrap_or(b','),
-        missing: d.missing,
-        duplicates: d.duplicates,
-        gaps: d.gaps,
-        frequency: None,
-    };
-    let loaded = load_panel(Path::new(&d.path), &options).map_err(|e| match e {
-        gatecast_data::DataError::UnknownColumn {
-            path,
-            column,
-            option,
-            available,
-        } => anyhow::Error::new(gatecast_data::DataError::UnknownColumn {
-            option: match option.as_str() {
-                "time column" => "data.time_column".into(),
-                "id column" => "data.id_column".into(),
-                _ => "data.targets".into(),
-            },
-            path,
-            column,
-            available,
-        }),
-        e => e.into(),
-    })?;
+    let (_, options) = csv_options(d);
+    let loaded = load_panel(Path::new(&d.path), &options).map_err(|e| blame_option(e, d))?;
     let (lookback, horizon) = (exp.window.lookback, exp.window.horizon);
     let need = lookback + 3 * horizon;
     let mut panel = Panel {

@@ -15,6 +15,7 @@ use super::data::{Origin, Panel};
 use crate::artifacts::write_csv;
 use crate::config::{ClipMode, Decoder, Experiment};
 use crate::run::budget::{self, Estimate};
+use crate::run::saved::save_model;
 
 /// A trained panel model and its history.
 pub struct Fitted {
@@ -157,7 +158,7 @@ pub fn fit(
             break;
         }
     }
-    save(&best, &dir.join("model.bpk"))?;
+    save_model(&best, &dir.join("model.bpk"))?;
     Ok(Fitted {
         model: best,
         epochs,
@@ -191,15 +192,4 @@ fn write_epochs(dir: &Path, epochs: &[(f64, f64, f64)]) -> Result<()> {
         &["epoch", "train_loss", "valid_loss", "seconds"],
         &rows,
     )
-}
-
-/// Writes the weights atomically (a temporary file, then rename).
-fn save(model: &GlobalForecaster, path: &Path) -> Result<()> {
-    let tmp = path.with_extension(format!("bpk.tmp{}", std::process::id()));
-    model
-        .clone()
-        .save_file(&tmp)
-        .with_context(|| format!("saving {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }

@@ -10,7 +10,7 @@ use gatecast_data::metrics::{mae, mase, smape};
 use gatecast_data::probabilistic::{seasonal_naive_quantiles, QuantileScore};
 use gatecast_model::forecast::{empirical_quantile, Rng};
 
-use super::data::Panel;
+use super::data::{Panel, PanelSeries};
 use super::fit::Fitted;
 use crate::artifacts::write_csv;
 use crate::config::Experiment;
@@ -97,13 +97,19 @@ fn at(levels: &[f64], q: f64) -> usize {
 /// Quantiles of a forecaster per series: `[series][level][step]`.
 type Quantiles = Vec<Vec<Vec<f32>>>;
 
-/// Scores quantile forecasts of every series' test horizon.
-fn score(name: &str, panel: &Panel, levels: &[f64], season: usize, q: &Quantiles) -> PanelRow {
-    let h = panel.horizon;
+/// Scores the quantile forecasts `qs` (`[level][step]`) of each series' test horizon, pooled
+/// over the series given.
+fn score<'a>(
+    name: &str,
+    series: impl IntoIterator<Item = (&'a PanelSeries, &'a Vec<Vec<f32>>)>,
+    h: usize,
+    levels: &[f64],
+    season: usize,
+) -> PanelRow {
     let mut all = QuantileScore::new(levels);
     let (mut actual, mut median, mut mases) = (Vec::new(), Vec::new(), Vec::new());
     let m = at(levels, 0.5);
-    for (s, qs) in panel.series.iter().zip(q) {
+    for (s, qs) in series {
         let start = s.test_start(h);
         let y = &s.y[start..];
         all.add(y, qs);
@@ -212,13 +218,19 @@ pub fn evaluate(
         })
         .collect();
     let rows = vec![
-        score("gatecast", panel, &levels, season, &model),
         score(
-            &format!("seasonal_naive({season})"),
-            panel,
+            "gatecast",
+            panel.series.iter().zip(&model),
+            h,
             &levels,
             season,
-            &naive,
+        ),
+        score(
+            &format!("seasonal_naive({season})"),
+            panel.series.iter().zip(&naive),
+            h,
+            &levels,
+            season,
         ),
     ];
     write_forecasts(dir, panel, &levels, &model)?;
@@ -280,16 +292,10 @@ fn write_per_series(
 ) -> Result<()> {
     let mut rows = Vec::new();
     let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
+    let h = panel.horizon;
     for (k, s) in panel.series.iter().enumerate() {
-        let one = Panel {
-            series: vec![s.clone()],
-            too_short: Vec::new(),
-            calendar: panel.calendar.clone(),
-            lookback: panel.lookback,
-            horizon: panel.horizon,
-        };
-        let a = score("gatecast", &one, levels, season, &vec![model[k].clone()]);
-        let b = score("naive", &one, levels, season, &vec![naive[k].clone()]);
+        let a = score("gatecast", [(s, &model[k])], h, levels, season);
+        let b = score("naive", [(s, &naive[k])], h, levels, season);
         rows.push(vec![
             s.id.clone(),
             f(a.wql),

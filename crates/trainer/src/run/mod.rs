@@ -15,9 +15,9 @@ pub(crate) mod budget;
 mod build;
 mod fingerprint;
 mod forecast;
-mod prepare;
+pub(crate) mod prepare;
 mod report;
-mod saved;
+pub(crate) mod saved;
 mod train;
 
 pub use budget::Estimate;

@@ -72,8 +72,9 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
     })
 }
 
-/// The value columns (targets, then covariates) and the loader options of `[data]`.
-fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
+/// The value columns (targets, then covariates) and the loader options of `[data]` (with its
+/// id column for a panel).
+pub(crate) fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
     let mut columns = d.targets.clone();
     for c in &d.covariates {
         if !columns.contains(c) {
@@ -84,7 +85,7 @@ fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
         time_column: d.time_column.clone(),
         time_format: (!d.time_format.is_empty()).then(|| d.time_format.clone()),
         columns: Some(columns.clone()),
-        id_column: None,
+        id_column: (!d.id_column.is_empty()).then(|| d.id_column.clone()),
         delimiter: d.delimiter_byte().unwrap_or(b','),
         missing: d.missing,
         duplicates: d.duplicates,
@@ -95,7 +96,7 @@ fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
 }
 
 /// An unknown column blamed on the option that named it.
-fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
+pub(crate) fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
     match e {
         DataError::UnknownColumn {
             path,
@@ -105,6 +106,8 @@ fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
         } => anyhow::Error::new(DataError::UnknownColumn {
             option: if option == "time column" {
                 "data.time_column".into()
+            } else if option == "id column" {
+                "data.id_column".into()
             } else if d.targets.contains(&column) {
                 "data.targets".into()
             } else {

@@ -57,8 +57,8 @@ pub(super) fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes the model's weights to `path` atomically (a temporary file, then rename).
-pub(super) fn save_model(model: &ForecastModel, path: &Path) -> Result<()> {
+/// Writes a model's weights to `path` atomically (a temporary file, then rename).
+pub(crate) fn save_model<M: Module + Clone>(model: &M, path: &Path) -> Result<()> {
     let tmp = path.with_extension(format!("bpk.tmp{}", std::process::id()));
     model
         .clone()
