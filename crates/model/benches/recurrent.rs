@@ -392,25 +392,19 @@ fn main() {
             }
             for (backend, device) in &backends {
                 let mut who = vec!["gatecast"];
-                // The step-by-step path beside the fused one (the CPU backends).
-                if matches!(*backend, "flex" | "ndarray") && step_loop {
+                // The step-by-step path beside the fused one (every backend has a fused op).
+                if step_loop {
                     who.push("gatecast-loop");
                 }
                 if burn_nn {
                     who.push("burn-nn");
                 }
                 for w in who {
-                    // Read by gatecast-model on every forward call.
-                    std::env::set_var(
-                        "GATECAST_FUSED",
-                        if w == "gatecast-loop" { "0" } else { "1" },
-                    );
-                    let w = if w == "gatecast-loop" { "gatecast" } else { w };
-                    let label = if std::env::var("GATECAST_FUSED").as_deref() == Ok("0") {
-                        "gatecast, step loop"
-                    } else {
-                        w
-                    };
+                    // The switch, not the environment: `GATECAST_FUSED` is read only once.
+                    let looped = w == "gatecast-loop";
+                    gatecast_model::set_fused(!looped);
+                    let w = if looped { "gatecast" } else { w };
+                    let label = if looped { "gatecast, step loop" } else { w };
                     // burn-nn's backward grows with T² at shape c: one repetition is plenty.
                     let r = if w == "burn-nn" && s.name.starts_with('c') {
                         1
@@ -472,6 +466,35 @@ fn main() {
                     100.0 * gi / peak,
                 );
             }
+        }
+    }
+    // The fused op against the step loop on the same backend: the speed-up it exists for.
+    let speedups: Vec<String> = rows
+        .iter()
+        .filter(|r| r.who.starts_with("gatecast ("))
+        .filter_map(|fused| {
+            let backend = fused.who.trim_start_matches("gatecast ");
+            let looped = rows.iter().find(|r| {
+                r.shape == fused.shape
+                    && r.cell == fused.cell
+                    && r.who == format!("gatecast, step loop {backend}")
+            })?;
+            Some(format!(
+                "| {} | {} | {} | {:.1}× | {:.1}× |",
+                fused.shape,
+                fused.cell,
+                backend.trim_matches(|c| c == '(' || c == ')'),
+                looped.train / fused.train,
+                looped.infer / fused.infer
+            ))
+        })
+        .collect();
+    if !speedups.is_empty() {
+        println!("\nStep loop time / fused op time (above 1: the fused op is faster):");
+        println!("| shape | cell | backend | train | inference |");
+        println!("|---|---|---|---|---|");
+        for line in speedups {
+            println!("{line}");
         }
     }
 }

@@ -37,8 +37,12 @@ mod error;
 pub mod forecast;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod fused_cpu;
-#[cfg(any(feature = "flex", feature = "ndarray"))]
+#[cfg(feature = "wgpu")]
+mod fused_gpu;
+#[cfg(any(feature = "flex", feature = "ndarray", feature = "wgpu"))]
 mod fused_stack;
+#[cfg(all(test, any(feature = "flex", feature = "ndarray", feature = "wgpu")))]
+mod fused_testing;
 mod gru;
 #[cfg(any(feature = "flex", feature = "ndarray"))]
 mod kernel;

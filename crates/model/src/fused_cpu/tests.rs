@@ -5,7 +5,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::activation::{sigmoid_in_place, tanh_in_place};
 use super::try_fused_stack;
-use crate::stack::{CellKind, Stack, StackInput, StackOutput};
+use crate::fused_testing::{compare_fused, Case};
+use crate::stack::{CellKind, Stack, StackInput};
 use crate::step_loop::loop_stack;
 use crate::{GruConfig, LstmConfig, Nonlinearity, RecurrentLayer, RnnConfig};
 
@@ -20,8 +21,27 @@ fn host_devices() -> Vec<Device> {
     all
 }
 
-fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
+fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
+    compare_with(kind, layers, device, h, b, None);
+}
+
+fn compare_with(
+    kind: CellKind,
+    layers: &[RecurrentLayer],
+    device: &Device,
+    h: usize,
+    b: usize,
+    lengths: Option<&[usize]>,
+) {
+    let shape = Case {
+        h,
+        b,
+        t: 17,
+        lengths,
+    };
+    compare_fused(kind, layers, device, shape, &|stack, args| {
+        try_fused_stack(stack, args).expect("the fused path applies")
+    });
 }
 
 /// The gate activations (16 lanes with AVX-512 where the CPU has it, else scalar) against
@@ -54,114 +74,6 @@ fn activations_match_libm() {
     let mut v = vec![f32::NAN; 17];
     sigmoid_in_place(&mut v);
     assert!(v.iter().all(|x| x.is_nan()));
-}
-
-/// The fused op against the step-by-step loop on 2-layer stacks: outputs, final states and
-/// the gradients of every weight, the input and the initial states.
-fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
-    compare_with(kind, layers, device, h, b, None);
-}
-
-fn compare_with(
-    kind: CellKind,
-    layers: &[RecurrentLayer],
-    device: &Device,
-    h: usize,
-    b: usize,
-    lengths: Option<&[usize]>,
-) {
-    let (t, i) = (17, 5);
-    let dirs = if layers[0].reverse.is_some() { 2 } else { 1 };
-    let rows = layers.len() * dirs;
-    let x = Tensor::<3>::random([b, t, i], Distribution::Normal(0.0, 1.0), device).require_grad();
-    let h0 =
-        Tensor::<3>::random([rows, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
-    let c0 =
-        Tensor::<3>::random([rows, b, h], Distribution::Normal(0.0, 0.5), device).require_grad();
-    let lstm = kind == CellKind::Lstm;
-    let dropout = burn::nn::DropoutConfig::new(0.0).init();
-    // Which outputs the loss reads: all of them, then (each output's gradient reaches the
-    // op on its own) only the final hidden state, only the final cell state.
-    let run = |fused: bool, uses: [bool; 3]| {
-        let c_init = lstm.then(|| c0.clone());
-        let stack = Stack::new(kind, layers, &dropout, h);
-        let args = StackInput {
-            input: x.clone(),
-            hidden0: Some(h0.clone()),
-            cell0: c_init,
-            lengths,
-        };
-        let out = if !fused {
-            loop_stack(stack, args)
-        } else {
-            try_fused_stack(stack, &args).expect("the fused path applies")
-        };
-        let loss = loss_on(&out, uses, device);
-        let grads = loss.backward();
-        let mut all = vec![flat(out.output.inner()), flat(out.hidden.inner())];
-        let c0 = lstm.then_some(&c0);
-        all.extend(gradients(&grads, [&x, &h0].into_iter().chain(c0), layers));
-        all
-    };
-    let mut losses = vec![[true; 3], [false, true, false]];
-    if lstm {
-        losses.push([false, false, true]);
-    }
-    for uses in losses {
-        let (fused, looped) = (run(true, uses), run(false, uses));
-        assert_eq!(fused.len(), looped.len());
-        for (k, (a, b)) in fused.iter().zip(&looped).enumerate() {
-            assert_eq!(a.len(), b.len());
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-                .fold(0.0f32, f32::max);
-            assert!(
-                worst < 2e-5,
-                "{kind:?} loss on {uses:?}, tensor {k}: worst relative difference {worst}"
-            );
-        }
-    }
-}
-
-/// The loss on the outputs `uses` names (every step's output, the final hidden state, the final
-/// cell state), weighted unevenly over time so a direction mix-up or a missing flip shows.
-fn loss_on(out: &StackOutput, uses: [bool; 3], device: &Device) -> Tensor<1> {
-    let [b, t, features] = out.output.dims();
-    let ramp = Tensor::<1, burn::tensor::Int>::arange(0..t as i64, device).float() * 0.1 + 0.3;
-    let weights = ramp.reshape([1, t, 1]).expand([b, t, features]);
-    let mut terms = vec![];
-    if uses[0] {
-        terms.push((out.output.clone() * weights).sum());
-    }
-    if uses[1] {
-        terms.push(out.hidden.clone().powi_scalar(2).sum());
-    }
-    if let (true, Some(c)) = (uses[2], &out.cell) {
-        terms.push((c.clone() * 0.7).sum());
-    }
-    terms.into_iter().reduce(|a, b| a + b).expect("a loss")
-}
-
-/// The gradients of `leaves` (input, initial states), then of every weight and bias.
-fn gradients<'a>(
-    grads: &burn::tensor::Gradients,
-    leaves: impl Iterator<Item = &'a Tensor<3>>,
-    layers: &[RecurrentLayer],
-) -> Vec<Vec<f32>> {
-    let mut all: Vec<Vec<f32>> = leaves.map(|t| flat(t.grad(grads).unwrap())).collect();
-    for layer in layers {
-        for w in std::iter::once(&layer.forward).chain(&layer.reverse) {
-            for p in [&w.weight_ih, &w.weight_hh] {
-                all.push(flat(p.val().grad(grads).unwrap()));
-            }
-            for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
-                all.push(flat(p.val().grad(grads).unwrap()));
-            }
-        }
-    }
-    all
 }
 
 /// Variable-length batches (PyTorch's packed sequences): states frozen past each row's

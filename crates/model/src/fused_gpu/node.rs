@@ -1,0 +1,243 @@
+//! The fused GPU op as a Burn autodiff node on the cubecl backend — the only file of the GPU op
+//! reaching into Burn's autodiff internals.
+//!
+//! One node per layer and direction takes `xproj [B·T, G·H]` (the input projection, a plain
+//! Burn matmul before it, so that Burn differentiates it), `weight_hh [G·H, H]`, `b_rec
+//! [1, G·H]`, `h0` and `c0 [B, H]`, and outputs `[B, T + 1, H]`: every step's hidden state,
+//! then the LSTM's last cell state. Its backward runs the BPTT kernel and then the recurrent
+//! weight's gradient as one large matmul.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::wgpu::CubeTensor;
+use burn::backend::Cube;
+use burn::tensor::{FloatDType, Shape, Tensor, TensorData};
+use burn_cubecl::kernel::into_contiguous;
+use cubecl::prelude::{CubeCount, CubeDim};
+
+use super::kernels::{gate_count, seq_backward, seq_forward};
+
+type Ad = Autodiff<Cube, NoCheckpointing>;
+
+/// The node's inputs: `xproj`, `weight_hh`, `b_rec`, `h0`, `c0`.
+const INPUTS: usize = 5;
+
+/// Sizes and launch shape of one layer and direction.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub(super) cell: u32,
+    pub(super) batch: usize,
+    pub(super) time: usize,
+    pub(super) hid: usize,
+    /// Batch rows per cube.
+    pub(super) rows: usize,
+    /// Threads per cube.
+    pub(super) threads: u32,
+}
+
+impl Plan {
+    fn gh(&self) -> usize {
+        gate_count(self.cell) * self.hid
+    }
+
+    fn cube_count(&self) -> CubeCount {
+        CubeCount::Static(self.batch.div_ceil(self.rows) as u32, 1, 1)
+    }
+
+    fn cube_dim(&self) -> CubeDim {
+        CubeDim::new_1d(self.threads)
+    }
+}
+
+/// What BPTT needs from the forward.
+#[derive(Clone, Debug)]
+struct Saved {
+    plan: Plan,
+    w_hh: CubeTensor,
+    out: CubeTensor,
+    gates: CubeTensor,
+    extra: CubeTensor,
+    hprev: CubeTensor,
+    c0: CubeTensor,
+    lens: CubeTensor,
+}
+
+fn empty(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
+    Cube::float_empty(Shape::from(dims.to_vec()), &like.device, FloatDType::F32)
+}
+
+fn zeros(like: &CubeTensor, dims: &[usize]) -> CubeTensor {
+    Cube::float_zeros(Shape::from(dims.to_vec()), &like.device, FloatDType::F32)
+}
+
+#[cfg(test)]
+thread_local! {
+    static LAUNCHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Forward launches of the op on this thread (tests: which implementation ran).
+#[cfg(test)]
+pub(super) fn launches() -> usize {
+    LAUNCHES.with(|l| l.get())
+}
+
+/// Runs the forward kernel on plain cube tensors: the output `[B, T + 1, H]` and what BPTT needs.
+fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTensor, Saved) {
+    let [xproj, w_hh, b_rec, h0, c0] = inputs.map(into_contiguous);
+    let Plan {
+        batch, time, hid, ..
+    } = plan;
+    let gh = plan.gh();
+    let w_hh_t = into_contiguous(Cube::float_transpose(w_hh.clone()));
+    let lens_f: Vec<f32> = lens.iter().map(|&l| l as f32).collect();
+    let lens = Cube::float_from_data(TensorData::new(lens_f, [batch]), &xproj.device);
+    let out = empty(&xproj, &[batch, time + 1, hid]);
+    let gates = empty(&xproj, &[batch, time, gh]);
+    let extra = empty(&xproj, &[batch, time, hid]);
+    let hprev = empty(&xproj, &[batch, time, hid]);
+    let client = xproj.client.clone();
+    #[cfg(test)]
+    LAUNCHES.with(|l| l.set(l.get() + 1));
+    // SAFETY: every buffer has the size the kernel indexes it with (`plan`'s sizes), and the
+    // kernel clamps reads and skips writes past the batch.
+    unsafe {
+        seq_forward::launch_unchecked(
+            &client,
+            plan.cube_count(),
+            plan.cube_dim(),
+            xproj.into_tensor_arg(),
+            w_hh_t.into_tensor_arg(),
+            b_rec.into_tensor_arg(),
+            h0.into_tensor_arg(),
+            c0.clone().into_tensor_arg(),
+            lens.clone().into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            gates.clone().into_tensor_arg(),
+            extra.clone().into_tensor_arg(),
+            hprev.clone().into_tensor_arg(),
+            batch as u32,
+            time as u32,
+            hid,
+            plan.cell,
+            plan.rows,
+        );
+    }
+    let saved = Saved {
+        plan,
+        w_hh,
+        out: out.clone(),
+        gates,
+        extra,
+        hprev,
+        c0,
+        lens,
+    };
+    (out, saved)
+}
+
+/// BPTT: the gradients of the [`INPUTS`] from `dout [B, T + 1, H]`.
+fn backward(s: Saved, dout: CubeTensor) -> [CubeTensor; INPUTS] {
+    let Plan {
+        batch,
+        time,
+        hid,
+        cell,
+        ..
+    } = s.plan;
+    let gh = s.plan.gh();
+    let dout = into_contiguous(dout);
+    let dg_in = empty(&dout, &[batch, time, gh]);
+    let gru = cell == super::kernels::GRU;
+    let dg_rec = if gru {
+        empty(&dout, &[batch, time, gh])
+    } else {
+        zeros(&dout, &[1])
+    };
+    let dh0 = empty(&dout, &[batch, hid]);
+    let dc0 = empty(&dout, &[batch, hid]);
+    let client = dout.client.clone();
+    // SAFETY: as for the forward kernel.
+    unsafe {
+        seq_backward::launch_unchecked(
+            &client,
+            s.plan.cube_count(),
+            s.plan.cube_dim(),
+            s.w_hh.into_tensor_arg(),
+            s.out.into_tensor_arg(),
+            s.gates.into_tensor_arg(),
+            s.extra.into_tensor_arg(),
+            s.hprev.clone().into_tensor_arg(),
+            s.c0.into_tensor_arg(),
+            s.lens.into_tensor_arg(),
+            dout.into_tensor_arg(),
+            dg_in.clone().into_tensor_arg(),
+            dg_rec.clone().into_tensor_arg(),
+            dh0.clone().into_tensor_arg(),
+            dc0.clone().into_tensor_arg(),
+            batch as u32,
+            time as u32,
+            hid,
+            cell,
+            s.plan.rows,
+        );
+    }
+    let rows = Shape::new([batch * time, gh]);
+    let dg_in = Cube::float_reshape(dg_in, rows.clone());
+    let dg_rec = if gru {
+        Cube::float_reshape(dg_rec, rows)
+    } else {
+        dg_in.clone()
+    };
+    let hprev = Cube::float_reshape(s.hprev, Shape::new([batch * time, hid]));
+    let d_w_hh = Cube::float_matmul(Cube::float_transpose(dg_rec.clone()), hprev);
+    let d_b_rec = Cube::float_sum_dim(dg_rec, 0);
+    [dg_in, d_w_hh, d_b_rec, dh0, dc0]
+}
+
+/// The backward of the op's node.
+#[derive(Debug)]
+struct SeqBackward;
+
+impl Backward<Cube, INPUTS> for SeqBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Saved, INPUTS>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dout = grads.consume::<Cube>(&ops.node);
+        let computed = backward(ops.state, dout);
+        for (parent, grad) in ops.parents.into_iter().zip(computed) {
+            if let Some(parent) = parent {
+                grads.register::<Cube>(parent.id, grad);
+            }
+        }
+    }
+}
+
+/// The op's node over `inputs` (see [`INPUTS`]), autodiff or plain (inference): `[B, T + 1, H]`.
+pub(super) fn run(plan: Plan, inputs: [&Tensor<2>; INPUTS], lens: &[usize]) -> Tensor<3> {
+    let ad = inputs.map(|t| t.clone().try_into_primitive::<Ad>().ok());
+    if ad.iter().any(Option::is_none) {
+        let plain = inputs.map(|t| t.clone().try_into_primitive::<Cube>().ok());
+        let plain = plain.map(|p| p.expect("every input of the op on the cubecl backend"));
+        let (out, _) = forward(plan, plain, lens);
+        return Tensor::from_primitive::<Cube>(out);
+    }
+    let all = ad.map(|p| p.expect("checked above"));
+    let out = match SeqBackward
+        .prepare::<NoCheckpointing>(all.each_ref().map(|t| t.node()))
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, saved) = forward(plan, all.each_ref().map(|t| t.primitive().clone()), lens);
+            prep.finish(saved, out)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(plan, all.map(|t| t.into_primitive()), lens).0)
+        }
+    };
+    Tensor::from_primitive::<Ad>(out)
+}
