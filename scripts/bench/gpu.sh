@@ -30,8 +30,8 @@ if [ -n "${GATECAST_VULKAN_DEBS:-}" ]; then
   ldconfig
 fi
 # NVIDIA's container runtime mounts its Vulkan ICD outside the loader's search path.
-for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
-  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/nvidia* >/dev/null 2>&1; then
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json; do
+  if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ]; then
     export VK_DRIVER_FILES="$icd"
   fi
 done

@@ -43,15 +43,21 @@ pub(crate) fn try_fused_stack(stack: Stack, args: &StackInput) -> Option<StackOu
         return None;
     }
     let [batch, time, features] = input.dims();
-    let (shared, largest) = limits(input)?;
+    let device = limits(input)?;
     let gh = stack.kind.gates() * stack.hidden_size;
     // The largest buffers: the input projection and the gate gradients `[B·T, G·H]`, the input
     // (or a bidirectional layer's output) `[B·T, F]`.
     let widest = gh.max(features).max(2 * stack.hidden_size);
-    if (batch * time * widest * 4) as u64 > largest {
+    if (batch * time * widest * 4) as u64 > device.largest {
         return None;
     }
-    let rows = rows_per_cube(cell_of(stack.kind), stack.hidden_size, batch, shared)?;
+    let cubes = if device.software {
+        SOFTWARE_CUBES
+    } else {
+        CARD_CUBES
+    };
+    let kind = cell_of(stack.kind);
+    let rows = rows_per_cube(kind, stack.hidden_size, batch, device.shared, cubes)?;
     fused_stack(stack, args, &GpuOp { rows })
 }
 
@@ -64,8 +70,18 @@ fn on_cube(t: &Tensor<3>) -> bool {
             .is_ok()
 }
 
-/// The device's shared memory per cube and largest single buffer, in bytes.
-fn limits(t: &Tensor<3>) -> Option<(usize, u64)> {
+/// What the op needs to know of a device.
+struct Limits {
+    /// Shared memory per cube, in bytes.
+    shared: usize,
+    /// The largest single buffer, in bytes.
+    largest: u64,
+    /// No card behind it: a CPU or software rasterizer (Mesa's lavapipe), where cubes run on a
+    /// few CPU threads and each barrier costs a context switch.
+    software: bool,
+}
+
+fn limits(t: &Tensor<3>) -> Option<Limits> {
     let probe = Tensor::<1>::zeros([1], &t.device());
     let cube = match probe.clone().try_into_primitive::<Cube>() {
         Ok(p) => p,
@@ -75,10 +91,11 @@ fn limits(t: &Tensor<3>) -> Option<(usize, u64)> {
             .into_primitive(),
     };
     let properties = cube.client.properties();
-    Some((
-        properties.hardware.max_shared_memory_size,
-        properties.memory.max_page_size,
-    ))
+    Some(Limits {
+        shared: properties.hardware.max_shared_memory_size,
+        largest: properties.memory.max_page_size,
+        software: properties.identity.physical.is_none(),
+    })
 }
 
 fn cell_of(kind: CellKind) -> u32 {
@@ -90,17 +107,31 @@ fn cell_of(kind: CellKind) -> u32 {
     }
 }
 
-/// Batch rows per cube: as many as keep at least `min(B, 32)` cubes busy (up to 8), fewer where
-/// the block's shared state would not fit; `None` where not even one row fits.
+/// Cubes a card should get at least (where the batch has the rows): more cubes of fewer rows
+/// read the recurrent weights more often but hide more latency; on an H100 one row per cube
+/// was the fastest at B = 256 (docs/performance.md, GPU).
+const CARD_CUBES: usize = 256;
+/// Cubes a software device should get at least: lavapipe runs cubes on CPU threads, where fewer
+/// cubes of more rows pay fewer barriers per row.
+const SOFTWARE_CUBES: usize = 8;
+
+/// Batch rows per cube: as many as keep at least `min(B, cubes)` cubes busy (up to 8), fewer
+/// where the block's shared state would not fit; `None` where not even one row fits.
 /// `GATECAST_GPU_ROWS` (1, 2, 4 or 8) overrides the choice, for benchmarks.
-fn rows_per_cube(cell: u32, hid: usize, batch: usize, shared: usize) -> Option<usize> {
+fn rows_per_cube(
+    cell: u32,
+    hid: usize,
+    batch: usize,
+    shared: usize,
+    cubes: usize,
+) -> Option<usize> {
     // The larger of the two kernels' shared buffers: forward 3·rows·H, BPTT (G + 2)·rows·H.
     let need = |rows: usize| rows * hid * (gate_count(cell) + 2).max(3) * 4;
     let wanted = std::env::var("GATECAST_GPU_ROWS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|r| [1, 2, 4, 8].contains(r));
-    let busy = |rows: usize| batch.div_ceil(rows) >= batch.min(32);
+    let busy = |rows: usize| batch.div_ceil(rows) >= batch.min(cubes);
     let rows = wanted.unwrap_or_else(|| [8, 4, 2, 1].into_iter().find(|&r| busy(r)).unwrap_or(1));
     [8, 4, 2, 1]
         .into_iter()
@@ -131,10 +162,7 @@ impl DirectionOp for GpuOp {
         } = input;
         let [batch, time, features] = x.dims();
         let hid = w.weight_hh.dims()[1];
-        let xproj = x
-            .reshape([batch * time, features])
-            .matmul(w.weight_ih.val().transpose())
-            + bias;
+        let x2 = x.reshape([batch * time, features]);
         let threads = hid.min(MAX_THREADS).next_multiple_of(32) as u32;
         let plan = Plan {
             cell: cell_of(kind),
@@ -144,8 +172,8 @@ impl DirectionOp for GpuOp {
             rows: self.rows,
             threads,
         };
-        let w_hh = w.weight_hh.val();
-        let main = node::run(plan, [&xproj, &w_hh, &b_rec, &h0, &c0], lens);
+        let (w_ih, w_hh) = (w.weight_ih.val(), w.weight_hh.val());
+        let main = node::run(plan, [&x2, &w_ih, &bias, &w_hh, &b_rec, &h0, &c0], lens);
         let hs = main.clone().narrow(1, 0, time);
         let h_last = main.clone().narrow(1, time - 1, 1).reshape([batch, hid]);
         let c_last = kind

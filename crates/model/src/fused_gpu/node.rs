@@ -1,11 +1,14 @@
 //! The fused GPU op as a Burn autodiff node on the cubecl backend — the only file of the GPU op
 //! reaching into Burn's autodiff internals.
 //!
-//! One node per layer and direction takes `xproj [B·T, G·H]` (the input projection, a plain
-//! Burn matmul before it, so that Burn differentiates it), `weight_hh [G·H, H]`, `b_rec
-//! [1, G·H]`, `h0` and `c0 [B, H]`, and outputs `[B, T + 1, H]`: every step's hidden state,
-//! then the LSTM's last cell state. Its backward runs the BPTT kernel and then the recurrent
-//! weight's gradient as one large matmul.
+//! One node per layer and direction takes `x [B·T, F]`, `weight_ih [G·H, F]`, the folded
+//! `bias [1, G·H]`, `weight_hh [G·H, H]`, `b_rec [1, G·H]`, `h0` and `c0 [B, H]`, and outputs
+//! `[B, T + 1, H]`: every step's hidden state, then the LSTM's last cell state. Its forward is
+//! the input projection of every step as one matmul, then the forward kernel; its backward the
+//! BPTT kernel, then the input's and the weights' gradients as large matmuls. The weights'
+//! gradients sum over all `B·T` rows: one matmul with that inner dimension would leave most of
+//! a GPU idle (its output has only `G·H × F` tiles), so it is split into a batch of
+//! matmuls over slices of the rows, summed after ([`weight_grad`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -23,8 +26,8 @@ use super::kernels::{gate_count, seq_backward, seq_forward};
 
 type Ad = Autodiff<Cube, NoCheckpointing>;
 
-/// The node's inputs: `xproj`, `weight_hh`, `b_rec`, `h0`, `c0`.
-const INPUTS: usize = 5;
+/// The node's inputs: `x`, `weight_ih`, `bias`, `weight_hh`, `b_rec`, `h0`, `c0`.
+const INPUTS: usize = 7;
 
 /// Sizes and launch shape of one layer and direction.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +60,8 @@ impl Plan {
 #[derive(Clone, Debug)]
 struct Saved {
     plan: Plan,
+    x: CubeTensor,
+    w_ih: CubeTensor,
     w_hh: CubeTensor,
     out: CubeTensor,
     gates: CubeTensor,
@@ -87,11 +92,16 @@ pub(super) fn launches() -> usize {
 
 /// Runs the forward kernel on plain cube tensors: the output `[B, T + 1, H]` and what BPTT needs.
 fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTensor, Saved) {
-    let [xproj, w_hh, b_rec, h0, c0] = inputs.map(into_contiguous);
+    let [x, w_ih, bias, w_hh, b_rec, h0, c0] = inputs.map(into_contiguous);
     let Plan {
         batch, time, hid, ..
     } = plan;
     let gh = plan.gh();
+    let xproj = Cube::float_add(
+        Cube::float_matmul(x.clone(), Cube::float_transpose(w_ih.clone())),
+        bias,
+    );
+    let xproj = into_contiguous(xproj);
     let w_hh_t = into_contiguous(Cube::float_transpose(w_hh.clone()));
     let lens_f: Vec<f32> = lens.iter().map(|&l| l as f32).collect();
     let lens = Cube::float_from_data(TensorData::new(lens_f, [batch]), &xproj.device);
@@ -128,6 +138,8 @@ fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTen
     }
     let saved = Saved {
         plan,
+        x,
+        w_ih,
         w_hh,
         out: out.clone(),
         gates,
@@ -193,9 +205,32 @@ fn backward(s: Saved, dout: CubeTensor) -> [CubeTensor; INPUTS] {
         dg_in.clone()
     };
     let hprev = Cube::float_reshape(s.hprev, Shape::new([batch * time, hid]));
-    let d_w_hh = Cube::float_matmul(Cube::float_transpose(dg_rec.clone()), hprev);
+    let d_x = Cube::float_matmul(dg_in.clone(), s.w_ih);
+    let d_w_ih = weight_grad(dg_in.clone(), s.x);
+    let d_bias = Cube::float_sum_dim(dg_in, 0);
+    let d_w_hh = weight_grad(dg_rec.clone(), hprev);
     let d_b_rec = Cube::float_sum_dim(dg_rec, 0);
-    [dg_in, d_w_hh, d_b_rec, dh0, dc0]
+    [d_x, d_w_ih, d_bias, d_w_hh, d_b_rec, dh0, dc0]
+}
+
+/// `dgᵀ x` for `dg [N, G]` and `x [N, K]`: `[G, K]`, as `S` matmuls over slices of `N / S`
+/// rows summed after, `S` the largest divisor of `N` up to 32 that leaves slices of at least
+/// 256 rows.
+fn weight_grad(dg: CubeTensor, x: CubeTensor) -> CubeTensor {
+    let [n, g] = dg.meta.shape().dims::<2>();
+    let k = x.meta.shape().dims::<2>()[1];
+    let slices = (1..=32)
+        .rev()
+        .find(|s| n % s == 0 && n / s >= 256)
+        .unwrap_or(1);
+    if slices == 1 {
+        return Cube::float_matmul(Cube::float_transpose(dg), x);
+    }
+    let rows = n / slices;
+    let dg = Cube::float_reshape(dg, Shape::new([slices, rows, g]));
+    let x = Cube::float_reshape(x, Shape::new([slices, rows, k]));
+    let parts = Cube::float_matmul(Cube::float_swap_dims(dg, 1, 2), x);
+    Cube::float_reshape(Cube::float_sum_dim(parts, 0), Shape::new([g, k]))
 }
 
 /// The backward of the op's node.

@@ -6,7 +6,7 @@
 
 use burn::tensor::{Device, DeviceKind, Distribution, Tensor};
 
-use super::{rows_per_cube, GpuOp, GRU, LSTM};
+use super::{rows_per_cube, GpuOp, CARD_CUBES, GRU, LSTM, SOFTWARE_CUBES};
 use crate::fused_stack::fused_stack;
 use crate::fused_testing::{compare_fused, Case};
 use crate::stack::{CellKind, Stack, StackInput};
@@ -76,7 +76,8 @@ fn gpu_op_matches_the_loop_with_lengths_both_directions() {
 }
 
 /// Sizes at the kernels' edges: H = 37 (no multiple of 32 threads), H = 300 (threads own two
-/// units), B = 1, T = 1, and 7 rows in blocks of 3.
+/// units), B = 1, T = 1, 7 rows in blocks of 3, and B·T = 560 rows, whose weight gradients are
+/// summed over two slices of 280.
 #[test]
 fn gpu_op_matches_the_loop_at_odd_sizes() {
     let device = wgpu().autodiff();
@@ -91,6 +92,7 @@ fn gpu_op_matches_the_loop_at_odd_sizes() {
     compare(CellKind::Lstm, &lstm.layers, &device, case(6, 7, 5), 3);
     let gru = GruConfig::new(4, 6).init(&device);
     compare(CellKind::Gru, &gru.layers, &device, case(6, 7, 5), 3);
+    compare(CellKind::Gru, &gru.layers, &device, case(6, 8, 70), 4);
 }
 
 /// Inference (no autodiff): the fused forward against the loop.
@@ -138,10 +140,30 @@ fn the_switch_selects_the_gpu_op_or_the_loop() {
 /// Rows per cube: enough cubes to fill a GPU, none that overflow shared memory.
 #[test]
 fn rows_per_cube_fit_shared_memory() {
-    assert_eq!(rows_per_cube(LSTM, 256, 256, 48 * 1024), Some(8));
-    assert_eq!(rows_per_cube(LSTM, 256, 64, 48 * 1024), Some(2));
-    assert_eq!(rows_per_cube(LSTM, 512, 256, 48 * 1024), Some(4));
-    assert_eq!(rows_per_cube(LSTM, 512, 256, 48 * 1024 - 4), Some(2));
-    assert_eq!(rows_per_cube(GRU, 64, 5, 32 * 1024), Some(1));
-    assert_eq!(rows_per_cube(LSTM, 4096, 256, 48 * 1024), None);
+    assert_eq!(
+        rows_per_cube(LSTM, 256, 256, 48 * 1024, CARD_CUBES),
+        Some(1)
+    );
+    assert_eq!(
+        rows_per_cube(LSTM, 256, 4096, 48 * 1024, CARD_CUBES),
+        Some(8)
+    );
+    assert_eq!(
+        rows_per_cube(LSTM, 256, 1024, 48 * 1024, CARD_CUBES),
+        Some(4)
+    );
+    assert_eq!(
+        rows_per_cube(LSTM, 512, 2048, 48 * 1024, CARD_CUBES),
+        Some(4)
+    );
+    assert_eq!(
+        rows_per_cube(LSTM, 512, 2048, 48 * 1024 - 4, CARD_CUBES),
+        Some(2)
+    );
+    assert_eq!(rows_per_cube(GRU, 64, 5, 32 * 1024, CARD_CUBES), Some(1));
+    assert_eq!(
+        rows_per_cube(GRU, 64, 64, 32 * 1024, SOFTWARE_CUBES),
+        Some(8)
+    );
+    assert_eq!(rows_per_cube(LSTM, 4096, 256, 48 * 1024, CARD_CUBES), None);
 }
