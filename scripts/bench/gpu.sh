@@ -6,6 +6,7 @@
 #   SHAPES=a CELLS=lstm bash scripts/bench/gpu.sh   # a smoke test on Mesa's software Vulkan
 # Environment:
 #   SHAPES (default b,c), CELLS (default rnn,gru,lstm), REPS (default 3)
+#   PHASES=c            also prints where the fused op's time goes in an LSTM step at that shape
 #   ROWS_SWEEP="2 4 8"  also times the fused op alone (shape c, LSTM) at each batch-rows-per-cube
 #                       setting (GATECAST_GPU_ROWS), to check the op's own choice
 #   GATECAST_BENCH_BIN  a bench binary built elsewhere, for a GPU machine without network (no
@@ -54,6 +55,7 @@ fi
 
 export GATECAST_BENCH_SHAPES="$SHAPES" GATECAST_BENCH_CELLS="$CELLS" GATECAST_BENCH_REPS="$REPS" \
   GATECAST_BENCH_BACKENDS=wgpu GATECAST_BENCH_BURN_NN="${GATECAST_BENCH_BURN_NN:-0}" \
+  GATECAST_BENCH_WARMUPS="${GATECAST_BENCH_WARMUPS:-3}" \
   GATECAST_PYTORCH_JSON="$OUT/pytorch.jsonl"
 bench() {
   if [ -n "${GATECAST_BENCH_BIN:-}" ]; then
@@ -63,6 +65,12 @@ bench() {
   fi
 }
 bench
+if [ -n "${PHASES:-}" ]; then
+  echo "== where a training step goes (shape $PHASES, LSTM; each phase waits for the device)"
+  GATECAST_GPU_PHASES=1 GATECAST_BENCH_SHAPES=$PHASES GATECAST_BENCH_CELLS=lstm GATECAST_BENCH_LOOP=0 \
+    GATECAST_BENCH_REPS=1 GATECAST_BENCH_WARMUPS=2 GATECAST_PYTORCH_JSON=/dev/null bench 2>&1 \
+    | grep "^gpu op" | tail -8
+fi
 for rows in ${ROWS_SWEEP:-}; do
   echo "== fused op alone, GATECAST_GPU_ROWS=$rows (shape c, LSTM)"
   GATECAST_GPU_ROWS=$rows GATECAST_BENCH_SHAPES=c GATECAST_BENCH_CELLS=lstm GATECAST_BENCH_LOOP=0 \

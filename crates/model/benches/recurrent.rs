@@ -13,6 +13,7 @@
 //! c = B256 T336 H256 2 layers, and c168, c84 (shape c at T = 168, 84: cost against T).
 //! Environment:
 //! - `GATECAST_BENCH_SHAPES` (default `a,b`), `GATECAST_BENCH_REPS` (default 5; shape c: 3),
+//!   `GATECAST_BENCH_WARMUPS` (default 1; a GPU compiles and autotunes on the first few calls),
 //! - `GATECAST_BENCH_BACKENDS` (default: the CPU backends compiled in; `wgpu` to add the GPU),
 //! - `GATECAST_BENCH_BURN_NN=0` skips burn-nn's modules, `GATECAST_BENCH_LOOP=0` the step-loop
 //!   rows, `GATECAST_BENCH_CELLS` (default `rnn,gru,lstm`) picks cells and
@@ -182,7 +183,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
+    // GPU backends compile and autotune kernels on first use: more than one warm-up there.
+    let warmups: usize = std::env::var("GATECAST_BENCH_WARMUPS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..warmups.max(1) {
+        f();
+    }
     median(
         (0..reps)
             .map(|_| {

@@ -38,6 +38,10 @@ pub(crate) fn gate_count(cell: u32) -> usize {
     }
 }
 
+/// Steps of the recurrent product's inner loop taken at once: each step of the recurrence is
+/// otherwise bound by the latency of one weight load after another from L2.
+const UNROLL: usize = 8;
+
 #[cube]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -109,7 +113,24 @@ pub(crate) fn seq_forward(
                     acc[r * g_n + g] = b;
                 }
             }
-            for k in 0..hid {
+            // `UNROLL` steps of k at a time, so that their weight loads are in flight together.
+            let mut k = 0;
+            while k + UNROLL <= hid {
+                #[unroll]
+                for u in 0..UNROLL {
+                    let at = (k + u) * gh + j;
+                    #[unroll]
+                    for g in 0..g_n {
+                        let w = w_hh_t[at + g * hid];
+                        #[unroll]
+                        for r in 0..rows {
+                            acc[r * g_n + g] += h_sh[cur + r * hid + k + u] * w;
+                        }
+                    }
+                }
+                k += UNROLL;
+            }
+            while k < hid {
                 let at = k * gh + j;
                 #[unroll]
                 for g in 0..g_n {
@@ -119,6 +140,7 @@ pub(crate) fn seq_forward(
                         acc[r * g_n + g] += h_sh[cur + r * hid + k] * w;
                     }
                 }
+                k += 1;
             }
             #[unroll]
             for r in 0..rows {
@@ -269,12 +291,25 @@ pub(crate) fn seq_backward(
                 let b = min(row0 + r, batch - 1);
                 acc[r] = dh_sh[r * hid + j] + dout[(b * (time + 1) + t) * hid + j];
             }
-            for m in 0..gh {
+            let mut m = 0;
+            while m + UNROLL <= gh {
+                #[unroll]
+                for u in 0..UNROLL {
+                    let w = w_hh[(m + u) * hid + j];
+                    #[unroll]
+                    for r in 0..rows {
+                        acc[r] += dg_sh[r * gh + m + u] * w;
+                    }
+                }
+                m += UNROLL;
+            }
+            while m < gh {
                 let w = w_hh[m * hid + j];
                 #[unroll]
                 for r in 0..rows {
                     acc[r] += dg_sh[r * gh + m] * w;
                 }
+                m += 1;
             }
             #[unroll]
             for r in 0..rows {
@@ -379,12 +414,25 @@ pub(crate) fn seq_backward(
         for r in 0..rows {
             acc[r] = dh_sh[r * hid + j];
         }
-        for m in 0..gh {
+        let mut m = 0;
+        while m + UNROLL <= gh {
+            #[unroll]
+            for u in 0..UNROLL {
+                let w = w_hh[(m + u) * hid + j];
+                #[unroll]
+                for r in 0..rows {
+                    acc[r] += dg_sh[r * gh + m + u] * w;
+                }
+            }
+            m += UNROLL;
+        }
+        while m < gh {
             let w = w_hh[m * hid + j];
             #[unroll]
             for r in 0..rows {
                 acc[r] += dg_sh[r * gh + m] * w;
             }
+            m += 1;
         }
         #[unroll]
         for r in 0..rows {

@@ -17,7 +17,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::CubeTensor;
-use burn::backend::Cube;
+use burn::backend::{Backend, Cube};
 use burn::tensor::{FloatDType, Shape, Tensor, TensorData};
 use burn_cubecl::kernel::into_contiguous;
 use cubecl::prelude::{CubeCount, CubeDim};
@@ -90,6 +90,49 @@ pub(super) fn launches() -> usize {
     LAUNCHES.with(|l| l.get())
 }
 
+/// `GATECAST_GPU_PHASES=1`: every phase of the op waits for the device and prints its time to
+/// stderr, to see where a training step goes (the waits slow it down; off by default).
+struct Phases {
+    on: Option<(std::time::Instant, burn::backend::CubeDevice)>,
+    line: String,
+}
+
+impl Phases {
+    fn start(what: &str, like: &CubeTensor) -> Self {
+        let on = std::env::var("GATECAST_GPU_PHASES").as_deref() == Ok("1");
+        let on = on.then(|| {
+            Self::wait(&like.device);
+            (std::time::Instant::now(), like.device.clone())
+        });
+        Self {
+            on,
+            line: format!("gpu op {what}:"),
+        }
+    }
+
+    fn wait(device: &burn::backend::CubeDevice) {
+        Cube::sync(device).expect("the device runs");
+    }
+
+    /// The time since the last mark, as `name`.
+    fn mark(&mut self, name: &str) {
+        if let Some((last, device)) = &mut self.on {
+            Self::wait(device);
+            let ms = last.elapsed().as_secs_f64() * 1e3;
+            self.line += &format!(" {name} {ms:.2} ms");
+            *last = std::time::Instant::now();
+        }
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        if self.on.is_some() {
+            eprintln!("{}", self.line);
+        }
+    }
+}
+
 /// Runs the forward kernel on plain cube tensors: the output `[B, T + 1, H]` and what BPTT needs.
 fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTensor, Saved) {
     let [x, w_ih, bias, w_hh, b_rec, h0, c0] = inputs.map(into_contiguous);
@@ -97,11 +140,13 @@ fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTen
         batch, time, hid, ..
     } = plan;
     let gh = plan.gh();
+    let mut phases = Phases::start(&format!("forward B{batch} T{time} H{hid}"), &x);
     let xproj = Cube::float_add(
         Cube::float_matmul(x.clone(), Cube::float_transpose(w_ih.clone())),
         bias,
     );
     let xproj = into_contiguous(xproj);
+    phases.mark("projection");
     let w_hh_t = into_contiguous(Cube::float_transpose(w_hh.clone()));
     let lens_f: Vec<f32> = lens.iter().map(|&l| l as f32).collect();
     let lens = Cube::float_from_data(TensorData::new(lens_f, [batch]), &xproj.device);
@@ -136,6 +181,7 @@ fn forward(plan: Plan, inputs: [CubeTensor; INPUTS], lens: &[usize]) -> (CubeTen
             plan.rows,
         );
     }
+    phases.mark("kernel");
     let saved = Saved {
         plan,
         x,
@@ -161,6 +207,7 @@ fn backward(s: Saved, dout: CubeTensor) -> [CubeTensor; INPUTS] {
         ..
     } = s.plan;
     let gh = s.plan.gh();
+    let mut phases = Phases::start(&format!("backward B{batch} T{time} H{hid}"), &dout);
     let dout = into_contiguous(dout);
     let dg_in = empty(&dout, &[batch, time, gh]);
     let gru = cell == super::kernels::GRU;
@@ -205,12 +252,27 @@ fn backward(s: Saved, dout: CubeTensor) -> [CubeTensor; INPUTS] {
         dg_in.clone()
     };
     let hprev = Cube::float_reshape(s.hprev, Shape::new([batch * time, hid]));
+    phases.mark("kernel");
     let d_x = Cube::float_matmul(dg_in.clone(), s.w_ih);
+    phases.mark("input grad");
     let d_w_ih = weight_grad(dg_in.clone(), s.x);
-    let d_bias = Cube::float_sum_dim(dg_in, 0);
     let d_w_hh = weight_grad(dg_rec.clone(), hprev);
-    let d_b_rec = Cube::float_sum_dim(dg_rec, 0);
+    phases.mark("weight grads");
+    let d_bias = column_sums(dg_in);
+    let d_b_rec = column_sums(dg_rec);
+    phases.mark("bias sums");
     [d_x, d_w_ih, d_bias, d_w_hh, d_b_rec, dh0, dc0]
+}
+
+/// The column sums `[1, G]` of `m [N, G]`, in two stages: over slices of `N / S` rows, then over
+/// the `S` slices (`S` the largest divisor of `N` up to 1024). One sum down all `N` rows runs one
+/// thread per column through every row.
+fn column_sums(m: CubeTensor) -> CubeTensor {
+    let [n, g] = m.meta.shape().dims::<2>();
+    let slices = (1..=1024.min(n)).rev().find(|s| n % s == 0).unwrap_or(1);
+    let m = Cube::float_reshape(m, Shape::new([slices, n / slices, g]));
+    let partial = Cube::float_sum_dim(m, 1);
+    Cube::float_reshape(Cube::float_sum_dim(partial, 0), Shape::new([1, g]))
 }
 
 /// `dgᵀ x` for `dg [N, G]` and `x [N, K]`: `[G, K]`, as `S` matmuls over slices of `N / S`
