@@ -1,9 +1,10 @@
 //! What every implementation of a recurrent stack shares: which cell it computes, the stack as a
 //! forward pass reads it, what it returns, and the checks on a call's arguments.
 //!
-//! Both implementations — the step-by-step loop of Burn tensor ops ([`crate::step_loop`]) and
-//! the fused whole-sequence op of the CPU backends (`crate::fused_cpu`) — depend on this module
-//! and on nothing of each other; [`crate::recurrence`] chooses between them.
+//! Every implementation — the step-by-step loop of Burn tensor ops ([`crate::step_loop`]) and
+//! the fused whole-sequence ops of the CPU and GPU backends (`crate::fused_cpu`,
+//! `crate::fused_gpu`) — depends on this module and on nothing of the others;
+//! [`crate::recurrence`] chooses between them.
 
 use burn::nn::Dropout;
 use burn::tensor::{Device, Tensor};

@@ -1,7 +1,7 @@
 //! The step-by-step implementation of a recurrent stack: every time step of every layer as Burn
 //! tensor ops, differentiated by Burn's autodiff. It runs on every backend; [`crate::recurrence`]
-//! picks it where no fused op applies (wgpu today) or when the fused op is switched off
-//! ([`crate::set_fused`]).
+//! picks it where no fused op applies (another backend, another dtype, sizes the GPU op cannot
+//! hold) or when the fused op is switched off ([`crate::set_fused`]).
 //!
 //! Two rules keep training linear in the sequence length `T`:
 //! - Only the raw input `[batch, time, features]` is sliced per step. Tensors produced inside the
