@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss};
-use gatecast_trainer::run;
+use gatecast_trainer::{panel, run};
 
 /// Recurrent neural networks for time series (Elman RNN, GRU, LSTM) on Burn.
 #[derive(Parser)]
@@ -32,6 +32,9 @@ enum Command {
         /// Evaluate even if the data file changed since training (with a warning naming what).
         #[arg(long)]
         allow_changed_data: bool,
+        /// Panel runs: the table of this series alone (default: every series).
+        #[arg(long)]
+        series: Option<String>,
     },
     /// Gradient flow through time of fresh RNN, GRU and LSTM layers on adding-problem sequences:
     /// ||dL/dh_t|| per step (CSV and a log-scale PNG) and the recurrent weights' spectral norms.
@@ -79,9 +82,13 @@ enum Command {
     Forecast {
         /// The run directory written by `gatecast train`.
         run_dir: PathBuf,
-        /// CSV with the same columns as the training data; its last `lookback` rows are used.
+        /// CSV with the same columns as the training data; its last `lookback` rows are used
+        /// (each series' last `lookback` rows, for a panel run).
         #[arg(long)]
         input: PathBuf,
+        /// Panel runs: forecast this series alone (default: every series in --input).
+        #[arg(long)]
+        series: Option<String>,
         /// Where to write the forecast CSV (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -369,7 +376,7 @@ fn train(args: TrainArgs) -> Result<()> {
         if args.resume || devs.len() > 1 {
             bail!("--resume and --devices are not available for panel runs (data.id_column) yet");
         }
-        let report = gatecast_trainer::panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
+        let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
         println!("\n{}", report.markdown());
         println!(
             "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
@@ -410,9 +417,9 @@ fn main() -> ExitCode {
             run_dir,
             device: d,
             allow_changed_data,
+            series,
         } => device(d.as_deref())
-            .and_then(|dev| run::evaluate_with(&run_dir, &dev, allow_changed_data))
-            .map(|t| print!("{}", t.markdown())),
+            .and_then(|dev| evaluate(&run_dir, &dev, allow_changed_data, series.as_deref())),
         Command::Diagnose {
             steps,
             hidden,
@@ -434,9 +441,20 @@ fn main() -> ExitCode {
             run_dir,
             input,
             output,
+            series,
             device: d,
-        } => device(d.as_deref())
-            .and_then(|dev| run::forecast(&run_dir, &input, output.as_deref(), &dev)),
+        } => device(d.as_deref()).and_then(|dev| {
+            if panel::panel_run(&run_dir)?.is_some() {
+                panel::forecast_run(&run_dir, &input, output.as_deref(), series.as_deref(), &dev)
+            } else if series.is_some() {
+                bail!(
+                    "--series is for panel runs (data.id_column); {} is a single-series run",
+                    run_dir.display()
+                )
+            } else {
+                run::forecast(&run_dir, &input, output.as_deref(), &dev)
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -445,6 +463,30 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `gatecast evaluate`: the run's test table again (a panel run's for one series with
+/// `--series`).
+fn evaluate(
+    dir: &std::path::Path,
+    dev: &Device,
+    allow_changed: bool,
+    series: Option<&str>,
+) -> Result<()> {
+    if panel::panel_run(dir)?.is_some() {
+        let report = panel::evaluate_run(dir, dev, allow_changed, series)?;
+        print!("{}", report.markdown());
+        return Ok(());
+    }
+    if series.is_some() {
+        bail!(
+            "--series is for panel runs (data.id_column); {} is a single-series run",
+            dir.display()
+        );
+    }
+    let table = run::evaluate_with(dir, dev, allow_changed)?;
+    print!("{}", table.markdown());
+    Ok(())
 }
 
 /// `gatecast diagnose`: gradient flow through time of fresh layers, as a table.

@@ -211,3 +211,175 @@ fn likelihood_options_are_checked() {
         "{err}"
     );
 }
+
+fn gatecast(args: &[std::ffi::OsString]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A finished panel run at work: `evaluate` recomputes the training run's table (every series,
+/// and one series' row matching per_series.csv), `forecast` writes quantiles after the end of
+/// each series (leaving out, and naming, the series the run never trained on), and changed data
+/// or an unknown series are refused.
+#[test]
+fn a_panel_run_evaluates_and_forecasts_per_series() {
+    let dir = scratch("reuse");
+    let path = write_panel(&dir, 5, 120, 40);
+    let run = dir.join("run");
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let mut train: Vec<std::ffi::OsString> = ["train", "--data"].map(os).to_vec();
+    train.push(path.clone().into());
+    train.extend(
+        [
+            "--time-column",
+            "date",
+            "--target",
+            "units",
+            "--id-column",
+            "store",
+            "--horizon",
+            "7",
+            "--lookback",
+            "28",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+        ]
+        .map(os),
+    );
+    train.push(run.clone().into());
+    let (ok, out, err) = gatecast(&train);
+    assert!(ok, "{out}\n{err}");
+
+    let line = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no {name} row in {text}"))
+            .to_string()
+    };
+    let saved = std::fs::read_to_string(run.join("test_metrics.md")).unwrap();
+    let eval: Vec<std::ffi::OsString> = vec![os("evaluate"), run.clone().into()];
+    let (ok, out, err) = gatecast(&eval);
+    assert!(ok, "{err}");
+    assert_eq!(line(&out, "gatecast"), line(&saved, "gatecast"));
+    assert_eq!(
+        line(&out, "seasonal_naive(7)"),
+        line(&saved, "seasonal_naive(7)")
+    );
+
+    // One series: its wQL is per_series.csv's.
+    let mut one = eval.clone();
+    one.extend(["--series", "s3"].map(os));
+    let (ok, out, err) = gatecast(&one);
+    assert!(ok, "{err}");
+    assert!(out.contains("last horizon of 1 series"), "{out}");
+    let wql: f64 = line(&out, "gatecast")
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let per_series = std::fs::read_to_string(run.join("per_series.csv")).unwrap();
+    let s3 = per_series.lines().find(|l| l.starts_with("s3,")).unwrap();
+    let want: f64 = s3.split(',').nth(1).unwrap().parse().unwrap();
+    assert!((wql - want).abs() < 1e-4, "{wql} vs per_series.csv {want}");
+    let mut unknown = eval.clone();
+    unknown.extend(["--series", "nope"].map(os));
+    let (ok, _, err) = gatecast(&unknown);
+    assert!(!ok && err.contains("--series nope"), "{err}");
+
+    // Forecasts after the end of every series the run trained on.
+    let csv = dir.join("f.csv");
+    let forecast: Vec<std::ffi::OsString> = vec![
+        os("forecast"),
+        run.clone().into(),
+        os("--input"),
+        path.clone().into(),
+        os("--output"),
+        csv.clone().into(),
+    ];
+    let (ok, _, err) = gatecast(&forecast);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("tiny (not in the run's training panel"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..2], ["series", "timestamp"]);
+    assert!(header.contains(&"p2.5") && header.contains(&"p50") && header.contains(&"p97.5"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5 * 7);
+    let last_day =
+        chrono::NaiveDate::from_ymd_opt(2022, 1, 3).unwrap() + chrono::TimeDelta::days(119);
+    for (k, r) in rows.iter().filter(|r| r[0] == "s3").enumerate() {
+        let day = last_day + chrono::TimeDelta::days(k as i64 + 1);
+        assert_eq!(r[1], format!("{day} 00:00:00"));
+        let q: Vec<f64> = r[2..].iter().map(|v| v.parse().unwrap()).collect();
+        assert!(q.windows(2).all(|w| w[0] <= w[1]), "quantiles cross: {r:?}");
+    }
+    // From the data up to each series' test origin, the forecasts are the run's own test
+    // forecasts (forecast.csv): the same ids, scales and calendar as in training.
+    let truncated = dir.join("truncated.csv");
+    let all = std::fs::read_to_string(&path).unwrap();
+    let last_days: Vec<String> = (0..7)
+        .map(|k| (last_day - chrono::TimeDelta::days(k)).to_string())
+        .collect();
+    let kept: Vec<&str> = all
+        .lines()
+        .filter(|l| !last_days.iter().any(|d| l.starts_with(d.as_str())))
+        .collect();
+    std::fs::write(&truncated, kept.join("\n") + "\n").unwrap();
+    let mut again = forecast[..3].to_vec();
+    again.push(truncated.into());
+    let (ok, out, err) = gatecast(&again);
+    assert!(ok, "{err}");
+    let test = std::fs::read_to_string(run.join("forecast.csv")).unwrap();
+    let mut compared = 0;
+    for l in out.lines().skip(1) {
+        let (id_time, quantiles) = l.split_at(l.find(' ').unwrap() + 9);
+        let want = test
+            .lines()
+            .find(|t| t.starts_with(id_time))
+            .unwrap_or_else(|| panic!("{id_time} not in forecast.csv"));
+        // forecast.csv has the actual value before the quantiles.
+        let want_q = want.splitn(4, ',').nth(3).unwrap();
+        assert_eq!(quantiles.trim_start_matches(','), want_q, "{id_time}");
+        compared += 1;
+    }
+    assert_eq!(compared, 5 * 7);
+
+    // To standard output, one series.
+    let mut single = forecast[..4].to_vec();
+    single.extend(["--series", "s3"].map(os));
+    let (ok, out, err) = gatecast(&single);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1 + 7, "{out}");
+    assert!(out.lines().skip(1).all(|l| l.starts_with("s3,")), "{out}");
+    let mut tiny = forecast.clone();
+    tiny.extend(["--series", "tiny"].map(os));
+    let (ok, _, err) = gatecast(&tiny);
+    assert!(
+        !ok && err.contains("not in the run's training panel"),
+        "{err}"
+    );
+
+    // Changed data: refused by evaluate.
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen(",s0,", ",s0,1", 1);
+    std::fs::write(&path, edited).unwrap();
+    let (ok, _, err) = gatecast(&eval);
+    assert!(!ok && err.contains("--allow-changed-data"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,13 +17,15 @@ use crate::run::prepare::{blame_option, csv_options};
 pub struct PanelSeries {
     /// The id from the file's id column.
     pub id: String,
-    /// One timestamp per row.
+    /// The model's embedding id: the series' row in the run's `series.csv`.
+    pub index: usize,
+    /// One timestamp per row; at forecast time also one per step to come.
     pub times: Vec<NaiveDateTime>,
     /// The target, in the file's units.
     pub y: Vec<f32>,
     /// Mean absolute value of the training rows (1 where they are all 0).
     pub scale: f32,
-    /// Calendar features, `[rows, calendar]` row-major.
+    /// Calendar features, `[times, calendar]` row-major.
     pub calendar: Vec<f32>,
 }
 
@@ -60,7 +62,7 @@ pub struct Panel {
 }
 
 /// The id of a series named `path [id]` by the loader.
-fn id_of(name: &str, path: &str) -> String {
+pub(super) fn id_of(name: &str, path: &str) -> String {
     name.strip_prefix(path)
         .map(str::trim)
         .and_then(|s| s.strip_prefix('['))
@@ -106,6 +108,7 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
             y[..train_end].iter().map(|v| v.abs() as f64).sum::<f64>() / train_end as f64;
         panel.series.push(PanelSeries {
             id,
+            index: panel.series.len(),
             times: s.timestamps.clone(),
             y,
             scale: if mean_abs > 0.0 { mean_abs as f32 } else { 1.0 },
@@ -200,12 +203,12 @@ impl Panel {
                 inputs.push(log_scale);
             }
             for t in o.origin..o.origin + h {
-                let cal = t.min(s.rows() - 1) * c;
+                let cal = t.min(s.times.len() - 1) * c;
                 future.extend_from_slice(&s.calendar[cal..cal + c]);
                 target.push(s.y.get(t).copied().unwrap_or(0.0));
             }
             scale.push(s.scale);
-            ids.push(o.series as i64);
+            ids.push(s.index as i64);
         }
         PanelBatch {
             inputs: Tensor::from_data(TensorData::new(inputs, [b, l, f]), device),

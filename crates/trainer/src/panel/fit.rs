@@ -66,7 +66,6 @@ pub fn fit(
 ) -> Result<Fitted> {
     let m = &exp.model;
     let t = &exp.train;
-    let cell = m.cell_type().context("panel runs need rnn, gru or lstm")?;
     let mut origins = panel.train_origins(exp.window.stride);
     // What the run needs, before anything is allocated.
     let batch = budget::batch_size(exp, origins.len());
@@ -82,20 +81,7 @@ pub fn fit(
     )?;
     device.seed(t.seed);
     let train_device = device.clone().autodiff();
-    let config = GlobalForecasterConfig::new(
-        cell,
-        panel.input_size(),
-        m.hidden_size,
-        panel.horizon,
-        panel.series.len(),
-        m.panel_likelihood(),
-    )
-    .with_embedding_size(m.embedding_size)
-    .with_future_size(panel.calendar.len())
-    .with_num_layers(m.num_layers)
-    .with_dropout(m.dropout)
-    .with_autoregressive(m.decoder == Decoder::Autoregressive);
-    let mut model = config.try_init(&train_device)?;
+    let mut model = model_config(exp, panel, panel.series.len())?.try_init(&train_device)?;
     let clip = match t.clip {
         ClipMode::None => None,
         ClipMode::Value => Some(GradientClippingConfig::Value(t.clip_value as f32)),
@@ -164,6 +150,29 @@ pub fn fit(
         epochs,
         best_epoch,
     })
+}
+
+/// The experiment's global model for `panel`, with an embedding for `series` ids.
+pub(super) fn model_config(
+    exp: &Experiment,
+    panel: &Panel,
+    series: usize,
+) -> Result<GlobalForecasterConfig> {
+    let m = &exp.model;
+    let cell = m.cell_type().context("panel runs need rnn, gru or lstm")?;
+    Ok(GlobalForecasterConfig::new(
+        cell,
+        panel.input_size(),
+        m.hidden_size,
+        panel.horizon,
+        series,
+        m.panel_likelihood(),
+    )
+    .with_embedding_size(m.embedding_size)
+    .with_future_size(panel.calendar.len())
+    .with_num_layers(m.num_layers)
+    .with_dropout(m.dropout)
+    .with_autoregressive(m.decoder == Decoder::Autoregressive))
 }
 
 /// Fisher–Yates with the run's generator: the same seed, the same order.

@@ -6,14 +6,17 @@
 //! | `data.rs` | the file as a panel: per-series hold-out, mean-absolute scale, windows |
 //! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
+//! | `saved.rs` | what a run keeps (series ids and scales, the data's fingerprint); `evaluate` and `forecast` of a finished run |
 
 mod data;
 mod fit;
 mod report;
+mod saved;
 
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};
+pub use saved::{evaluate_run, forecast_run, panel_run, SeriesIndex};
 
 use std::path::Path;
 use std::time::Instant;
@@ -36,6 +39,8 @@ pub fn train_panel(
     println!("{}", data::describe(exp, &panel));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    saved::fingerprint(&exp.data.path, &panel)?.save(dir)?;
+    SeriesIndex::of(&panel).save(dir)?;
     let fitted = fit(exp, &panel, device, dir, quiet)?;
     let mut report = evaluate(exp, &panel, &fitted, dir)?;
     report.seconds = start.elapsed().as_secs_f64();

@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use gatecast_data::metrics::{mae, mase, smape};
 use gatecast_data::probabilistic::{seasonal_naive_quantiles, QuantileScore};
-use gatecast_model::forecast::{empirical_quantile, Rng};
+use gatecast_model::forecast::{empirical_quantile, GlobalForecaster, Rng};
 
-use super::data::{Panel, PanelSeries};
+use super::data::{Origin, Panel, PanelSeries};
 use super::fit::Fitted;
 use crate::artifacts::write_csv;
 use crate::config::Experiment;
@@ -76,7 +76,7 @@ impl PanelReport {
 }
 
 /// Levels the run reports, with the median and the ends of the 80% and 95% intervals always in.
-fn levels(exp: &Experiment) -> Vec<f64> {
+pub(super) fn levels(exp: &Experiment) -> Vec<f64> {
     let mut l = exp.model.quantiles.clone();
     for q in [0.025, 0.1, 0.5, 0.9, 0.975] {
         if !l.iter().any(|x| (x - q).abs() < 1e-9) {
@@ -95,7 +95,7 @@ fn at(levels: &[f64], q: f64) -> usize {
 }
 
 /// Quantiles of a forecaster per series: `[series][level][step]`.
-type Quantiles = Vec<Vec<Vec<f32>>>;
+pub(super) type Quantiles = Vec<Vec<Vec<f32>>>;
 
 /// Scores the quantile forecasts `qs` (`[level][step]`) of each series' test horizon, pooled
 /// over the series given.
@@ -130,30 +130,29 @@ fn score<'a>(
     }
 }
 
-/// The model's quantiles on each series' test horizon (history up to the test origin, scale
-/// from the training rows only).
-fn model_quantiles(
+/// The model's quantiles after each of `origins` (history up to the origin, each series' scale
+/// from its training rows only): `[origin][level][step]`.
+pub(super) fn model_quantiles(
     exp: &Experiment,
     panel: &Panel,
-    fitted: &Fitted,
+    model: &GlobalForecaster,
     levels: &[f64],
+    origins: &[Origin],
 ) -> Result<Quantiles> {
     use burn::module::Module;
-    let device = fitted
-        .model
+    let device = model
         .devices()
         .into_iter()
         .next()
         .context("the model has weights")?;
     let h = panel.horizon;
-    let origins = panel.origins_at(|s| s.test_start(h));
     let mut out = Vec::with_capacity(origins.len());
     for chunk in origins.chunks(256) {
         let b = panel.batch(chunk, &device);
         // [level][batch * horizon]
-        let q = if fitted.model.is_autoregressive() {
+        let q = if model.is_autoregressive() {
             let mut rng = Rng::new(exp.train.seed);
-            let paths = fitted.model.sample_paths(
+            let paths = model.sample_paths(
                 b.inputs,
                 b.series,
                 b.future,
@@ -163,8 +162,7 @@ fn model_quantiles(
             )?;
             path_quantiles(&paths, levels)
         } else {
-            fitted
-                .model
+            model
                 .forward(b.inputs, b.series, b.future, b.scale, None)?
                 .to_host()
                 .quantiles(levels, exp.model.samples, exp.train.seed)
@@ -196,18 +194,19 @@ fn path_quantiles(paths: &[Vec<Vec<f64>>], levels: &[f64]) -> Vec<Vec<f64>> {
     out
 }
 
-/// Evaluates the fitted model and the seasonal naive on every series' last horizon, writes
-/// `forecast.csv`, `per_series.csv`, `test_metrics.md` and `forecast.png`.
-pub fn evaluate(
+/// The test table of `model` and the seasonal naive on every series' last horizon (or, with
+/// `only`, one series'), and both forecasters' quantiles `[series][level][step]`.
+pub(super) fn test_table(
     exp: &Experiment,
     panel: &Panel,
-    fitted: &Fitted,
-    dir: &Path,
-) -> Result<PanelReport> {
+    model: &GlobalForecaster,
+    only: Option<usize>,
+) -> Result<(Vec<PanelRow>, Quantiles, Quantiles)> {
     let levels = levels(exp);
     let season = exp.data.season;
     let h = panel.horizon;
-    let model = model_quantiles(exp, panel, fitted, &levels)?;
+    let origins = panel.origins_at(|s| s.test_start(h));
+    let model_q = model_quantiles(exp, panel, model, &levels, &origins)?;
     let counts = panel.is_counts();
     let naive: Quantiles = panel
         .series
@@ -217,24 +216,41 @@ pub fn evaluate(
                 .expect("a series has more rows than a season")
         })
         .collect();
+    let picked: Vec<usize> = (0..panel.series.len())
+        .filter(|k| only.is_none_or(|o| o == *k))
+        .collect();
+    fn of<'a>(
+        panel: &'a Panel,
+        picked: &[usize],
+        q: &'a Quantiles,
+    ) -> Vec<(&'a PanelSeries, &'a Vec<Vec<f32>>)> {
+        picked.iter().map(|&k| (&panel.series[k], &q[k])).collect()
+    }
     let rows = vec![
-        score(
-            "gatecast",
-            panel.series.iter().zip(&model),
-            h,
-            &levels,
-            season,
-        ),
+        score("gatecast", of(panel, &picked, &model_q), h, &levels, season),
         score(
             &format!("seasonal_naive({season})"),
-            panel.series.iter().zip(&naive),
+            of(panel, &picked, &naive),
             h,
             &levels,
             season,
         ),
     ];
+    Ok((rows, model_q, naive))
+}
+
+/// Evaluates the fitted model and the seasonal naive on every series' last horizon, writes
+/// `forecast.csv`, `per_series.csv`, `test_metrics.md` and `forecast.png`.
+pub fn evaluate(
+    exp: &Experiment,
+    panel: &Panel,
+    fitted: &Fitted,
+    dir: &Path,
+) -> Result<PanelReport> {
+    let levels = levels(exp);
+    let (rows, model, naive) = test_table(exp, panel, &fitted.model, None)?;
     write_forecasts(dir, panel, &levels, &model)?;
-    write_per_series(dir, panel, &levels, season, &model, &naive)?;
+    write_per_series(dir, panel, &levels, exp.data.season, &model, &naive)?;
     crate::plots::panel_intervals(&dir.join("forecast.png"), panel, &levels, &model)?;
     let n = fitted.epochs.len();
     let report = PanelReport {
@@ -249,7 +265,7 @@ pub fn evaluate(
     Ok(report)
 }
 
-fn label(q: f64) -> String {
+pub(super) fn label(q: f64) -> String {
     let p = q * 100.0;
     if (p - p.round()).abs() < 1e-9 {
         format!("p{}", p.round())

@@ -33,6 +33,22 @@ const FILE: &str = "data.toml";
 impl DataFingerprint {
     /// The fingerprint of the file at `path`, whose prepared series is `series`.
     pub fn of(path: &str, series: &Series) -> Result<Self> {
+        Self::of_rows(
+            path,
+            series.rows(),
+            series.timestamps.first(),
+            series.timestamps.last(),
+        )
+    }
+
+    /// The fingerprint of the file at `path`, prepared into `rows` rows from `first` to `last`
+    /// (a panel: all its series).
+    pub fn of_rows(
+        path: &str,
+        rows: usize,
+        first: Option<&chrono::NaiveDateTime>,
+        last: Option<&chrono::NaiveDateTime>,
+    ) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read"))?;
         let stamp =
             |t: Option<&chrono::NaiveDateTime>| t.map(|t| t.to_string()).unwrap_or_default();
@@ -40,9 +56,9 @@ impl DataFingerprint {
             path: path.to_string(),
             bytes: bytes.len() as u64,
             hash: format!("{:016x}", fnv1a(&bytes)),
-            rows: series.rows(),
-            first: stamp(series.timestamps.first()),
-            last: stamp(series.timestamps.last()),
+            rows,
+            first: stamp(first),
+            last: stamp(last),
         })
     }
 
@@ -70,12 +86,12 @@ impl DataFingerprint {
     }
 
     /// Writes `data.toml` into the run directory.
-    pub(super) fn save(&self, dir: &Path) -> Result<()> {
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         write_atomic(&dir.join(FILE), toml::to_string_pretty(self)?.as_bytes())
     }
 
     /// The run's `data.toml`, or `None` for a run trained before gatecast recorded one.
-    pub(super) fn load(dir: &Path) -> Result<Option<Self>> {
+    pub(crate) fn load(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(FILE);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
@@ -87,7 +103,7 @@ impl DataFingerprint {
 
     /// Refuses (or, with `allow`, warns about) data that differs from the run's record; `what`
     /// names the command for the message.
-    pub(super) fn check(dir: &Path, now: &Self, allow: bool, what: &str) -> Result<()> {
+    pub(crate) fn check(dir: &Path, now: &Self, allow: bool, what: &str) -> Result<()> {
         let Some(saved) = Self::load(dir)? else {
             eprintln!(
                 "warning: {} has no {FILE} (trained by an older gatecast): cannot tell whether {} changed since training",

@@ -107,7 +107,7 @@ pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
         .map_err(anyhow::Error::msg)?;
     if exp.is_panel() {
         bail!(
-            "{} is a panel run (data.id_column): evaluate and forecast do not read panel runs yet; its test table is test_metrics.md and its quantile forecasts forecast.csv, beside config.toml",
+            "{} is a panel run (data.id_column): read it with gatecast_trainer::panel::evaluate_run and forecast_run",
             dir.display()
         );
     }

@@ -1,0 +1,342 @@
+//! A finished panel run at work: what it keeps for later (each series' embedding index and
+//! scale in `series.csv`, the data's fingerprint in `data.toml`, the model), its test table
+//! again (`evaluate`, for every series or one), and quantile forecasts after the end of new data
+//! (`forecast`), prepared exactly as in training: the same series ids, the same scales.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::Device;
+use gatecast_data::{calendar_covariates, load_panel};
+use gatecast_model::forecast::GlobalForecaster;
+
+use super::data::{self, Origin, Panel, PanelSeries};
+use super::fit::model_config;
+use super::report::{label, levels, model_quantiles, test_table, PanelReport};
+use crate::artifacts::{write_atomic, write_csv};
+use crate::config::Experiment;
+use crate::run::prepare::{blame_option, csv_options};
+use crate::run::DataFingerprint;
+
+/// Each training series' id and scale; its row is its embedding id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesIndex {
+    ids: Vec<String>,
+    scales: Vec<f32>,
+}
+
+const SERIES_FILE: &str = "series.csv";
+
+impl SeriesIndex {
+    /// The series of a training panel.
+    pub fn of(panel: &Panel) -> Self {
+        Self {
+            ids: panel.series.iter().map(|s| s.id.clone()).collect(),
+            scales: panel.series.iter().map(|s| s.scale).collect(),
+        }
+    }
+
+    /// Writes `series.csv` (`series,index,scale`; scales exact, as Rust prints an `f32`).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .ids
+            .iter()
+            .zip(&self.scales)
+            .enumerate()
+            .map(|(k, (id, s))| vec![id.clone(), k.to_string(), s.to_string()])
+            .collect();
+        write_csv(&dir.join(SERIES_FILE), &["series", "index", "scale"], &rows)
+    }
+
+    /// Reads the run's `series.csv`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(SERIES_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut out = Self {
+            ids: Vec::new(),
+            scales: Vec::new(),
+        };
+        for (n, line) in text.lines().enumerate().skip(1) {
+            let bad = || {
+                format!(
+                    "{}: line {}: not `series,index,scale`",
+                    path.display(),
+                    n + 1
+                )
+            };
+            // From the right: an id may hold commas (quoted).
+            let fields: Vec<&str> = line.rsplitn(3, ',').collect();
+            let [scale, index, id] = fields[..] else {
+                bail!(bad());
+            };
+            let index: usize = index.parse().with_context(bad)?;
+            let scale: f32 = scale.parse().with_context(bad)?;
+            if index != out.ids.len() || !(scale.is_finite() && scale > 0.0) {
+                bail!(bad());
+            }
+            out.ids.push(id.trim_matches('"').to_string());
+            out.scales.push(scale);
+        }
+        Ok(out)
+    }
+
+    /// Gives each series of `panel` its training embedding id and scale; an error names a
+    /// series the run never trained on (the model has no embedding for it).
+    fn apply(&self, panel: &mut Panel, file: &str) -> Result<()> {
+        let at: HashMap<&str, usize> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(k, id)| (id.as_str(), k))
+            .collect();
+        for s in &mut panel.series {
+            let Some(&k) = at.get(s.id.as_str()) else {
+                bail!(
+                    "{file}: series {} was not in the run's training panel ({} series); a global model forecasts only the series it was trained on",
+                    s.id,
+                    self.ids.len()
+                );
+            };
+            s.index = k;
+            s.scale = self.scales[k];
+        }
+        Ok(())
+    }
+}
+
+/// The fingerprint of a panel's file: every series' rows, from the earliest to the latest time.
+pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
+    let rows = panel.series.iter().map(|s| s.rows()).sum();
+    let first = panel.series.iter().filter_map(|s| s.times.first()).min();
+    let last = panel
+        .series
+        .iter()
+        .filter_map(|s| s.times.get(s.rows().wrapping_sub(1)))
+        .max();
+    DataFingerprint::of_rows(path, rows, first, last)
+}
+
+/// The run's experiment if `dir` holds a panel run, `None` for another run.
+pub fn panel_run(dir: &Path) -> Result<Option<Experiment>> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} is not a gatecast run directory (no config.toml)",
+            dir.display()
+        )
+    })?;
+    let exp =
+        Experiment::from_toml(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
+    Ok(exp.is_panel().then_some(exp))
+}
+
+/// The run's model, for a panel shaped like `panel` with `series` embeddings.
+fn load_model(
+    dir: &Path,
+    exp: &Experiment,
+    panel: &Panel,
+    series: usize,
+    device: &Device,
+) -> Result<GlobalForecaster> {
+    let path = dir.join("model.bpk");
+    let record = burn::store::ModuleRecord::load(&path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
+    let model = model_config(exp, panel, series)?.try_init(device)?;
+    model.try_load_record(record).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the weights do not fit the model in config.toml (was it edited?): {e:?}",
+            path.display()
+        )
+    })
+}
+
+/// The index of series `id` in `panel`, or an error listing a few that exist.
+fn series_named(panel: &Panel, id: &str, file: &str) -> Result<usize> {
+    panel
+        .series
+        .iter()
+        .position(|s| s.id == id)
+        .with_context(|| {
+            let some: Vec<&str> = panel.series.iter().take(5).map(|s| s.id.as_str()).collect();
+            format!(
+                "--series {id}: no such series in {file} (it has {}: {}{})",
+                panel.series.len(),
+                some.join(", "),
+                if panel.series.len() > 5 { ", …" } else { "" }
+            )
+        })
+}
+
+/// `gatecast evaluate` of a panel run: the test table on every series' last horizon (or on
+/// series `only`'s), recomputed from the run's model on its data; an error if the data changed
+/// since training, unless `allow_changed_data`.
+pub fn evaluate_run(
+    dir: &Path,
+    device: &Device,
+    allow_changed_data: bool,
+    only: Option<&str>,
+) -> Result<PanelReport> {
+    let exp = panel_run(dir)?.context("not a panel run")?;
+    let mut panel = data::load(&exp)?;
+    let now = fingerprint(&exp.data.path, &panel)?;
+    DataFingerprint::check(dir, &now, allow_changed_data, "evaluate")?;
+    let index = SeriesIndex::load(dir)?;
+    index.apply(&mut panel, &exp.data.path)?;
+    let one = only
+        .map(|id| series_named(&panel, id, &exp.data.path))
+        .transpose()?;
+    let model = load_model(dir, &exp, &panel, index.ids.len(), device)?;
+    Ok(PanelReport {
+        rows: test_table(&exp, &panel, &model, one)?.0,
+        series: if one.is_some() { 1 } else { panel.series.len() },
+        epochs: 0,
+        best_epoch: 0,
+        epoch_seconds: 0.0,
+        seconds: 0.0,
+    })
+}
+
+/// The panel in `input` ready to forecast after its end: each series' last look-back (it needs
+/// that many rows without a gap), its training id and scale, and the calendar of the steps to
+/// come. Series the run never trained on, and series too short, are left out and named in the
+/// second list; with `only`, that series alone, and an error instead.
+fn forecast_panel(
+    exp: &Experiment,
+    input: &Path,
+    index: &SeriesIndex,
+    only: Option<&str>,
+) -> Result<(Panel, Vec<String>)> {
+    let d = &exp.data;
+    let file = input.display().to_string();
+    let (_, options) = csv_options(d);
+    let loaded = load_panel(input, &options).map_err(|e| blame_option(e, d))?;
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let mut panel = Panel {
+        series: Vec::new(),
+        too_short: Vec::new(),
+        calendar: Vec::new(),
+        lookback: l,
+        horizon: h,
+    };
+    let known: HashMap<&str, usize> = index
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| (id.as_str(), k))
+        .collect();
+    let mut skipped = Vec::new();
+    for s in loaded {
+        let id = data::id_of(&s.name, &file);
+        if only.is_some_and(|o| o != id) {
+            continue;
+        }
+        let tail = s.segments.last().map_or(0, |r| r.len());
+        let why = if !known.contains_key(id.as_str()) {
+            Some(format!(
+                "{id} (not in the run's training panel: a global model forecasts only the series it was trained on)"
+            ))
+        } else if tail < l {
+            Some(format!(
+                "{id} (ends with {tail} rows without a gap; a forecast needs the last {l}, window.lookback)"
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if only.is_some() {
+                bail!("{file}: series {why}");
+            }
+            skipped.push(why);
+            continue;
+        }
+        let step = s.frequency.with_context(|| {
+            format!("{file}: series {id}: cannot tell the sampling step from fewer than two rows")
+        })?;
+        let keep = s.rows() - l;
+        let mut times = s.timestamps[keep..].to_vec();
+        let end = *times.last().expect("rows");
+        times.extend((1..=h as i32).map(|k| end + step * k));
+        let (names, calendar) = calendar_covariates(&times, &d.calendar);
+        panel.calendar = names;
+        panel.series.push(PanelSeries {
+            id,
+            index: 0,
+            times,
+            y: s.values[keep..].to_vec(),
+            scale: 1.0,
+            calendar,
+        });
+    }
+    if panel.series.is_empty() {
+        match only {
+            Some(id) => bail!("--series {id}: no such series in {file}"),
+            None => bail!(
+                "{file}: no series to forecast{}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", skipped.join("; "))
+                }
+            ),
+        }
+    }
+    index.apply(&mut panel, &file)?;
+    Ok((panel, skipped))
+}
+
+/// `gatecast forecast` of a panel run: the quantiles of the `horizon` steps after the end of
+/// each series in `input` (long format, the training columns), or of series `only`, written as
+/// `series,timestamp,p2.5,…,p97.5` rows to `output` (or standard output).
+pub fn forecast_run(
+    dir: &Path,
+    input: &Path,
+    output: Option<&Path>,
+    only: Option<&str>,
+    device: &Device,
+) -> Result<()> {
+    let exp = panel_run(dir)?.context("not a panel run")?;
+    let index = SeriesIndex::load(dir)?;
+    let (panel, skipped) = forecast_panel(&exp, input, &index, only)?;
+    if !skipped.is_empty() {
+        eprintln!(
+            "warning: {} series not forecast: {}",
+            skipped.len(),
+            skipped.join("; ")
+        );
+    }
+    let model = load_model(dir, &exp, &panel, index.ids.len(), device)?;
+    let levels = levels(&exp);
+    let origins: Vec<Origin> = (0..panel.series.len())
+        .map(|k| Origin {
+            series: k,
+            origin: panel.lookback,
+        })
+        .collect();
+    let q = model_quantiles(&exp, &panel, &model, &levels, &origins)?;
+    let mut text = String::from("series,timestamp");
+    for l in &levels {
+        text += &format!(",{}", label(*l));
+    }
+    text.push('\n');
+    for (s, qs) in panel.series.iter().zip(&q) {
+        for k in 0..panel.horizon {
+            text += &format!(
+                "{},{}",
+                s.id,
+                s.times[panel.lookback + k].format("%Y-%m-%d %H:%M:%S")
+            );
+            for lv in qs {
+                text += &format!(",{:.4}", lv[k]);
+            }
+            text.push('\n');
+        }
+    }
+    match output {
+        Some(path) => write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
