@@ -78,6 +78,22 @@ enum Command {
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
+    /// Rolling-origin backtest of a panel experiment (data.id_column): K folds of one horizon
+    /// each at the end of the data, scored beside the seasonal naive; the model trains before the
+    /// first origin (or before each with --refit). Takes the same options as `train`.
+    Backtest {
+        /// Number of folds.
+        #[arg(long, default_value_t = 3)]
+        folds: usize,
+        /// Steps between two folds' origins (default: the horizon).
+        #[arg(long)]
+        stride: Option<usize>,
+        /// Retrain before every fold on the rows before its origin.
+        #[arg(long)]
+        refit: bool,
+        #[command(flatten)]
+        model: Box<TrainArgs>,
+    },
     /// Forecast the next `horizon` steps after the end of a CSV file, in original units.
     Forecast {
         /// The run directory written by `gatecast train`.
@@ -379,7 +395,7 @@ fn train(args: TrainArgs) -> Result<()> {
         let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
         println!("\n{}", report.markdown());
         println!(
-            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
             report.epoch_seconds,
@@ -437,6 +453,12 @@ fn main() -> ExitCode {
             split,
             model,
         } => benchmark(&which, &mode, &horizons, &split, &model),
+        Command::Backtest {
+            folds,
+            stride,
+            refit,
+            model,
+        } => backtest(folds, stride, refit, &model),
         Command::Forecast {
             run_dir,
             input,
@@ -463,6 +485,45 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `gatecast backtest`: the folds of a panel experiment, trained and scored into `--out`.
+fn backtest(folds: usize, stride: Option<usize>, refit: bool, args: &TrainArgs) -> Result<()> {
+    let exp = experiment(args, false)?;
+    if !exp.is_panel() {
+        bail!("backtest runs panel experiments (data.id_column, or --id-column) for now; single-series backtests are not built yet");
+    }
+    let folds = panel::Folds {
+        count: folds,
+        stride: stride.unwrap_or(exp.window.horizon),
+        refit,
+    };
+    let dev = device(args.device.as_deref())?;
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "backtest-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ))
+    });
+    println!(
+        "gatecast backtest: {} folds {} steps apart, {} on {}, lookback {}, horizon {} -> {}",
+        folds.count,
+        folds.stride,
+        exp.model.cell,
+        exp.data.path,
+        exp.window.lookback,
+        exp.window.horizon,
+        dir.display()
+    );
+    let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet)?;
+    println!("\n{}", report.markdown());
+    println!(
+        "{:.0} s; {}: historical_forecasts.csv, backtest.md, metrics.csv and model.bpk{}",
+        report.seconds,
+        dir.display(),
+        if refit { " per fold (fold<k>/)" } else { "" }
+    );
+    Ok(())
 }
 
 /// `gatecast evaluate`: the run's test table again (a panel run's for one series with

@@ -383,3 +383,61 @@ fn a_panel_run_evaluates_and_forecasts_per_series() {
     assert!(!ok && err.contains("--allow-changed-data"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backtest's seasonal-naive rows against errors computed by hand: two weekly-periodic series
+/// shifted up by 1, 3 and 6 in the three folds. The naive repeats the week before each origin
+/// (its median seasonal change is 0), so its per-fold MAE is |1 - 0|, |3 - 1|, |6 - 3|.
+#[test]
+fn a_backtest_scores_each_fold_as_computed_by_hand() {
+    use gatecast_trainer::panel::{backtest_panel, Folds};
+    let dir = scratch("backtest");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2022, 1, 3).unwrap();
+    let pattern = [10.0, 12.0, 9.0, 15.0, 20.0, 30.0, 25.0];
+    let rows = 84;
+    let mut text = String::from("date,store,units\n");
+    for (id, level) in [("a", 0.0), ("b", 40.0)] {
+        for d in 0..rows {
+            let shift = if d < rows - 21 {
+                0.0
+            } else {
+                [1.0, 3.0, 6.0][(d - (rows - 21)) / 7]
+            };
+            let day = t0 + chrono::TimeDelta::days(d as i64);
+            text += &format!("{day},{id},{}\n", pattern[d % 7] + level + shift);
+        }
+    }
+    let path = dir.join("weekly.csv");
+    std::fs::write(&path, text).unwrap();
+    let mut exp = experiment(&path);
+    exp.window.lookback = 14;
+    exp.window.horizon = 7;
+    exp.train.epochs = 1;
+    let folds = Folds {
+        count: 3,
+        stride: 7,
+        refit: false,
+    };
+    let device = burn::tensor::Device::flex();
+    let report = backtest_panel(&exp, folds, &dir.join("bt"), &device, true).unwrap();
+    let naive: Vec<f64> = report
+        .folds
+        .iter()
+        .map(|f| f.rows[1].mae.unwrap())
+        .collect();
+    assert_eq!(naive, [1.0, 2.0, 3.0], "{}", report.markdown());
+    let csv = std::fs::read_to_string(dir.join("bt/historical_forecasts.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 2 * 7);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("fold,series,timestamp,actual,p2.5"));
+    // Fold 3 forecasts the last week.
+    let last = (t0 + chrono::TimeDelta::days(rows as i64 - 1)).to_string();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("3,b,") && l.contains(&last)),
+        "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,13 +6,16 @@
 //! | `data.rs` | the file as a panel: per-series hold-out, mean-absolute scale, windows |
 //! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
+//! | `backtest.rs` | rolling-origin folds: train before the first (or each) origin, score every fold |
 //! | `saved.rs` | what a run keeps (series ids and scales, the data's fingerprint); `evaluate` and `forecast` of a finished run |
 
+mod backtest;
 mod data;
 mod fit;
 mod report;
 mod saved;
 
+pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds};
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};

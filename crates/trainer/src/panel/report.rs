@@ -97,11 +97,11 @@ fn at(levels: &[f64], q: f64) -> usize {
 /// Quantiles of a forecaster per series: `[series][level][step]`.
 pub(super) type Quantiles = Vec<Vec<Vec<f32>>>;
 
-/// Scores the quantile forecasts `qs` (`[level][step]`) of each series' test horizon, pooled
-/// over the series given.
-fn score<'a>(
+/// Scores the quantile forecasts `qs` (`[level][step]`) of each series' `h` steps from `start`,
+/// pooled over the series given.
+pub(super) fn score<'a>(
     name: &str,
-    series: impl IntoIterator<Item = (&'a PanelSeries, &'a Vec<Vec<f32>>)>,
+    series: impl IntoIterator<Item = (&'a PanelSeries, usize, &'a Vec<Vec<f32>>)>,
     h: usize,
     levels: &[f64],
     season: usize,
@@ -109,9 +109,8 @@ fn score<'a>(
     let mut all = QuantileScore::new(levels);
     let (mut actual, mut median, mut mases) = (Vec::new(), Vec::new(), Vec::new());
     let m = at(levels, 0.5);
-    for (s, qs) in series {
-        let start = s.test_start(h);
-        let y = &s.y[start..];
+    for (s, start, qs) in series {
+        let y = &s.y[start..start + h];
         all.add(y, qs);
         if let Some(v) = mase(y, &qs[m], &s.y[..start], season) {
             mases.push(v);
@@ -223,8 +222,12 @@ pub(super) fn test_table(
         panel: &'a Panel,
         picked: &[usize],
         q: &'a Quantiles,
-    ) -> Vec<(&'a PanelSeries, &'a Vec<Vec<f32>>)> {
-        picked.iter().map(|&k| (&panel.series[k], &q[k])).collect()
+    ) -> Vec<(&'a PanelSeries, usize, &'a Vec<Vec<f32>>)> {
+        let h = panel.horizon;
+        picked
+            .iter()
+            .map(|&k| (&panel.series[k], panel.series[k].test_start(h), &q[k]))
+            .collect()
     }
     let rows = vec![
         score("gatecast", of(panel, &picked, &model_q), h, &levels, season),
@@ -310,8 +313,9 @@ fn write_per_series(
     let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
     let h = panel.horizon;
     for (k, s) in panel.series.iter().enumerate() {
-        let a = score("gatecast", [(s, &model[k])], h, levels, season);
-        let b = score("naive", [(s, &naive[k])], h, levels, season);
+        let start = s.test_start(h);
+        let a = score("gatecast", [(s, start, &model[k])], h, levels, season);
+        let b = score("naive", [(s, start, &naive[k])], h, levels, season);
         rows.push(vec![
             s.id.clone(),
             f(a.wql),
