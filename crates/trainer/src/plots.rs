@@ -204,7 +204,7 @@ pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
 
 /// The test horizon of up to four series of a panel (the four with the largest test volume):
 /// the last weeks of history, the actual values, the median forecast and its 80% and 95%
-/// intervals shaded, one chart each.
+/// intervals shaded, one chart each (one chart alone for a panel of one series).
 pub fn panel_intervals(
     path: &Path,
     panel: &crate::panel::Panel,
@@ -228,9 +228,18 @@ pub fn panel_intervals(
     };
     order.sort_by(|a, b| volume(*b).total_cmp(&volume(*a)));
     order.truncate(4);
-    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    let size = if order.len() == 1 {
+        (900, 560)
+    } else {
+        (1400, 900)
+    };
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let areas = root.split_evenly((2, 2));
+    let areas = if order.len() == 1 {
+        vec![root.clone()]
+    } else {
+        root.split_evenly((2, 2))
+    };
     for (area, &k) in areas.iter().zip(&order) {
         let s = &panel.series[k];
         let q = &quantiles[k];
@@ -288,6 +297,96 @@ pub fn panel_intervals(
                 .map_err(|e| anyhow!("{e:?}"))?
                 .label(name)
                 .legend(legend_line(color));
+        }
+        legend_box(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// A backtest's folds on up to four series (the largest by volume over the folds): the history,
+/// the actual values, and each fold's median with its 80% interval shaded. `origins[f][k]` is
+/// fold `f`'s first forecast row in series `k`, `quantiles[f][k]` its `[level][step]` forecast.
+pub fn backtest_folds(
+    path: &Path,
+    panel: &crate::panel::Panel,
+    levels: &[f64],
+    origins: &[Vec<usize>],
+    quantiles: &[Vec<Vec<Vec<f32>>>],
+) -> Result<()> {
+    register_font();
+    let h = panel.horizon;
+    let pos = |q: f64| levels.iter().position(|l| (l - q).abs() < 1e-9);
+    let (Some(m), Some(l80), Some(h80)) = (pos(0.5), pos(0.1), pos(0.9)) else {
+        return Err(anyhow!("the fold plot needs levels 0.1, 0.5 and 0.9"));
+    };
+    let (Some(first), Some(last)) = (origins.first(), origins.last()) else {
+        return Ok(());
+    };
+    let mut order: Vec<usize> = (0..panel.series.len()).collect();
+    let volume = |k: usize| -> f64 {
+        let s = &panel.series[k];
+        s.y[first[k]..last[k] + h]
+            .iter()
+            .map(|v| v.abs() as f64)
+            .sum()
+    };
+    order.sort_by(|a, b| volume(*b).total_cmp(&volume(*a)));
+    order.truncate(4);
+    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let areas = root.split_evenly((2, 2));
+    for (area, &k) in areas.iter().zip(&order) {
+        let s = &panel.series[k];
+        let from = first[k].saturating_sub(2 * h);
+        let to = last[k] + h;
+        let series: Vec<(f64, f64)> = (from..to).map(|t| (t as f64, s.y[t] as f64)).collect();
+        let values = series.iter().map(|p| p.1).chain(
+            quantiles
+                .iter()
+                .flat_map(|fold| fold[k][l80].iter().chain(&fold[k][h80]).map(|v| *v as f64)),
+        );
+        let (lo, hi) = range(values);
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                format!("series {}: {} folds", s.id, origins.len()),
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(from as f64..to as f64, lo..hi)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("row")
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .draw_series(LineSeries::new(series, BLACK.stroke_width(2)))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label("actual")
+            .legend(legend_line(BLACK));
+        for (f, fold) in quantiles.iter().enumerate() {
+            let o = origins[f][k];
+            let line = |lv: usize| -> Vec<(f64, f64)> {
+                (0..h)
+                    .map(|i| ((o + i) as f64, fold[k][lv][i] as f64))
+                    .collect()
+            };
+            let mut band = line(l80);
+            band.extend(line(h80).into_iter().rev());
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, BLUE.mix(0.25).filled())))
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let median = chart
+                .draw_series(LineSeries::new(line(m), BLUE.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?;
+            if f == 0 {
+                median
+                    .label("median, 80% interval per fold")
+                    .legend(legend_line(BLUE));
+            }
         }
         legend_box(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }

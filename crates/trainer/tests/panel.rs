@@ -281,6 +281,7 @@ fn a_panel_run_evaluates_and_forecasts_per_series() {
     let (ok, out, err) = gatecast(&one);
     assert!(ok, "{err}");
     assert!(out.contains("last horizon of 1 series"), "{out}");
+    assert!(run.join("forecast_s3.png").exists(), "{err}");
     let wql: f64 = line(&out, "gatecast")
         .split('|')
         .nth(2)
@@ -425,6 +426,20 @@ fn a_backtest_scores_each_fold_as_computed_by_hand() {
         .map(|f| f.rows[1].mae.unwrap())
         .collect();
     assert_eq!(naive, [1.0, 2.0, 3.0], "{}", report.markdown());
+    assert!(dir.join("bt/backtest.png").exists());
+    assert_eq!(report.fits, 1);
+    // With --refit: one model per fold, each trained before its own origin.
+    let refit = Folds {
+        refit: true,
+        ..folds
+    };
+    let again = backtest_panel(&exp, refit, &dir.join("bt-refit"), &device, true).unwrap();
+    assert_eq!(again.fits, 3);
+    for k in 1..=3 {
+        assert!(dir.join(format!("bt-refit/fold{k}/model.bpk")).exists());
+    }
+    let naive_again: Vec<f64> = again.folds.iter().map(|f| f.rows[1].mae.unwrap()).collect();
+    assert_eq!(naive_again, [1.0, 2.0, 3.0]);
     let csv = std::fs::read_to_string(dir.join("bt/historical_forecasts.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 * 2 * 7);
     assert!(csv

@@ -139,7 +139,8 @@ impl Backtest {
 }
 
 /// Runs the backtest of `exp` (a panel experiment) into `dir`: `historical_forecasts.csv` (fold,
-/// series, timestamp, actual and one column per level), `backtest.md`, and each model's
+/// series, timestamp, actual and one column per level), `backtest.md`, `backtest.png` (the folds
+/// of the four largest series), and each model's
 /// `metrics.csv` and `model.bpk` (in `fold<k>/` with refit).
 pub fn backtest_panel(
     exp: &Experiment,
@@ -202,6 +203,7 @@ pub fn backtest_panel(
     let mut rows_csv = Vec::new();
     let mut model = None;
     let mut fits = 0;
+    let (mut all_origins, mut all_q) = (Vec::new(), Vec::new());
     for k in 0..folds.count {
         let origin_of = |s: &PanelSeries| folds.origin(s.rows(), h, k);
         if model.is_none() || folds.refit {
@@ -284,6 +286,8 @@ pub fn backtest_panel(
                 rows_csv.push(r);
             }
         }
+        all_origins.push(at.iter().map(|&(_, o)| o).collect::<Vec<_>>());
+        all_q.push(model_q);
         scored.push(FoldScores {
             fold: k + 1,
             origin: history.series[0].times[origin_of(&history.series[0])].to_string(),
@@ -299,6 +303,13 @@ pub fn backtest_panel(
     header.extend(levels.iter().map(|l| label(*l)));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     write_csv(&dir.join("historical_forecasts.csv"), &header, &rows_csv)?;
+    crate::plots::backtest_folds(
+        &dir.join("backtest.png"),
+        &panel_like(series.clone()),
+        &levels,
+        &all_origins,
+        &all_q,
+    )?;
     let report = Backtest {
         folds: scored,
         series: series.len(),

@@ -171,8 +171,9 @@ fn series_named(panel: &Panel, id: &str, file: &str) -> Result<usize> {
 }
 
 /// `gatecast evaluate` of a panel run: the test table on every series' last horizon (or on
-/// series `only`'s), recomputed from the run's model on its data; an error if the data changed
-/// since training, unless `allow_changed_data`.
+/// series `only`'s, whose interval plot goes to `forecast_<id>.png` in the run directory),
+/// recomputed from the run's model on its data; an error if the data changed since training,
+/// unless `allow_changed_data`.
 pub fn evaluate_run(
     dir: &Path,
     device: &Device,
@@ -189,8 +190,27 @@ pub fn evaluate_run(
         .map(|id| series_named(&panel, id, &exp.data.path))
         .transpose()?;
     let model = load_model(dir, &exp, &panel, index.ids.len(), device)?;
+    let (rows, mut quantiles, _) = test_table(&exp, &panel, &model, one)?;
+    if let Some(k) = one {
+        // The chosen series' interval plot beside the run's own.
+        let name: String = panel.series[k]
+            .id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let alone = Panel {
+            series: vec![panel.series[k].clone()],
+            too_short: Vec::new(),
+            calendar: panel.calendar.clone(),
+            lookback: panel.lookback,
+            horizon: panel.horizon,
+        };
+        let path = dir.join(format!("forecast_{name}.png"));
+        crate::plots::panel_intervals(&path, &alone, &levels(&exp), &[quantiles.swap_remove(k)])?;
+        eprintln!("{}", path.display());
+    }
     Ok(PanelReport {
-        rows: test_table(&exp, &panel, &model, one)?.0,
+        rows,
         series: if one.is_some() { 1 } else { panel.series.len() },
         epochs: 0,
         best_epoch: 0,
