@@ -518,7 +518,7 @@ fn backtest(folds: usize, stride: Option<usize>, refit: bool, args: &TrainArgs) 
     let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet)?;
     println!("\n{}", report.markdown());
     println!(
-        "{:.0} s; {}: historical_forecasts.csv, backtest.md, metrics.csv and model.bpk{}",
+        "{:.0} s; {}: historical_forecasts.csv, backtest.md, backtest.png, metrics.csv and model.bpk{}",
         report.seconds,
         dir.display(),
         if refit { " per fold (fold<k>/)" } else { "" }
