@@ -2,7 +2,8 @@
 row beside gatecast's (issue #18). CPU, PyTorch; not part of CI.
 
     ~/.venvs/torch/bin/pip install "gluonts[torch]"          # the bench virtualenv, once
-    ~/.venvs/torch/bin/python scripts/bench/gluonts_deepar.py --epochs 4 --threads 2
+    ~/.venvs/torch/bin/python scripts/bench/gluonts_deepar.py --epochs 6 --threads 2 --row peer.csv
+    gatecast backtest --config examples/configs/retail_panel.toml --folds 3 --peer peer.csv
 
 Folds as `gatecast backtest --folds 3` (stride = horizon): fold k forecasts the `horizon` days
 from origin_k = rows - horizon - (folds - 1 - k) * stride of each series; the model trains once
@@ -39,6 +40,10 @@ def main():
     p.add_argument("--stride", type=int, default=2, help="gatecast's window.stride: sets the batches per epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--row",
+        help="also write the mean row as CSV here, for `gatecast backtest --peer FILE`",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -134,6 +139,13 @@ def main():
     print(
         f"| mean | {mean['mean_wQuantileLoss']:.4f} | {mean['coverage80']:.3f} | {mean['coverage95']:.3f} | {mean['MASE']:.3f} |"
     )
+    if args.row:
+        with open(args.row, "w") as f:
+            f.write("name,mean_wql,coverage80,coverage95,mase,seconds\n")
+            f.write(
+                f"GluonTS DeepAR,{mean['mean_wQuantileLoss']},{mean['coverage80']},"
+                f"{mean['coverage95']},{mean['MASE']},{total}\n"
+            )
     print(
         json.dumps(
             {

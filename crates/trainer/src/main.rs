@@ -91,6 +91,10 @@ enum Command {
         /// Retrain before every fold on the rows before its origin.
         #[arg(long)]
         refit: bool,
+        /// Another toolkit's mean row over the same folds, shown beside gatecast's (CSV from
+        /// `scripts/bench/gluonts_deepar.py --row FILE`).
+        #[arg(long)]
+        peer: Option<PathBuf>,
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
@@ -457,8 +461,9 @@ fn main() -> ExitCode {
             folds,
             stride,
             refit,
+            peer,
             model,
-        } => backtest(folds, stride, refit, &model),
+        } => backtest(folds, stride, refit, peer.as_deref(), &model),
         Command::Forecast {
             run_dir,
             input,
@@ -488,8 +493,16 @@ fn main() -> ExitCode {
 }
 
 /// `gatecast backtest`: the folds of a panel experiment, trained and scored into `--out`.
-fn backtest(folds: usize, stride: Option<usize>, refit: bool, args: &TrainArgs) -> Result<()> {
+fn backtest(
+    folds: usize,
+    stride: Option<usize>,
+    refit: bool,
+    peer: Option<&std::path::Path>,
+    args: &TrainArgs,
+) -> Result<()> {
     let exp = experiment(args, false)?;
+    // Read before training, so a bad file fails at once.
+    let peer = peer.map(panel::PeerRow::read).transpose()?;
     if !exp.is_panel() {
         bail!("backtest runs panel experiments (data.id_column, or --id-column) for now; single-series backtests are not built yet");
     }
@@ -515,7 +528,7 @@ fn backtest(folds: usize, stride: Option<usize>, refit: bool, args: &TrainArgs) 
         exp.window.horizon,
         dir.display()
     );
-    let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet)?;
+    let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet, peer)?;
     println!("\n{}", report.markdown());
     println!(
         "{:.0} s; {}: historical_forecasts.csv, backtest.md, backtest.png, metrics.csv and model.bpk{}",

@@ -419,7 +419,7 @@ fn a_backtest_scores_each_fold_as_computed_by_hand() {
         refit: false,
     };
     let device = burn::tensor::Device::flex();
-    let report = backtest_panel(&exp, folds, &dir.join("bt"), &device, true).unwrap();
+    let report = backtest_panel(&exp, folds, &dir.join("bt"), &device, true, None).unwrap();
     let naive: Vec<f64> = report
         .folds
         .iter()
@@ -433,7 +433,7 @@ fn a_backtest_scores_each_fold_as_computed_by_hand() {
         refit: true,
         ..folds
     };
-    let again = backtest_panel(&exp, refit, &dir.join("bt-refit"), &device, true).unwrap();
+    let again = backtest_panel(&exp, refit, &dir.join("bt-refit"), &device, true, None).unwrap();
     assert_eq!(again.fits, 3);
     for k in 1..=3 {
         assert!(dir.join(format!("bt-refit/fold{k}/model.bpk")).exists());
@@ -453,6 +453,66 @@ fn a_backtest_scores_each_fold_as_computed_by_hand() {
         csv.lines()
             .any(|l| l.starts_with("3,b,") && l.contains(&last)),
         "{csv}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gatecast backtest --peer FILE` shows the peer's mean row and wall time beside gatecast's
+/// (and in backtest.md); a malformed file is refused before any training.
+#[test]
+fn a_backtest_shows_the_peer_row() {
+    let dir = scratch("peer");
+    let path = write_panel(&dir, 4, 120, 0);
+    let peer = dir.join("peer.csv");
+    std::fs::write(
+        &peer,
+        "name,mean_wql,coverage80,coverage95,mase,seconds\nGluonTS DeepAR,0.7792,0.59,0.7625,0.8034,495.3\n",
+    )
+    .unwrap();
+    let args = |peer: &Path| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> =
+            vec!["backtest".into(), "--data".into(), path.clone().into()];
+        a.extend(
+            [
+                "--time-column",
+                "date",
+                "--target",
+                "units",
+                "--id-column",
+                "store",
+                "--horizon",
+                "7",
+                "--lookback",
+                "14",
+                "--epochs",
+                "1",
+                "--folds",
+                "2",
+                "--quiet",
+                "--peer",
+            ]
+            .map(std::ffi::OsString::from),
+        );
+        a.push(peer.into());
+        a.push("--out".into());
+        a.push(dir.join("bt").into());
+        a
+    };
+    let (ok, out, err) = gatecast(&args(&peer));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("| mean | | GluonTS DeepAR | 0.7792 | 0.590 | 0.762 | 0.803 | n/a |"),
+        "{out}"
+    );
+    assert!(out.contains("GluonTS DeepAR 495 s"), "{out}");
+    let md = std::fs::read_to_string(dir.join("bt/backtest.md")).unwrap();
+    assert!(md.contains("GluonTS DeepAR"), "{md}");
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "name,mean_wql\nGluonTS,x\n").unwrap();
+    let (ok, _, err) = gatecast(&args(&bad));
+    assert!(
+        !ok && err.contains("--peer") && err.contains("line 2"),
+        "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

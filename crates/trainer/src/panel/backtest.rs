@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use gatecast_data::probabilistic::seasonal_naive_quantiles;
 
@@ -71,6 +71,59 @@ pub struct FoldScores {
     pub rows: Vec<PanelRow>,
 }
 
+/// Another toolkit's mean row over the same folds (from `scripts/bench/gluonts_deepar.py
+/// --row FILE`), shown beside gatecast's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerRow {
+    /// Who, e.g. `GluonTS DeepAR`.
+    pub name: String,
+    /// Mean over the folds of `mean_wQuantileLoss`, 80% and 95% coverage, and MASE.
+    pub wql: f64,
+    /// 80% interval coverage.
+    pub coverage80: f64,
+    /// 95% interval coverage.
+    pub coverage95: f64,
+    /// MASE of the median.
+    pub mase: f64,
+    /// Its wall seconds, end to end.
+    pub seconds: f64,
+}
+
+impl PeerRow {
+    /// Reads the CSV `name,mean_wql,coverage80,coverage95,mase,seconds` (a header, one row).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--peer: cannot read {}", path.display()))?;
+        let bad = || {
+            format!(
+                "--peer {}: line 2: not `name,mean_wql,coverage80,coverage95,mase,seconds` (write it with scripts/bench/gluonts_deepar.py --row)",
+                path.display()
+            )
+        };
+        let line = text.lines().nth(1).with_context(bad)?;
+        let f: Vec<&str> = line.split(',').collect();
+        let [name, rest @ ..] = &f[..] else {
+            bail!(bad());
+        };
+        let v: Vec<f64> = rest
+            .iter()
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .with_context(bad)?;
+        let [wql, coverage80, coverage95, mase, seconds] = v[..] else {
+            bail!(bad());
+        };
+        Ok(Self {
+            name: name.to_string(),
+            wql,
+            coverage80,
+            coverage95,
+            mase,
+            seconds,
+        })
+    }
+}
+
 /// What a backtest measured.
 #[derive(Debug, Clone)]
 pub struct Backtest {
@@ -82,6 +135,8 @@ pub struct Backtest {
     pub fits: usize,
     /// Wall seconds.
     pub seconds: f64,
+    /// Another toolkit's mean row, to show beside.
+    pub peer: Option<PeerRow>,
 }
 
 impl Backtest {
@@ -124,6 +179,20 @@ impl Backtest {
                 f(mean(|r| r.mae), 2)
             );
         }
+        if let Some(p) = &self.peer {
+            s += &format!(
+                "| mean | | {} | {:.4} | {:.3} | {:.3} | {:.3} | n/a |\n\nwall time, end to end: gatecast {:.0} s, {} {:.0} s ({:.2}x)\n",
+                p.name,
+                p.wql,
+                p.coverage80,
+                p.coverage95,
+                p.mase,
+                self.seconds,
+                p.name,
+                p.seconds,
+                self.seconds / p.seconds
+            );
+        }
         s
     }
 
@@ -139,7 +208,8 @@ impl Backtest {
 }
 
 /// Runs the backtest of `exp` (a panel experiment) into `dir`: `historical_forecasts.csv` (fold,
-/// series, timestamp, actual and one column per level), `backtest.md`, `backtest.png` (the folds
+/// series, timestamp, actual and one column per level), `backtest.md` (with `peer`'s mean row
+/// beside gatecast's), `backtest.png` (the folds
 /// of the four largest series), and each model's
 /// `metrics.csv` and `model.bpk` (in `fold<k>/` with refit).
 pub fn backtest_panel(
@@ -148,6 +218,7 @@ pub fn backtest_panel(
     dir: &Path,
     device: &Device,
     quiet: bool,
+    peer: Option<PeerRow>,
 ) -> Result<Backtest> {
     let start = std::time::Instant::now();
     if folds.count == 0 || folds.stride == 0 {
@@ -315,6 +386,7 @@ pub fn backtest_panel(
         series: series.len(),
         fits,
         seconds: start.elapsed().as_secs_f64(),
+        peer,
     };
     write_atomic(&dir.join("backtest.md"), report.markdown().as_bytes())?;
     Ok(report)

@@ -15,7 +15,7 @@ mod fit;
 mod report;
 mod saved;
 
-pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds};
+pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds, PeerRow};
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};
