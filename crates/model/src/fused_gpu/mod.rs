@@ -23,6 +23,7 @@ mod node;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::Autodiff;
+use burn::backend::wgpu::CubeTensor;
 use burn::backend::Cube;
 use burn::tensor::{DType, Tensor};
 
@@ -39,11 +40,11 @@ const MAX_THREADS: usize = 256;
 /// a buffer larger than the device allows in one allocation.
 pub(crate) fn try_fused_stack(stack: Stack, args: &StackInput) -> Option<StackOutput> {
     let input = &args.input;
-    if input.dtype() != DType::F32 || !on_cube(input) {
+    if input.dtype() != DType::F32 {
         return None;
     }
+    let device = limits(&on_cube(input)?);
     let [batch, time, features] = input.dims();
-    let device = limits(input)?;
     let gh = stack.kind.gates() * stack.hidden_size;
     // The largest buffers: the input projection and the gate gradients `[B·T, G·H]`, the input
     // (or a bidirectional layer's output) `[B·T, F]`.
@@ -61,13 +62,16 @@ pub(crate) fn try_fused_stack(stack: Stack, args: &StackInput) -> Option<StackOu
     fused_stack(stack, args, &GpuOp { rows })
 }
 
-/// Whether `t` is a plain or autodiff tensor of the cubecl backend.
-fn on_cube(t: &Tensor<3>) -> bool {
-    let probe = Tensor::<1>::zeros([1], &t.device());
-    probe.clone().try_into_primitive::<Cube>().is_ok()
-        || probe
+/// `t`'s buffer if it is a plain or autodiff tensor of the cubecl backend (a handle, no copy).
+fn on_cube(t: &Tensor<3>) -> Option<CubeTensor> {
+    match t.clone().try_into_primitive::<Cube>() {
+        Ok(p) => Some(p),
+        Err(_) => t
+            .clone()
             .try_into_primitive::<Autodiff<Cube, NoCheckpointing>>()
-            .is_ok()
+            .ok()
+            .map(|p| p.into_primitive()),
+    }
 }
 
 /// What the op needs to know of a device.
@@ -81,21 +85,13 @@ struct Limits {
     software: bool,
 }
 
-fn limits(t: &Tensor<3>) -> Option<Limits> {
-    let probe = Tensor::<1>::zeros([1], &t.device());
-    let cube = match probe.clone().try_into_primitive::<Cube>() {
-        Ok(p) => p,
-        Err(_) => probe
-            .try_into_primitive::<Autodiff<Cube, NoCheckpointing>>()
-            .ok()?
-            .into_primitive(),
-    };
+fn limits(cube: &CubeTensor) -> Limits {
     let properties = cube.client.properties();
-    Some(Limits {
+    Limits {
         shared: properties.hardware.max_shared_memory_size,
         largest: properties.memory.max_page_size,
         software: properties.identity.physical.is_none(),
-    })
+    }
 }
 
 fn cell_of(kind: CellKind) -> u32 {
@@ -127,10 +123,13 @@ fn rows_per_cube(
 ) -> Option<usize> {
     // The larger of the two kernels' shared buffers: forward 3·rows·H, BPTT (G + 2)·rows·H.
     let need = |rows: usize| rows * hid * (gate_count(cell) + 2).max(3) * 4;
-    let wanted = std::env::var("GATECAST_GPU_ROWS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|r| [1, 2, 4, 8].contains(r));
+    static WANTED: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let wanted = *WANTED.get_or_init(|| {
+        std::env::var("GATECAST_GPU_ROWS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|r| [1, 2, 4, 8].contains(r))
+    });
     let busy = |rows: usize| batch.div_ceil(rows) >= batch.min(cubes);
     let rows = wanted.unwrap_or_else(|| [8, 4, 2, 1].into_iter().find(|&r| busy(r)).unwrap_or(1));
     [8, 4, 2, 1]
@@ -146,7 +145,7 @@ struct GpuOp {
 
 impl DirectionOp for GpuOp {
     fn applies(&self, input: &Tensor<3>) -> bool {
-        input.dtype() == DType::F32 && on_cube(input)
+        input.dtype() == DType::F32 && on_cube(input).is_some()
     }
 
     fn run(&self, input: DirectionInput) -> DirectionOutput {

@@ -47,15 +47,12 @@ impl Folds {
 pub fn cut(s: &PanelSeries, origin: usize, h: usize) -> PanelSeries {
     let end = origin + h;
     let c = s.calendar.len() / s.times.len().max(1);
-    let y = s.y[..end].to_vec();
-    let train_end = end - 2 * h;
-    let mean_abs = y[..train_end].iter().map(|v| v.abs() as f64).sum::<f64>() / train_end as f64;
     PanelSeries {
         id: s.id.clone(),
         index: s.index,
         times: s.times[..end].to_vec(),
-        y,
-        scale: if mean_abs > 0.0 { mean_abs as f32 } else { 1.0 },
+        y: s.y[..end].to_vec(),
+        scale: data::training_scale(&s.y[..end - 2 * h]),
         calendar: s.calendar[..end * c].to_vec(),
     }
 }

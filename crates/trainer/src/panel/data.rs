@@ -103,15 +103,12 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
         let (names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
         panel.calendar = names;
         let y = s.values.clone();
-        let train_end = y.len() - 2 * horizon;
-        let mean_abs =
-            y[..train_end].iter().map(|v| v.abs() as f64).sum::<f64>() / train_end as f64;
         panel.series.push(PanelSeries {
             id,
             index: panel.series.len(),
             times: s.timestamps.clone(),
+            scale: training_scale(&y[..y.len() - 2 * horizon]),
             y,
-            scale: if mean_abs > 0.0 { mean_abs as f32 } else { 1.0 },
             calendar,
         });
     }
@@ -123,6 +120,17 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
         );
     }
     Ok(panel)
+}
+
+/// DeepAR's scale of a series from its training rows: their mean absolute value (1 where they
+/// are all 0).
+pub(super) fn training_scale(train: &[f32]) -> f32 {
+    let mean_abs = train.iter().map(|v| v.abs() as f64).sum::<f64>() / train.len() as f64;
+    if mean_abs > 0.0 {
+        mean_abs as f32
+    } else {
+        1.0
+    }
 }
 
 /// A window: series `series`, forecast origin `origin` (look-back rows `origin - lookback ..

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
 use burn::tensor::Device;
 use gatecast_data::{calendar_covariates, load_panel};
 use gatecast_model::forecast::GlobalForecaster;
@@ -18,6 +17,7 @@ use super::report::{label, levels, model_quantiles, test_table, PanelReport};
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 use crate::run::prepare::{blame_option, csv_options};
+use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
 
 /// Each training series' id and scale; its row is its embedding id.
@@ -111,25 +111,13 @@ impl SeriesIndex {
 pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
     let rows = panel.series.iter().map(|s| s.rows()).sum();
     let first = panel.series.iter().filter_map(|s| s.times.first()).min();
-    let last = panel
-        .series
-        .iter()
-        .filter_map(|s| s.times.get(s.rows().wrapping_sub(1)))
-        .max();
+    let last = panel.series.iter().filter_map(|s| s.times.last()).max();
     DataFingerprint::of_rows(path, rows, first, last)
 }
 
 /// The run's experiment if `dir` holds a panel run, `None` for another run.
 pub fn panel_run(dir: &Path) -> Result<Option<Experiment>> {
-    let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{} is not a gatecast run directory (no config.toml)",
-            dir.display()
-        )
-    })?;
-    let exp =
-        Experiment::from_toml(&text, &path.display().to_string()).map_err(anyhow::Error::msg)?;
+    let exp = read_config(dir)?;
     Ok(exp.is_panel().then_some(exp))
 }
 
@@ -141,16 +129,7 @@ fn load_model(
     series: usize,
     device: &Device,
 ) -> Result<GlobalForecaster> {
-    let path = dir.join("model.bpk");
-    let record = burn::store::ModuleRecord::load(&path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
-    let model = model_config(exp, panel, series)?.try_init(device)?;
-    model.try_load_record(record).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: the weights do not fit the model in config.toml (was it edited?): {e:?}",
-            path.display()
-        )
-    })
+    load_weights(dir, model_config(exp, panel, series)?.try_init(device)?)
 }
 
 /// The index of series `id` in `panel`, or an error listing a few that exist.

@@ -75,10 +75,15 @@ pub fn load_model(
     window: &WindowConfig,
     device: &Device,
 ) -> Result<ForecastModel> {
+    load_weights(dir, build_model(exp, window, device, None)?)
+}
+
+/// `model` with the weights of the run's `model.bpk`; an error names the first tensor that
+/// does not fit.
+pub(crate) fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M> {
     let path: PathBuf = dir.join("model.bpk");
     let record = burn::store::ModuleRecord::load(&path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
-    let model = build_model(exp, window, device, None)?;
     model.try_load_record(record).map_err(|e| {
         // Burn lists every mismatching tensor (Debug-quoted); the first says enough.
         let detail = format!("{e:?}").replace("\\\"", "'");
@@ -95,7 +100,8 @@ pub fn load_model(
     })
 }
 
-pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
+/// The experiment of the run in `dir` (its `config.toml`).
+pub(crate) fn read_config(dir: &Path) -> Result<Experiment> {
     let config_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(
@@ -103,8 +109,11 @@ pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
             dir.display()
         )
     })?;
-    let exp = Experiment::from_toml(&text, &config_path.display().to_string())
-        .map_err(anyhow::Error::msg)?;
+    Experiment::from_toml(&text, &config_path.display().to_string()).map_err(anyhow::Error::msg)
+}
+
+pub(super) fn read_run(dir: &Path) -> Result<(Experiment, Scaler)> {
+    let exp = read_config(dir)?;
     if exp.is_panel() {
         bail!(
             "{} is a panel run (data.id_column): read it with gatecast_trainer::panel::evaluate_run and forecast_run",
