@@ -50,6 +50,11 @@ pub struct DataConfig {
     pub gaps: GapPolicy,
     /// Train / validation / test fractions.
     pub split: [f64; 3],
+    /// Row boundaries instead of `split`: validation from row `a`, test from row `b` to row `c`
+    /// (exclusive), training the rows before `a`. `gatecast backtest` writes these into each
+    /// fold's run, so `evaluate` on a fold re-tests that fold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_rows: Option<[usize; 3]>,
     /// `standard`, `min_max` or `none`; fitted on the training rows only.
     pub scaler: ScalerKind,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data).
@@ -98,6 +103,7 @@ impl Default for DataConfig {
             duplicates: DuplicatePolicy::First,
             gaps: GapPolicy::Keep,
             split: [0.7, 0.1, 0.2],
+            split_rows: None,
             scaler: ScalerKind::Standard,
             season: 24,
             baseline_seasons: Vec::new(),
@@ -381,6 +387,9 @@ impl Experiment {
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
         }
+        if self.data.split_rows.is_some() {
+            return Err("data.split_rows: panel runs hold out each series' last horizons (validation, then test); row boundaries are for single-series runs".into());
+        }
         if !self.data.resample.is_empty() {
             return Err(
                 "data.resample: not available for panel runs yet; give one row per series and step"
@@ -433,6 +442,13 @@ impl DataConfig {
             return Err(format!(
                 "data.split = [{a}, {b}, {c}]: three fractions in (0, 1) summing to 1"
             ));
+        }
+        if let Some([a, b, c]) = self.split_rows {
+            if !(a < b && b < c) {
+                return Err(format!(
+                    "data.split_rows = [{a}, {b}, {c}]: validation start < test start < end"
+                ));
+            }
         }
         Ok(())
     }

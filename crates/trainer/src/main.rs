@@ -78,9 +78,10 @@ enum Command {
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
-    /// Rolling-origin backtest of a panel experiment (data.id_column): K folds of one horizon
-    /// each at the end of the data, scored beside the seasonal naive; the model trains before the
-    /// first origin (or before each with --refit). Takes the same options as `train`.
+    /// Rolling-origin backtest: K folds of one horizon each at the end of the data, scored beside
+    /// the baselines; the model trains before the first origin (or before each with --refit).
+    /// Panel experiments (data.id_column) and single series alike. Takes the same options as
+    /// `train`.
     Backtest {
         /// Number of folds.
         #[arg(long, default_value_t = 3)]
@@ -492,7 +493,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `gatecast backtest`: the folds of a panel experiment, trained and scored into `--out`.
+/// `gatecast backtest`: the folds of an experiment, trained and scored into `--out`.
 fn backtest(
     folds: usize,
     stride: Option<usize>,
@@ -503,8 +504,8 @@ fn backtest(
     let exp = experiment(args, false)?;
     // Read before training, so a bad file fails at once.
     let peer = peer.map(panel::PeerRow::read).transpose()?;
-    if !exp.is_panel() {
-        bail!("backtest runs panel experiments (data.id_column, or --id-column) for now; single-series backtests are not built yet");
+    if !exp.is_panel() && peer.is_some() {
+        bail!("--peer: the peer row is for panel backtests (data.id_column, or --id-column)");
     }
     let folds = panel::Folds {
         count: folds,
@@ -528,6 +529,21 @@ fn backtest(
         exp.window.horizon,
         dir.display()
     );
+    if !exp.is_panel() {
+        let report = run::backtest_series(&exp, folds, &dir, &dev, args.quiet)?;
+        println!("\n{}", report.markdown());
+        println!(
+            "{:.0} s; {}: historical_forecasts.csv, backtest.md, backtest.png; {}",
+            report.seconds,
+            dir.display(),
+            if refit {
+                "each fold's run in fold<k>/"
+            } else {
+                "the run trained before fold 1 in fold1/"
+            }
+        );
+        return Ok(());
+    }
     let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet, peer)?;
     println!("\n{}", report.markdown());
     println!(

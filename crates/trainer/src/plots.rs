@@ -145,6 +145,20 @@ pub fn forecast_vs_actual(
     )
 }
 
+/// A single-series backtest: the actual values (row, value) and each fold's forecast as its own
+/// line.
+pub fn point_folds(
+    path: &Path,
+    title: &str,
+    actual: Vec<(f64, f64)>,
+    folds: Vec<Vec<(f64, f64)>>,
+) -> Result<()> {
+    let names: Vec<String> = (1..=folds.len()).map(|k| format!("fold {k}")).collect();
+    let mut series = vec![("actual", actual)];
+    series.extend(names.iter().map(String::as_str).zip(folds));
+    lines(path, (1200, 540), title, "row", "", &series)
+}
+
 /// `‖∂L/∂h_t‖` against the time step, log scale, one line per named series.
 pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
     register_font();

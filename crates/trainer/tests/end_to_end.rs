@@ -576,3 +576,128 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         r[0].naive_mse
     );
 }
+
+/// A single-series backtest against errors by hand: the series holds 1, 4 and 9 over the three
+/// folds after a 0 at the last row before the first, so the naive (repeat-last) forecaster's
+/// per-fold MAE is 1, 3 and 5. Each fold's scaler comes from its training rows alone, and
+/// `evaluate` on a fold's run re-tests that fold.
+#[test]
+fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
+    use gatecast_trainer::panel::Folds;
+    let dir = tmp("backtest");
+    let rows = 200;
+    let (h, first_origin) = (6, 182);
+    let y: Vec<f64> = (0..rows)
+        .map(|t| match t {
+            t if t == first_origin - 1 => 0.0,
+            t if t < first_origin => 10.0 + ((3 * t) % 7) as f64,
+            t => [1.0, 4.0, 9.0][(t - first_origin) / h],
+        })
+        .collect();
+    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let mut text = String::from("time,load\n");
+    for (i, v) in y.iter().enumerate() {
+        let t = t0 + chrono::TimeDelta::hours(i as i64);
+        text += &format!("{},{v}\n", t.format("%Y-%m-%d %H:%M:%S"));
+    }
+    let csv = dir.join("steps.csv");
+    std::fs::write(&csv, text).unwrap();
+    let mut exp = experiment(&csv);
+    exp.data.covariates = Vec::new();
+    exp.data.calendar = Vec::new();
+    exp.data.split = [0.7, 0.15, 0.15];
+    exp.window.lookback = 24;
+    exp.window.horizon = h;
+    exp.model.hidden_size = 8;
+    exp.train.epochs = 1;
+    let folds = Folds {
+        count: 3,
+        stride: h,
+        refit: false,
+    };
+    let dev = Device::flex();
+    let report = run::backtest_series(&exp, folds, &dir.join("bt"), &dev, true).unwrap();
+    let naive = |r: &run::SeriesBacktest, get: fn(&run::TestRow) -> f64| -> Vec<f64> {
+        r.folds
+            .iter()
+            .map(|f| get(f.table.rows.iter().find(|r| r.name == "naive").unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        naive(&report, |r| r.mae),
+        [1.0, 3.0, 5.0],
+        "{}",
+        report.markdown()
+    );
+    assert_eq!(naive(&report, |r| r.mse), [1.0, 9.0, 25.0]);
+    assert_eq!(report.fits, 1);
+    assert!(
+        report
+            .markdown()
+            .contains("| mean | | naive | 11.6667 | 3.0000 |"),
+        "{}",
+        report.markdown()
+    );
+    // Fold 1's scaler: the training rows before its validation start, nothing after.
+    let [valid, origin, _] = run::fold_rows(&exp, rows, folds, 0).unwrap();
+    assert_eq!(origin, first_origin);
+    let scaler: gatecast_data::Scaler =
+        toml::from_str(&std::fs::read_to_string(dir.join("bt/fold1/scaler.toml")).unwrap())
+            .unwrap();
+    let mean = y[..valid].iter().sum::<f64>() / valid as f64;
+    assert!(
+        (scaler.offset[0] - mean).abs() < 1e-9,
+        "scaler mean {} against {mean} of rows 0..{valid}",
+        scaler.offset[0]
+    );
+    // Fold 1's run is a run: evaluate re-tests that fold and nothing else.
+    let again = run::evaluate(&dir.join("bt/fold1"), &dev).unwrap();
+    assert_eq!(again.windows, 1);
+    assert_eq!(again.rows, report.folds[0].table.rows);
+    let lines = std::fs::read_to_string(dir.join("bt/historical_forecasts.csv")).unwrap();
+    assert_eq!(lines.lines().count(), 1 + 3 * h);
+    assert!(lines.starts_with("fold,target,timestamp,actual,forecast\n"));
+    assert!(lines.contains(",2023-01-09 07:00:00,9,"), "{lines}");
+    check_plot(&dir.join("bt/backtest.png"), (1200, 540));
+    // Fold 2 without refit is fold 1's model reading the history up to fold 2's origin through
+    // fold 1's scaler: exactly what `forecast` on fold 1's run gives from the data cut there.
+    let cut = dir.join("cut.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let kept: Vec<&str> = text.lines().take(1 + first_origin + h).collect();
+    std::fs::write(&cut, kept.join("\n") + "\n").unwrap();
+    let out = dir.join("fold2.csv");
+    run::forecast(&dir.join("bt/fold1"), &cut, Some(&out), &dev).unwrap();
+    let forecast: Vec<f64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let fold2: Vec<f64> = lines
+        .lines()
+        .filter(|l| l.starts_with("2,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(forecast.len(), h);
+    for (a, b) in forecast.iter().zip(&fold2) {
+        assert!((a - b).abs() < 1e-4, "{forecast:?} against {fold2:?}");
+    }
+    // With --refit: a run per fold, the naive's errors unchanged.
+    let refit = Folds {
+        refit: true,
+        ..folds
+    };
+    let again = run::backtest_series(&exp, refit, &dir.join("refit"), &dev, true).unwrap();
+    assert_eq!(again.fits, 3);
+    assert_eq!(naive(&again, |r| r.mae), [1.0, 3.0, 5.0]);
+    let third: gatecast_data::Scaler =
+        toml::from_str(&std::fs::read_to_string(dir.join("refit/fold3/scaler.toml")).unwrap())
+            .unwrap();
+    let [valid, _, _] = run::fold_rows(&exp, rows, folds, 2).unwrap();
+    let mean = y[..valid].iter().sum::<f64>() / valid as f64;
+    assert!((third.offset[0] - mean).abs() < 1e-9);
+    let _ = std::fs::remove_dir_all(&dir);
+}

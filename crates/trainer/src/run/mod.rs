@@ -10,7 +10,9 @@
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
 //! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
+//! | `backtest.rs` | rolling-origin folds, each a run split by rows, scored beside the baselines |
 
+mod backtest;
 pub(crate) mod budget;
 mod build;
 mod fingerprint;
@@ -20,6 +22,7 @@ mod report;
 pub(crate) mod saved;
 mod train;
 
+pub use backtest::{backtest_series, fold_rows, SeriesBacktest, SeriesFold};
 pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;

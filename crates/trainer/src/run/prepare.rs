@@ -127,15 +127,27 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let loaded = load(d, Path::new(&d.path))?;
     let raw = &loaded.series;
     let lookback = exp.window.lookback;
-    let split = TimeSplit::by_ratios(raw.rows(), (d.split[0], d.split[1], d.split[2]), lookback)
-        .with_context(|| {
-            format!(
-                "{}: {} rows, data.split = {:?} with window.lookback = {lookback}",
-                d.path,
-                raw.rows(),
-                d.split
-            )
-        })?;
+    let split = match d.split_rows {
+        Some([a, b, c]) => {
+            TimeSplit::by_rows(raw.rows(), a, b, c, lookback).with_context(|| {
+                format!(
+                    "{}: {} rows, data.split_rows = {:?} with window.lookback = {lookback}",
+                    d.path,
+                    raw.rows(),
+                    [a, b, c]
+                )
+            })?
+        }
+        None => TimeSplit::by_ratios(raw.rows(), (d.split[0], d.split[1], d.split[2]), lookback)
+            .with_context(|| {
+                format!(
+                    "{}: {} rows, data.split = {:?} with window.lookback = {lookback}",
+                    d.path,
+                    raw.rows(),
+                    d.split
+                )
+            })?,
+    };
     let scaler = Scaler::fit(d.scaler, raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(raw));
     let window = loaded.window(exp);

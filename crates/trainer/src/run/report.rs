@@ -167,6 +167,21 @@ fn test_forecasts(
     Ok((starts, out))
 }
 
+/// The model's forecasts of every test window and the test table, written nowhere.
+pub(super) fn test(
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<Tested> {
+    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    Ok(Tested {
+        table: test_table(p, exp, &starts, &forecasts),
+        starts,
+        forecasts,
+    })
+}
+
 /// Test metrics of the model beside the naive and seasonal-naive baselines, in original units.
 pub fn evaluate_model(
     model: &ForecastModel,
@@ -174,8 +189,7 @@ pub fn evaluate_model(
     exp: &Experiment,
     device: &Device,
 ) -> Result<TestTable> {
-    let (starts, forecasts) = test_forecasts(model, p, device)?;
-    Ok(test_table(p, exp, &starts, &forecasts))
+    Ok(test(model, p, exp, device)?.table)
 }
 
 /// The test table from forecasts of every test window (original units).

@@ -189,11 +189,14 @@ fn datasets(exp: &Experiment, p: &Prepared) -> Result<(WindowDataset, WindowData
     } else {
         return Ok((train_ds, valid_ds));
     };
+    let (option, value) = match exp.data.split_rows {
+        Some(r) => ("data.split_rows", format!("{r:?}")),
+        None => ("data.split", format!("{:?}", exp.data.split)),
+    };
     bail!(
-        "{}: no complete window fits in the {name} split ({rows} rows of {}, data.split = {:?}): window.lookback {} + window.horizon {} needs {} rows; shorten the window or change data.split",
+        "{}: no complete window fits in the {name} split ({rows} rows of {}, {option} = {value}): window.lookback {} + window.horizon {} needs {} rows; shorten the window or change {option}",
         exp.data.path,
         p.raw.rows(),
-        exp.data.split,
         exp.window.lookback,
         exp.window.horizon,
         exp.window.lookback + exp.window.horizon
