@@ -42,7 +42,7 @@ pub use load::{
     load_csv, load_csv_str, load_panel, CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy,
 };
 pub use resample::{resample, Aggregation};
-pub use scaler::{fit_panel, Scaler, ScalerKind, ScalerScope};
+pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};
 pub use series::{format_frequency, infer_frequency, parse_frequency, Series};
 pub use split::TimeSplit;
 #[cfg(feature = "burn")]

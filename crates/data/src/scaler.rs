@@ -16,6 +16,9 @@ pub enum ScalerKind {
     Standard,
     /// `(x − min) / (max − min)` into `[0, 1]`; a constant column gets range 1.
     MinMax,
+    /// `x / mean(|x|)`: DeepAR's scale, no offset, so counts stay non-negative; a column whose
+    /// training values are all 0 gets 1.
+    MeanAbs,
     /// No scaling.
     None,
 }
@@ -61,6 +64,38 @@ pub struct Scaler {
     pub scale: Vec<f64>,
 }
 
+/// `(offset, scale)` of `kind` fitted on one column's training values (statistics in f64): the
+/// mean and population std, the minimum and range, 0 and the mean absolute value, or 0 and 1.
+/// A scale that would be 0 (a constant column, or no values) is 1.
+pub fn fit_values(kind: ScalerKind, values: impl Iterator<Item = f32> + Clone) -> (f64, f64) {
+    let positive = |s: f64| if s > 0.0 { s } else { 1.0 };
+    match kind {
+        ScalerKind::None => (0.0, 1.0),
+        ScalerKind::Standard => {
+            let (n, sum) = values
+                .clone()
+                .fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v as f64));
+            let mean = sum / n.max(1) as f64;
+            let sq: f64 = values.map(|v| (v as f64 - mean).powi(2)).sum();
+            (mean, positive((sq / n.max(1) as f64).sqrt()))
+        }
+        ScalerKind::MinMax => {
+            let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v as f64), hi.max(v as f64))
+            });
+            if lo.is_finite() {
+                (lo, positive(hi - lo))
+            } else {
+                (0.0, 1.0)
+            }
+        }
+        ScalerKind::MeanAbs => {
+            let (n, sum) = values.fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + (v as f64).abs()));
+            (0.0, positive(sum / n.max(1) as f64))
+        }
+    }
+}
+
 impl Scaler {
     /// Fits on the rows `train` of `series` only (statistics accumulated in f64).
     pub fn fit(kind: ScalerKind, series: &Series, train: Range<usize>) -> Self {
@@ -75,49 +110,11 @@ impl Scaler {
             .unwrap_or_default();
         let w = columns.len();
         let (mut offset, mut scale) = (vec![0.0; w], vec![1.0; w]);
-        match kind {
-            ScalerKind::None => {}
-            ScalerKind::Standard => {
-                let (mut n, mut sum, mut sq) = (0usize, vec![0.0f64; w], vec![0.0f64; w]);
-                for (s, rows) in parts {
-                    for r in rows.clone() {
-                        for (k, v) in s.row(r).iter().enumerate() {
-                            sum[k] += *v as f64;
-                        }
-                    }
-                    n += rows.len();
-                }
-                let mean: Vec<f64> = sum.iter().map(|s| s / n.max(1) as f64).collect();
-                for (s, rows) in parts {
-                    for r in rows.clone() {
-                        for (k, v) in s.row(r).iter().enumerate() {
-                            sq[k] += (*v as f64 - mean[k]).powi(2);
-                        }
-                    }
-                }
-                for k in 0..w {
-                    let std = (sq[k] / n.max(1) as f64).sqrt();
-                    offset[k] = mean[k];
-                    scale[k] = if std > 0.0 { std } else { 1.0 };
-                }
-            }
-            ScalerKind::MinMax => {
-                let (mut lo, mut hi) = (vec![f64::INFINITY; w], vec![f64::NEG_INFINITY; w]);
-                for (s, rows) in parts {
-                    for r in rows.clone() {
-                        for (k, v) in s.row(r).iter().enumerate() {
-                            lo[k] = lo[k].min(*v as f64);
-                            hi[k] = hi[k].max(*v as f64);
-                        }
-                    }
-                }
-                for k in 0..w {
-                    if lo[k].is_finite() {
-                        offset[k] = lo[k];
-                        scale[k] = if hi[k] > lo[k] { hi[k] - lo[k] } else { 1.0 };
-                    }
-                }
-            }
+        for k in 0..w {
+            let values = parts
+                .iter()
+                .flat_map(|(s, rows)| rows.clone().map(move |r| s.row(r)[k]));
+            (offset[k], scale[k]) = fit_values(kind, values);
         }
         Self {
             kind,
@@ -186,6 +183,15 @@ mod tests {
             (mm.offset.clone(), mm.scale.clone()),
             (vec![1.0, 5.0], vec![2.0, 1.0])
         );
+        let ma = Scaler::fit(ScalerKind::MeanAbs, &s, 0..3);
+        assert_eq!(ma.offset, vec![0.0, 0.0]);
+        assert_eq!(
+            ma.scale,
+            vec![104.0 / 3.0, 17.0 / 3.0],
+            "mean |x| of 1,3,100 and 5,5,-7"
+        );
+        let zeros = series(vec![0.0, 1.0, 0.0, 2.0]);
+        assert_eq!(Scaler::fit(ScalerKind::MeanAbs, &zeros, 0..2).scale[0], 1.0);
         let none = Scaler::fit(ScalerKind::None, &s, 0..3);
         assert_eq!(none.transform(&s).values, s.values);
     }

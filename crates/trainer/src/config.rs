@@ -55,8 +55,11 @@ pub struct DataConfig {
     /// fold's run, so `evaluate` on a fold re-tests that fold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split_rows: Option<[usize; 3]>,
-    /// `standard`, `min_max` or `none`; fitted on the training rows only.
-    pub scaler: ScalerKind,
+    /// `standard`, `min_max`, `mean_abs` or `none`, fitted on the training rows only (each
+    /// series' own in a panel run). Unset: `standard` for one series, `mean_abs` (DeepAR's
+    /// scale) for a panel; see [`DataConfig::scaler_kind`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaler: Option<ScalerKind>,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data).
     pub season: usize,
     /// More seasonal-naive baselines for the test table (e.g. 168 for weekly on hourly data);
@@ -76,6 +79,16 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
+    /// `mean_abs` for a panel (`data.id_column`).
+    pub fn scaler_kind(&self) -> ScalerKind {
+        self.scaler.unwrap_or(if self.id_column.is_empty() {
+            ScalerKind::Standard
+        } else {
+            ScalerKind::MeanAbs
+        })
+    }
+
     /// `delimiter` as the byte the CSV reader splits on.
     pub fn delimiter_byte(&self) -> Result<u8, String> {
         match self.delimiter.as_str() {
@@ -104,7 +117,7 @@ impl Default for DataConfig {
             gaps: GapPolicy::Keep,
             split: [0.7, 0.1, 0.2],
             split_rows: None,
-            scaler: ScalerKind::Standard,
+            scaler: None,
             season: 24,
             baseline_seasons: Vec::new(),
             resample: String::new(),
@@ -387,6 +400,15 @@ impl Experiment {
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
         }
+        if self.data.scaler_kind() != ScalerKind::MeanAbs
+            && self.data.scaler_kind() != ScalerKind::None
+            && m.likelihood == LikelihoodKind::NegativeBinomial
+        {
+            return Err(format!(
+                "data.scaler = {}: model.likelihood = negative_binomial models counts, which an offset would shift below 0; use data.scaler = \"mean_abs\" (the default for panels) or \"none\"",
+                scaler_name(self.data.scaler_kind())
+            ));
+        }
         if self.data.split_rows.is_some() {
             return Err("data.split_rows: panel runs hold out each series' last horizons (validation, then test); row boundaries are for single-series runs".into());
         }
@@ -609,6 +631,30 @@ impl Choice for Calendar {
         ("day_of_week", Calendar::DayOfWeek),
         ("month_of_year", Calendar::MonthOfYear),
     ];
+}
+
+const SCALERS: [(&str, ScalerKind); 4] = [
+    ("standard", ScalerKind::Standard),
+    ("min_max", ScalerKind::MinMax),
+    ("mean_abs", ScalerKind::MeanAbs),
+    ("none", ScalerKind::None),
+];
+
+/// `kind` as `data.scaler` spells it.
+fn scaler_name(kind: ScalerKind) -> &'static str {
+    SCALERS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("?", |(name, _)| name)
+}
+
+/// A `data.scaler` name: `standard`, `min_max`, `mean_abs` or `none`.
+pub fn parse_scaler(name: &str) -> Result<ScalerKind, String> {
+    SCALERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, k)| *k)
+        .ok_or_else(|| format!("{name}: expected standard, min_max, mean_abs or none"))
 }
 
 #[cfg(test)]

@@ -155,6 +155,10 @@ struct TrainArgs {
     /// Panel runs: gaussian, student_t, negative_binomial or quantile.
     #[arg(long)]
     likelihood: Option<String>,
+    /// standard, min_max, mean_abs or none, fitted on the training rows (each series' own in
+    /// a panel run; default standard for one series, mean_abs for a panel).
+    #[arg(long)]
+    scaler: Option<String>,
     /// Panel runs: draws per step from which Student-t and negative-binomial quantiles are read.
     #[arg(long)]
     samples: Option<usize>,
@@ -322,7 +326,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`: a user's own CSV
+/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`, `--scaler`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
 fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
@@ -357,6 +361,12 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     }
     if let Some(v) = args.samples {
         e.model.samples = v;
+    }
+    if let Some(v) = &args.scaler {
+        e.data.scaler = Some(
+            gatecast_trainer::config::parse_scaler(v)
+                .map_err(|e| anyhow::anyhow!("--scaler {e}"))?,
+        );
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use gatecast_data::probabilistic::seasonal_naive_quantiles;
+use gatecast_data::ScalerKind;
 
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::fit::fit;
@@ -43,16 +44,18 @@ impl Folds {
 
 /// `s` as training sees it for a fold whose origin is `origin`: the rows before `origin + h`
 /// (the loader holds out that last horizon as test and the one before as validation, and
-/// trains on the rest), its scale from those training rows alone.
-pub fn cut(s: &PanelSeries, origin: usize, h: usize) -> PanelSeries {
+/// trains on the rest), its offset and scale (of `kind`) from those training rows alone.
+pub fn cut(s: &PanelSeries, origin: usize, h: usize, kind: ScalerKind) -> PanelSeries {
     let end = origin + h;
     let c = s.calendar.len() / s.times.len().max(1);
+    let (offset, scale) = data::training_scaling(kind, &s.y[..end - 2 * h]);
     PanelSeries {
         id: s.id.clone(),
         index: s.index,
         times: s.times[..end].to_vec(),
         y: s.y[..end].to_vec(),
-        scale: data::training_scale(&s.y[..end - 2 * h]),
+        offset,
+        scale,
         calendar: s.calendar[..end * c].to_vec(),
     }
 }
@@ -275,7 +278,13 @@ pub fn backtest_panel(
     for k in 0..folds.count {
         let origin_of = |s: &PanelSeries| folds.origin(s.rows(), h, k);
         if model.is_none() || folds.refit {
-            let train = panel_like(series.iter().map(|s| cut(s, origin_of(s), h)).collect());
+            let kind = exp.data.scaler_kind();
+            let train = panel_like(
+                series
+                    .iter()
+                    .map(|s| cut(s, origin_of(s), h, kind))
+                    .collect(),
+            );
             let fold_dir = if folds.refit {
                 dir.join(format!("fold{}", k + 1))
             } else {
@@ -292,7 +301,8 @@ pub fn backtest_panel(
             let fitted = fit(exp, &train, device, &fold_dir, quiet)?;
             fits += 1;
             // Forecasts read the full history up to each origin, scaled as in training.
-            let scales: Vec<f32> = train.series.iter().map(|s| s.scale).collect();
+            let scales: Vec<(f32, f32)> =
+                train.series.iter().map(|s| (s.offset, s.scale)).collect();
             model = Some((fitted.model, scales));
         }
         let (m, scales) = model.as_ref().expect("trained above");
@@ -300,7 +310,11 @@ pub fn backtest_panel(
             series
                 .iter()
                 .zip(scales)
-                .map(|(s, &scale)| PanelSeries { scale, ..s.clone() })
+                .map(|(s, &(offset, scale))| PanelSeries {
+                    offset,
+                    scale,
+                    ..s.clone()
+                })
                 .collect(),
         );
         let origins: Vec<Origin> = history
@@ -437,10 +451,11 @@ mod tests {
             index: 0,
             times,
             y,
+            offset: 0.0,
             scale: 0.0,
             calendar: vec![0.5; rows * 2],
         };
-        let c = cut(&s, origin, h);
+        let c = cut(&s, origin, h, ScalerKind::MeanAbs);
         assert_eq!(c.scale, 2.0, "the scale saw rows after the training rows");
         assert_eq!(c.rows(), origin + h);
         assert_eq!(c.calendar.len(), (origin + h) * 2);

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use chrono::NaiveDateTime;
-use gatecast_data::{calendar_covariates, load_panel};
+use gatecast_data::{calendar_covariates, fit_values, load_panel, ScalerKind};
 
 use crate::config::Experiment;
 use crate::run::prepare::{blame_option, csv_options};
@@ -23,7 +23,11 @@ pub struct PanelSeries {
     pub times: Vec<NaiveDateTime>,
     /// The target, in the file's units.
     pub y: Vec<f32>,
-    /// Mean absolute value of the training rows (1 where they are all 0).
+    /// What the model reads is `(y - offset) / scale`, both from the training rows
+    /// (`data.scaler`): 0 and the mean absolute value by default (DeepAR's), the mean and std
+    /// with `standard`.
+    pub offset: f32,
+    /// See `offset`; positive (1 where the training rows give 0).
     pub scale: f32,
     /// Calendar features, `[times, calendar]` row-major.
     pub calendar: Vec<f32>,
@@ -103,11 +107,13 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
         let (names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
         panel.calendar = names;
         let y = s.values.clone();
+        let (offset, scale) = training_scaling(d.scaler_kind(), &y[..y.len() - 2 * horizon]);
         panel.series.push(PanelSeries {
             id,
             index: panel.series.len(),
             times: s.timestamps.clone(),
-            scale: training_scale(&y[..y.len() - 2 * horizon]),
+            offset,
+            scale,
             y,
             calendar,
         });
@@ -122,15 +128,11 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
     Ok(panel)
 }
 
-/// DeepAR's scale of a series from its training rows: their mean absolute value (1 where they
-/// are all 0).
-pub(super) fn training_scale(train: &[f32]) -> f32 {
-    let mean_abs = train.iter().map(|v| v.abs() as f64).sum::<f64>() / train.len() as f64;
-    if mean_abs > 0.0 {
-        mean_abs as f32
-    } else {
-        1.0
-    }
+/// A series' `(offset, scale)` of `kind` from its training rows (DeepAR's `mean_abs`: 0 and
+/// their mean absolute value, 1 where they are all 0).
+pub(super) fn training_scaling(kind: ScalerKind, train: &[f32]) -> (f32, f32) {
+    let (offset, scale) = fit_values(kind, train.iter().copied());
+    (offset as f32, scale as f32)
 }
 
 /// A window: series `series`, forecast origin `origin` (look-back rows `origin - lookback ..
@@ -145,8 +147,8 @@ pub struct Origin {
 
 /// One batch on a device.
 pub struct PanelBatch {
-    /// `[batch, lookback, 2 + calendar]`: the target over its series' scale, the calendar
-    /// features, and `ln(1 + scale)`.
+    /// `[batch, lookback, 2 + calendar]`: the target less its series' offset over its scale,
+    /// the calendar features, and `ln(1 + scale)`.
     pub inputs: Tensor<3>,
     /// `[batch]` series ids.
     pub series: Tensor<1, Int>,
@@ -154,8 +156,8 @@ pub struct PanelBatch {
     pub future: Option<Tensor<3>>,
     /// `[batch, 1, 1]`.
     pub scale: Tensor<3>,
-    /// `[batch, horizon, 1]` in the file's units (zeros past the end of a series: only at
-    /// forecast time, where there is nothing to compare with).
+    /// `[batch, horizon, 1]` in the file's units less the series' offset (zeros past the end
+    /// of a series: only at forecast time, where there is nothing to compare with).
     pub target: Tensor<3>,
 }
 
@@ -206,14 +208,14 @@ impl Panel {
             let s = &self.series[o.series];
             let log_scale = s.scale.ln_1p();
             for t in o.origin - l..o.origin {
-                inputs.push(s.y[t] / s.scale);
+                inputs.push((s.y[t] - s.offset) / s.scale);
                 inputs.extend_from_slice(&s.calendar[t * c..(t + 1) * c]);
                 inputs.push(log_scale);
             }
             for t in o.origin..o.origin + h {
                 let cal = t.min(s.times.len() - 1) * c;
                 future.extend_from_slice(&s.calendar[cal..cal + c]);
-                target.push(s.y.get(t).copied().unwrap_or(0.0));
+                target.push(s.y.get(t).map_or(0.0, |y| y - s.offset));
             }
             scale.push(s.scale);
             ids.push(s.index as i64);
@@ -270,6 +272,10 @@ mod tests {
     use super::*;
 
     fn panel_with(last_rows: f32) -> Panel {
+        panel_scaled(last_rows, None)
+    }
+
+    fn panel_scaled(last_rows: f32, scaler: Option<ScalerKind>) -> Panel {
         let dir =
             std::env::temp_dir().join(format!("gatecast-scale-{}-{last_rows}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -296,6 +302,7 @@ mod tests {
         exp.data.calendar.clear();
         exp.window.lookback = 4;
         exp.window.horizon = 4;
+        exp.data.scaler = scaler;
         let p = load(&exp).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         p
@@ -306,6 +313,7 @@ mod tests {
     #[test]
     fn per_series_scale_from_training_rows_round_trips() {
         let p = panel_with(0.0);
+        assert!(p.series.iter().all(|s| s.offset == 0.0));
         // Training rows 1..=12: mean |v| = 6.5 for both series.
         assert_eq!(
             p.series.iter().map(|s| s.scale).collect::<Vec<_>>(),
@@ -328,5 +336,37 @@ mod tests {
             assert!(o.origin >= p.lookback);
         }
         assert_eq!(p.train_origins(1).len(), 2 * 5);
+    }
+
+    /// `data.scaler = "standard"`: each series less the mean of its own training rows, over
+    /// their std; the batch multiplies back to the file's values, and the targets are the
+    /// series less its offset.
+    #[test]
+    fn standard_scaling_per_series_from_training_rows_round_trips() {
+        let p = panel_scaled(0.0, Some(ScalerKind::Standard));
+        let std = (143.0f32 / 12.0).sqrt();
+        for (s, mean) in p.series.iter().zip([6.5, -6.5]) {
+            assert_eq!(s.offset, mean);
+            assert!((s.scale - std).abs() < 1e-5, "{}", s.scale);
+        }
+        let moved = panel_scaled(1e6, Some(ScalerKind::Standard));
+        assert_eq!(
+            moved.series[1].offset, -6.5,
+            "held-out rows moved the offset"
+        );
+        let device = Device::flex();
+        let origins = p.origins_at(|s| s.train_end(p.horizon));
+        let b = p.batch(&origins, &device);
+        let offsets = Tensor::<2>::from_data(TensorData::new(vec![6.5f32, -6.5], [2, 1]), &device);
+        let x = b.inputs.narrow(2, 0, 1).reshape([2, 4]) * b.scale.reshape([2, 1]) + offsets;
+        let got = x.to_data().try_to_vec_as::<f32>().unwrap();
+        for (g, want) in got
+            .iter()
+            .zip([9.0, 10.0, 11.0, 12.0, -9.0, -10.0, -11.0, -12.0])
+        {
+            assert!((g - want).abs() < 1e-5, "{got:?}");
+        }
+        let target = b.target.to_data().try_to_vec_as::<f32>().unwrap();
+        assert_eq!(target, [-6.5, -6.5, -6.5, -6.5, 6.5, 6.5, 6.5, 6.5]);
     }
 }

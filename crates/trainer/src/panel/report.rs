@@ -129,8 +129,8 @@ pub(super) fn score<'a>(
     }
 }
 
-/// The model's quantiles after each of `origins` (history up to the origin, each series' scale
-/// from its training rows only): `[origin][level][step]`.
+/// The model's quantiles after each of `origins` (history up to the origin, each series' offset
+/// and scale from its training rows only), in the file's units: `[origin][level][step]`.
 pub(super) fn model_quantiles(
     exp: &Experiment,
     panel: &Panel,
@@ -166,10 +166,17 @@ pub(super) fn model_quantiles(
                 .to_host()
                 .quantiles(levels, exp.model.samples, exp.train.seed)
         };
-        for i in 0..chunk.len() {
+        // The model forecasts the series less its offset.
+        for (i, o) in chunk.iter().enumerate() {
+            let offset = panel.series[o.series].offset;
             out.push(
                 q.iter()
-                    .map(|lv| lv[i * h..(i + 1) * h].iter().map(|v| *v as f32).collect())
+                    .map(|lv| {
+                        lv[i * h..(i + 1) * h]
+                            .iter()
+                            .map(|v| *v as f32 + offset)
+                            .collect()
+                    })
                     .collect(),
             );
         }

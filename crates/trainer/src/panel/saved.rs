@@ -20,11 +20,12 @@ use crate::run::prepare::{blame_option, csv_options};
 use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
 
-/// Each training series' id and scale; its row is its embedding id.
+/// Each training series' id, offset and scale; its row is its embedding id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesIndex {
     ids: Vec<String>,
     scales: Vec<f32>,
+    offsets: Vec<f32>,
 }
 
 const SERIES_FILE: &str = "series.csv";
@@ -35,19 +36,27 @@ impl SeriesIndex {
         Self {
             ids: panel.series.iter().map(|s| s.id.clone()).collect(),
             scales: panel.series.iter().map(|s| s.scale).collect(),
+            offsets: panel.series.iter().map(|s| s.offset).collect(),
         }
     }
 
-    /// Writes `series.csv` (`series,index,scale`; scales exact, as Rust prints an `f32`).
+    /// Writes `series.csv` (`series,index,scale,offset`; exact, as Rust prints an `f32`).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let rows: Vec<Vec<String>> = self
-            .ids
-            .iter()
-            .zip(&self.scales)
-            .enumerate()
-            .map(|(k, (id, s))| vec![id.clone(), k.to_string(), s.to_string()])
+        let rows: Vec<Vec<String>> = (0..self.ids.len())
+            .map(|k| {
+                vec![
+                    self.ids[k].clone(),
+                    k.to_string(),
+                    self.scales[k].to_string(),
+                    self.offsets[k].to_string(),
+                ]
+            })
             .collect();
-        write_csv(&dir.join(SERIES_FILE), &["series", "index", "scale"], &rows)
+        write_csv(
+            &dir.join(SERIES_FILE),
+            &["series", "index", "scale", "offset"],
+            &rows,
+        )
     }
 
     /// Reads the run's `series.csv`.
@@ -58,32 +67,41 @@ impl SeriesIndex {
         let mut out = Self {
             ids: Vec::new(),
             scales: Vec::new(),
+            offsets: Vec::new(),
+        };
+        // Runs before data.scaler applied to panels wrote no offset (it was 0).
+        let with_offset = text.lines().next().is_some_and(|h| h.ends_with(",offset"));
+        let columns = if with_offset {
+            "series,index,scale,offset"
+        } else {
+            "series,index,scale"
         };
         for (n, line) in text.lines().enumerate().skip(1) {
-            let bad = || {
-                format!(
-                    "{}: line {}: not `series,index,scale`",
-                    path.display(),
-                    n + 1
-                )
-            };
+            let bad = || format!("{}: line {}: not `{columns}`", path.display(), n + 1);
             // From the right: an id may hold commas (quoted).
-            let fields: Vec<&str> = line.rsplitn(3, ',').collect();
+            let mut fields: Vec<&str> = line.rsplitn(3 + with_offset as usize, ',').collect();
+            let offset: f32 = if with_offset {
+                fields.remove(0).parse().with_context(bad)?
+            } else {
+                0.0
+            };
             let [scale, index, id] = fields[..] else {
                 bail!(bad());
             };
             let index: usize = index.parse().with_context(bad)?;
             let scale: f32 = scale.parse().with_context(bad)?;
-            if index != out.ids.len() || !(scale.is_finite() && scale > 0.0) {
+            if index != out.ids.len() || !(scale.is_finite() && scale > 0.0) || !offset.is_finite()
+            {
                 bail!(bad());
             }
             out.ids.push(id.trim_matches('"').to_string());
             out.scales.push(scale);
+            out.offsets.push(offset);
         }
         Ok(out)
     }
 
-    /// Gives each series of `panel` its training embedding id and scale; an error names a
+    /// Gives each series of `panel` its training embedding id, offset and scale; an error names a
     /// series the run never trained on (the model has no embedding for it).
     fn apply(&self, panel: &mut Panel, file: &str) -> Result<()> {
         let at: HashMap<&str, usize> = self
@@ -102,6 +120,7 @@ impl SeriesIndex {
             };
             s.index = k;
             s.scale = self.scales[k];
+            s.offset = self.offsets[k];
         }
         Ok(())
     }
@@ -265,6 +284,7 @@ fn forecast_panel(
             index: 0,
             times,
             y: s.values[keep..].to_vec(),
+            offset: 0.0,
             scale: 1.0,
             calendar,
         });

@@ -148,7 +148,7 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
                 )
             })?,
     };
-    let scaler = Scaler::fit(d.scaler, raw, split.train.clone());
+    let scaler = Scaler::fit(d.scaler_kind(), raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(raw));
     let window = loaded.window(exp);
     let targets = raw.column_indices(&d.targets, "data.targets")?;
