@@ -183,6 +183,19 @@ pub enum DataError {
         /// The frequency.
         frequency: String,
     },
+    /// A static column's cell: missing, not a number (real columns), or not the series' one
+    /// value.
+    #[error("{path}:{line}: column '{column}': {message}")]
+    BadStatic {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An option value is out of range.
     #[error("invalid {option}: {message}")]
     InvalidOption {

@@ -39,7 +39,8 @@ pub use baselines::Baseline;
 pub use calendar::{add_calendar, calendar_covariates, Calendar};
 pub use error::DataError;
 pub use load::{
-    load_csv, load_csv_str, load_panel, CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy,
+    load_csv, load_csv_str, load_panel, load_static_columns, CsvOptions, DuplicatePolicy,
+    GapPolicy, MissingPolicy, StaticColumns,
 };
 pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};

@@ -76,6 +76,12 @@ pub struct DataConfig {
     /// series of the file (a global model with a series-id embedding and a distribution head),
     /// each scaled by the mean absolute value of its own training rows. Empty: one series.
     pub id_column: String,
+    /// Panel runs: columns holding one category per series (a store's region), each level a
+    /// learned vector; every row of a series repeats its value.
+    pub static_categorical: Vec<String>,
+    /// Panel runs: columns holding one number per series (a store's size), standardized over
+    /// the training series.
+    pub static_real: Vec<String>,
 }
 
 impl DataConfig {
@@ -124,6 +130,8 @@ impl Default for DataConfig {
             aggregate: gatecast_data::Aggregation::Sum,
             delimiter: ",".into(),
             id_column: String::new(),
+            static_categorical: Vec::new(),
+            static_real: Vec::new(),
         }
     }
 }
@@ -378,6 +386,9 @@ impl Experiment {
             .validate()
             .map_err(|e| format!("model.quantiles: {e}"))?;
         if !self.is_panel() {
+            if !self.data.static_categorical.is_empty() || !self.data.static_real.is_empty() {
+                return Err("data.static_categorical / data.static_real: static columns hold one value per series of a panel; set data.id_column".into());
+            }
             if m.likelihood != LikelihoodKind::Auto {
                 return Err(format!(
                     "model.likelihood = {}: distribution heads are trained by panel runs; set data.id_column (a file with one series id works)",

@@ -155,6 +155,12 @@ struct TrainArgs {
     /// Panel runs: gaussian, student_t, negative_binomial or quantile.
     #[arg(long)]
     likelihood: Option<String>,
+    /// Panel runs: columns holding one category per series (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    static_categorical: Vec<String>,
+    /// Panel runs: columns holding one number per series (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    static_real: Vec<String>,
     /// standard, min_max, mean_abs or none, fitted on the training rows (each series' own in
     /// a panel run; default standard for one series, mean_abs for a panel).
     #[arg(long)]
@@ -326,7 +332,8 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`, `--scaler`: a user's own CSV
+/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`, `--scaler`,
+/// `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
 fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
@@ -361,6 +368,12 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     }
     if let Some(v) = args.samples {
         e.model.samples = v;
+    }
+    if !args.static_categorical.is_empty() {
+        e.data.static_categorical = args.static_categorical.clone();
+    }
+    if !args.static_real.is_empty() {
+        e.data.static_real = args.static_real.clone();
     }
     if let Some(v) = &args.scaler {
         e.data.scaler = Some(

@@ -12,6 +12,9 @@ use crate::series::Series;
 
 mod parse;
 mod repair;
+mod statics;
+
+pub use statics::{load_static_columns, StaticColumns};
 
 /// What to do with a missing value (empty cell, `NA`, `NaN`, `null`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -62,7 +62,7 @@ pub(super) struct RawRow {
     pub(super) values: Vec<Option<f32>>,
 }
 
-fn is_missing(cell: &str) -> bool {
+pub(super) fn is_missing(cell: &str) -> bool {
     matches!(
         cell.trim().to_ascii_lowercase().as_str(),
         "" | "na" | "n/a" | "nan" | "null" | "none" | "-nan"
@@ -71,7 +71,7 @@ fn is_missing(cell: &str) -> bool {
 
 /// The header's names for an error message, control characters escaped, with a hint when the
 /// whole header is one name holding another common delimiter.
-fn describe_header(header: &[String], delimiter: u8) -> String {
+pub(super) fn describe_header(header: &[String], delimiter: u8) -> String {
     let names: Vec<String> = header
         .iter()
         .map(|h| {
@@ -99,14 +99,14 @@ fn describe_header(header: &[String], delimiter: u8) -> String {
 
 /// Line numbers from byte offsets: the csv crate's own line count is off for files with CRLF
 /// line endings. Records are counted forward incrementally, so the whole file is scanned once.
-struct Lines<'a> {
+pub(super) struct Lines<'a> {
     bytes: &'a [u8],
     counted_to: usize,
     line: u64,
 }
 
 impl<'a> Lines<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Self {
             bytes,
             counted_to: 0,
@@ -130,7 +130,7 @@ impl<'a> Lines<'a> {
     }
 
     /// The line of a record starting at `byte`, at or after the previous record's.
-    fn advance_to(&mut self, byte: usize) -> u64 {
+    pub(super) fn advance_to(&mut self, byte: usize) -> u64 {
         let start = self.skip_newlines(byte);
         self.line += self.bytes[self.counted_to..start]
             .iter()
@@ -142,7 +142,7 @@ impl<'a> Lines<'a> {
 }
 
 /// A csv crate error as a [`DataError`] naming the line and saying what is wrong.
-fn csv_error(path: &str, lines: &Lines, e: csv::Error) -> DataError {
+pub(super) fn csv_error(path: &str, lines: &Lines, e: csv::Error) -> DataError {
     DataError::Csv {
         path: path.into(),
         line: e.position().map(|p| lines.of(p.byte())).unwrap_or(1),

@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use chrono::NaiveDateTime;
-use gatecast_data::{calendar_covariates, fit_values, load_panel, ScalerKind};
+use gatecast_data::{calendar_covariates, fit_values, load_panel, load_static_columns, ScalerKind};
+
+use super::statics::{self, StaticEncoding};
 
 use crate::config::Experiment;
 use crate::run::prepare::{blame_option, csv_options};
@@ -29,7 +31,8 @@ pub struct PanelSeries {
     pub offset: f32,
     /// See `offset`; positive (1 where the training rows give 0).
     pub scale: f32,
-    /// Calendar features, `[times, calendar]` row-major.
+    /// Known-future covariates (calendar, then static features), `[times, calendar]`
+    /// row-major.
     pub calendar: Vec<f32>,
 }
 
@@ -57,7 +60,8 @@ pub struct Panel {
     pub series: Vec<PanelSeries>,
     /// Series left out, with their row counts.
     pub too_short: Vec<(String, usize)>,
-    /// Calendar feature names (sin/cos pairs), known in the future.
+    /// Known-future covariates per step: the calendar features (sin/cos pairs), then the
+    /// static columns' features (constant in time).
     pub calendar: Vec<String>,
     /// Look-back steps.
     pub lookback: usize,
@@ -79,6 +83,15 @@ pub(super) fn id_of(name: &str, path: &str) -> String {
 /// training window, then validation and test); shorter ones are listed in
 /// [`Panel::too_short`], not silently dropped.
 pub fn load(exp: &Experiment) -> Result<Panel> {
+    Ok(load_with(exp, None)?.0)
+}
+
+/// [`load`], with the static columns' encoding `saved` by a run (fitted on the panel's series
+/// when `None`); returns the encoding used, if the experiment has static columns.
+pub fn load_with(
+    exp: &Experiment,
+    saved: Option<&StaticEncoding>,
+) -> Result<(Panel, Option<StaticEncoding>)> {
     let d = &exp.data;
     let (_, options) = csv_options(d);
     let loaded = load_panel(Path::new(&d.path), &options).map_err(|e| blame_option(e, d))?;
@@ -125,7 +138,40 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
             panel.too_short.iter().map(|s| s.1).max().unwrap_or(0)
         );
     }
-    Ok(panel)
+    let statics = add_statics(exp, &mut panel, Path::new(&d.path), saved)?;
+    Ok((panel, statics))
+}
+
+/// Appends the static columns' features (of `file`, encoded by `saved` or by an encoding
+/// fitted on the panel's series) to every series' known-future covariates; `None` without
+/// static columns.
+pub(super) fn add_statics(
+    exp: &Experiment,
+    panel: &mut Panel,
+    file: &Path,
+    saved: Option<&StaticEncoding>,
+) -> Result<Option<StaticEncoding>> {
+    let d = &exp.data;
+    if d.static_categorical.is_empty() && d.static_real.is_empty() {
+        return Ok(None);
+    }
+    let (_, options) = csv_options(d);
+    let columns = load_static_columns(file, &options, &d.static_categorical, &d.static_real)
+        .map_err(|e| blame_option(e, d))?;
+    let encoding = match saved {
+        Some(e) => e.clone(),
+        None => {
+            let ids: Vec<&str> = panel.series.iter().map(|s| s.id.as_str()).collect();
+            StaticEncoding::fit(&columns, &ids)
+        }
+    };
+    let name = file.display().to_string();
+    for s in &mut panel.series {
+        let features = encoding.encode(&columns, &s.id, &name)?;
+        s.calendar = statics::append(&s.calendar, s.times.len(), &features);
+    }
+    panel.calendar.extend(encoding.names());
+    Ok(Some(encoding))
 }
 
 /// A series' `(offset, scale)` of `kind` from its training rows (DeepAR's `mean_abs`: 0 and

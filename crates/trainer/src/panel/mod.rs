@@ -7,6 +7,7 @@
 //! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
 //! | `backtest.rs` | rolling-origin folds: train before the first (or each) origin, score every fold |
+//! | `statics.rs` | static columns (one value per series) as features: indicators per level, standardized reals |
 //! | `saved.rs` | what a run keeps (series ids and scales, the data's fingerprint); `evaluate` and `forecast` of a finished run |
 
 mod backtest;
@@ -14,12 +15,14 @@ mod data;
 mod fit;
 mod report;
 mod saved;
+mod statics;
 
 pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds, PeerRow};
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};
 pub use saved::{evaluate_run, forecast_run, panel_run, SeriesIndex};
+pub use statics::StaticEncoding;
 
 use std::path::Path;
 use std::time::Instant;
@@ -38,12 +41,15 @@ pub fn train_panel(
     quiet: bool,
 ) -> Result<PanelReport> {
     let start = Instant::now();
-    let panel = data::load(exp)?;
+    let (panel, statics) = data::load_with(exp, None)?;
     println!("{}", data::describe(exp, &panel));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     saved::fingerprint(&exp.data.path, &panel)?.save(dir)?;
     SeriesIndex::of(&panel).save(dir)?;
+    if let Some(statics) = statics {
+        statics.save(dir)?;
+    }
     let fitted = fit(exp, &panel, device, dir, quiet)?;
     let mut report = evaluate(exp, &panel, &fitted, dir)?;
     report.seconds = start.elapsed().as_secs_f64();

@@ -14,6 +14,7 @@ use gatecast_model::forecast::GlobalForecaster;
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::fit::model_config;
 use super::report::{label, levels, model_quantiles, test_table, PanelReport};
+use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 use crate::run::prepare::{blame_option, csv_options};
@@ -134,6 +135,21 @@ pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
     DataFingerprint::of_rows(path, rows, first, last)
 }
 
+/// The static-column encoding of the run in `dir`; an error if its experiment has static
+/// columns and the run has no `statics.toml`.
+fn saved_statics(dir: &Path, exp: &Experiment) -> Result<Option<StaticEncoding>> {
+    let saved = StaticEncoding::load(dir)?;
+    if saved.is_none()
+        && !(exp.data.static_categorical.is_empty() && exp.data.static_real.is_empty())
+    {
+        bail!(
+            "{}: no statics.toml, though config.toml names static columns: the run is incomplete",
+            dir.display()
+        );
+    }
+    Ok(saved)
+}
+
 /// The run's experiment if `dir` holds a panel run, `None` for another run.
 pub fn panel_run(dir: &Path) -> Result<Option<Experiment>> {
     let exp = read_config(dir)?;
@@ -179,7 +195,7 @@ pub fn evaluate_run(
     only: Option<&str>,
 ) -> Result<PanelReport> {
     let exp = panel_run(dir)?.context("not a panel run")?;
-    let mut panel = data::load(&exp)?;
+    let (mut panel, _) = data::load_with(&exp, saved_statics(dir, &exp)?.as_ref())?;
     let now = fingerprint(&exp.data.path, &panel)?;
     DataFingerprint::check(dir, &now, allow_changed_data, "evaluate")?;
     let index = SeriesIndex::load(dir)?;
@@ -225,6 +241,7 @@ fn forecast_panel(
     exp: &Experiment,
     input: &Path,
     index: &SeriesIndex,
+    statics: Option<&StaticEncoding>,
     only: Option<&str>,
 ) -> Result<(Panel, Vec<String>)> {
     let d = &exp.data;
@@ -303,6 +320,8 @@ fn forecast_panel(
         }
     }
     index.apply(&mut panel, &file)?;
+    // The static columns as the run encoded them, from --input.
+    data::add_statics(exp, &mut panel, input, statics)?;
     Ok((panel, skipped))
 }
 
@@ -318,7 +337,8 @@ pub fn forecast_run(
 ) -> Result<()> {
     let exp = panel_run(dir)?.context("not a panel run")?;
     let index = SeriesIndex::load(dir)?;
-    let (panel, skipped) = forecast_panel(&exp, input, &index, only)?;
+    let statics = saved_statics(dir, &exp)?;
+    let (panel, skipped) = forecast_panel(&exp, input, &index, statics.as_ref(), only)?;
     if !skipped.is_empty() {
         eprintln!(
             "warning: {} series not forecast: {}",

@@ -104,7 +104,9 @@ pub(crate) fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
             option,
             available,
         } => anyhow::Error::new(DataError::UnknownColumn {
-            option: if option == "time column" {
+            option: if option.starts_with("data.") {
+                option
+            } else if option == "time column" {
                 "data.time_column".into()
             } else if option == "id column" {
                 "data.id_column".into()
