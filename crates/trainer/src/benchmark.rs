@@ -118,6 +118,16 @@ pub enum BenchSplit {
     Ratios,
 }
 
+/// Which split a benchmark run scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scored {
+    /// The test split: the reported figures, run once per final configuration.
+    Test,
+    /// Every validation window instead, for choosing a configuration without reading the test
+    /// split (`--validate`); no published row is shown beside it.
+    Validation,
+}
+
 /// Runs the protocol for each horizon with ETTh's split; `exp` gives the model and training
 /// settings.
 pub fn ett(
@@ -133,6 +143,7 @@ pub fn ett(
         mode,
         horizons,
         BenchSplit::EttHourly,
+        Scored::Test,
         exp,
         out,
         device,
@@ -140,12 +151,15 @@ pub fn ett(
 }
 
 /// Runs the protocol on any file shaped like ETTh1: a `date` column and value columns; the
-/// target of S and MS is `OT` (or the last column), M forecasts every column.
+/// target of S and MS is `OT` (or the last column), M forecasts every column. `scored` says
+/// which split the figures come from.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     path: &Path,
     mode: &str,
     horizons: &[usize],
     split_kind: BenchSplit,
+    scored: Scored,
     exp: &Experiment,
     out: &Path,
     device: &Device,
@@ -160,15 +174,20 @@ pub fn run(
         e.data.targets = targets.clone();
         e.data.calendar.clear();
         e.data.path = path.display().to_string();
+        let mut split = base.split.clone();
+        if scored == Scored::Validation {
+            // The run's "test" pass reads the validation windows; the test rows stay unread.
+            split.test = split.valid.clone();
+        }
         let p = Prepared {
             raw: base.raw.clone(),
             scaled: base.scaled.clone(),
             scaler: base.scaler.clone(),
-            split: base.split.clone(),
+            split,
             window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
             targets: base.targets.clone(),
         };
-        let dir = out.join(format!("{mode}-L{l}-H{h}"));
+        let dir = out.join(format!("{mode}-L{l}-H{h}{}", suffix(scored)));
         let options = TrainOptions {
             quiet: true,
             ..TrainOptions::default()
@@ -176,16 +195,39 @@ pub fn run(
         let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), options)?;
         let r = score(&p, &report);
         println!(
-            "H={h}: {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
-            r.windows, r.mse, r.mae, r.naive_mse, r.naive_mae, r.epochs, r.seconds
+            "H={h}: {} {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
+            r.windows,
+            split_name(scored),
+            r.mse,
+            r.mae,
+            r.naive_mse,
+            r.naive_mae,
+            r.epochs,
+            r.seconds
         );
         results.push(r);
     }
-    let table = markdown(mode, exp, &results);
-    write_atomic(&out.join(format!("ett-{mode}-L{l}.md")), table.as_bytes())?;
-    write_rows(mode, exp, out, &results)?;
+    let table = markdown(mode, exp, &results, scored);
+    let name = format!("ett-{mode}-L{l}{}", suffix(scored));
+    write_atomic(&out.join(format!("{name}.md")), table.as_bytes())?;
+    write_rows(mode, exp, out, &name, &results, scored)?;
     print!("\n{table}");
     Ok(results)
+}
+
+/// The run directories' and tables' suffix for `scored`.
+fn suffix(scored: Scored) -> &'static str {
+    match scored {
+        Scored::Test => "",
+        Scored::Validation => "-valid",
+    }
+}
+
+fn split_name(scored: Scored) -> &'static str {
+    match scored {
+        Scored::Test => "test",
+        Scored::Validation => "validation",
+    }
 }
 
 /// The input and target columns of `mode` (S: OT → OT, M: all → all, MS: all → OT) from the
@@ -299,10 +341,18 @@ fn score(p: &Prepared, report: &RunReport) -> HorizonResult {
 
 /// `ett-{mode}-L{l}.csv`: one row per horizon with what reproduces it (each run directory also
 /// has its config.toml).
-fn write_rows(mode: &str, exp: &Experiment, out: &Path, results: &[HorizonResult]) -> Result<()> {
+fn write_rows(
+    mode: &str,
+    exp: &Experiment,
+    out: &Path,
+    name: &str,
+    results: &[HorizonResult],
+    scored: Scored,
+) -> Result<()> {
     let l = exp.window.lookback;
     let header = [
         "dataset",
+        "split",
         "mode",
         "lookback",
         "horizon",
@@ -326,6 +376,7 @@ fn write_rows(mode: &str, exp: &Experiment, out: &Path, results: &[HorizonResult
         .map(|r| {
             vec![
                 "ETTh1".into(),
+                split_name(scored).into(),
                 mode.into(),
                 l.to_string(),
                 r.horizon.to_string(),
@@ -342,22 +393,23 @@ fn write_rows(mode: &str, exp: &Experiment, out: &Path, results: &[HorizonResult
                 exp.model.num_layers.to_string(),
                 exp.train.lr.to_string(),
                 exp.model.last_value_norm.to_string(),
-                out.join(format!("{mode}-L{l}-H{}", r.horizon))
+                out.join(format!("{mode}-L{l}-H{}{}", r.horizon, suffix(scored)))
                     .display()
                     .to_string(),
             ]
         })
         .collect();
-    crate::artifacts::write_csv(&out.join(format!("ett-{mode}-L{l}.csv")), &header, &rows)
+    crate::artifacts::write_csv(&out.join(format!("{name}.csv")), &header, &rows)
 }
 
-fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult]) -> String {
+fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult], scored: Scored) -> String {
     let mut s = format!(
-        "ETTh1, mode {mode}, look-back {}, {} (hidden {}, {} layer(s)); MSE / MAE on z-scored values, every test window\n\n| model | {} |\n|---|{}\n",
+        "ETTh1, mode {mode}, look-back {}, {} (hidden {}, {} layer(s)); MSE / MAE on z-scored values, every {} window\n\n| model | {} |\n|---|{}\n",
         exp.window.lookback,
         exp.model.cell,
         exp.model.hidden_size,
         exp.model.num_layers,
+        split_name(scored),
         results.iter().map(|r| format!("H{}", r.horizon)).collect::<Vec<_>>().join(" | "),
         "---|".repeat(results.len()),
     );
@@ -382,6 +434,10 @@ fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult]) -> String {
             .collect::<Vec<_>>()
             .join(" | ")
     );
+    if scored == Scored::Validation {
+        // Published rows are test figures: not comparable.
+        return s;
+    }
     let published_mode = if mode == "S" { "S" } else { "M" };
     for p in PUBLISHED.iter().filter(|p| p.mode == published_mode) {
         let values: Vec<String> = results

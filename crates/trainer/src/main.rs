@@ -75,6 +75,10 @@ enum Command {
         /// ETTh1: a `date` column, value columns, target `OT` or the last column).
         #[arg(long, default_value = "ett")]
         split: String,
+        /// Score every validation window instead of the test split, to choose a
+        /// configuration without reading the test split (run directories end in `-valid`).
+        #[arg(long)]
+        validate: bool,
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
@@ -480,7 +484,8 @@ fn main() -> ExitCode {
             horizons,
             split,
             model,
-        } => benchmark(&which, &mode, &horizons, &split, &model),
+            validate,
+        } => benchmark(&which, &mode, &horizons, &split, validate, &model),
         Command::Backtest {
             folds,
             stride,
@@ -640,6 +645,7 @@ fn benchmark(
     mode: &str,
     horizons: &[usize],
     split: &str,
+    validate: bool,
     model: &TrainArgs,
 ) -> Result<()> {
     let data = PathBuf::from(
@@ -666,6 +672,11 @@ fn benchmark(
         "ratios" => gatecast_trainer::benchmark::BenchSplit::Ratios,
         other => bail!("--split {other}: expected ett or ratios"),
     };
-    gatecast_trainer::benchmark::run(&data, mode, horizons, split, &exp, &out, &dev)?;
+    let scored = if validate {
+        gatecast_trainer::benchmark::Scored::Validation
+    } else {
+        gatecast_trainer::benchmark::Scored::Test
+    };
+    gatecast_trainer::benchmark::run(&data, mode, horizons, split, scored, &exp, &out, &dev)?;
     Ok(())
 }

@@ -500,7 +500,7 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
     exp.model.hidden_size = 4;
     exp.train.epochs = 1;
     exp.data.calendar.clear();
-    use gatecast_trainer::benchmark::{run as bench, BenchSplit};
+    use gatecast_trainer::benchmark::{run as bench, BenchSplit, Scored};
     let by_hand = |train_end: usize, test: std::ops::Range<usize>| {
         let mean = ot[..train_end].iter().sum::<f64>() / train_end as f64;
         let var = ot[..train_end]
@@ -524,6 +524,7 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         "S",
         &[h],
         BenchSplit::EttHourly,
+        Scored::Test,
         &exp,
         &dir.join("ett"),
         &device,
@@ -562,6 +563,7 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         "MS",
         &[h],
         BenchSplit::Ratios,
+        Scored::Test,
         &exp,
         &dir.join("ratios"),
         &device,
@@ -575,6 +577,32 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         "{} vs {naive}",
         r[0].naive_mse
     );
+    // --validate: every validation window instead, the test rows unread.
+    exp.data.split = [0.7, 0.1, 0.2];
+    let r = bench(
+        &path,
+        "S",
+        &[h],
+        BenchSplit::EttHourly,
+        Scored::Validation,
+        &exp,
+        &dir.join("valid"),
+        &device,
+    )
+    .unwrap();
+    let (windows, naive) = by_hand(8_640, 8_640..11_520);
+    assert_eq!(r[0].windows, windows);
+    assert!(
+        (r[0].naive_mse - naive).abs() < 1e-4,
+        "{} vs {naive}",
+        r[0].naive_mse
+    );
+    let table = std::fs::read_to_string(dir.join("valid/ett-S-L24-valid.md")).unwrap();
+    assert!(
+        table.contains("every validation window") && !table.contains("Informer"),
+        "{table}"
+    );
+    assert!(dir.join("valid/S-L24-H12-valid/model.bpk").exists());
 }
 
 /// A single-series backtest against errors by hand: the series holds 1, 4 and 9 over the three
