@@ -76,7 +76,7 @@ pub const PUBLISHED: &[Published] = &[
     },
     Published {
         model: "SegRNN (L=720)",
-        source: "SegRNN paper (Lin et al. 2023), multivariate",
+        source: "SegRNN repository's Table 2 as corrected 2025-07-28, multivariate",
         mode: "M",
         rows: &[
             (96, 0.351, 0.392),
@@ -352,7 +352,6 @@ fn write_rows(
     let l = exp.window.lookback;
     let header = [
         "dataset",
-        "split",
         "mode",
         "lookback",
         "horizon",
@@ -370,13 +369,13 @@ fn write_rows(
         "lr",
         "last_value_norm",
         "run_dir",
+        "split",
     ];
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
             vec![
                 "ETTh1".into(),
-                split_name(scored).into(),
                 mode.into(),
                 l.to_string(),
                 r.horizon.to_string(),
@@ -396,6 +395,7 @@ fn write_rows(
                 out.join(format!("{mode}-L{l}-H{}{}", r.horizon, suffix(scored)))
                     .display()
                     .to_string(),
+                split_name(scored).into(),
             ]
         })
         .collect();

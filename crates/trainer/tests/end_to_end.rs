@@ -603,6 +603,11 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         "{table}"
     );
     assert!(dir.join("valid/S-L24-H12-valid/model.bpk").exists());
+    let csv = std::fs::read_to_string(dir.join("valid/ett-S-L24-valid.csv")).unwrap();
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",validation"),
+        "{csv}"
+    );
 }
 
 /// A single-series backtest against errors by hand: the series holds 1, 4 and 9 over the three
