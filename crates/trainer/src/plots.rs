@@ -90,9 +90,23 @@ fn lines(
         .y_desc(y_desc)
         .draw()
         .map_err(|e| anyhow!("{e:?}"))?;
-    let colors = [BLUE, RED, GREEN, MAGENTA, BLACK];
+    let colors = [
+        BLUE,
+        RED,
+        GREEN,
+        MAGENTA,
+        BLACK,
+        RGBColor(230, 120, 0),
+        RGBColor(0, 160, 160),
+        RGBColor(120, 60, 170),
+        RGBColor(140, 90, 30),
+    ];
     for (i, (name, points)) in series.iter().enumerate() {
-        let color = colors[i % colors.len()];
+        // The first series (the actual values, where there are any) keeps its colour to itself.
+        let color = match i {
+            0 => colors[0],
+            i => colors[1 + (i - 1) % (colors.len() - 1)],
+        };
         chart
             .draw_series(LineSeries::new(
                 points.iter().copied(),
