@@ -427,12 +427,17 @@ fn train(args: TrainArgs) -> Result<()> {
         let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
         println!("\n{}", report.markdown());
         println!(
-            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
             report.epoch_seconds,
             dir.display(),
-            report.seconds
+            report.seconds,
+            if exp.data.static_categorical.is_empty() && exp.data.static_real.is_empty() {
+                ""
+            } else {
+                "statics.toml, "
+            }
         );
         return Ok(());
     }
