@@ -79,6 +79,18 @@ patience = 8
     Experiment::from_toml(&text, "panel test").unwrap()
 }
 
+/// The model's (first) row: its 80% interval covers 70-90% of the held-out points and its
+/// weighted quantile loss is below the seasonal naive's (second row).
+fn calibrated_and_better_than_naive(report: &gatecast_trainer::panel::PanelReport) {
+    let (model, naive) = (&report.rows[0], &report.rows[1]);
+    let c80 = model.coverage80.unwrap();
+    assert!((0.7..=0.9).contains(&c80), "80% interval covers {c80}");
+    assert!(
+        model.wql.unwrap() < naive.wql.unwrap(),
+        "{model:?} vs {naive:?}"
+    );
+}
+
 /// Known negative-binomial counts: after a short run, the held-out 80% intervals cover between
 /// 70% and 90% of the points and the weighted quantile loss beats the seasonal naive's. A head
 /// whose dispersion or scale were wrong would miss the band.
@@ -90,14 +102,8 @@ fn negative_binomial_panel_intervals_cover_as_stated() {
     let device = burn::tensor::Device::flex();
     let report =
         gatecast_trainer::panel::train_panel(&exp, &dir.join("run"), &device, true).unwrap();
-    let (model, naive) = (&report.rows[0], &report.rows[1]);
     eprintln!("{}", report.markdown());
-    let c80 = model.coverage80.unwrap();
-    assert!((0.7..=0.9).contains(&c80), "80% interval covers {c80}");
-    assert!(
-        model.wql.unwrap() < naive.wql.unwrap(),
-        "{model:?} vs {naive:?}"
-    );
+    calibrated_and_better_than_naive(&report);
     // The short series is reported, not silently used or dropped.
     assert_eq!(report.series, 24);
     let forecast = std::fs::read_to_string(dir.join("run/forecast.csv")).unwrap();
@@ -154,13 +160,8 @@ fn standard_scaling_fits_series_far_from_zero() {
     };
     let standard = run(gatecast_data::ScalerKind::Standard, "standard");
     let mean_abs = run(gatecast_data::ScalerKind::MeanAbs, "mean_abs");
-    let (model, naive) = (&standard.rows[0], &standard.rows[1]);
-    let c80 = model.coverage80.unwrap();
-    assert!((0.7..=0.9).contains(&c80), "80% interval covers {c80}");
-    assert!(
-        model.wql.unwrap() < naive.wql.unwrap(),
-        "{model:?} vs {naive:?}"
-    );
+    calibrated_and_better_than_naive(&standard);
+    let model = &standard.rows[0];
     assert!(
         model.wql.unwrap() < mean_abs.rows[0].wql.unwrap(),
         "standard {model:?} vs mean_abs {:?}",
@@ -290,13 +291,7 @@ fn autoregressive_decoder_samples_calibrated_paths() {
     let report =
         gatecast_trainer::panel::train_panel(&exp, &dir.join("run"), &device, true).unwrap();
     eprintln!("{}", report.markdown());
-    let (model, naive) = (&report.rows[0], &report.rows[1]);
-    let c80 = model.coverage80.unwrap();
-    assert!((0.7..=0.9).contains(&c80), "80% interval covers {c80}");
-    assert!(
-        model.wql.unwrap() < naive.wql.unwrap(),
-        "{model:?} vs {naive:?}"
-    );
+    calibrated_and_better_than_naive(&report);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -71,7 +71,7 @@ pub(super) fn is_missing(cell: &str) -> bool {
 
 /// The header's names for an error message, control characters escaped, with a hint when the
 /// whole header is one name holding another common delimiter.
-pub(super) fn describe_header(header: &[String], delimiter: u8) -> String {
+fn describe_header(header: &[String], delimiter: u8) -> String {
     let names: Vec<String> = header
         .iter()
         .map(|h| {
@@ -106,7 +106,7 @@ pub(super) struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
+    fn new(bytes: &'a [u8]) -> Self {
         Self {
             bytes,
             counted_to: 0,
@@ -163,6 +163,50 @@ pub(super) fn csv_error(path: &str, lines: &Lines, e: csv::Error) -> DataError {
     }
 }
 
+/// The index of column `name` in `header`; an error names `option`, the one asking for it.
+pub(super) fn find_column(
+    header: &[String],
+    name: &str,
+    option: &str,
+    path: &str,
+    options: &CsvOptions,
+) -> Result<usize, DataError> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| DataError::UnknownColumn {
+            path: path.into(),
+            column: name.into(),
+            option: option.into(),
+            available: describe_header(header, options.delimiter),
+        })
+}
+
+/// A CSV reader, the line counter for its errors, and the header's names.
+pub(super) type Opened<'a> = (csv::Reader<&'a [u8]>, Lines<'a>, Vec<String>);
+
+/// A CSV reader over `bytes` (a UTF-8 byte-order mark skipped), the line counter for its
+/// errors, and the header's names, trimmed.
+pub(super) fn open<'a>(
+    path: &str,
+    bytes: &'a [u8],
+    options: &CsvOptions,
+) -> Result<Opened<'a>, DataError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .has_headers(true)
+        .from_reader(bytes);
+    let lines = Lines::new(bytes);
+    let header = reader
+        .headers()
+        .map_err(|e| csv_error(path, &lines, e))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    Ok((reader, lines, header))
+}
+
 /// Where the options' columns are in the header.
 struct Layout {
     time: usize,
@@ -190,17 +234,7 @@ impl Layout {
                 });
             }
         }
-        let find = |name: &str, option: &str| {
-            header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| DataError::UnknownColumn {
-                    path: path.into(),
-                    column: name.into(),
-                    option: option.into(),
-                    available: describe_header(header, options.delimiter),
-                })
-        };
+        let find = |name: &str, option: &str| find_column(header, name, option, path, options);
         let time = find(&options.time_column, "time column")?;
         let id = match &options.id_column {
             Some(id) => Some(find(id, "id column")?),
@@ -243,18 +277,7 @@ pub(super) struct Parsed {
 
 /// Parses the file's bytes into rows grouped by series id.
 pub(super) fn parse(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Parsed, DataError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(options.delimiter)
-        .has_headers(true)
-        .from_reader(bytes);
-    let mut lines = Lines::new(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_error(path, &lines, e))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let (mut reader, mut lines, header) = open(path, bytes, options)?;
     let layout = Layout::of(&header, options, path)?;
     let mut rows = RowParser {
         path,

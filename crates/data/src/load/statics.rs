@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::parse::{csv_error, describe_header, is_missing, Lines};
+use super::parse::{csv_error, find_column, is_missing, open};
 use super::CsvOptions;
 use crate::error::DataError;
 
@@ -15,18 +15,16 @@ pub struct StaticColumns {
     pub categorical: Vec<String>,
     /// Real column names.
     pub real: Vec<String>,
-    /// Per series, in the order of its first row: its id, its categorical values (as written,
-    /// trimmed) and its real values.
-    pub series: Vec<(String, Vec<String>, Vec<f64>)>,
+    /// Per series id: its categorical values (as written, trimmed) and its real values.
+    pub series: HashMap<String, (Vec<String>, Vec<f64>)>,
 }
 
 impl StaticColumns {
     /// Series `id`'s categorical and real values.
     pub fn of(&self, id: &str) -> Option<(&[String], &[f64])> {
         self.series
-            .iter()
-            .find(|(s, _, _)| s == id)
-            .map(|(_, c, r)| (c.as_slice(), r.as_slice()))
+            .get(id)
+            .map(|(c, r)| (c.as_slice(), r.as_slice()))
     }
 }
 
@@ -63,107 +61,67 @@ fn static_columns(
                     .into(),
         });
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(options.delimiter)
-        .has_headers(true)
-        .from_reader(bytes);
-    let mut lines = Lines::new(bytes);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_error(path, &lines, e))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    let find = |column: &str, option: &str| {
-        header
-            .iter()
-            .position(|h| h == column)
-            .ok_or_else(|| DataError::UnknownColumn {
-                path: path.into(),
-                column: column.into(),
-                option: option.into(),
-                available: describe_header(&header, options.delimiter),
-            })
-    };
+    let (mut reader, mut lines, header) = open(path, bytes, options)?;
+    let find = |name: &str, option: &str| find_column(&header, name, option, path, options);
     let id = find(id_column, "id column")?;
-    let columns: Vec<(usize, bool)> = categorical
+    let columns: Vec<usize> = categorical
         .iter()
-        .map(|c| find(c, "data.static_categorical").map(|i| (i, false)))
-        .chain(
-            real.iter()
-                .map(|c| find(c, "data.static_real").map(|i| (i, true))),
-        )
+        .map(|c| find(c, "data.static_categorical"))
+        .chain(real.iter().map(|c| find(c, "data.static_real")))
         .collect::<Result<_, _>>()?;
+    let n_cat = categorical.len();
     // Per series: its cells as first written, and that row's line.
-    let mut first: Vec<(String, Vec<String>, u64)> = Vec::new();
-    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut first: HashMap<String, (Vec<String>, u64)> = HashMap::new();
+    let mut series = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_error(path, &lines, e))?;
         let line = lines.advance_to(record.position().map_or(0, |p| p.byte() as usize));
-        let series = record.get(id).unwrap_or("").trim().to_string();
+        let id = record.get(id).unwrap_or("").trim().to_string();
         let cells: Vec<String> = columns
             .iter()
-            .map(|&(i, _)| record.get(i).unwrap_or("").trim().to_string())
+            .map(|&i| record.get(i).unwrap_or("").trim().to_string())
             .collect();
         let bad = |k: usize, message: String| DataError::BadStatic {
             path: path.into(),
             line,
-            column: header[columns[k].0].clone(),
+            column: header[columns[k]].clone(),
             message,
         };
-        for (k, cell) in cells.iter().enumerate() {
-            if is_missing(cell) {
-                return Err(bad(k, format!("missing value for series '{series}'")));
-            }
+        if let Some(k) = cells.iter().position(|c| is_missing(c)) {
+            return Err(bad(k, format!("missing value for series '{id}'")));
         }
-        match at.get(&series) {
-            Some(&s) => {
-                let (_, was, was_line) = &first[s];
-                if let Some(k) = (0..cells.len()).find(|&k| cells[k] != was[k]) {
+        if let Some((was, was_line)) = first.get(&id) {
+            if let Some(k) = (0..cells.len()).find(|&k| cells[k] != was[k]) {
+                return Err(bad(
+                    k,
+                    format!(
+                        "series '{id}' has '{}' here but '{}' on line {was_line}; a static column holds one value per series",
+                        cells[k], was[k]
+                    ),
+                ));
+            }
+            continue;
+        }
+        let mut reals = Vec::with_capacity(real.len());
+        for (k, cell) in cells.iter().enumerate().skip(n_cat) {
+            match cell.parse::<f64>() {
+                Ok(v) if v.is_finite() => reals.push(v),
+                Ok(_) => return Err(bad(k, format!("'{cell}' is not finite"))),
+                Err(_) => {
                     return Err(bad(
                         k,
-                        format!(
-                            "series '{series}' has '{}' here but '{}' on line {was_line}; a static column holds one value per series",
-                            cells[k], was[k]
-                        ),
-                    ));
+                        format!("'{cell}' is not a number (data.static_real)"),
+                    ))
                 }
-            }
-            None => {
-                for (k, cell) in cells.iter().enumerate() {
-                    if columns[k].1 {
-                        match cell.parse::<f64>() {
-                            Ok(v) if v.is_finite() => {}
-                            Ok(_) => return Err(bad(k, format!("'{cell}' is not finite"))),
-                            Err(_) => {
-                                return Err(bad(
-                                    k,
-                                    format!("'{cell}' is not a number (data.static_real)"),
-                                ))
-                            }
-                        }
-                    }
-                }
-                at.insert(series.clone(), first.len());
-                first.push((series, cells, line));
             }
         }
+        series.insert(id.clone(), (cells[..n_cat].to_vec(), reals));
+        first.insert(id, (cells, line));
     }
-    let n_cat = categorical.len();
     Ok(StaticColumns {
         categorical: categorical.to_vec(),
         real: real.to_vec(),
-        series: first
-            .into_iter()
-            .map(|(id, cells, _)| {
-                let reals = cells[n_cat..]
-                    .iter()
-                    .map(|c| c.parse().expect("checked above"))
-                    .collect();
-                (id, cells[..n_cat].to_vec(), reals)
-            })
-            .collect(),
+        series,
     })
 }
 
@@ -191,14 +149,12 @@ mod tests {
             "date,store,region,size,units\n2024-01-01,a,north,10.5,1\n2024-01-01,b,south,3,2\n2024-01-02,a,north,10.5,4\n",
         )
         .unwrap();
+        assert_eq!(s.series.len(), 2);
         assert_eq!(
-            s.series,
-            vec![
-                ("a".into(), vec!["north".into()], vec![10.5]),
-                ("b".into(), vec!["south".into()], vec![3.0]),
-            ]
+            s.of("a").unwrap(),
+            (&["north".to_string()][..], &[10.5][..])
         );
-        assert_eq!(s.of("b").unwrap().1, [3.0]);
+        assert_eq!(s.of("b").unwrap(), (&["south".to_string()][..], &[3.0][..]));
     }
 
     #[test]

@@ -102,15 +102,19 @@ impl SeriesIndex {
         Ok(out)
     }
 
-    /// Gives each series of `panel` its training embedding id, offset and scale; an error names a
-    /// series the run never trained on (the model has no embedding for it).
-    fn apply(&self, panel: &mut Panel, file: &str) -> Result<()> {
-        let at: HashMap<&str, usize> = self
-            .ids
+    /// Each series id's row (its embedding id).
+    fn positions(&self) -> HashMap<&str, usize> {
+        self.ids
             .iter()
             .enumerate()
             .map(|(k, id)| (id.as_str(), k))
-            .collect();
+            .collect()
+    }
+
+    /// Gives each series of `panel` its training embedding id, offset and scale; an error names a
+    /// series the run never trained on (the model has no embedding for it).
+    fn apply(&self, panel: &mut Panel, file: &str) -> Result<()> {
+        let at = self.positions();
         for s in &mut panel.series {
             let Some(&k) = at.get(s.id.as_str()) else {
                 bail!(
@@ -256,12 +260,7 @@ fn forecast_panel(
         lookback: l,
         horizon: h,
     };
-    let known: HashMap<&str, usize> = index
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(k, id)| (id.as_str(), k))
-        .collect();
+    let known = index.positions();
     let mut skipped = Vec::new();
     for s in loaded {
         let id = data::id_of(&s.name, &file);

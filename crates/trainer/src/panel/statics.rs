@@ -99,7 +99,7 @@ impl StaticEncoding {
         let (cats, reals) = columns
             .of(id)
             .with_context(|| format!("{file}: series {id} has no static values"))?;
-        let mut out = Vec::with_capacity(self.names().len());
+        let mut out = Vec::new();
         for (c, value) in self.categorical.iter().zip(cats) {
             let Some(k) = c.levels.iter().position(|l| l == value) else {
                 bail!(
@@ -154,11 +154,14 @@ mod tests {
         StaticColumns {
             categorical: vec!["region".into()],
             real: vec!["size".into()],
-            series: vec![
-                ("a".into(), vec!["south".into()], vec![1.0]),
-                ("b".into(), vec!["north".into()], vec![3.0]),
-                ("c".into(), vec!["west".into()], vec![100.0]),
-            ],
+            series: [
+                ("a", "south", 1.0),
+                ("b", "north", 3.0),
+                ("c", "west", 100.0),
+            ]
+            .into_iter()
+            .map(|(id, region, size)| (id.into(), (vec![region.into()], vec![size])))
+            .collect(),
         }
     }
 

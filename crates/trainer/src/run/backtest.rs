@@ -84,10 +84,9 @@ impl SeriesBacktest {
         s
     }
 
-    /// Each forecaster's errors averaged over the folds (MASE over the folds where it is
-    /// defined).
+    /// Each forecaster's errors averaged over the folds where they are defined (MASE is not
+    /// where the in-sample seasonal naive is exact).
     pub fn mean(&self) -> Vec<TestRow> {
-        let n = self.folds.len() as f64;
         self.folds[0]
             .table
             .rows
@@ -109,9 +108,9 @@ impl SeriesBacktest {
                 };
                 TestRow {
                     name: first.name.clone(),
-                    mse: self.folds.iter().map(|f| f.table.rows[i].mse).sum::<f64>() / n,
-                    mae: self.folds.iter().map(|f| f.table.rows[i].mae).sum::<f64>() / n,
-                    rmse: self.folds.iter().map(|f| f.table.rows[i].rmse).sum::<f64>() / n,
+                    mse: avg(|r| r.mse),
+                    mae: avg(|r| r.mae),
+                    rmse: avg(|r| r.rmse),
                     smape: avg(|r| r.smape),
                     mase: avg(|r| r.mase),
                 }
