@@ -95,6 +95,11 @@ impl DataConfig {
         })
     }
 
+    /// Whether the run names any static columns (`static_categorical` or `static_real`).
+    pub fn has_statics(&self) -> bool {
+        !(self.static_categorical.is_empty() && self.static_real.is_empty())
+    }
+
     /// `delimiter` as the byte the CSV reader splits on.
     pub fn delimiter_byte(&self) -> Result<u8, String> {
         match self.delimiter.as_str() {
@@ -386,7 +391,7 @@ impl Experiment {
             .validate()
             .map_err(|e| format!("model.quantiles: {e}"))?;
         if !self.is_panel() {
-            if !self.data.static_categorical.is_empty() || !self.data.static_real.is_empty() {
+            if self.data.has_statics() {
                 return Err("data.static_categorical / data.static_real: static columns hold one value per series of a panel; set data.id_column".into());
             }
             if m.likelihood != LikelihoodKind::Auto {

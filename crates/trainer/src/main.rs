@@ -433,10 +433,10 @@ fn train(args: TrainArgs) -> Result<()> {
             report.epoch_seconds,
             dir.display(),
             report.seconds,
-            if exp.data.static_categorical.is_empty() && exp.data.static_real.is_empty() {
-                ""
-            } else {
+            if exp.data.has_statics() {
                 "statics.toml, "
+            } else {
+                ""
             }
         );
         return Ok(());

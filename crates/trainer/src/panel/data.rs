@@ -152,7 +152,7 @@ pub(super) fn add_statics(
     saved: Option<&StaticEncoding>,
 ) -> Result<Option<StaticEncoding>> {
     let d = &exp.data;
-    if d.static_categorical.is_empty() && d.static_real.is_empty() {
+    if !d.has_statics() {
         return Ok(None);
     }
     let (_, options) = csv_options(d);

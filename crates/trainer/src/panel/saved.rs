@@ -143,9 +143,7 @@ pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
 /// columns and the run has no `statics.toml`.
 fn saved_statics(dir: &Path, exp: &Experiment) -> Result<Option<StaticEncoding>> {
     let saved = StaticEncoding::load(dir)?;
-    if saved.is_none()
-        && !(exp.data.static_categorical.is_empty() && exp.data.static_real.is_empty())
-    {
+    if saved.is_none() && exp.data.has_statics() {
         bail!(
             "{}: no statics.toml, though config.toml names static columns: the run is incomplete",
             dir.display()
