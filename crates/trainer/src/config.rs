@@ -278,6 +278,10 @@ pub struct TrainSection {
     pub plateau_patience: usize,
     /// Reduce-on-plateau multiplier.
     pub plateau_factor: f64,
+    /// Exponential moving average of the weights (PyTorch's `AveragedModel`, Keras'
+    /// `use_ema`): 0 is off; a decay in (0, 1), e.g. 0.99, validates, keeps and tests the average
+    /// of the weights instead of the last step's (see `gatecast_trainer::ema`).
+    pub ema_decay: f64,
     /// Refuse a model whose training would need more memory than this many MiB (weights,
     /// gradients, Adam's state and one step's activations, estimated before anything is
     /// allocated); 0: the memory the system reports available.
@@ -301,6 +305,7 @@ impl Default for TrainSection {
             schedule: crate::schedule::Schedule::default(),
             plateau_patience: 0,
             plateau_factor: 0.5,
+            ema_decay: 0.0,
             memory_limit_mb: 0,
         }
     }
@@ -455,6 +460,12 @@ impl TrainSection {
             return Err(format!(
                 "train.plateau_factor = {}: must be in (0, 1)",
                 self.plateau_factor
+            ));
+        }
+        if !(self.ema_decay >= 0.0 && self.ema_decay < 1.0) {
+            return Err(format!(
+                "train.ema_decay = {}: must be 0 (off) or in (0, 1), e.g. 0.99",
+                self.ema_decay
             ));
         }
         Ok(())

@@ -11,6 +11,7 @@ pub mod choice;
 pub mod clip;
 pub mod config;
 pub mod diagnose;
+pub mod ema;
 pub mod lr;
 pub mod metrics;
 pub mod model;

@@ -217,6 +217,10 @@ struct TrainArgs {
     /// Seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Validate, keep and test an exponential moving average of the weights with this decay
+    /// (e.g. 0.99; 0: off).
+    #[arg(long)]
+    ema_decay: Option<f64>,
     /// Backend: flex, ndarray or wgpu (those compiled in).
     #[arg(long)]
     device: Option<String>,
@@ -322,6 +326,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = args.lr {
         e.train.lr = v;
+    }
+    if let Some(v) = args.ema_decay {
+        e.train.ema_decay = v;
     }
     if let Some(v) = &args.clip {
         e.train.clip = ClipMode::parse(v).map_err(anyhow::Error::msg)?;

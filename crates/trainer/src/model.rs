@@ -10,7 +10,28 @@ use gatecast_data::ForecastBatch;
 use gatecast_model::forecast::{Forecaster, SegRnn};
 
 use crate::clip::{clip_global_norm, global_norm, scale_grads};
+use crate::ema::SharedEma;
 use crate::monitor::SharedMonitor;
+
+/// A run's weight average ([`crate::ema`]): updated after every optimizer step, used by every
+/// validation step, and saved as `<dir>/ema-<epoch>.bpk` at the end of each epoch (the epoch's
+/// checkpoint of what was validated).
+#[derive(Debug, Clone)]
+pub struct EmaRun {
+    /// The average, shared with the copies the Learner validates.
+    pub ema: SharedEma,
+    /// Optimizer steps per epoch.
+    pub per_epoch: usize,
+    /// Where the per-epoch averages go.
+    pub dir: std::path::PathBuf,
+}
+
+impl EmaRun {
+    /// The file holding the average at the end of `epoch`.
+    pub fn path(dir: &std::path::Path, epoch: usize) -> std::path::PathBuf {
+        dir.join(format!("ema-{epoch}.bpk"))
+    }
+}
 
 /// How gradients are clipped before each update.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +89,9 @@ pub struct ForecastModel {
     /// Gradients arrive summed over this many devices; they are averaged before clipping.
     #[module(skip)]
     devices: usize,
+    /// The weight average validation uses instead of the weights (`train.ema_decay`).
+    #[module(skip)]
+    ema: Option<EmaRun>,
 }
 
 impl ForecastModel {
@@ -80,7 +104,14 @@ impl ForecastModel {
             clip,
             monitor,
             devices: 1,
+            ema: None,
         }
+    }
+
+    /// Validates on (and saves each epoch) the weight average of `ema` instead of the weights.
+    pub fn with_ema(mut self, ema: Option<EmaRun>) -> Self {
+        self.ema = ema;
+        self
     }
 
     /// The same model with another gradient clipping.
@@ -104,7 +135,11 @@ impl ForecastModel {
 
     /// Forecast and loss (MSE, or MAE with [`Self::with_l1_loss`]) of a batch; outputs flattened to `[batch, horizon * targets]`.
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
-        let pred = self.net.forward(batch.inputs, batch.future, self.targets);
+        self.step_with(&self.net, batch)
+    }
+
+    fn step_with(&self, net: &Net, batch: ForecastBatch) -> RegressionOutput {
+        let pred = net.forward(batch.inputs, batch.future, self.targets);
         let [b, h, t] = pred.dims();
         let diff = pred.clone() - batch.targets.clone();
         let loss = if self.l1 {
@@ -160,7 +195,22 @@ impl TrainStep for ForecastModel {
                 return self; // no update with non-finite gradients
             }
         }
-        optim.step(lr, self, grads)
+        let model = optim.step(lr, self, grads);
+        if let Some(run) = &model.ema {
+            let mut ema = run.ema.lock().expect("ema lock");
+            ema.update(&model);
+            let steps = ema.updates() as usize;
+            if steps.is_multiple_of(run.per_epoch.max(1)) {
+                let epoch = steps / run.per_epoch.max(1);
+                let path = EmaRun::path(&run.dir, epoch);
+                // A failed save is reported here; the run then fails naming the missing file
+                // when it restores the best epoch, rather than keep the wrong weights.
+                if let Err(e) = crate::run::saved::save_model(&ema.apply(model.valid()), &path) {
+                    eprintln!("warning: {e:#}");
+                }
+            }
+        }
+        model
     }
 }
 
@@ -169,6 +219,12 @@ impl InferenceStep for ForecastModel {
     type Output = RegressionOutput;
 
     fn step(&self, batch: ForecastBatch) -> RegressionOutput {
-        self.forward_step(batch)
+        match &self.ema {
+            Some(run) => {
+                let net = run.ema.lock().expect("ema lock").apply(self.net.clone());
+                self.step_with(&net, batch)
+            }
+            None => self.forward_step(batch),
+        }
     }
 }

@@ -107,6 +107,8 @@ pub fn fit(
     let mut rng = Rng::new(t.seed);
     let mut epochs = Vec::new();
     let (mut best, mut best_epoch) = (model.valid(), 0usize);
+    // `train.ema_decay`: validate and keep the weight average instead of the weights.
+    let mut ema = (t.ema_decay > 0.0).then(|| crate::ema::Ema::new(t.ema_decay));
     let mut best_loss = f64::INFINITY;
     for epoch in 1..=t.epochs {
         let started = Instant::now();
@@ -122,8 +124,14 @@ pub fn fit(
             batches += 1;
             let grads = GradientsParams::from_grads(l.backward(), &model);
             model = optim.step(t.lr, model, grads);
+            if let Some(e) = &mut ema {
+                e.update(&model);
+            }
         }
-        let inference = model.valid();
+        let inference = match &ema {
+            Some(e) => e.apply(model.valid()),
+            None => model.valid(),
+        };
         let valid_loss = valid
             .chunks(256)
             .map(|c| loss(&inference, panel, c, device).map(|l| scalar(l) * c.len() as f64))

@@ -13,7 +13,8 @@ use crate::config::{Decoder, Experiment};
 pub struct Estimate {
     /// Trainable parameters.
     pub params: u64,
-    /// Bytes of weights, gradients, Adam's two moments and one training step's activations.
+    /// Bytes of weights, gradients, Adam's two moments (and the weight average, with
+    /// `train.ema_decay`) and one training step's activations.
     pub bytes: u64,
 }
 
@@ -69,10 +70,12 @@ impl Estimate {
                 (stack + head, layers * dirs * per_layer + b * time * inputs)
             }
         };
+        let copies = if exp.train.ema_decay > 0.0 { 5 } else { 4 };
         Self {
             params,
-            // Weights, gradients and Adam's two moments, then the step's activations.
-            bytes: 4 * (4 * params + activations),
+            // Weights, gradients and Adam's two moments (and the average), then the step's
+            // activations.
+            bytes: 4 * (copies * params + activations),
         }
     }
 }
@@ -166,6 +169,9 @@ mod tests {
         assert_eq!(e.params, 384 + 576 + 27);
         // Weights, gradients, Adam: 4 copies; activations: 2 layers of 4·13·8·14, and the input.
         assert_eq!(e.bytes, 4 * (4 * 987 + 2 * 4 * 13 * 8 * 14 + 4 * 13 * 2));
+        // The weight average is a fifth copy.
+        exp.train.ema_decay = 0.99;
+        assert_eq!(Estimate::of(&exp, &w, 4).bytes, e.bytes + 4 * 987);
     }
 
     #[test]

@@ -27,9 +27,10 @@ use super::saved::{check_resumable, save_model};
 use crate::artifacts::write_atomic;
 use crate::checkpoint::AtomicCheckpointer;
 use crate::config::Experiment;
+use crate::ema::Ema;
 use crate::lr::PlannedLr;
 use crate::metrics::{MaeMetric, RmseMetric};
-use crate::model::ForecastModel;
+use crate::model::{EmaRun, ForecastModel};
 use crate::monitor;
 use crate::renderer::{write_epochs, EpochRenderer, EpochRow, PendingLines};
 use crate::schedule::ReduceOnPlateau;
@@ -148,7 +149,11 @@ pub fn train_prepared(
         quiet: options.quiet,
     };
     let trained = session.learn(train_ds, valid_ds)?;
-    let (model, best_epoch) = restore_best(trained.model, &trained.epochs, dir)?;
+    let averaged = exp.train.ema_decay > 0.0;
+    let (model, best_epoch) = restore_best(trained.model, &trained.epochs, dir, averaged)?;
+    if averaged {
+        prune_averages(&dir.join("checkpoint"));
+    }
     save_model(&model, &dir.join("model.bpk"))?;
     write_epochs(&dir.join("metrics.csv"), &trained.epochs)?;
     let tested = write_report(
@@ -281,8 +286,9 @@ impl Session<'_> {
             &self.p.window,
             &device.clone().autodiff(),
             Some(mon.clone()),
-        )?
-        .with_devices(self.devices.len());
+        )?;
+        let ema = self.ema_run(&model, per_epoch)?;
+        let model = model.with_devices(self.devices.len()).with_ema(ema);
         let rows = Arc::new(Mutex::new(Vec::new()));
         let lines = PendingLines::default();
         let renderer = self
@@ -315,6 +321,36 @@ impl Session<'_> {
             epochs,
             diverged,
         })
+    }
+
+    /// The weight average of `train.ema_decay` (none at 0); a resumed run continues the average
+    /// saved with its checkpoint.
+    fn ema_run(&self, model: &ForecastModel, per_epoch: usize) -> Result<Option<EmaRun>> {
+        let decay = self.exp.train.ema_decay;
+        if decay == 0.0 {
+            return Ok(None);
+        }
+        if self.devices.len() > 1 {
+            bail!("train.ema_decay = {decay}: the weight average is not available when training on several devices yet; train on one device or set train.ema_decay = 0");
+        }
+        let dir = self.dir.join("checkpoint");
+        let ema = match self.resumed_from {
+            None => Ema::new(decay),
+            Some(k) => {
+                let path = EmaRun::path(&dir, k);
+                let saved = load_weights(model.clone(), &path).with_context(|| {
+                    format!(
+                        "--resume with train.ema_decay = {decay}: the weight average of epoch {k}"
+                    )
+                })?;
+                Ema::starting_at(decay, &saved, (k * per_epoch) as u64)
+            }
+        };
+        Ok(Some(EmaRun {
+            ema: Arc::new(Mutex::new(ema)),
+            per_epoch,
+            dir,
+        }))
     }
 
     /// One line per epoch (and `metrics.csv`), with reduce-on-plateau; Burn's TUI in front of it
@@ -387,24 +423,64 @@ impl Session<'_> {
 /// The weights of the epoch with the lowest validation loss (its checkpoint is kept by Burn's
 /// checkpointing strategy), like Keras' `restore_best_weights`: after early stopping or
 /// divergence that is not the last epoch. Always from the checkpoint: a run stopped mid-epoch
-/// (divergence) has moved on from the last finished epoch.
+/// (divergence) has moved on from the last finished epoch. With `averaged` (`train.ema_decay`)
+/// the epoch's weight average, which is what was validated; its absence is an error, since the
+/// raw weights of that epoch would be a model other than the one chosen.
 fn restore_best(
     mut model: ForecastModel,
     epochs: &[EpochRow],
     dir: &Path,
+    averaged: bool,
 ) -> Result<(ForecastModel, Option<usize>)> {
     let best = epochs
         .iter()
         .filter(|r| r.valid_loss.is_finite())
         .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
         .map(|r| r.epoch);
+    model = model.with_ema(None);
     if let Some(b) = best {
-        let path = dir.join("checkpoint").join(format!("model-{b}.bpk"));
-        if let Ok(record) = burn::store::ModuleRecord::load(&path) {
-            model = model
-                .try_load_record(record)
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+        let ck = dir.join("checkpoint");
+        if averaged {
+            let path = EmaRun::path(&ck, b);
+            model = load_weights(model, &path)
+                .with_context(|| format!("the weight average of the best epoch ({b})"))?;
+        } else {
+            let path = ck.join(format!("model-{b}.bpk"));
+            if let Ok(record) = burn::store::ModuleRecord::load(&path) {
+                model = model
+                    .try_load_record(record)
+                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+            }
         }
     }
     Ok((model, best))
+}
+
+/// `model` with the weights saved in `path`.
+fn load_weights(model: ForecastModel, path: &Path) -> Result<ForecastModel> {
+    let record = burn::store::ModuleRecord::load(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e:?}", path.display()))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
+}
+
+/// Removes the weight averages of epochs whose checkpoint Burn has deleted (a resume can only
+/// start from a checkpointed epoch, and the best epoch keeps its checkpoint).
+fn prune_averages(ck: &Path) {
+    let Ok(entries) = std::fs::read_dir(ck) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(epoch) = name
+            .strip_prefix("ema-")
+            .and_then(|n| n.strip_suffix(".bpk"))
+        else {
+            continue;
+        };
+        if !ck.join(format!("model-{epoch}.bpk")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
