@@ -66,6 +66,7 @@ fn check_plot(path: &Path, size: (u32, u32)) {
 
 #[test]
 fn train_evaluate_forecast() {
+    let _rng = common::trains();
     let dir = tmp("main");
     let csv = write_csv(&dir, 1200);
     let exp = experiment(&csv);
@@ -146,6 +147,7 @@ fn train_evaluate_forecast() {
 
 #[test]
 fn autoregressive_decoder_trains_and_evaluates() {
+    let _rng = common::trains();
     let dir = tmp("ar");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
@@ -164,6 +166,7 @@ fn autoregressive_decoder_trains_and_evaluates() {
 
 #[test]
 fn resume_continues_from_the_last_checkpoint() {
+    let _rng = common::trains();
     let dir = tmp("resume");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
@@ -199,6 +202,7 @@ fn resume_continues_from_the_last_checkpoint() {
 
 #[test]
 fn divergence_stops_with_a_clear_message() {
+    let _rng = common::trains();
     let dir = tmp("nan");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
@@ -218,6 +222,7 @@ fn divergence_stops_with_a_clear_message() {
 /// and the kept model is the best epoch's, loadable and as good as before.
 #[test]
 fn divergence_keeps_the_best_checkpoint_loadable() {
+    let _rng = common::trains();
     let dir = tmp("blowup");
     let csv = write_csv(&dir, 800);
     let run_dir = dir.join("run");
@@ -267,6 +272,7 @@ impl burn::module::ModuleVisitor for Bits {
 
 #[test]
 fn same_seed_same_losses() {
+    let _rng = common::seeded_runs();
     let dir = tmp("seed");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
@@ -324,6 +330,7 @@ fn same_seed_same_losses() {
 
 #[test]
 fn bad_input_exits_with_code_2_and_names_the_option() {
+    let _rng = common::trains();
     let bin = env!("CARGO_BIN_EXE_gatecast");
     let dir = tmp("cli");
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -366,6 +373,7 @@ fn bad_input_exits_with_code_2_and_names_the_option() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn trains_on_wgpu() {
+    let _rng = common::trains();
     let dir = tmp("wgpu");
     let csv = write_csv(&dir, 400);
     let mut exp = experiment(&csv);
@@ -390,6 +398,7 @@ fn trains_on_wgpu() {
 /// Burn's multi-device data-parallel strategy, on two CPU devices.
 #[test]
 fn trains_data_parallel_on_two_devices() {
+    let _rng = common::trains();
     let dir = tmp("multi");
     let csv = write_csv(&dir, 800);
     let mut exp = experiment(&csv);
@@ -407,6 +416,7 @@ fn trains_data_parallel_on_two_devices() {
 
 #[test]
 fn diagnose_writes_the_gradient_flow() {
+    let _rng = common::trains();
     let dir = tmp("diagnose");
     let flow = gatecast_trainer::diagnose::diagnose(&dir, 30, 8, 4, 1, &Device::flex()).unwrap();
     assert_eq!(flow.len(), 4);
@@ -421,6 +431,7 @@ fn diagnose_writes_the_gradient_flow() {
 /// The ETTh1 LTSF benchmark: every test window, repeat-last recomputed here by hand from the CSV.
 #[test]
 fn ett_benchmark_protocol() {
+    let _rng = common::trains();
     let path = manifest_dir().join("../../../shared/datasets/ETT/ETTh1.csv");
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
@@ -470,6 +481,7 @@ fn ett_benchmark_protocol() {
 /// window, and the repeat-last MSE recomputed by hand; then `--split ratios` on the same file.
 #[test]
 fn ltsf_protocol_on_a_synthetic_ett_file() {
+    let _rng = common::trains();
     let dir = tmp("ltsf");
     let rows = 14_500;
     let mut rng = gatecast_data::synthetic::Rng::new(21);
@@ -616,6 +628,7 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
 /// `evaluate` on a fold's run re-tests that fold.
 #[test]
 fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
+    let _rng = common::trains();
     use gatecast_trainer::panel::Folds;
     let dir = tmp("backtest");
     let rows = 200;

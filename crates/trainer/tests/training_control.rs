@@ -38,6 +38,7 @@ fn frozen(dir: &std::path::Path) -> Experiment {
 
 #[test]
 fn early_stopping_stops_patience_epochs_after_the_best() {
+    let _rng = common::trains();
     let dir = tmp("early");
     let mut exp = frozen(&dir);
     exp.train.epochs = 10;
@@ -55,6 +56,7 @@ fn early_stopping_stops_patience_epochs_after_the_best() {
 
 #[test]
 fn plateau_reduction_halves_the_rate_after_patience_epochs() {
+    let _rng = common::trains();
     let dir = tmp("plateau");
     let mut exp = frozen(&dir);
     exp.train.epochs = 7;
@@ -79,6 +81,7 @@ fn plateau_reduction_halves_the_rate_after_patience_epochs() {
 /// instead of averaged gradients would double it.
 #[test]
 fn two_devices_average_their_gradients() {
+    let _rng = common::seeded_runs();
     use gatecast_trainer::config::{ClipMode, Optimizer};
     let dir = tmp("devices");
     let mut exp = frozen(&dir);

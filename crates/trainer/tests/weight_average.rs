@@ -3,7 +3,6 @@
 //! errors fire.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::tensor::Device;
 use gatecast_trainer::config::{Experiment, Optimizer};
@@ -11,11 +10,6 @@ use gatecast_trainer::run::{self, RunReport};
 
 mod common;
 use common::write_csv;
-
-/// The device's random generator (initialisation, dropout) is one per process: two runs
-/// training at once on the test harness's threads draw from it in turn, and a run would not see
-/// its seed's sequence. The tests here compare runs by seed, so they train one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gatecast-ema-{}-{name}", std::process::id()));
@@ -58,7 +52,7 @@ fn column(r: &RunReport, f: impl Fn(&gatecast_trainer::renderer::EpochRow) -> f6
 /// one step stale, or taken before the step, would not.
 #[test]
 fn validation_and_the_kept_model_see_the_average_and_training_does_not() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::seeded_runs();
     let dir = tmp("same-seed");
     let csv = write_csv(&dir, 600);
     let plain_exp = experiment(&csv);
@@ -131,7 +125,7 @@ fn validation_and_the_kept_model_see_the_average_and_training_does_not() {
 /// error naming it, instead of restarting the average silently.
 #[test]
 fn resume_continues_the_average() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::seeded_runs();
     let dir = tmp("resume");
     let csv = write_csv(&dir, 600);
     let mut exp = experiment(&csv);
@@ -161,7 +155,7 @@ fn resume_continues_the_average() {
 /// Out-of-range decays and several devices are refused with the option named.
 #[test]
 fn bad_settings_are_refused() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::seeded_runs();
     let dir = tmp("bad");
     let csv = write_csv(&dir, 600);
     for bad in [1.0, -0.5, f64::NAN] {
@@ -200,7 +194,7 @@ fn panel_losses(dir: &Path) -> Vec<(f64, f64)> {
 /// validation losses, and a kept model that still forecasts.
 #[test]
 fn panel_runs_validate_the_average() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = common::seeded_runs();
     let dir = tmp("panel");
     let mut text = String::from("date,store,units\n");
     let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 2).unwrap();

@@ -21,3 +21,21 @@ pub fn write_csv(dir: &Path, rows: usize) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Burn's flex device has one random generator per process (initialisation, dropout), which
+/// `device.seed` resets: two runs training at once on the test harness's threads draw from it
+/// in turn, so neither sees its seed's sequence. A test that compares runs by seed holds this
+/// exclusively ([`seeded_runs`]); every other test that trains holds it shared ([`trains`]).
+static DEVICE_RNG: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// For a test whose runs must each see exactly their seed's random sequence.
+#[allow(dead_code)]
+pub fn seeded_runs() -> std::sync::RwLockWriteGuard<'static, ()> {
+    DEVICE_RNG.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// For a test that trains (and so draws from the device's generator) without comparing seeds.
+#[allow(dead_code)]
+pub fn trains() -> std::sync::RwLockReadGuard<'static, ()> {
+    DEVICE_RNG.read().unwrap_or_else(|e| e.into_inner())
+}
