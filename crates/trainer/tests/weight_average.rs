@@ -201,7 +201,8 @@ fn panel_runs_validate_the_average() {
     for k in 0..6 {
         for d in 0..120 {
             let day = t0 + chrono::TimeDelta::days(d);
-            let y = (10 + 3 * k) as f64 * (1.0 + 0.4 * ((d % 7) as f64 / 7.0 * 6.283).sin())
+            let y = (10 + 3 * k) as f64
+                * (1.0 + 0.4 * ((d % 7) as f64 / 7.0 * std::f64::consts::TAU).sin())
                 + ((d * 37 + k * 11) % 5) as f64;
             text += &format!("{day},s{k},{y:.2}\n");
         }
