@@ -266,8 +266,12 @@ pub struct TrainSection {
     pub clip: ClipMode,
     /// Threshold for clipping.
     pub clip_value: f64,
-    /// Stop after this many epochs without a better validation loss.
+    /// Stop after this many epochs without a better validation loss (or `monitor`).
     pub patience: usize,
+    /// What early stopping and the kept epoch read on the validation split (Keras' `monitor`):
+    /// `loss` (the training loss, the default), `mse` or `mae` of the scaled forecasts.
+    #[serde(with = "as_name")]
+    pub monitor: Monitor,
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
     /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
@@ -301,6 +305,7 @@ impl Default for TrainSection {
             clip: ClipMode::GlobalNorm,
             clip_value: 1.0,
             patience: 4,
+            monitor: Monitor::Loss,
             seed: 42,
             schedule: crate::schedule::Schedule::default(),
             plateau_patience: 0,
@@ -409,6 +414,12 @@ impl Experiment {
         }
         if m.samples == 0 {
             return Err("model.samples = 0: must be at least 1".into());
+        }
+        if self.train.monitor != Monitor::Loss {
+            return Err(format!(
+                "train.monitor = {}: panel runs stop early on the validation loss (their likelihood); set train.monitor = \"loss\"",
+                self.train.monitor.name()
+            ));
         }
         if m.is_segrnn() {
             return Err(
@@ -626,6 +637,26 @@ pub enum Loss {
 impl Choice for Loss {
     const OPTION: &'static str = "train.loss";
     const VALUES: &'static [(&'static str, Self)] = &[("mse", Loss::Mse), ("mae", Loss::Mae)];
+}
+
+/// `train.monitor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// The validation loss (`train.loss`).
+    Loss,
+    /// Mean squared error on the validation split.
+    Mse,
+    /// Mean absolute error on the validation split.
+    Mae,
+}
+
+impl Choice for Monitor {
+    const OPTION: &'static str = "train.monitor";
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("loss", Monitor::Loss),
+        ("mse", Monitor::Mse),
+        ("mae", Monitor::Mae),
+    ];
 }
 
 /// `train.clip`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss};
+use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss, Monitor};
 use gatecast_trainer::{panel, run};
 
 /// Recurrent neural networks for time series (Elman RNN, GRU, LSTM) on Burn.
@@ -214,6 +214,10 @@ struct TrainArgs {
     /// Training loss: mse or mae.
     #[arg(long)]
     loss: Option<String>,
+    /// What early stopping and the kept epoch read on the validation split: loss (default),
+    /// mse or mae.
+    #[arg(long)]
+    monitor: Option<String>,
     /// Seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -335,6 +339,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = &args.loss {
         e.train.loss = Loss::parse(v).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = &args.monitor {
+        e.train.monitor = Monitor::parse(v).map_err(anyhow::Error::msg)?;
     }
     if let Some(v) = args.seed {
         e.train.seed = v;

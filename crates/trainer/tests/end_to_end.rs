@@ -747,3 +747,50 @@ fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
     assert!((third.offset[0] - mean).abs() < 1e-9);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Training afresh (no `--resume`) in the directory of a longer earlier run: the earlier run's
+/// logged validation losses for later epochs must not steer which checkpoint is kept, and none
+/// of its checkpoints survive. (Burn read them, kept the earlier run's best epoch number and
+/// deleted this run's best checkpoint, so the kept model was not the best epoch's.)
+#[test]
+fn a_fresh_run_in_an_earlier_runs_directory_starts_clean() {
+    use gatecast_trainer::config::{Loss, Optimizer};
+    let _rng = common::trains();
+    let dir = tmp("rerun");
+    let csv = write_csv(&dir, 400);
+    let mut exp = experiment(&csv);
+    exp.window.lookback = 24;
+    exp.window.horizon = 6;
+    exp.data.calendar.clear();
+    exp.model.hidden_size = 32;
+    exp.train.optimizer = Optimizer::Adam;
+    exp.train.lr = 0.03;
+    exp.train.schedule = gatecast_trainer::schedule::Schedule::Constant;
+    exp.train.epochs = 13;
+    exp.train.patience = 13;
+    exp.train.loss = Loss::Mae;
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+    for (loss, epochs) in [(Loss::Mse, 13), (Loss::Mae, 5)] {
+        exp.train.loss = loss;
+        exp.train.epochs = epochs;
+        exp.train.seed += 1;
+        let again = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let best = again.best_epoch.unwrap();
+        let lowest = again
+            .epochs
+            .iter()
+            .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+            .unwrap()
+            .epoch;
+        assert_eq!(best, lowest);
+        let kept = gatecast_trainer::checkpoint::checkpoint_epochs(&run_dir);
+        assert!(kept.contains(&best), "{kept:?}");
+        assert!(
+            kept.iter().all(|&e| e <= epochs),
+            "stale checkpoints: {kept:?}"
+        );
+    }
+}

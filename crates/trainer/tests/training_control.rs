@@ -135,3 +135,102 @@ fn two_devices_average_their_gradients() {
         .fold(0.0f32, f32::max);
     assert!(moved > 1e-2, "one step must change the forecasts: {moved}");
 }
+
+/// A run that over-fits noisily: Adam at a constant high rate, trained on the MAE, where (for
+/// this seed) the epoch with the lowest validation loss is not the one with the lowest
+/// validation MSE.
+fn noisy(dir: &std::path::Path) -> Experiment {
+    use gatecast_trainer::config::{Loss, Optimizer};
+    let csv = write_csv(dir, 400);
+    let mut e = Experiment::default();
+    e.data.path = csv.display().to_string();
+    e.data.time_column = "time".into();
+    e.data.targets = vec!["load".into()];
+    e.data.covariates = vec!["temp".into()];
+    e.window.lookback = 24;
+    e.window.horizon = 6;
+    e.window.stride = 2;
+    e.model.hidden_size = 32;
+    e.train.optimizer = Optimizer::Adam;
+    e.train.lr = 0.03;
+    e.train.schedule = Schedule::Constant;
+    e.train.loss = Loss::Mae;
+    e.train.epochs = 13;
+    e.train.patience = 13;
+    e.train.seed = 4;
+    e
+}
+
+/// The epoch with the lowest value, and where early stopping with `patience` ends a run
+/// that would see `values` (the same trajectory: stopping changes nothing before it).
+fn best_and_stop(values: &[f64], patience: usize) -> (usize, usize) {
+    let best = |upto: usize| {
+        (0..upto)
+            .min_by(|&a, &b| values[a].total_cmp(&values[b]))
+            .unwrap()
+            + 1
+    };
+    let stop = (1..=values.len())
+        .find(|&e| e - best(e) >= patience)
+        .unwrap_or(values.len());
+    (best(values.len()), stop)
+}
+
+/// `train.monitor = "mse"`: the kept epoch and early stopping follow the validation MSE, not
+/// the loss (MAE here); `loss` keeps the lowest loss. The seed is one where the two disagree, so
+/// a monitor that read the wrong column would fail.
+#[test]
+fn monitor_chooses_what_early_stopping_and_the_kept_epoch_read() {
+    use gatecast_trainer::config::Monitor;
+    let _rng = common::seeded_runs();
+    let dir = tmp("monitor");
+    let exp = noisy(&dir);
+    let full = run::train(&exp, &dir.join("full"), &[Device::flex()], false, true).unwrap();
+    let loss: Vec<f64> = full.epochs.iter().map(|r| r.valid_loss).collect();
+    let mse: Vec<f64> = full.epochs.iter().map(|r| r.valid_rmse).collect();
+    let patience = 5;
+    let (loss_best, loss_stop) = best_and_stop(&loss, patience);
+    let (mse_best, mse_stop) = best_and_stop(&mse, patience);
+    assert_ne!(
+        loss_best, mse_best,
+        "this seed no longer separates them: {loss:?} {mse:?}"
+    );
+    assert_ne!(
+        loss_stop, mse_stop,
+        "nor their early stops: {loss:?} {mse:?}"
+    );
+    assert_eq!(full.best_epoch, Some(loss_best));
+
+    let mut by_mse = exp.clone();
+    by_mse.train.monitor = Monitor::Mse;
+    let kept = run::train(&by_mse, &dir.join("mse"), &[Device::flex()], false, true).unwrap();
+    assert_eq!(kept.best_epoch, Some(mse_best));
+    // The kept weights are that epoch's: the same test errors as a run that ends there (the
+    // constant rate makes its first epochs the same), not the loss-monitored run's.
+    let mut upto = by_mse.clone();
+    upto.train.epochs = mse_best;
+    let upto = run::train(&upto, &dir.join("upto"), &[Device::flex()], false, true).unwrap();
+    assert_eq!(upto.best_epoch, Some(mse_best));
+    assert_eq!(kept.test.rows[0].mse, upto.test.rows[0].mse);
+    assert_ne!(kept.test.rows[0].mse, full.test.rows[0].mse);
+
+    by_mse.train.patience = patience;
+    let stopped = run::train(&by_mse, &dir.join("stop"), &[Device::flex()], false, true).unwrap();
+    assert_eq!(stopped.epochs.len(), mse_stop, "{mse:?}");
+    assert_eq!(
+        stopped.best_epoch,
+        Some(best_and_stop(&mse[..mse_stop], patience).0)
+    );
+    let mut by_loss = exp.clone();
+    by_loss.train.patience = patience;
+    let on_loss = run::train(&by_loss, &dir.join("lstop"), &[Device::flex()], false, true).unwrap();
+    assert_eq!(on_loss.epochs.len(), loss_stop, "{loss:?}");
+}
+
+/// Panel runs stop on their likelihood: another monitor is refused, naming the option.
+#[test]
+fn panel_runs_refuse_another_monitor() {
+    let text = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\n[model]\ncell = \"gru\"\n[train]\nmonitor = \"mse\"\n";
+    let err = Experiment::from_toml(text, "panel").unwrap_err();
+    assert!(err.contains("train.monitor"), "{err}");
+}

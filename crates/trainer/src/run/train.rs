@@ -10,6 +10,9 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::tensor::Device;
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::LossMetric;
 use burn::train::{
@@ -26,7 +29,7 @@ use super::report::{write_report, TestTable};
 use super::saved::{check_resumable, save_model};
 use crate::artifacts::write_atomic;
 use crate::checkpoint::AtomicCheckpointer;
-use crate::config::Experiment;
+use crate::config::{Experiment, Monitor};
 use crate::ema::Ema;
 use crate::lr::PlannedLr;
 use crate::metrics::{MaeMetric, RmseMetric};
@@ -132,6 +135,9 @@ pub fn train_prepared(
     } else {
         None
     };
+    if resumed_from.is_none() {
+        clear_earlier_training(dir)?;
+    }
     let previous = earlier_epochs(dir, resumed_from);
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     write_atomic(
@@ -150,7 +156,13 @@ pub fn train_prepared(
     };
     let trained = session.learn(train_ds, valid_ds)?;
     let averaged = exp.train.ema_decay > 0.0;
-    let (model, best_epoch) = restore_best(trained.model, &trained.epochs, dir, averaged)?;
+    let (model, best_epoch) = restore_best(
+        trained.model,
+        &trained.epochs,
+        dir,
+        exp.train.monitor,
+        averaged,
+    )?;
     if averaged {
         prune_averages(&dir.join("checkpoint"));
     }
@@ -228,6 +240,49 @@ fn resume_point(exp: &Experiment, dir: &Path) -> Result<usize> {
     })?;
     check_resumable(exp, dir)?;
     Ok(epoch)
+}
+
+/// A fresh run in the directory of an earlier one: removes that run's checkpoints and Burn's
+/// per-epoch metric logs. Left in place, Burn's checkpointing would read the earlier run's
+/// logged validation losses for epochs this run has not reached, keep the wrong epoch as the
+/// best and delete this run's best checkpoint. Only files of those names are removed.
+fn clear_earlier_training(dir: &Path) -> Result<()> {
+    let numbered = |name: &str, prefix: &str, suffix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.strip_suffix(suffix))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let remove = |path: &Path, is_dir: bool| {
+        let done = if is_dir {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        done.with_context(|| format!("cannot remove {} of an earlier run", path.display()))
+    };
+    let ck = dir.join("checkpoint");
+    if let Ok(entries) = std::fs::read_dir(&ck) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if ["model-", "optim-", "scheduler-", "ema-"]
+                .iter()
+                .any(|p| numbered(&name, p, ".bpk"))
+            {
+                remove(&entry.path(), false)?;
+            }
+        }
+    }
+    for split in ["train", "valid"] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(split)) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if numbered(&name, "epoch-", "") && entry.path().is_dir() {
+                    remove(&entry.path(), true)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Epochs a resumed run already did (metrics.csv is rewritten after every epoch), up to its
@@ -396,17 +451,14 @@ impl Session<'_> {
                 AtomicCheckpointer::new(&ck, "optim")?.announcing(lines.clone()),
                 AtomicCheckpointer::new(&ck, "scheduler")?.announcing(lines),
             )
-            .early_stopping(MetricEarlyStoppingStrategy::new(
-                &LossMetric::new(),
-                Aggregate::Mean,
-                Direction::Lowest,
-                Split::Valid,
-                StoppingCondition::NoImprovementSince {
-                    n_epochs: t.patience,
-                },
-            ))
             .with_application_logger(None)
             .num_epochs(t.epochs);
+        // Early stopping and the checkpoint kept as the best both follow `train.monitor`.
+        training = match t.monitor {
+            Monitor::Loss => watch(training, &LossMetric::new(), t.patience),
+            Monitor::Mse => watch(training, &RmseMetric::new(), t.patience),
+            Monitor::Mae => watch(training, &MaeMetric::new(), t.patience),
+        };
         if let Some(epoch) = self.resumed_from {
             training = training.checkpoint(epoch);
         }
@@ -420,22 +472,57 @@ impl Session<'_> {
     }
 }
 
-/// The weights of the epoch with the lowest validation loss (its checkpoint is kept by Burn's
+/// Early stopping after `patience` epochs without a lower validation `metric`, and Burn's
+/// checkpointing keeping the last two epochs and the one with the lowest `metric` (its default
+/// keeps the lowest loss, which need not be the epoch [`restore_best`] picks).
+fn watch<M: burn::train::metric::Metric + 'static>(
+    training: SupervisedTraining<ForecastModel>,
+    metric: &M,
+    patience: usize,
+) -> SupervisedTraining<ForecastModel> {
+    training
+        .early_stopping(MetricEarlyStoppingStrategy::new(
+            metric,
+            Aggregate::Mean,
+            Direction::Lowest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince { n_epochs: patience },
+        ))
+        .with_checkpointing_strategy(
+            ComposedCheckpointingStrategy::builder()
+                .add(KeepLastNCheckpoints::new(2))
+                .add(MetricCheckpointingStrategy::new(
+                    metric,
+                    Aggregate::Mean,
+                    Direction::Lowest,
+                    Split::Valid,
+                ))
+                .build(),
+        )
+}
+
+/// The weights of the epoch with the lowest validation `monitor` (its checkpoint is kept by Burn's
 /// checkpointing strategy), like Keras' `restore_best_weights`: after early stopping or
 /// divergence that is not the last epoch. Always from the checkpoint: a run stopped mid-epoch
 /// (divergence) has moved on from the last finished epoch. With `averaged` (`train.ema_decay`)
-/// the epoch's weight average, which is what was validated; its absence is an error, since the
-/// raw weights of that epoch would be a model other than the one chosen.
+/// the epoch's weight average, which is what was validated. A missing file is an error: the
+/// weights at hand would be another model than the one reported as kept.
 fn restore_best(
     mut model: ForecastModel,
     epochs: &[EpochRow],
     dir: &Path,
+    monitor: Monitor,
     averaged: bool,
 ) -> Result<(ForecastModel, Option<usize>)> {
+    let read = |r: &EpochRow| match monitor {
+        Monitor::Loss => r.valid_loss,
+        Monitor::Mse => r.valid_rmse,
+        Monitor::Mae => r.valid_mae,
+    };
     let best = epochs
         .iter()
-        .filter(|r| r.valid_loss.is_finite())
-        .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+        .filter(|r| read(r).is_finite())
+        .min_by(|a, b| read(a).total_cmp(&read(b)))
         .map(|r| r.epoch);
     model = model.with_ema(None);
     if let Some(b) = best {
@@ -446,11 +533,8 @@ fn restore_best(
                 .with_context(|| format!("the weight average of the best epoch ({b})"))?;
         } else {
             let path = ck.join(format!("model-{b}.bpk"));
-            if let Ok(record) = burn::store::ModuleRecord::load(&path) {
-                model = model
-                    .try_load_record(record)
-                    .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
-            }
+            model = load_weights(model, &path)
+                .with_context(|| format!("the checkpoint of the best epoch ({b})"))?;
         }
     }
     Ok((model, best))
