@@ -119,6 +119,11 @@ fn validation_and_the_kept_model_see_the_average_and_training_does_not() {
             a.valid_loss
         );
     }
+    // Its kept average is the best epoch's last weights: each epoch's average is saved after
+    // that epoch's last step, not one step early or late.
+    assert_eq!(none.best_epoch, plain.best_epoch);
+    let (kept, raw) = (none.test.rows[0].mse, plain.test.rows[0].mse);
+    assert!((kept - raw).abs() <= 1e-5 * raw, "{kept} against {raw}");
 }
 
 /// A resumed run continues the saved average; without the average's file it stops with an

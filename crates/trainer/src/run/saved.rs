@@ -82,7 +82,12 @@ pub fn load_model(
 /// does not fit.
 pub(crate) fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M> {
     let path: PathBuf = dir.join("model.bpk");
-    let record = burn::store::ModuleRecord::load(&path)
+    load_weights_file(&path, model)
+}
+
+/// `model` with the weights saved in `path` (`model.bpk`, a checkpoint, an epoch's average).
+pub(crate) fn load_weights_file<M: Module>(path: &Path, model: M) -> Result<M> {
+    let record = burn::store::ModuleRecord::load(path)
         .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
     model.try_load_record(record).map_err(|e| {
         // Burn lists every mismatching tensor (Debug-quoted); the first says enough.

@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
-use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
@@ -26,7 +25,7 @@ use super::build::{build_model, optimizer};
 use super::fingerprint::DataFingerprint;
 use super::prepare::{prepare, Prepared};
 use super::report::{write_report, TestTable};
-use super::saved::{check_resumable, save_model};
+use super::saved::{check_resumable, load_weights_file, save_model};
 use crate::artifacts::write_atomic;
 use crate::checkpoint::AtomicCheckpointer;
 use crate::config::{Experiment, Monitor};
@@ -393,7 +392,7 @@ impl Session<'_> {
             None => Ema::new(decay),
             Some(k) => {
                 let path = EmaRun::path(&dir, k);
-                let saved = load_weights(model.clone(), &path).with_context(|| {
+                let saved = load_weights_file(&path, model.clone()).with_context(|| {
                     format!(
                         "--resume with train.ema_decay = {decay}: the weight average of epoch {k}"
                     )
@@ -529,24 +528,15 @@ fn restore_best(
         let ck = dir.join("checkpoint");
         if averaged {
             let path = EmaRun::path(&ck, b);
-            model = load_weights(model, &path)
+            model = load_weights_file(&path, model)
                 .with_context(|| format!("the weight average of the best epoch ({b})"))?;
         } else {
             let path = ck.join(format!("model-{b}.bpk"));
-            model = load_weights(model, &path)
+            model = load_weights_file(&path, model)
                 .with_context(|| format!("the checkpoint of the best epoch ({b})"))?;
         }
     }
     Ok((model, best))
-}
-
-/// `model` with the weights saved in `path`.
-fn load_weights(model: ForecastModel, path: &Path) -> Result<ForecastModel> {
-    let record = burn::store::ModuleRecord::load(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e:?}", path.display()))?;
-    model
-        .try_load_record(record)
-        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))
 }
 
 /// Removes the weight averages of epochs whose checkpoint Burn has deleted (a resume can only
