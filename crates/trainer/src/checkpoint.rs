@@ -82,20 +82,32 @@ impl<R: Checkpoint> Checkpointer<R> for AtomicCheckpointer {
 
 /// Epochs with a `model-N.bpk` under `dir/checkpoint`, newest first.
 pub fn checkpoint_epochs(run_dir: &Path) -> Vec<usize> {
-    let mut epochs: Vec<usize> = std::fs::read_dir(run_dir.join("checkpoint"))
+    let mut epochs: Vec<usize> = numbered(&run_dir.join("checkpoint"), "model-", ".bpk")
+        .into_iter()
+        .map(|(epoch, _)| epoch)
+        .collect();
+    epochs.sort_unstable_by(|a, b| b.cmp(a));
+    epochs
+}
+
+/// The entries of `dir` named `<prefix><N><suffix>` (`model-3.bpk`, `epoch-3`), as `(N, path)`,
+/// in no particular order; none when `dir` cannot be read.
+pub(crate) fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Vec<(usize, PathBuf)> {
+    std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("model-")?
-                    .strip_suffix(".bpk")?
+                let e = e.ok()?;
+                let name = e.file_name().into_string().ok()?;
+                let n = name
+                    .strip_prefix(prefix)?
+                    .strip_suffix(suffix)?
                     .parse()
-                    .ok()
+                    .ok()?;
+                Some((n, e.path()))
             })
             .collect()
         })
-        .unwrap_or_default();
-    epochs.sort_unstable_by(|a, b| b.cmp(a));
-    epochs
+        .unwrap_or_default()
 }
 
 /// Why epoch `epoch`'s checkpoint cannot be resumed from, or `None` when its three records

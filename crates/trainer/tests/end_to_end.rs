@@ -758,10 +758,8 @@ fn a_fresh_run_in_an_earlier_runs_directory_starts_clean() {
     let _rng = common::trains();
     let dir = tmp("rerun");
     let csv = write_csv(&dir, 400);
-    let mut exp = experiment(&csv);
-    exp.window.lookback = 24;
-    exp.window.horizon = 6;
-    exp.data.calendar.clear();
+    let mut exp = common::small_experiment(&csv);
+    exp.window.stride = 2;
     exp.model.hidden_size = 32;
     exp.train.optimizer = Optimizer::Adam;
     exp.train.lr = 0.03;

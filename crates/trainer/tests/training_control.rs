@@ -23,13 +23,7 @@ fn tmp(name: &str) -> PathBuf {
 /// A small run that cannot improve after its first epoch.
 fn frozen(dir: &std::path::Path) -> Experiment {
     let csv = write_csv(dir, 400);
-    let mut e = Experiment::default();
-    e.data.path = csv.display().to_string();
-    e.data.time_column = "time".into();
-    e.data.targets = vec!["load".into()];
-    e.data.covariates = vec!["temp".into()];
-    e.window.lookback = 24;
-    e.window.horizon = 6;
+    let mut e = common::small_experiment(&csv);
     e.model.hidden_size = 8;
     e.train.lr = 1e-30;
     e.train.schedule = Schedule::Constant;
@@ -142,13 +136,7 @@ fn two_devices_average_their_gradients() {
 fn noisy(dir: &std::path::Path) -> Experiment {
     use gatecast_trainer::config::{Loss, Optimizer};
     let csv = write_csv(dir, 400);
-    let mut e = Experiment::default();
-    e.data.path = csv.display().to_string();
-    e.data.time_column = "time".into();
-    e.data.targets = vec!["load".into()];
-    e.data.covariates = vec!["temp".into()];
-    e.window.lookback = 24;
-    e.window.horizon = 6;
+    let mut e = common::small_experiment(&csv);
     e.window.stride = 2;
     e.model.hidden_size = 32;
     e.train.optimizer = Optimizer::Adam;

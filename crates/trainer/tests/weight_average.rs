@@ -21,13 +21,7 @@ fn tmp(name: &str) -> PathBuf {
 /// A small run that learns: SGD with momentum at a high rate, so consecutive steps' weights
 /// differ and their average is another model.
 fn experiment(csv: &Path) -> Experiment {
-    let mut e = Experiment::default();
-    e.data.path = csv.display().to_string();
-    e.data.time_column = "time".into();
-    e.data.targets = vec!["load".into()];
-    e.data.covariates = vec!["temp".into()];
-    e.window.lookback = 24;
-    e.window.horizon = 6;
+    let mut e = common::small_experiment(csv);
     e.window.stride = 2;
     e.model.hidden_size = 12;
     e.train.epochs = 3;

@@ -27,7 +27,7 @@ use super::prepare::{prepare, Prepared};
 use super::report::{write_report, TestTable};
 use super::saved::{check_resumable, load_weights_file, save_model};
 use crate::artifacts::write_atomic;
-use crate::checkpoint::AtomicCheckpointer;
+use crate::checkpoint::{checkpoint_epochs, numbered, AtomicCheckpointer, PARTS};
 use crate::config::{Experiment, Monitor};
 use crate::ema::Ema;
 use crate::lr::PlannedLr;
@@ -163,7 +163,7 @@ pub fn train_prepared(
         averaged,
     )?;
     if averaged {
-        prune_averages(&dir.join("checkpoint"));
+        prune_averages(dir);
     }
     save_model(&model, &dir.join("model.bpk"))?;
     write_epochs(&dir.join("metrics.csv"), &trained.epochs)?;
@@ -246,40 +246,21 @@ fn resume_point(exp: &Experiment, dir: &Path) -> Result<usize> {
 /// logged validation losses for epochs this run has not reached, keep the wrong epoch as the
 /// best and delete this run's best checkpoint. Only files of those names are removed.
 fn clear_earlier_training(dir: &Path) -> Result<()> {
-    let numbered = |name: &str, prefix: &str, suffix: &str| {
-        name.strip_prefix(prefix)
-            .and_then(|n| n.strip_suffix(suffix))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    };
-    let remove = |path: &Path, is_dir: bool| {
-        let done = if is_dir {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-        done.with_context(|| format!("cannot remove {} of an earlier run", path.display()))
-    };
     let ck = dir.join("checkpoint");
-    if let Ok(entries) = std::fs::read_dir(&ck) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if ["model-", "optim-", "scheduler-", "ema-"]
-                .iter()
-                .any(|p| numbered(&name, p, ".bpk"))
-            {
-                remove(&entry.path(), false)?;
-            }
-        }
-    }
-    for split in ["train", "valid"] {
-        if let Ok(entries) = std::fs::read_dir(dir.join(split)) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if numbered(&name, "epoch-", "") && entry.path().is_dir() {
-                    remove(&entry.path(), true)?;
-                }
-            }
-        }
+    let files = PARTS
+        .iter()
+        .chain(&["ema"])
+        .flat_map(|part| numbered(&ck, &format!("{part}-"), ".bpk"));
+    let logs = ["train", "valid"]
+        .iter()
+        .flat_map(|split| numbered(&dir.join(split), "epoch-", ""));
+    for (_, path) in files.chain(logs) {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot remove {} of an earlier run", path.display()))?;
     }
     Ok(())
 }
@@ -526,35 +507,24 @@ fn restore_best(
     model = model.with_ema(None);
     if let Some(b) = best {
         let ck = dir.join("checkpoint");
-        if averaged {
-            let path = EmaRun::path(&ck, b);
-            model = load_weights_file(&path, model)
-                .with_context(|| format!("the weight average of the best epoch ({b})"))?;
+        let (path, what) = if averaged {
+            (EmaRun::path(&ck, b), "weight average")
         } else {
-            let path = ck.join(format!("model-{b}.bpk"));
-            model = load_weights_file(&path, model)
-                .with_context(|| format!("the checkpoint of the best epoch ({b})"))?;
-        }
+            (ck.join(format!("model-{b}.bpk")), "checkpoint")
+        };
+        model = load_weights_file(&path, model)
+            .with_context(|| format!("the {what} of the best epoch ({b})"))?;
     }
     Ok((model, best))
 }
 
 /// Removes the weight averages of epochs whose checkpoint Burn has deleted (a resume can only
 /// start from a checkpointed epoch, and the best epoch keeps its checkpoint).
-fn prune_averages(ck: &Path) {
-    let Ok(entries) = std::fs::read_dir(ck) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(epoch) = name
-            .strip_prefix("ema-")
-            .and_then(|n| n.strip_suffix(".bpk"))
-        else {
-            continue;
-        };
-        if !ck.join(format!("model-{epoch}.bpk")).exists() {
-            let _ = std::fs::remove_file(entry.path());
+fn prune_averages(dir: &Path) {
+    let kept = checkpoint_epochs(dir);
+    for (epoch, path) in numbered(&dir.join("checkpoint"), "ema-", ".bpk") {
+        if !kept.contains(&epoch) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use gatecast_trainer::config::Experiment;
+
 /// An hourly series with a daily cycle, a weak trend and noise, plus a temperature covariate.
 pub fn write_csv(dir: &Path, rows: usize) -> PathBuf {
     let mut rng = gatecast_data::synthetic::Rng::new(11);
@@ -38,4 +40,18 @@ pub fn seeded_runs() -> std::sync::RwLockWriteGuard<'static, ()> {
 #[allow(dead_code)]
 pub fn trains() -> std::sync::RwLockReadGuard<'static, ()> {
     DEVICE_RNG.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An experiment on [`write_csv`]'s file at `csv`: `load` forecast from itself and `temp`,
+/// 24 steps back, 6 ahead; the rest is the defaults, for each test to change.
+#[allow(dead_code)]
+pub fn small_experiment(csv: &Path) -> Experiment {
+    let mut e = Experiment::default();
+    e.data.path = csv.display().to_string();
+    e.data.time_column = "time".into();
+    e.data.targets = vec!["load".into()];
+    e.data.covariates = vec!["temp".into()];
+    e.window.lookback = 24;
+    e.window.horizon = 6;
+    e
 }
