@@ -57,9 +57,25 @@ fn clip_of(t: &TrainSection) -> Clip {
     }
 }
 
-/// The segment-recurrent network (`model.cell = segrnn`).
+/// The segment-recurrent network (`model.cell = segrnn`), or an ensemble of them
+/// (`model.ensemble`, members built in its order).
 fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Result<Net> {
     let m = &exp.model;
+    if !window.future.is_empty() {
+        bail!("model.cell = segrnn takes no known-future covariates (data.calendar)");
+    }
+    let member = |norm: SegNorm| {
+        SegRnnConfig::new(window.lookback, exp.window.horizon, window.inputs.len())
+            .with_segment(m.segment)
+            .with_hidden_size(m.hidden_size)
+            .with_dropout(m.dropout)
+            .with_norm(norm)
+            .try_init(device)
+    };
+    if !m.ensemble.is_empty() {
+        let members = m.ensemble.iter().map(|&norm| member(norm));
+        return Ok(Net::Segments(members.collect::<Result<_, _>>()?));
+    }
     let norm = if m.revin {
         SegNorm::RevIn
     } else if m.last_value_norm {
@@ -67,17 +83,7 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
     } else {
         SegNorm::None
     };
-    if !window.future.is_empty() {
-        bail!("model.cell = segrnn takes no known-future covariates (data.calendar)");
-    }
-    Ok(Net::Segment(
-        SegRnnConfig::new(window.lookback, exp.window.horizon, window.inputs.len())
-            .with_segment(m.segment)
-            .with_hidden_size(m.hidden_size)
-            .with_dropout(m.dropout)
-            .with_norm(norm)
-            .try_init(device)?,
-    ))
+    Ok(Net::Segment(member(norm)?))
 }
 
 /// The optimizer of `[train]`, with Burn's per-tensor clipping where `train.clip` asks for it
@@ -141,7 +147,7 @@ mod tests {
     fn head(model: &ForecastModel) -> Param<Tensor<2>> {
         match &model.net {
             Net::Recurrent(f) => f.head.as_ref().unwrap().weight.clone(),
-            Net::Segment(_) => unreachable!(),
+            Net::Segment(_) | Net::Segments(_) => unreachable!(),
         }
     }
 
