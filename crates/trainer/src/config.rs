@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use gatecast_data::{Calendar, DuplicatePolicy, GapPolicy, MissingPolicy, ScalerKind};
-use gatecast_model::forecast::{CellType, SegNorm};
+use gatecast_model::forecast::CellType;
 
 pub use crate::choice::Choice;
 use crate::choice::{as_name, as_names};
@@ -190,12 +190,6 @@ pub struct ModelSection {
     pub segment: usize,
     /// `segrnn` only: reversible instance normalisation instead of `last_value_norm`.
     pub revin: bool,
-    /// `segrnn` only: an ensemble, one member per entry normalised as named (`last_value`,
-    /// `revin` or `none`; replaces `last_value_norm` and `revin`). The members are trained side
-    /// by side on the same batches, each on its own loss, and forecast their mean; early stopping
-    /// and the kept epoch read the mean's validation error. Empty (the default): one model.
-    #[serde(with = "as_names")]
-    pub ensemble: Vec<SegNorm>,
     /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
     /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
     /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
@@ -222,7 +216,6 @@ impl Default for ModelSection {
             last_value_norm: false,
             segment: 24,
             revin: false,
-            ensemble: Vec::new(),
             likelihood: LikelihoodKind::Auto,
             quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
             embedding_size: 8,
@@ -372,21 +365,7 @@ impl Experiment {
         }
         self.validate_panel()?;
         if !m.is_segrnn() {
-            if !m.ensemble.is_empty() {
-                return Err(format!(
-                    "model.ensemble: members are segment-recurrent models; set model.cell = \"segrnn\" (it is {})",
-                    m.cell.name()
-                ));
-            }
             return Ok(());
-        }
-        if !m.ensemble.is_empty() {
-            if m.ensemble.len() < 2 {
-                return Err("model.ensemble: list at least two members (one is model.last_value_norm or model.revin alone)".into());
-            }
-            if m.revin || m.last_value_norm {
-                return Err("model.ensemble names each member's normalisation; remove model.revin and model.last_value_norm".into());
-            }
         }
         if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
             return Err(format!(
@@ -712,15 +691,6 @@ impl Choice for Calendar {
     ];
 }
 
-impl Choice for SegNorm {
-    const OPTION: &'static str = "model.ensemble";
-    const VALUES: &'static [(&'static str, Self)] = &[
-        ("last_value", SegNorm::LastValue),
-        ("revin", SegNorm::RevIn),
-        ("none", SegNorm::None),
-    ];
-}
-
 const SCALERS: [(&str, ScalerKind); 4] = [
     ("standard", ScalerKind::Standard),
     ("min_max", ScalerKind::MinMax),
@@ -771,22 +741,6 @@ mod tests {
             ("[data]\ncalendar = [\"moon\"]", "data.calendar"),
             ("[data]\nsplit = [0.5, 0.5, 0.5]", "data.split"),
             ("[train]\nclip = \"sometimes\"", "train.clip"),
-            (
-                "[model]\ncell = \"segrnn\"\nensemble = [\"mean\", \"revin\"]",
-                "model.ensemble",
-            ),
-            (
-                "[model]\ncell = \"segrnn\"\nensemble = [\"revin\"]",
-                "model.ensemble",
-            ),
-            (
-                "[model]\ncell = \"gru\"\nensemble = [\"revin\", \"last_value\"]",
-                "model.ensemble",
-            ),
-            (
-                "[model]\ncell = \"segrnn\"\nrevin = true\nensemble = [\"revin\", \"last_value\"]",
-                "model.ensemble",
-            ),
         ];
         for (text, option) in cases {
             let err = Experiment::from_toml(text, "x.toml").unwrap_err();

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use gatecast_model::forecast::SegNorm;
 use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss, Monitor};
 use gatecast_trainer::{panel, run};
 
@@ -197,10 +196,6 @@ struct TrainArgs {
     /// `--cell segrnn`: reversible instance normalisation (RevIN).
     #[arg(long)]
     revin: bool,
-    /// `--cell segrnn`: an ensemble, one member per listed normalisation, e.g.
-    /// `last_value,revin` (`model.ensemble`; `off` clears it).
-    #[arg(long)]
-    ensemble: Option<String>,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -316,21 +311,6 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if args.revin {
         e.model.revin = true;
-    }
-    if let Some(v) = &args.ensemble {
-        e.model.ensemble = if v.trim() == "off" {
-            Vec::new()
-        } else {
-            v.split(',')
-                .map(|name| SegNorm::parse(name.trim()))
-                .collect::<Result<_, _>>()
-                .map_err(anyhow::Error::msg)?
-        };
-        if !e.model.ensemble.is_empty() {
-            // The members' normalisations replace the single model's.
-            e.model.revin = false;
-            e.model.last_value_norm = false;
-        }
     }
     if benchmark {
         e.data.calendar.clear();

@@ -55,8 +55,6 @@ pub enum Net {
     Recurrent(Forecaster),
     /// The segment-recurrent model; forecasts every input channel, the targets are the first.
     Segment(SegRnn),
-    /// An ensemble of segment-recurrent models (`model.ensemble`); the forecast is their mean.
-    Segments(Vec<SegRnn>),
 }
 
 impl Net {
@@ -70,27 +68,8 @@ impl Net {
         match self {
             Net::Recurrent(f) => f.forward(inputs, future),
             Net::Segment(s) => s.forward(inputs).narrow(2, 0, targets),
-            Net::Segments(members) => mean_of(Net::member_forecasts(members, inputs, targets)),
         }
     }
-
-    /// Each member's forecast `[batch, horizon, targets]`.
-    fn member_forecasts(members: &[SegRnn], inputs: Tensor<3>, targets: usize) -> Vec<Tensor<3>> {
-        members
-            .iter()
-            .map(|s| s.forward(inputs.clone()).narrow(2, 0, targets))
-            .collect()
-    }
-}
-
-/// The element-wise mean of forecasts of one shape.
-fn mean_of(forecasts: Vec<Tensor<3>>) -> Tensor<3> {
-    let k = forecasts.len() as f64;
-    forecasts
-        .into_iter()
-        .reduce(|a, b| a + b)
-        .expect("an ensemble has members")
-        / k
 }
 
 /// The network + what the training loop needs.
@@ -161,24 +140,18 @@ impl ForecastModel {
 
     fn step_with(&self, net: &Net, batch: ForecastBatch) -> RegressionOutput {
         let pred = net.forward(batch.inputs, batch.future, self.targets);
-        self.output(pred, batch.targets)
-    }
-
-    /// The loss of `pred` against `targets`, with both flattened to `[batch, horizon * targets]`.
-    fn output(&self, pred: Tensor<3>, targets: Tensor<3>) -> RegressionOutput {
         let [b, h, t] = pred.dims();
-        let loss = self.loss(pred.clone(), targets.clone());
-        RegressionOutput::new(loss, pred.reshape([b, h * t]), targets.reshape([b, h * t]))
-    }
-
-    /// MSE, or MAE with [`Self::with_l1_loss`]; a scalar `[1]`.
-    fn loss(&self, pred: Tensor<3>, targets: Tensor<3>) -> Tensor<1> {
-        let diff = pred - targets;
-        if self.l1 {
+        let diff = pred.clone() - batch.targets.clone();
+        let loss = if self.l1 {
             diff.abs().mean()
         } else {
             diff.powi_scalar(2).mean()
-        }
+        };
+        RegressionOutput::new(
+            loss,
+            pred.reshape([b, h * t]),
+            batch.targets.reshape([b, h * t]),
+        )
     }
 
     /// Forecasts `[batch, horizon, targets]`.
@@ -192,20 +165,6 @@ impl TrainStep for ForecastModel {
     type Output = RegressionOutput;
 
     fn step(&self, batch: ForecastBatch) -> TrainOutput<RegressionOutput> {
-        if let Net::Segments(members) = &self.net {
-            // Each member learns from its own loss, as if trained alone on the same batches
-            // (their parameters are disjoint, so the sum's gradient is each member's own); what
-            // is reported is the loss of their mean, the forecast the ensemble makes.
-            let preds = Net::member_forecasts(members, batch.inputs, self.targets);
-            let total = preds
-                .iter()
-                .map(|p| self.loss(p.clone(), batch.targets.clone()))
-                .reduce(|a, b| a + b)
-                .expect("an ensemble has members");
-            let grads = total.backward();
-            let mean = mean_of(preds);
-            return TrainOutput::new(self, grads, self.output(mean.detach(), batch.targets));
-        }
         let out = self.forward_step(batch);
         TrainOutput::new(self, out.loss.backward(), out)
     }

@@ -57,25 +57,9 @@ fn clip_of(t: &TrainSection) -> Clip {
     }
 }
 
-/// The segment-recurrent network (`model.cell = segrnn`), or an ensemble of them
-/// (`model.ensemble`, members built in its order).
+/// The segment-recurrent network (`model.cell = segrnn`).
 fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Result<Net> {
     let m = &exp.model;
-    if !window.future.is_empty() {
-        bail!("model.cell = segrnn takes no known-future covariates (data.calendar)");
-    }
-    let member = |norm: SegNorm| {
-        SegRnnConfig::new(window.lookback, exp.window.horizon, window.inputs.len())
-            .with_segment(m.segment)
-            .with_hidden_size(m.hidden_size)
-            .with_dropout(m.dropout)
-            .with_norm(norm)
-            .try_init(device)
-    };
-    if !m.ensemble.is_empty() {
-        let members = m.ensemble.iter().map(|&norm| member(norm));
-        return Ok(Net::Segments(members.collect::<Result<_, _>>()?));
-    }
     let norm = if m.revin {
         SegNorm::RevIn
     } else if m.last_value_norm {
@@ -83,7 +67,17 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
     } else {
         SegNorm::None
     };
-    Ok(Net::Segment(member(norm)?))
+    if !window.future.is_empty() {
+        bail!("model.cell = segrnn takes no known-future covariates (data.calendar)");
+    }
+    Ok(Net::Segment(
+        SegRnnConfig::new(window.lookback, exp.window.horizon, window.inputs.len())
+            .with_segment(m.segment)
+            .with_hidden_size(m.hidden_size)
+            .with_dropout(m.dropout)
+            .with_norm(norm)
+            .try_init(device)?,
+    ))
 }
 
 /// The optimizer of `[train]`, with Burn's per-tensor clipping where `train.clip` asks for it
@@ -147,7 +141,7 @@ mod tests {
     fn head(model: &ForecastModel) -> Param<Tensor<2>> {
         match &model.net {
             Net::Recurrent(f) => f.head.as_ref().unwrap().weight.clone(),
-            Net::Segment(_) | Net::Segments(_) => unreachable!(),
+            Net::Segment(_) => unreachable!(),
         }
     }
 
