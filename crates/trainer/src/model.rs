@@ -133,25 +133,39 @@ impl ForecastModel {
         self
     }
 
-    /// Forecast and loss (MSE, or MAE with [`Self::with_l1_loss`]) of a batch; outputs flattened to `[batch, horizon * targets]`.
+    /// Forecast and loss (MSE, or MAE with [`Self::with_l1_loss`]) of a batch; outputs flattened
+    /// to `[batch, horizon * targets]`, the loss per window `[batch]` (see [`Self::step_with`]).
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
-        self.step_with(&self.net, batch)
+        self.step_with(&self.net, batch).1
     }
 
-    fn step_with(&self, net: &Net, batch: ForecastBatch) -> RegressionOutput {
+    /// The batch's loss as a scalar `[1]` to differentiate, and the output the metrics read.
+    ///
+    /// The output's loss is each window's own loss, `[batch]`, detached: Burn's loss metric
+    /// weighs a batch by the length of that tensor, so the epoch's loss is the mean over every
+    /// window. A scalar would count the last, smaller batch of an epoch as much as a full one,
+    /// and early stopping on `train.monitor = "loss"` would read that skewed mean.
+    fn step_with(&self, net: &Net, batch: ForecastBatch) -> (Tensor<1>, RegressionOutput) {
         let pred = net.forward(batch.inputs, batch.future, self.targets);
         let [b, h, t] = pred.dims();
         let diff = pred.clone() - batch.targets.clone();
-        let loss = if self.l1 {
-            diff.abs().mean()
+        let error = if self.l1 {
+            diff.abs()
         } else {
-            diff.powi_scalar(2).mean()
+            diff.powi_scalar(2)
         };
-        RegressionOutput::new(
-            loss,
+        let per_window = error
+            .clone()
+            .detach()
+            .reshape([b, h * t])
+            .mean_dim(1)
+            .reshape([b]);
+        let out = RegressionOutput::new(
+            per_window,
             pred.reshape([b, h * t]),
             batch.targets.reshape([b, h * t]),
-        )
+        );
+        (error.mean(), out)
     }
 
     /// Forecasts `[batch, horizon, targets]`.
@@ -165,8 +179,8 @@ impl TrainStep for ForecastModel {
     type Output = RegressionOutput;
 
     fn step(&self, batch: ForecastBatch) -> TrainOutput<RegressionOutput> {
-        let out = self.forward_step(batch);
-        TrainOutput::new(self, out.loss.backward(), out)
+        let (loss, out) = self.step_with(&self.net, batch);
+        TrainOutput::new(self, loss.backward(), out)
     }
 
     fn optimize(
@@ -222,7 +236,7 @@ impl InferenceStep for ForecastModel {
         match &self.ema {
             Some(run) => {
                 let net = run.ema.lock().expect("ema lock").apply(self.net.clone());
-                self.step_with(&net, batch)
+                self.step_with(&net, batch).1
             }
             None => self.forward_step(batch),
         }

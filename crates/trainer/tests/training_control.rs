@@ -222,3 +222,47 @@ fn panel_runs_refuse_another_monitor() {
     let err = Experiment::from_toml(text, "panel").unwrap_err();
     assert!(err.contains("train.monitor"), "{err}");
 }
+
+/// The loss early stopping and the kept epoch read by default is the mean over every window,
+/// the same figure as the pooled MAE (MAE loss) or the square of the pooled RMSE (MSE loss), for
+/// training and validation alike, although the last batch of each is smaller than the rest
+/// (batches of 7 in training, 256 in validation, over a few hundred windows): each batch counts
+/// by its windows, not as one.
+#[test]
+fn the_epoch_loss_weighs_every_window_once() {
+    use gatecast_trainer::config::Loss;
+    let _rng = common::trains();
+    let dir = tmp("pooled");
+    let csv = write_csv(&dir, 3000);
+    for loss in [Loss::Mae, Loss::Mse] {
+        let mut e = common::small_experiment(&csv);
+        e.model.hidden_size = 8;
+        e.train.epochs = 2;
+        e.train.batch_size = 7;
+        e.train.loss = loss;
+        let run_dir = dir.join(format!("{loss:?}"));
+        let report = run::train(&e, &run_dir, &[Device::flex()], false, true).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1e-3);
+        for r in &report.epochs {
+            let valid = match loss {
+                Loss::Mae => r.valid_mae,
+                Loss::Mse => r.valid_rmse.powi(2),
+            };
+            assert!(
+                close(r.valid_loss, valid),
+                "{loss:?} epoch {}: validation loss {} against {valid} over every window",
+                r.epoch,
+                r.valid_loss
+            );
+            if loss == Loss::Mae {
+                assert!(
+                    close(r.train_loss, r.train_mae),
+                    "epoch {}: training loss {} against {} over every window",
+                    r.epoch,
+                    r.train_loss,
+                    r.train_mae
+                );
+            }
+        }
+    }
+}
