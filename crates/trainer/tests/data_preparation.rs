@@ -61,11 +61,7 @@ fn rows(path: &Path) -> Vec<(String, f64)> {
 fn forecast_applies_the_runs_resampling() {
     let dir = tmp("resample");
     let hourly = write_csv(&dir, 24 * 120);
-    let mut exp = Experiment::default();
-    exp.data.path = hourly.display().to_string();
-    exp.data.time_column = "time".into();
-    exp.data.targets = vec!["load".into()];
-    exp.data.covariates = vec!["temp".into()];
+    let mut exp = common::small_experiment(&hourly);
     exp.data.calendar = vec![Calendar::DayOfWeek];
     exp.data.resample = "1d".into();
     exp.data.aggregate = Aggregation::Sum;
@@ -117,13 +113,7 @@ fn forecast_applies_the_runs_resampling() {
 fn small_run(name: &str) -> (PathBuf, PathBuf, Experiment) {
     let dir = tmp(name);
     let csv = write_csv(&dir, 600);
-    let mut exp = Experiment::default();
-    exp.data.path = csv.display().to_string();
-    exp.data.time_column = "time".into();
-    exp.data.targets = vec!["load".into()];
-    exp.data.covariates = vec!["temp".into()];
-    exp.window.lookback = 24;
-    exp.window.horizon = 6;
+    let mut exp = common::small_experiment(&csv);
     exp.model.hidden_size = 8;
     exp.train.epochs = 1;
     let run_dir = dir.join("run");

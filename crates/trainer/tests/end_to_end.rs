@@ -21,11 +21,7 @@ fn manifest_dir() -> PathBuf {
 }
 
 fn experiment(csv: &Path) -> Experiment {
-    let mut e = Experiment::default();
-    e.data.path = csv.display().to_string();
-    e.data.time_column = "time".into();
-    e.data.targets = vec!["load".into()];
-    e.data.covariates = vec!["temp".into()];
+    let mut e = common::small_experiment(csv);
     e.data.calendar = vec![Calendar::HourOfDay];
     e.window.lookback = 48;
     e.window.horizon = 12;
