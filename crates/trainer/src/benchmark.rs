@@ -10,8 +10,9 @@ use burn::tensor::Device;
 use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowConfig};
 
 use crate::artifacts::write_atomic;
+use crate::choice::Choice;
 use crate::config::Experiment;
-use crate::run::{train_prepared, Prepared, RunReport, TrainOptions};
+use crate::run::{train_prepared, Prepared, TrainOptions};
 
 /// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
 pub struct Published {
@@ -102,10 +103,70 @@ pub struct HorizonResult {
     pub naive_mse: f64,
     /// Repeat-last baseline MAE, z-scored.
     pub naive_mae: f64,
+    /// Training wall seconds (of every member together).
+    pub seconds: f64,
+    /// Epochs run (by every member together).
+    pub epochs: usize,
+    /// With more than one member: each member's own figures, in the order given; the figures
+    /// above are then those of the members' mean forecast. Empty for a single model.
+    pub members: Vec<MemberResult>,
+}
+
+/// One member of an averaged forecast, scored alone on the same windows.
+#[derive(Debug, Clone)]
+pub struct MemberResult {
+    /// Its look-back.
+    pub lookback: usize,
+    /// MSE, z-scored.
+    pub mse: f64,
+    /// MAE, z-scored.
+    pub mae: f64,
     /// Training wall seconds.
     pub seconds: f64,
     /// Epochs run.
     pub epochs: usize,
+}
+
+/// One model's forecasts of every scored window, keyed by the window's first forecast row.
+#[derive(Debug, Clone)]
+pub struct WindowForecasts {
+    /// The row of each window's first forecast step (look-back start + look-back), in order.
+    pub first_rows: Vec<usize>,
+    /// `[windows, horizon, targets]` row-major, original units.
+    pub values: Vec<f32>,
+}
+
+/// The element-wise mean of several models' forecasts of the same windows.
+///
+/// Models with different look-backs forecast the same rows from windows that start at different
+/// rows, so the windows are matched by their first forecast row; every model must have
+/// forecast the same rows with the same `[horizon, targets]` (else an error says which did not).
+pub fn mean_forecasts(members: &[WindowForecasts]) -> Result<WindowForecasts> {
+    let Some(first) = members.first() else {
+        bail!("no forecasts to average");
+    };
+    for (k, m) in members.iter().enumerate().skip(1) {
+        if m.first_rows != first.first_rows || m.values.len() != first.values.len() {
+            bail!(
+                "member {} forecast {} windows ({} values) from row {:?}, member 1 {} ({}) from row {:?}: an average needs the same windows",
+                k + 1,
+                m.first_rows.len(),
+                m.values.len(),
+                m.first_rows.first(),
+                first.first_rows.len(),
+                first.values.len(),
+                first.first_rows.first()
+            );
+        }
+    }
+    let n = members.len() as f64;
+    let values = (0..first.values.len())
+        .map(|i| (members.iter().map(|m| m.values[i] as f64).sum::<f64>() / n) as f32)
+        .collect();
+    Ok(WindowForecasts {
+        first_rows: first.first_rows.clone(),
+        values,
+    })
 }
 
 /// How the rows are split.
@@ -164,38 +225,112 @@ pub fn run(
     out: &Path,
     device: &Device,
 ) -> Result<Vec<HorizonResult>> {
+    run_members(
+        path,
+        mode,
+        horizons,
+        split_kind,
+        scored,
+        std::slice::from_ref(exp),
+        out,
+        device,
+    )
+}
+
+/// [`run`] for the mean forecast of several models: at each horizon every member trains on its
+/// own (with its own early stopping and kept epoch, in `{mode}-L{l}-H{h}-member{k}`), and the
+/// figures are those of the element-wise mean of their forecasts, beside each member's own.
+/// Members may differ in anything but the data columns, e.g. in look-back or normalisation.
+#[allow(clippy::too_many_arguments)]
+pub fn run_members(
+    path: &Path,
+    mode: &str,
+    horizons: &[usize],
+    split_kind: BenchSplit,
+    scored: Scored,
+    members: &[Experiment],
+    out: &Path,
+    device: &Device,
+) -> Result<Vec<HorizonResult>> {
+    let Some(first) = members.first() else {
+        bail!("benchmark: no model to run");
+    };
     let (inputs, targets) = columns(path, mode)?;
-    let base = prepare(path, &inputs, &targets, split_kind, exp)?;
-    let l = exp.window.lookback;
+    let bases = members
+        .iter()
+        .map(|e| prepare(path, &inputs, &targets, split_kind, e))
+        .collect::<Result<Vec<_>>>()?;
     let mut results = Vec::new();
     for &h in horizons {
-        let mut e = exp.clone();
-        e.window.horizon = h;
-        e.data.targets = targets.clone();
-        e.data.calendar.clear();
-        e.data.path = path.display().to_string();
-        let mut split = base.split.clone();
-        if scored == Scored::Validation {
-            // The run's "test" pass reads the validation windows; the test rows stay unread.
-            split.test = split.valid.clone();
+        let mut runs = Vec::new();
+        for (k, (exp, base)) in members.iter().zip(&bases).enumerate() {
+            let l = exp.window.lookback;
+            let mut e = exp.clone();
+            e.window.horizon = h;
+            e.data.targets = targets.clone();
+            e.data.calendar.clear();
+            e.data.path = path.display().to_string();
+            let mut split = base.split.clone();
+            if scored == Scored::Validation {
+                // The run's "test" pass reads the validation windows; the test rows stay unread.
+                split.test = split.valid.clone();
+            }
+            let p = Prepared {
+                raw: base.raw.clone(),
+                scaled: base.scaled.clone(),
+                scaler: base.scaler.clone(),
+                split,
+                window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
+                targets: base.targets.clone(),
+            };
+            let dir = out.join(run_dir_name(mode, l, h, scored, k, members.len()));
+            let options = TrainOptions {
+                quiet: true,
+                ..TrainOptions::default()
+            };
+            let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), options)?;
+            let forecasts = WindowForecasts {
+                first_rows: report.test_starts.iter().map(|s| s + l).collect(),
+                values: report.test_forecasts.clone(),
+            };
+            let r = score(&p, &forecasts, report.seconds, report.epochs.len());
+            if members.len() > 1 {
+                println!(
+                    "H={h}, member {} of {} (look-back {l}): MSE {:.4} MAE {:.4}, {} epochs, {:.0} s",
+                    k + 1,
+                    members.len(),
+                    r.mse,
+                    r.mae,
+                    r.epochs,
+                    r.seconds
+                );
+            }
+            runs.push((r, forecasts, p));
         }
-        let p = Prepared {
-            raw: base.raw.clone(),
-            scaled: base.scaled.clone(),
-            scaler: base.scaler.clone(),
-            split,
-            window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
-            targets: base.targets.clone(),
+        let r = if runs.len() == 1 {
+            runs.remove(0).0
+        } else {
+            let mean = mean_forecasts(&runs.iter().map(|r| r.1.clone()).collect::<Vec<_>>())?;
+            let mut r = score(
+                &runs[0].2,
+                &mean,
+                runs.iter().map(|r| r.0.seconds).sum(),
+                runs.iter().map(|r| r.0.epochs).sum(),
+            );
+            r.members = runs
+                .iter()
+                .map(|(m, _, p)| MemberResult {
+                    lookback: p.window.lookback,
+                    mse: m.mse,
+                    mae: m.mae,
+                    seconds: m.seconds,
+                    epochs: m.epochs,
+                })
+                .collect();
+            r
         };
-        let dir = out.join(format!("{mode}-L{l}-H{h}{}", suffix(scored)));
-        let options = TrainOptions {
-            quiet: true,
-            ..TrainOptions::default()
-        };
-        let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), options)?;
-        let r = score(&p, &report);
         println!(
-            "H={h}: {} {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s",
+            "H={h}: {} {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s{}",
             r.windows,
             split_name(scored),
             r.mse,
@@ -203,16 +338,32 @@ pub fn run(
             r.naive_mse,
             r.naive_mae,
             r.epochs,
-            r.seconds
+            r.seconds,
+            if members.len() > 1 {
+                format!(", mean of {} members", members.len())
+            } else {
+                String::new()
+            }
         );
         results.push(r);
     }
-    let table = markdown(mode, exp, &results, scored);
-    let name = format!("ett-{mode}-L{l}{}", suffix(scored));
+    let table = markdown(mode, members, &results, scored);
+    let name = format!("ett-{mode}-L{}{}", first.window.lookback, suffix(scored));
     write_atomic(&out.join(format!("{name}.md")), table.as_bytes())?;
-    write_rows(mode, exp, out, &name, &results, scored)?;
+    write_rows(mode, members, out, &name, &results, scored)?;
     print!("\n{table}");
     Ok(results)
+}
+
+/// A run's directory under the benchmark's output: `{mode}-L{l}-H{h}`, then `-valid` when
+/// validating, then `-member{k}` when averaging several models.
+fn run_dir_name(mode: &str, l: usize, h: usize, scored: Scored, k: usize, n: usize) -> String {
+    let member = if n > 1 {
+        format!("-member{}", k + 1)
+    } else {
+        String::new()
+    };
+    format!("{mode}-L{l}-H{h}{}{member}", suffix(scored))
 }
 
 /// The run directories' and tables' suffix for `scored`.
@@ -306,19 +457,19 @@ fn prepare(
     })
 }
 
-/// MSE and MAE on the z-scored values over every test window and target, beside repeat-last's.
-fn score(p: &Prepared, report: &RunReport) -> HorizonResult {
-    let (l, h) = (p.window.lookback, p.window.horizon);
-    let (starts, forecasts) = (&report.test_starts, &report.test_forecasts);
+/// MSE and MAE on the z-scored values over every scored window and target, beside
+/// repeat-last's (the last look-back value of `p`'s windows).
+fn score(p: &Prepared, forecasts: &WindowForecasts, seconds: f64, epochs: usize) -> HorizonResult {
+    let h = p.window.horizon;
     let nt = p.targets.len();
     let (mut se, mut ae, mut nse, mut nae, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
-    for (w, &s) in starts.iter().enumerate() {
+    for (w, &first) in forecasts.first_rows.iter().enumerate() {
         for step in 0..h {
             for (k, &col) in p.targets.iter().enumerate() {
                 let z = |v: f64| (v - p.scaler.offset[col]) / p.scaler.scale[col];
-                let actual = p.scaled.row(s + l + step)[col] as f64;
-                let pred = z(forecasts[(w * h + step) * nt + k] as f64);
-                let last = p.scaled.row(s + l - 1)[col] as f64;
+                let actual = p.scaled.row(first + step)[col] as f64;
+                let pred = z(forecasts.values[(w * h + step) * nt + k] as f64);
+                let last = p.scaled.row(first - 1)[col] as f64;
                 se += (pred - actual).powi(2);
                 ae += (pred - actual).abs();
                 nse += (last - actual).powi(2);
@@ -329,27 +480,28 @@ fn score(p: &Prepared, report: &RunReport) -> HorizonResult {
     }
     HorizonResult {
         horizon: h,
-        windows: starts.len(),
+        windows: forecasts.first_rows.len(),
         mse: se / n as f64,
         mae: ae / n as f64,
         naive_mse: nse / n as f64,
         naive_mae: nae / n as f64,
-        seconds: report.seconds,
-        epochs: report.epochs.len(),
+        seconds,
+        epochs,
+        members: Vec::new(),
     }
 }
 
 /// `ett-{mode}-L{l}.csv`: one row per horizon with what reproduces it (each run directory also
-/// has its config.toml).
+/// has its config.toml); for a mean of several models, the mean's row (`member` = `mean`, the
+/// first member's settings) and then one row per member.
 fn write_rows(
     mode: &str,
-    exp: &Experiment,
+    members: &[Experiment],
     out: &Path,
     name: &str,
     results: &[HorizonResult],
     scored: Scored,
 ) -> Result<()> {
-    let l = exp.window.lookback;
     let header = [
         "dataset",
         "mode",
@@ -369,46 +521,127 @@ fn write_rows(
         "lr",
         "last_value_norm",
         "run_dir",
+        "member",
         "split",
     ];
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
-            vec![
-                "ETTh1".into(),
-                mode.into(),
-                l.to_string(),
-                r.horizon.to_string(),
-                r.windows.to_string(),
-                format!("{:.6}", r.mse),
-                format!("{:.6}", r.mae),
-                format!("{:.6}", r.naive_mse),
-                format!("{:.6}", r.naive_mae),
-                r.epochs.to_string(),
-                format!("{:.1}", r.seconds),
-                exp.train.seed.to_string(),
-                exp.model.cell.to_string(),
-                exp.model.hidden_size.to_string(),
-                exp.model.num_layers.to_string(),
-                exp.train.lr.to_string(),
-                exp.model.last_value_norm.to_string(),
-                out.join(format!("{mode}-L{l}-H{}{}", r.horizon, suffix(scored)))
-                    .display()
-                    .to_string(),
-                split_name(scored).into(),
-            ]
-        })
-        .collect();
+    let n = members.len();
+    let row = |exp: &Experiment,
+               r: &HorizonResult,
+               figures: [f64; 3],
+               epochs: usize,
+               member: String,
+               dir: String| {
+        let l = exp.window.lookback;
+        vec![
+            "ETTh1".into(),
+            mode.into(),
+            l.to_string(),
+            r.horizon.to_string(),
+            r.windows.to_string(),
+            format!("{:.6}", figures[0]),
+            format!("{:.6}", figures[1]),
+            format!("{:.6}", r.naive_mse),
+            format!("{:.6}", r.naive_mae),
+            epochs.to_string(),
+            format!("{:.1}", figures[2]),
+            exp.train.seed.to_string(),
+            exp.model.cell.to_string(),
+            exp.model.hidden_size.to_string(),
+            exp.model.num_layers.to_string(),
+            exp.train.lr.to_string(),
+            exp.model.last_value_norm.to_string(),
+            dir,
+            member,
+            split_name(scored).into(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for r in results {
+        let dir = |k: usize, l: usize| {
+            out.join(run_dir_name(mode, l, r.horizon, scored, k, n))
+                .display()
+                .to_string()
+        };
+        if n == 1 {
+            let e = &members[0];
+            let l = e.window.lookback;
+            rows.push(row(
+                e,
+                r,
+                [r.mse, r.mae, r.seconds],
+                r.epochs,
+                String::new(),
+                dir(0, l),
+            ));
+            continue;
+        }
+        rows.push(row(
+            &members[0],
+            r,
+            [r.mse, r.mae, r.seconds],
+            r.epochs,
+            "mean".into(),
+            out.display().to_string(),
+        ));
+        for (k, (e, m)) in members.iter().zip(&r.members).enumerate() {
+            rows.push(row(
+                e,
+                r,
+                [m.mse, m.mae, m.seconds],
+                m.epochs,
+                (k + 1).to_string(),
+                dir(k, m.lookback),
+            ));
+        }
+    }
     crate::artifacts::write_csv(&out.join(format!("{name}.csv")), &header, &rows)
 }
 
-fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult], scored: Scored) -> String {
-    let mut s = format!(
-        "ETTh1, mode {mode}, look-back {}, {} (hidden {}, {} layer(s)); MSE / MAE on z-scored values, every {} window\n\n| model | {} |\n|---|{}\n",
-        exp.window.lookback,
+/// A member's settings in a line: cell, look-back, state, normalisation.
+fn describe(exp: &Experiment) -> String {
+    let norm = if exp.model.revin {
+        ", RevIN"
+    } else if exp.model.last_value_norm {
+        ", last-value norm"
+    } else {
+        ""
+    };
+    format!(
+        "{}, look-back {}, hidden {}, {} layer(s){norm}, {} loss",
         exp.model.cell,
+        exp.window.lookback,
         exp.model.hidden_size,
         exp.model.num_layers,
+        exp.train.loss.name()
+    )
+}
+
+fn markdown(
+    mode: &str,
+    members: &[Experiment],
+    results: &[HorizonResult],
+    scored: Scored,
+) -> String {
+    let exp = &members[0];
+    let what = if members.len() == 1 {
+        format!(
+            "look-back {}, {} (hidden {}, {} layer(s))",
+            exp.window.lookback, exp.model.cell, exp.model.hidden_size, exp.model.num_layers
+        )
+    } else {
+        format!(
+            "the mean forecast of {} models ({})",
+            members.len(),
+            members
+                .iter()
+                .enumerate()
+                .map(|(k, e)| format!("{}: {}", k + 1, describe(e)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    let mut s = format!(
+        "ETTh1, mode {mode}, {what}; MSE / MAE on z-scored values, every {} window\n\n| model | {} |\n|---|{}\n",
         split_name(scored),
         results.iter().map(|r| format!("H{}", r.horizon)).collect::<Vec<_>>().join(" | "),
         "---|".repeat(results.len()),
@@ -417,15 +650,32 @@ fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult], scored: Sco
         v.map(|(a, b)| format!("{a:.3} / {b:.3}"))
             .unwrap_or_else(|| "–".into())
     };
+    let label = if members.len() == 1 {
+        format!("gatecast {}", exp.model.cell)
+    } else {
+        format!("gatecast, mean of {} members", members.len())
+    };
     s += &format!(
-        "| gatecast {} | {} |\n",
-        exp.model.cell,
+        "| {label} | {} |\n",
         results
             .iter()
             .map(|r| cell(Some((r.mse, r.mae))))
             .collect::<Vec<_>>()
             .join(" | ")
     );
+    if members.len() > 1 {
+        for k in 0..members.len() {
+            s += &format!(
+                "| member {} alone | {} |\n",
+                k + 1,
+                results
+                    .iter()
+                    .map(|r| cell(r.members.get(k).map(|m| (m.mse, m.mae))))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+        }
+    }
     s += &format!(
         "| repeat-last | {} |\n",
         results
@@ -447,4 +697,38 @@ fn markdown(mode: &str, exp: &Experiment, results: &[HorizonResult], scored: Sco
         s += &format!("| {} ({}) | {} |\n", p.model, p.source, values.join(" | "));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mean_forecast_averages_the_same_windows_and_refuses_others() {
+        // Two windows of horizon 2, one target: the members' values average element-wise.
+        let a = WindowForecasts {
+            first_rows: vec![100, 101],
+            values: vec![1.0, 2.0, 3.0, 4.0],
+        };
+        let b = WindowForecasts {
+            first_rows: vec![100, 101],
+            values: vec![3.0, 2.0, -3.0, 8.0],
+        };
+        let c = WindowForecasts {
+            first_rows: vec![100, 101],
+            values: vec![2.0, 5.0, 0.0, 0.0],
+        };
+        let mean = mean_forecasts(&[a.clone(), b.clone(), c]).unwrap();
+        assert_eq!(mean.first_rows, [100, 101]);
+        assert_eq!(mean.values, [2.0, 3.0, 0.0, 4.0]);
+        assert_eq!(mean_forecasts(std::slice::from_ref(&a)).unwrap().values, a.values);
+        // Windows forecasting other rows cannot be averaged with these.
+        let shifted = WindowForecasts {
+            first_rows: vec![101, 102],
+            ..b
+        };
+        let e = mean_forecasts(&[a, shifted]).unwrap_err().to_string();
+        assert!(e.contains("member 2") && e.contains("same windows"), "{e}");
+        assert!(mean_forecasts(&[]).is_err());
+    }
 }

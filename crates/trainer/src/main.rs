@@ -79,6 +79,12 @@ enum Command {
         /// configuration without reading the test split (run directories end in `-valid`).
         #[arg(long)]
         validate: bool,
+        /// Another experiment file whose model is trained beside --config's, on its own (its own
+        /// early stopping and kept epoch); the scored forecast is then the mean of all the
+        /// models' forecasts, shown beside each model's own. Repeat for more; the flags apply
+        /// to every model.
+        #[arg(long = "member", value_name = "FILE")]
+        members: Vec<PathBuf>,
         #[command(flatten)]
         model: Box<TrainArgs>,
     },
@@ -123,7 +129,7 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 #[command(allow_negative_numbers = true)]
 struct TrainArgs {
     /// Experiment file (TOML); flags below override it. See `gatecast train --print-config`.
@@ -504,7 +510,8 @@ fn main() -> ExitCode {
             split,
             model,
             validate,
-        } => benchmark(&which, &mode, &horizons, &split, validate, &model),
+            members,
+        } => benchmark(&which, &mode, &horizons, &split, validate, &members, &model),
         Command::Backtest {
             folds,
             stride,
@@ -665,6 +672,7 @@ fn benchmark(
     horizons: &[usize],
     split: &str,
     validate: bool,
+    members: &[PathBuf],
     model: &TrainArgs,
 ) -> Result<()> {
     let data = PathBuf::from(
@@ -680,9 +688,19 @@ fn benchmark(
     if which != "ett" {
         bail!("benchmark {which}: only `ett` exists");
     }
-    let exp = experiment(model, true)?;
+    let mut exps = vec![experiment(model, true)?];
+    if !members.is_empty() && model.config.is_none() {
+        bail!("--member: give the first model's experiment file with --config as well");
+    }
+    for path in members {
+        let mut args = model.clone();
+        args.config = Some(path.clone());
+        exps.push(experiment(&args, true)?);
+    }
     if model.print_config {
-        print!("{}", exp.to_toml());
+        for exp in &exps {
+            print!("{}", exp.to_toml());
+        }
         return Ok(());
     }
     let dev = device(model.device.as_deref())?;
@@ -696,6 +714,8 @@ fn benchmark(
     } else {
         gatecast_trainer::benchmark::Scored::Test
     };
-    gatecast_trainer::benchmark::run(&data, mode, horizons, split, scored, &exp, &out, &dev)?;
+    gatecast_trainer::benchmark::run_members(
+        &data, mode, horizons, split, scored, &exps, &out, &dev,
+    )?;
     Ok(())
 }

@@ -472,14 +472,9 @@ fn ett_benchmark_protocol() {
     assert_eq!(row[11], exp.train.seed.to_string());
 }
 
-/// The LTSF protocol pinned on a synthetic ETT-shaped file (runs everywhere, unlike the ETTh1
-/// test): ETTh's row boundaries, z-score statistics from the training rows only, every test
-/// window, and the repeat-last MSE recomputed by hand; then `--split ratios` on the same file.
-#[test]
-fn ltsf_protocol_on_a_synthetic_ett_file() {
-    let _rng = common::trains();
-    let dir = tmp("ltsf");
-    let rows = 14_500;
+/// An ETT-shaped file of `rows` hourly rows (`date,HUFL,OT`) and its OT column: a level that
+/// drifts (so statistics from the wrong rows would show), a daily cycle and noise.
+fn synthetic_ett(dir: &Path, rows: usize) -> (PathBuf, Vec<f64>) {
     let mut rng = gatecast_data::synthetic::Rng::new(21);
     let t0 = chrono::NaiveDate::from_ymd_opt(2016, 7, 1)
         .unwrap()
@@ -489,7 +484,6 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
     let mut ot = Vec::with_capacity(rows);
     for i in 0..rows {
         let t = t0 + chrono::TimeDelta::hours(i as i64);
-        // A level that drifts, so statistics from the wrong rows would show.
         let v = 0.001 * i as f64 + (i as f64 / 24.0 * std::f64::consts::TAU).sin() + rng.normal();
         let v = (v * 1000.0).round() / 1000.0;
         ot.push(v);
@@ -501,6 +495,108 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
     }
     let path = dir.join("synthetic_ett.csv");
     std::fs::write(&path, text).unwrap();
+    (path, ot)
+}
+
+/// `gatecast benchmark --member`: each member trains as it would alone (the same figures as its
+/// solo run, in its own directory), and the scored forecast is their mean, matched by the rows
+/// forecast although the members' look-backs differ.
+#[test]
+fn an_averaged_benchmark_forecast_trains_each_member_as_alone() {
+    let _rng = common::seeded_runs();
+    use gatecast_trainer::benchmark::{run as bench, run_members, BenchSplit, Scored};
+    let dir = tmp("bench_members");
+    let (path, _) = synthetic_ett(&dir, 14_500);
+    let h = 12;
+    let mut a = Experiment::default();
+    a.window.lookback = 24;
+    a.window.stride = 16;
+    a.model.hidden_size = 4;
+    a.train.epochs = 1;
+    a.data.calendar.clear();
+    let mut b = a.clone();
+    b.window.lookback = 48;
+    b.model.hidden_size = 6;
+    b.model.last_value_norm = true;
+    let device = Device::flex();
+    let solo = |e: &Experiment, name: &str| {
+        bench(
+            &path,
+            "S",
+            &[h],
+            BenchSplit::EttHourly,
+            Scored::Test,
+            e,
+            &dir.join(name),
+            &device,
+        )
+        .unwrap()
+        .remove(0)
+    };
+    let (ra, rb) = (solo(&a, "a"), solo(&b, "b"));
+    let averaged = |members: &[Experiment], name: &str| {
+        run_members(
+            &path,
+            "S",
+            &[h],
+            BenchSplit::EttHourly,
+            Scored::Test,
+            members,
+            &dir.join(name),
+            &device,
+        )
+        .unwrap()
+        .remove(0)
+    };
+    let r = averaged(&[a.clone(), b.clone()], "ab");
+    assert_eq!(r.members.len(), 2);
+    assert_eq!((r.members[0].mse, r.members[0].mae), (ra.mse, ra.mae));
+    assert_eq!((r.members[1].mse, r.members[1].mae), (rb.mse, rb.mae));
+    assert_eq!([r.members[0].lookback, r.members[1].lookback], [24, 48]);
+    assert_eq!((r.windows, r.naive_mse), (ra.windows, ra.naive_mse));
+    assert_eq!(r.epochs, ra.epochs + rb.epochs);
+    // The mean of two different forecasts: no worse than their mean error (convexity), and
+    // neither member's own.
+    assert!(
+        r.mse <= (ra.mse + rb.mse) / 2.0,
+        "{} vs {} / {}",
+        r.mse,
+        ra.mse,
+        rb.mse
+    );
+    assert!(r.mse != ra.mse && r.mse != rb.mse);
+    // A model averaged with itself is that model.
+    let same = averaged(&[a.clone(), a.clone()], "aa");
+    assert_eq!((same.mse, same.mae), (ra.mse, ra.mae));
+    for member in ["S-L24-H12-member1", "S-L48-H12-member2"] {
+        assert!(
+            dir.join("ab").join(member).join("model.bpk").exists(),
+            "{member}"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.join("ab/ett-S-L24.csv")).unwrap();
+    let members: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(18).unwrap())
+        .collect();
+    assert_eq!(members, ["mean", "1", "2"], "{csv}");
+    let table = std::fs::read_to_string(dir.join("ab/ett-S-L24.md")).unwrap();
+    assert!(
+        table.contains("mean of 2 members") && table.contains("| member 2 alone |"),
+        "{table}"
+    );
+}
+
+/// The LTSF protocol pinned on a synthetic ETT-shaped file (runs everywhere, unlike the ETTh1
+/// test): ETTh's row boundaries, z-score statistics from the training rows only, every test
+/// window, and the repeat-last MSE recomputed by hand; then `--split ratios` on the same file.
+#[test]
+fn ltsf_protocol_on_a_synthetic_ett_file() {
+    let _rng = common::trains();
+    let dir = tmp("ltsf");
+    let rows = 14_500;
+    let (path, ot) = synthetic_ett(&dir, rows);
     let (l, h) = (24usize, 12usize);
     let mut exp = Experiment::default();
     exp.window.lookback = l;
