@@ -721,7 +721,10 @@ mod tests {
         let mean = mean_forecasts(&[a.clone(), b.clone(), c]).unwrap();
         assert_eq!(mean.first_rows, [100, 101]);
         assert_eq!(mean.values, [2.0, 3.0, 0.0, 4.0]);
-        assert_eq!(mean_forecasts(std::slice::from_ref(&a)).unwrap().values, a.values);
+        assert_eq!(
+            mean_forecasts(std::slice::from_ref(&a)).unwrap().values,
+            a.values
+        );
         // Windows forecasting other rows cannot be averaged with these.
         let shifted = WindowForecasts {
             first_rows: vec![101, 102],

@@ -190,22 +190,7 @@ impl SegRnn {
         let (_, hn) = self.gru.try_forward(embedded, None, None)?; // [1, b·c, d]
 
         // One decoding step per output segment, all in parallel: input = [position ‖ channel].
-        let position = self
-            .position
-            .val()
-            .reshape([1, 1, m, d / 2])
-            .expand([b, c, m, d / 2]);
-        let channel = self
-            .channel
-            .val()
-            .reshape([1, c, 1, d / 2])
-            .expand([b, c, m, d / 2]);
-        let queries = Tensor::cat(vec![position, channel], 3).reshape([b * c * m, 1, d]);
-        let h0 = hn
-            .reshape([b * c, 1, d])
-            .expand([b * c, m, d])
-            .reshape([1, b * c * m, d]);
-        let (_, hd) = self.gru.try_forward(queries, Some(h0), None)?; // [1, b·c·m, d]
+        let hd = self.decode(hn.reshape([b * c, d]), b, m, crate::fused_enabled())?;
         let y = self
             .predict
             .forward(self.dropout.forward(hd.reshape([b * c * m, d])))
@@ -213,6 +198,72 @@ impl SegRnn {
             .narrow(2, 0, self.horizon)
             .swap_dims(1, 2); // [b, horizon, c]
         Ok(undo(y))
+    }
+
+    /// The decoder's GRU step from each window's state `h [b·c, d]` (row `b·c`) to every output
+    /// segment `[b·c·m, d]` (row `(b·c)·m + segment`), its input the segment's position ‖ its
+    /// channel.
+    ///
+    /// Where `fused` and the fused CPU op applies (f32 on flex or ndarray), the input gates are
+    /// computed once per (channel, segment) and the hidden gates once per state, and the op
+    /// combines them (`crate::fused_cpu::try_gru_fanout`); otherwise one GRU step runs over
+    /// the `b·c·m` expanded rows. Both compute the same function.
+    fn decode(
+        &self,
+        h: Tensor<2>,
+        b: usize,
+        m: usize,
+        fused: bool,
+    ) -> Result<Tensor<2>, RecurrentError> {
+        let (c, d) = (self.channels, self.hidden);
+        let half = d / 2;
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        if fused && crate::fused_cpu::fanout_applies(&h) {
+            let w = &self.gru.layers[0].forward;
+            let queries = Tensor::cat(
+                vec![
+                    self.position
+                        .val()
+                        .reshape([1, m, half])
+                        .expand([c, m, half]),
+                    self.channel
+                        .val()
+                        .reshape([c, 1, half])
+                        .expand([c, m, half]),
+                ],
+                2,
+            )
+            .reshape([c * m, d]);
+            let mut gi = queries.matmul(w.weight_ih.val().transpose());
+            if let Some(bias) = &w.bias_ih {
+                gi = gi + bias.val().reshape([1, 3 * d]);
+            }
+            let mut gh = h.clone().matmul(w.weight_hh.val().transpose());
+            if let Some(bias) = &w.bias_hh {
+                gh = gh + bias.val().reshape([1, 3 * d]);
+            }
+            if let Some(out) = crate::fused_cpu::try_gru_fanout(&gi, &gh, &h, c) {
+                return Ok(out);
+            }
+        }
+        let _ = fused;
+        let position = self
+            .position
+            .val()
+            .reshape([1, 1, m, half])
+            .expand([b, c, m, half]);
+        let channel = self
+            .channel
+            .val()
+            .reshape([1, c, 1, half])
+            .expand([b, c, m, half]);
+        let queries = Tensor::cat(vec![position, channel], 3).reshape([b * c * m, 1, d]);
+        let h0 = h
+            .reshape([b * c, 1, d])
+            .expand([b * c, m, d])
+            .reshape([1, b * c * m, d]);
+        let (_, hd) = self.gru.try_forward(queries, Some(h0), None)?; // [1, b·c·m, d]
+        Ok(hd.reshape([b * c * m, d]))
     }
 
     /// Steps forecast.
@@ -223,5 +274,77 @@ impl SegRnn {
     /// Channels.
     pub fn channels(&self) -> usize {
         self.channels
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every CPU device the fused fan-out runs on in this build.
+    #[allow(deprecated, clippy::vec_init_then_push)]
+    fn host_devices() -> Vec<Device> {
+        let mut all = Vec::new();
+        #[cfg(feature = "flex")]
+        all.push(Device::flex());
+        #[cfg(feature = "ndarray")]
+        all.push(Device::ndarray());
+        all
+    }
+
+    /// The fused decoding step (input gates once per (channel, segment), hidden gates once per
+    /// state, `fused_cpu::try_gru_fanout` for the rest) against one GRU step over every expanded
+    /// row: the same states, and the same gradients for the state and every parameter, on
+    /// uneven sizes (rows not a multiple of the threads' blocks) and with the model on an
+    /// autodiff device and off it.
+    #[test]
+    fn the_fused_decoding_step_is_the_gru_step_on_every_row() {
+        for device in host_devices() {
+            for (b, c, m, d) in [(5, 3, 4, 8), (1, 1, 1, 2), (7, 2, 3, 16)] {
+                let ad = device.clone().autodiff();
+                let model = SegRnnConfig::new(m * 4, m * 4 - 1, c)
+                    .with_segment(4)
+                    .with_hidden_size(d)
+                    .init(&ad);
+                let h = Tensor::<2>::random([b * c, d], Distribution::Normal(0.0, 0.7), &ad)
+                    .require_grad();
+                // An uneven weight per output, so a transposed or misplaced row shows.
+                let weight = Tensor::<1, burn::tensor::Int>::arange(0..(b * c * m * d) as i64, &ad)
+                    .float()
+                    .reshape([b * c * m, d])
+                    .sin();
+                let run = |fused: bool| {
+                    let out = model.decode(h.clone(), b, m, fused).unwrap();
+                    let grads = (out.clone() * weight.clone()).sum().backward();
+                    let w = &model.gru.layers[0].forward;
+                    let mut all = vec![out.into_data(), h.grad(&grads).unwrap().into_data()];
+                    for p in [&model.position, &model.channel, &w.weight_ih, &w.weight_hh] {
+                        all.push(p.val().grad(&grads).unwrap().into_data());
+                    }
+                    for p in [&w.bias_ih, &w.bias_hh].into_iter().flatten() {
+                        all.push(p.val().grad(&grads).unwrap().into_data());
+                    }
+                    all.into_iter()
+                        .map(|t| t.try_into_vec::<f32>().unwrap())
+                        .collect::<Vec<_>>()
+                };
+                let (fused, step) = (run(true), run(false));
+                for (k, (a, e)) in fused.iter().zip(&step).enumerate() {
+                    assert_eq!(a.len(), e.len());
+                    let worst = a
+                        .iter()
+                        .zip(e)
+                        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+                        .fold(0.0f32, f32::max);
+                    assert!(worst < 2e-5, "{b}/{c}/{m}/{d}, tensor {k}: {worst}");
+                }
+                // Inference (no autodiff): the same states.
+                let plain = model.valid();
+                let h = Tensor::<2>::from_data(h.clone().into_data(), &device);
+                let a = plain.decode(h.clone(), b, m, true).unwrap().into_data();
+                let e = plain.decode(h, b, m, false).unwrap().into_data();
+                a.assert_approx_eq::<f32>(&e, burn::tensor::Tolerance::absolute(2e-5));
+            }
+        }
     }
 }

@@ -24,7 +24,8 @@
 //! | `multiversion.rs` | each driver compiled for AVX-512 too, chosen at run time, with FTZ |
 //! | `forward.rs` | the forward driver: blocks of rows over time |
 //! | `backward.rs` | the BPTT driver, then the weight and input gradients |
-//! | `node.rs` | the autodiff nodes (the only file importing Burn's autodiff internals) |
+//! | `node.rs` | the autodiff nodes |
+//! | `fanout.rs` | one GRU step from each state to many inputs (SegRNN's decoding), its own node |
 //! | `tests.rs` | against the step-by-step loop and libm |
 //!
 //! Around the op, [`crate::fused_stack`] runs it for every layer and direction (reversal within
@@ -34,6 +35,7 @@
 mod activation;
 mod backward;
 mod cell;
+mod fanout;
 mod forward;
 mod host;
 mod layout;
@@ -41,6 +43,8 @@ mod multiversion;
 mod node;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use fanout::{fanout_applies, try_gru_fanout};
 
 use crate::fused_stack::fused_stack;
 use crate::stack::{Stack, StackInput, StackOutput};

@@ -1,5 +1,5 @@
-//! The fused op as Burn autodiff nodes — the only file that reaches into Burn's autodiff
-//! internals.
+//! The fused op as Burn autodiff nodes (this file and `fanout.rs` are the only ones that reach into
+//! Burn's autodiff internals).
 //!
 //! One node per layer and direction takes the [`INPUTS`] and outputs every step's hidden state
 //! `[B·T, H]`; its backward ([`SeqBackward`]) runs BPTT. What the caller sees — `hs [B, T, H]`,
