@@ -277,8 +277,8 @@ pub struct TrainSection {
     /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
     /// min_lr = 1e-5 }`; kinds: constant, step, exponential, cosine, warmup_cosine.
     pub schedule: crate::schedule::Schedule,
-    /// Reduce-on-plateau: epochs without a better validation loss before the rate is multiplied
-    /// by `plateau_factor` (0 = off).
+    /// Reduce-on-plateau: epochs without a better validation loss (or `monitor`) before the
+    /// rate is multiplied by `plateau_factor` (0 = off).
     pub plateau_patience: usize,
     /// Reduce-on-plateau multiplier.
     pub plateau_factor: f64,

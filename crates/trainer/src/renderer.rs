@@ -15,6 +15,7 @@ use burn::train::renderer::{
 use burn::train::LearnerSummary;
 
 use crate::artifacts::write_csv;
+use crate::config::Monitor;
 use crate::monitor::SharedMonitor;
 use crate::schedule::ReduceOnPlateau;
 
@@ -41,6 +42,17 @@ pub struct EpochRow {
     pub grad_norm_max: f64,
     /// Wall seconds of the epoch.
     pub seconds: f64,
+}
+
+impl EpochRow {
+    /// The validation figure `monitor` reads (the MSE as the RMSE squared).
+    pub fn monitored(&self, monitor: Monitor) -> f64 {
+        match monitor {
+            Monitor::Loss => self.valid_loss,
+            Monitor::Mse => self.valid_rmse.powi(2),
+            Monitor::Mae => self.valid_mae,
+        }
+    }
 }
 
 /// Rows collected by the renderer, shared with the caller.
@@ -110,6 +122,8 @@ pub struct EpochRenderer {
     rows: SharedRows,
     monitor: SharedMonitor,
     plateau: Option<ReduceOnPlateau>,
+    /// What the plateau reads (`train.monitor`).
+    watched: Monitor,
     base_lr: f64,
     quiet: bool,
     /// Burn's own renderer (the TUI when stdout is a terminal), fed every event too.
@@ -122,7 +136,8 @@ pub struct EpochRenderer {
 }
 
 impl EpochRenderer {
-    /// A renderer writing into `rows`; `plateau` reduces the rate when validation stalls.
+    /// A renderer writing into `rows`; `plateau` reduces the rate when the validation loss (or
+    /// [`EpochRenderer::watching`]'s figure) stalls.
     pub fn new(
         rows: SharedRows,
         monitor: SharedMonitor,
@@ -140,6 +155,7 @@ impl EpochRenderer {
             rows,
             monitor,
             plateau,
+            watched: Monitor::Loss,
             base_lr,
             quiet,
             inner: None,
@@ -147,6 +163,12 @@ impl EpochRenderer {
             pending: PendingLines::default(),
             held: false,
         }
+    }
+
+    /// Reduce-on-plateau reads `monitor`'s figure (`train.monitor`), as early stopping does.
+    pub fn watching(mut self, monitor: Monitor) -> Self {
+        self.watched = monitor;
+        self
     }
 
     /// Hold each epoch's line in `pending` until a checkpointer releases it (see
@@ -275,7 +297,7 @@ impl TrainingProgressLogger for EpochRenderer {
             m.grad_norms.clear();
             row.lr = m.last_lr;
             if let Some(p) = self.plateau.as_mut() {
-                m.lr_scale = p.observe(row.valid_loss, self.base_lr);
+                m.lr_scale = p.observe(row.monitored(self.watched), self.base_lr);
             }
         }
         let done = epoch.saturating_sub(self.epoch.saturating_sub(1)).max(1);

@@ -266,3 +266,61 @@ fn the_epoch_loss_weighs_every_window_once() {
         }
     }
 }
+
+/// Reduce-on-plateau reads what early stopping reads (`train.monitor`): in a run trained on the
+/// MAE and monitoring the MSE of a series with rare spikes (which the MSE weighs and the MAE
+/// hardly does, so the two stall at different epochs), the rate of every epoch is what PyTorch's
+/// ReduceLROnPlateau gives when fed the validation MSE, not what the loss would have given.
+#[test]
+fn plateau_reduction_reads_the_monitored_figure() {
+    use gatecast_trainer::config::{Loss, Monitor};
+    use gatecast_trainer::schedule::ReduceOnPlateau;
+    // The precondition below depends on the run's exact trajectory, so its seed's sequence.
+    let _rng = common::seeded_runs();
+    let dir = tmp("plateau_monitor");
+    let csv = common::write_csv(&dir, 3000);
+    // Every 53rd hour 40 above the series: spikes no window can foresee.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    for (i, line) in lines.iter_mut().enumerate().skip(1) {
+        if i % 53 == 0 {
+            let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+            cells[1] = format!("{:.3}", cells[1].parse::<f64>().unwrap() + 40.0);
+            *line = cells.join(",");
+        }
+    }
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let mut e = common::small_experiment(&csv);
+    e.model.hidden_size = 8;
+    e.train.loss = Loss::Mae;
+    e.train.monitor = Monitor::Mse;
+    e.train.lr = 0.05;
+    e.train.schedule = Schedule::Constant;
+    e.train.epochs = 16;
+    e.train.patience = 100;
+    e.train.plateau_patience = 1;
+    e.train.plateau_factor = 0.5;
+    let report = run::train(&e, &dir.join("run"), &[Device::flex()], false, true).unwrap();
+    // The rates ReduceOnPlateau gives for the figure `watch` reads, epoch by epoch (the rate of
+    // epoch k follows from epochs 1 to k - 1).
+    let replay = |watch: Monitor| {
+        let mut plateau = ReduceOnPlateau::new(0.5, 1, 1e-4, 0.0);
+        let mut scale = 1.0;
+        let mut rates = Vec::new();
+        for r in &report.epochs {
+            rates.push(e.train.lr * scale);
+            scale = plateau.observe(r.monitored(watch), e.train.lr);
+        }
+        rates
+    };
+    let got: Vec<f64> = report.epochs.iter().map(|r| r.lr).collect();
+    let (mse, loss) = (replay(Monitor::Mse), replay(Monitor::Loss));
+    assert_ne!(mse, loss, "the run must tell the two apart: {report:#?}");
+    for (k, (g, w)) in got.iter().zip(&mse).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-9 * w,
+            "epoch {}: rate {g}, want {w} (MSE plateau {mse:?}, loss plateau {loss:?})",
+            k + 1
+        );
+    }
+}

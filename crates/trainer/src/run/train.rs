@@ -400,6 +400,7 @@ impl Session<'_> {
         let plateau = (t.plateau_patience > 0)
             .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
         let renderer = EpochRenderer::new(rows, mon, plateau, t.lr, self.quiet)
+            .watching(t.monitor)
             .with_journal(self.dir.join("metrics.csv"), self.previous.clone());
         if !self.quiet && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             // Burn's TUI owns the terminal; our renderer still records every epoch.
@@ -494,11 +495,7 @@ fn restore_best(
     monitor: Monitor,
     averaged: bool,
 ) -> Result<(ForecastModel, Option<usize>)> {
-    let read = |r: &EpochRow| match monitor {
-        Monitor::Loss => r.valid_loss,
-        Monitor::Mse => r.valid_rmse,
-        Monitor::Mae => r.valid_mae,
-    };
+    let read = |r: &EpochRow| r.monitored(monitor);
     let best = epochs
         .iter()
         .filter(|r| read(r).is_finite())
