@@ -7,6 +7,26 @@ use crate::stack::{CellKind, Stack, StackInput, StackOutput};
 use crate::step_loop::loop_stack;
 use crate::RecurrentLayer;
 
+/// Every CPU device the fused CPU ops run on in this build (without autodiff).
+#[allow(deprecated, clippy::vec_init_then_push, dead_code)]
+pub(crate) fn host_devices() -> Vec<Device> {
+    let mut all = Vec::new();
+    #[cfg(feature = "flex")]
+    all.push(Device::flex());
+    #[cfg(feature = "ndarray")]
+    all.push(Device::ndarray());
+    all
+}
+
+/// The largest `|a − b| / (1 + |b|)` over two equally long slices.
+pub(crate) fn worst_relative_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0f32, f32::max)
+}
+
 pub(crate) fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
@@ -75,12 +95,7 @@ pub(crate) fn compare_fused(
         let (fused, looped) = (run(true, uses), run(false, uses));
         assert_eq!(fused.len(), looped.len());
         for (k, (a, b)) in fused.iter().zip(&looped).enumerate() {
-            assert_eq!(a.len(), b.len());
-            let worst = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-                .fold(0.0f32, f32::max);
+            let worst = worst_relative_difference(a, b);
             assert!(
                 worst < 2e-5,
                 "{kind:?} loss on {uses:?}, tensor {k}: worst relative difference {worst}"

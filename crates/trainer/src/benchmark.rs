@@ -262,7 +262,7 @@ pub fn run_members(
         .collect::<Result<Vec<_>>>()?;
     let mut results = Vec::new();
     for &h in horizons {
-        let mut runs = Vec::new();
+        let (mut runs, mut forecasts) = (Vec::new(), Vec::new());
         for (k, (exp, base)) in members.iter().zip(&bases).enumerate() {
             let l = exp.window.lookback;
             let mut e = exp.clone();
@@ -289,11 +289,12 @@ pub fn run_members(
                 ..TrainOptions::default()
             };
             let report = train_prepared(&e, &p, &dir, std::slice::from_ref(device), options)?;
-            let forecasts = WindowForecasts {
+            let (seconds, epochs) = (report.seconds, report.epochs.len());
+            let member = WindowForecasts {
                 first_rows: report.test_starts.iter().map(|s| s + l).collect(),
-                values: report.test_forecasts.clone(),
+                values: report.test_forecasts,
             };
-            let r = score(&p, &forecasts, report.seconds, report.epochs.len());
+            let r = score(&p, &member, seconds, epochs);
             if members.len() > 1 {
                 println!(
                     "H={h}, member {} of {} (look-back {l}): MSE {:.4} MAE {:.4}, {} epochs, {:.0} s",
@@ -305,21 +306,22 @@ pub fn run_members(
                     r.seconds
                 );
             }
-            runs.push((r, forecasts, p));
+            runs.push((r, p));
+            forecasts.push(member);
         }
         let r = if runs.len() == 1 {
             runs.remove(0).0
         } else {
-            let mean = mean_forecasts(&runs.iter().map(|r| r.1.clone()).collect::<Vec<_>>())?;
+            let mean = mean_forecasts(&forecasts)?;
             let mut r = score(
-                &runs[0].2,
+                &runs[0].1,
                 &mean,
                 runs.iter().map(|r| r.0.seconds).sum(),
                 runs.iter().map(|r| r.0.epochs).sum(),
             );
             r.members = runs
                 .iter()
-                .map(|(m, _, p)| MemberResult {
+                .map(|(m, p)| MemberResult {
                     lookback: p.window.lookback,
                     mse: m.mse,
                     mae: m.mae,

@@ -217,24 +217,27 @@ impl SegRnn {
     ) -> Result<Tensor<2>, RecurrentError> {
         let (c, d) = (self.channels, self.hidden);
         let half = d / 2;
+        // Every distinct input, `[c, m, d]`: segment position ‖ channel.
+        let queries = Tensor::cat(
+            vec![
+                self.position
+                    .val()
+                    .reshape([1, m, half])
+                    .expand([c, m, half]),
+                self.channel
+                    .val()
+                    .reshape([c, 1, half])
+                    .expand([c, m, half]),
+            ],
+            2,
+        );
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         if fused && crate::fused_cpu::fanout_applies(&h) {
             let w = &self.gru.layers[0].forward;
-            let queries = Tensor::cat(
-                vec![
-                    self.position
-                        .val()
-                        .reshape([1, m, half])
-                        .expand([c, m, half]),
-                    self.channel
-                        .val()
-                        .reshape([c, 1, half])
-                        .expand([c, m, half]),
-                ],
-                2,
-            )
-            .reshape([c * m, d]);
-            let mut gi = queries.matmul(w.weight_ih.val().transpose());
+            let mut gi = queries
+                .clone()
+                .reshape([c * m, d])
+                .matmul(w.weight_ih.val().transpose());
             if let Some(bias) = &w.bias_ih {
                 gi = gi + bias.val().reshape([1, 3 * d]);
             }
@@ -247,17 +250,10 @@ impl SegRnn {
             }
         }
         let _ = fused;
-        let position = self
-            .position
-            .val()
-            .reshape([1, 1, m, half])
-            .expand([b, c, m, half]);
-        let channel = self
-            .channel
-            .val()
-            .reshape([1, c, 1, half])
-            .expand([b, c, m, half]);
-        let queries = Tensor::cat(vec![position, channel], 3).reshape([b * c * m, 1, d]);
+        let queries = queries
+            .reshape([1, c, m, d])
+            .expand([b, c, m, d])
+            .reshape([b * c * m, 1, d]);
         let h0 = h
             .reshape([b * c, 1, d])
             .expand([b * c, m, d])
@@ -277,20 +273,10 @@ impl SegRnn {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
 mod tests {
     use super::*;
-
-    /// Every CPU device the fused fan-out runs on in this build.
-    #[allow(deprecated, clippy::vec_init_then_push)]
-    fn host_devices() -> Vec<Device> {
-        let mut all = Vec::new();
-        #[cfg(feature = "flex")]
-        all.push(Device::flex());
-        #[cfg(feature = "ndarray")]
-        all.push(Device::ndarray());
-        all
-    }
+    use crate::fused_testing::{host_devices, worst_relative_difference};
 
     /// The fused decoding step (input gates once per (channel, segment), hidden gates once per
     /// state, `fused_cpu::try_gru_fanout` for the rest) against one GRU step over every expanded
@@ -330,12 +316,7 @@ mod tests {
                 };
                 let (fused, step) = (run(true), run(false));
                 for (k, (a, e)) in fused.iter().zip(&step).enumerate() {
-                    assert_eq!(a.len(), e.len());
-                    let worst = a
-                        .iter()
-                        .zip(e)
-                        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-                        .fold(0.0f32, f32::max);
+                    let worst = worst_relative_difference(a, e);
                     assert!(worst < 2e-5, "{b}/{c}/{m}/{d}, tensor {k}: {worst}");
                 }
                 // Inference (no autodiff): the same states.

@@ -25,11 +25,12 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchKindConversion, DispatchTensor};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::activation::{sigmoid_in_place, tanh_in_place};
 use super::host::HostBackend;
+use super::node::{on, on_host};
 
 type Ad<B> = Autodiff<B, NoCheckpointing>;
 
@@ -49,19 +50,7 @@ struct Dims {
 /// Whether [`try_gru_fanout`] runs for a state `h` (`f32` on flex or ndarray, plain or
 /// autodiff), so a caller can skip computing its inputs where it would not.
 pub(crate) fn fanout_applies(h: &Tensor<2>) -> bool {
-    if h.dtype() != DType::F32 {
-        return false;
-    }
-    #[cfg(feature = "flex")]
-    if on::<burn::backend::Flex>(h) {
-        return true;
-    }
-    #[cfg(feature = "ndarray")]
-    #[allow(deprecated)]
-    if on::<burn::backend::NdArray>(h) {
-        return true;
-    }
-    false
+    on_host(h.dtype(), &h.device())
 }
 
 /// `h' [R·M, H]` (row `r·M + m`) of one GRU step from `h [R, H]` with hidden gates
@@ -74,7 +63,7 @@ pub(crate) fn try_gru_fanout(
     h: &Tensor<2>,
     channels: usize,
 ) -> Option<Tensor<2>> {
-    if [gi, gh, h].iter().any(|t| t.dtype() != DType::F32) {
+    if [gi, gh, h].iter().any(|t| !on_host(t.dtype(), &t.device())) {
         return None;
     }
     let [ci, g3] = gi.dims();
@@ -96,26 +85,30 @@ pub(crate) fn try_gru_fanout(
         inputs: ci / channels,
         hid,
     };
+    let device = h.device();
     #[cfg(feature = "flex")]
-    if on::<burn::backend::Flex>(h) {
+    if on::<burn::backend::Flex>(&device) {
         return Some(fanout::<burn::backend::Flex>([gi, gh, h], d));
     }
     #[cfg(feature = "ndarray")]
     #[allow(deprecated)]
-    if on::<burn::backend::NdArray>(h) {
+    if on::<burn::backend::NdArray>(&device) {
         return Some(fanout::<burn::backend::NdArray>([gi, gh, h], d));
     }
-    let _ = d;
     None
 }
 
-/// Whether `t` is a plain or autodiff tensor of `B`.
-fn on<B: Backend>(t: &Tensor<2>) -> bool
-where
-    DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Ad<B>>,
-{
-    let probe = Tensor::<1>::zeros([1], &t.device());
-    probe.clone().try_into_primitive::<B>().is_ok() || probe.try_into_primitive::<Ad<B>>().is_ok()
+impl Dims {
+    /// State row `row`'s hidden gates `[3H]` and state `[H]`, and the `gi` row of its channel's
+    /// first input.
+    fn state<'a>(&self, gh: &'a [f32], h: &'a [f32], row: usize) -> (&'a [f32], &'a [f32], usize) {
+        let hid = self.hid;
+        (
+            &gh[row * 3 * hid..][..3 * hid],
+            &h[row * hid..][..hid],
+            (row % self.channels) * self.inputs,
+        )
+    }
 }
 
 /// The op on `B` (plain: just the forward) or `Autodiff<B>` (one node, [`FanoutBackward`]).
@@ -220,9 +213,9 @@ fn gates(gi: &[f32], gh: &[f32], rz: &mut [f32], n: &mut [f32]) {
 fn forward(gi: &[f32], gh: &[f32], h: &[f32], d: Dims) -> Vec<f32> {
     let Dims {
         rows,
-        channels,
         inputs: m,
         hid,
+        ..
     } = d;
     let mut out = vec![0.0f32; rows * m * hid];
     if out.is_empty() {
@@ -235,8 +228,7 @@ fn forward(gi: &[f32], gh: &[f32], h: &[f32], d: Dims) -> Vec<f32> {
             let (mut rz, mut n) = (vec![0.0f32; 2 * hid], vec![0.0f32; hid]);
             for (i, dst) in dst.chunks_mut(m * hid).enumerate() {
                 let row = block * per + i;
-                let (ghr, hr) = (&gh[row * 3 * hid..][..3 * hid], &h[row * hid..][..hid]);
-                let first = (row % channels) * m;
+                let (ghr, hr, first) = d.state(gh, h, row);
                 for (k, dst) in dst.chunks_mut(hid).enumerate() {
                     gates(
                         &gi[(first + k) * 3 * hid..][..3 * hid],
@@ -283,8 +275,7 @@ fn backward(
             let (mut rz, mut n) = (vec![0.0f32; 2 * hid], vec![0.0f32; hid]);
             for (i, (dgh, dh)) in dgh.chunks_mut(3 * hid).zip(dh.chunks_mut(hid)).enumerate() {
                 let row = block * per + i;
-                let (ghr, hr) = (&gh[row * 3 * hid..][..3 * hid], &h[row * hid..][..hid]);
-                let first = (row % channels) * m;
+                let (ghr, hr, first) = d.state(gh, h, row);
                 for k in 0..m {
                     let at = (first + k) * 3 * hid;
                     gates(&gi[at..][..3 * hid], ghr, &mut rz, &mut n);

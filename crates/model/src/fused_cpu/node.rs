@@ -15,7 +15,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, DispatchKindConversion, DispatchTensor};
-use burn::tensor::{DType, Shape, Tensor};
+use burn::tensor::{DType, Device, Shape, Tensor};
 
 use super::backward::backward;
 use super::cell::{ElmanRows, GruRows, LstmRows, RowCell};
@@ -32,41 +32,48 @@ pub(crate) struct CpuOp;
 
 impl DirectionOp for CpuOp {
     fn applies(&self, input: &Tensor<3>) -> bool {
-        if input.dtype() != DType::F32 {
-            return false;
-        }
-        #[cfg(feature = "flex")]
-        if on::<burn::backend::Flex>(input) {
-            return true;
-        }
-        #[cfg(feature = "ndarray")]
-        #[allow(deprecated)]
-        if on::<burn::backend::NdArray>(input) {
-            return true;
-        }
-        false
+        on_host(input.dtype(), &input.device())
     }
 
     fn run(&self, input: DirectionInput) -> DirectionOutput {
+        let device = input.x.device();
         #[cfg(feature = "flex")]
-        if on::<burn::backend::Flex>(&input.x) {
+        if on::<burn::backend::Flex>(&device) {
             return direction::<burn::backend::Flex>(input);
         }
         #[cfg(feature = "ndarray")]
         #[allow(deprecated)]
-        if on::<burn::backend::NdArray>(&input.x) {
+        if on::<burn::backend::NdArray>(&device) {
             return direction::<burn::backend::NdArray>(input);
         }
         unreachable!("run only where the op applies")
     }
 }
 
-/// Whether `t` is a plain or autodiff tensor of `B`.
-fn on<B: Backend>(t: &Tensor<3>) -> bool
+/// Whether a tensor of `dtype` on `device` is one the CPU ops read: `f32` on flex or ndarray,
+/// plain or autodiff.
+pub(super) fn on_host(dtype: DType, device: &Device) -> bool {
+    if dtype != DType::F32 {
+        return false;
+    }
+    #[cfg(feature = "flex")]
+    if on::<burn::backend::Flex>(device) {
+        return true;
+    }
+    #[cfg(feature = "ndarray")]
+    #[allow(deprecated)]
+    if on::<burn::backend::NdArray>(device) {
+        return true;
+    }
+    false
+}
+
+/// Whether tensors on `device` are plain or autodiff tensors of `B`.
+pub(super) fn on<B: Backend>(device: &Device) -> bool
 where
     DispatchTensor: DispatchKindConversion<B> + DispatchKindConversion<Ad<B>>,
 {
-    let probe = Tensor::<1>::zeros([1], &t.device());
+    let probe = Tensor::<1>::zeros([1], device);
     probe.clone().try_into_primitive::<B>().is_ok() || probe.try_into_primitive::<Ad<B>>().is_ok()
 }
 

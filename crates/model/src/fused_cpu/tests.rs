@@ -5,21 +5,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::activation::{sigmoid_in_place, tanh_in_place};
 use super::try_fused_stack;
-use crate::fused_testing::{compare_fused, Case};
+use crate::fused_testing::{compare_fused, host_devices, Case};
 use crate::stack::{CellKind, Stack, StackInput};
 use crate::step_loop::loop_stack;
 use crate::{GruConfig, LstmConfig, Nonlinearity, RecurrentLayer, RnnConfig};
-
-/// Every device the fused op runs on in this build (without autodiff).
-#[allow(deprecated, clippy::vec_init_then_push)]
-fn host_devices() -> Vec<Device> {
-    let mut all = Vec::new();
-    #[cfg(feature = "flex")]
-    all.push(Device::flex());
-    #[cfg(feature = "ndarray")]
-    all.push(Device::ndarray());
-    all
-}
 
 fn compare(kind: CellKind, layers: &[RecurrentLayer], device: &Device, h: usize, b: usize) {
     compare_with(kind, layers, device, h, b, None);
