@@ -609,13 +609,22 @@ fn describe(exp: &Experiment) -> String {
         ""
     };
     format!(
-        "{}, look-back {}, hidden {}, {} layer(s){norm}, {} loss",
+        "{}, look-back {}, hidden {}, {} layer(s){norm}, {} loss{}",
         exp.model.cell,
         exp.window.lookback,
         exp.model.hidden_size,
         exp.model.num_layers,
-        exp.train.loss.name()
+        exp.train.loss.name(),
+        strided(exp)
     )
+}
+
+/// `, training windows: one in k` when the experiment's stride is not the protocol's 1.
+fn strided(exp: &Experiment) -> String {
+    match exp.window.stride {
+        1 => String::new(),
+        k => format!(", training windows: one in {k}"),
+    }
 }
 
 fn markdown(
@@ -627,8 +636,12 @@ fn markdown(
     let exp = &members[0];
     let what = if members.len() == 1 {
         format!(
-            "look-back {}, {} (hidden {}, {} layer(s))",
-            exp.window.lookback, exp.model.cell, exp.model.hidden_size, exp.model.num_layers
+            "look-back {}, {} (hidden {}, {} layer(s)){}",
+            exp.window.lookback,
+            exp.model.cell,
+            exp.model.hidden_size,
+            exp.model.num_layers,
+            strided(exp)
         )
     } else {
         format!(

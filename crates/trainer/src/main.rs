@@ -271,8 +271,8 @@ fn device(name: Option<&str>) -> Result<Device> {
     }
 }
 
-/// The experiment of `args`; `benchmark` clears calendar covariates and defaults the look-back
-/// to 96 before validating.
+/// The experiment of `args`; `benchmark` clears calendar covariates and, without `--config`,
+/// sets the look-back to 96 and the stride to 1 before validating.
 fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     // Resuming continues the run's own experiment unless another file is given.
     let saved = args
@@ -321,9 +321,11 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     if benchmark {
         e.data.calendar.clear();
         if args.config.is_none() {
+            // The LTSF protocol: a look-back of 96, every training window. An experiment file's
+            // own stride is kept (the table says so) rather than silently replaced.
             e.window.lookback = 96;
+            e.window.stride = 1;
         }
-        e.window.stride = 1;
     }
     if let Some(v) = args.lookback {
         e.window.lookback = v;

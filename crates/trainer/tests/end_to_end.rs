@@ -365,6 +365,39 @@ fn bad_input_exits_with_code_2_and_names_the_option() {
     }
 }
 
+/// `benchmark` sets the LTSF protocol's look-back and stride only when no experiment file is
+/// given: a file's own stride is what its runs train with, not silently replaced by 1.
+#[test]
+fn a_benchmark_keeps_the_experiment_files_stride() {
+    let bin = env!("CARGO_BIN_EXE_gatecast");
+    let dir = tmp("bench-stride");
+    let file = dir.join("strided.toml");
+    std::fs::write(
+        &file,
+        "[window]\nlookback = 48\nstride = 3\n\n[model]\ncell = \"gru\"\n",
+    )
+    .unwrap();
+    let printed = |extra: &[&str]| {
+        let out = Command::new(bin)
+            .args(["benchmark", "ett", "--print-config"])
+            .args(extra)
+            .current_dir(manifest_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        Experiment::from_toml(&text, "printed").unwrap().window
+    };
+    let filed = printed(&["--config", file.to_str().unwrap()]);
+    assert_eq!((filed.lookback, filed.stride), (48, 3));
+    let bare = printed(&[]);
+    assert_eq!((bare.lookback, bare.stride), (96, 1));
+}
+
 /// The GPU code path: one short epoch on wgpu (Mesa lavapipe where there is no GPU).
 #[cfg(feature = "wgpu")]
 #[test]
@@ -706,6 +739,8 @@ fn ltsf_protocol_on_a_synthetic_ett_file() {
         table.contains("every validation window") && !table.contains("Informer"),
         "{table}"
     );
+    // Not the protocol's every training window, and the table says so.
+    assert!(table.contains("training windows: one in 16"), "{table}");
     assert!(dir.join("valid/S-L24-H12-valid/model.bpk").exists());
     let csv = std::fs::read_to_string(dir.join("valid/ett-S-L24-valid.csv")).unwrap();
     assert!(
