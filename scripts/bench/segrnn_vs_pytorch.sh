@@ -7,13 +7,15 @@
 # gatecast is faster). Epochs include the validation pass in both.
 #   bash scripts/bench/segrnn_vs_pytorch.sh [HORIZON]   # default 720; ROUNDS=3,
 #                                                       # DATA=datasets/ETTh1.csv, THREADS=nproc
+# Another model: CONFIG=FILE and PYARGS="--segment 24 --hidden 512 ..." with the same settings.
 # Needs ETTh1 (scripts/datasets/download_etth1.sh) and torch as run.sh installs it; not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 H="${1:-720}"
 ROUNDS="${ROUNDS:-3}"
 DATA="${DATA:-datasets/ETTh1.csv}"
-CONFIG=examples/configs/ett_segrnn.toml
+CONFIG="${CONFIG:-examples/configs/ett_segrnn.toml}"
+PYARGS="${PYARGS:-}"
 # shellcheck source=scripts/bench/common.sh
 source scripts/bench/common.sh
 cargo build --release --bin gatecast --quiet
@@ -28,7 +30,7 @@ for round in $(seq "$ROUNDS"); do
     --horizons "$H" --validate --epochs 1 --out "$dir" > "$dir.log" 2>&1 || { cat "$dir.log"; exit 1; }
   ours=$(tail -n +2 "$dir"/*/metrics.csv | head -1 | cut -d, -f10)
   theirs=$("$VENV/bin/python" scripts/bench/pytorch_segrnn.py --data "$DATA" --horizon "$H" \
-    --threads "$THREADS" | "$VENV/bin/python" -c 'import json, sys; print(json.loads(sys.stdin.readline())["seconds"])')
+    --threads "$THREADS" $PYARGS | "$VENV/bin/python" -c 'import json, sys; print(json.loads(sys.stdin.readline())["seconds"])')
   echo "$round $ours $theirs" >> "$OUT/rounds.txt"
   echo "| $round | $ours | $theirs | $(python3 -c "print(f'{$ours / $theirs:.2f}')") |"
 done
