@@ -747,4 +747,23 @@ mod tests {
             assert!(err.contains(option), "{text}: {err}");
         }
     }
+
+    /// The shipped experiment files are what the docs' commands read: each must parse and
+    /// validate (an unknown or renamed key is an error, so a file cannot silently rot).
+    #[test]
+    fn every_example_experiment_file_is_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let e = Experiment::from_toml(&text, &path.display().to_string())
+                    .unwrap_or_else(|err| panic!("{err}"));
+                assert!(e.train.epochs > 0, "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "{checked} files in {}", dir.display());
+    }
 }
