@@ -369,7 +369,6 @@ fn bad_input_exits_with_code_2_and_names_the_option() {
 /// given: a file's own stride is what its runs train with, not silently replaced by 1.
 #[test]
 fn a_benchmark_keeps_the_experiment_files_stride() {
-    let bin = env!("CARGO_BIN_EXE_gatecast");
     let dir = tmp("bench-stride");
     let file = dir.join("strided.toml");
     std::fs::write(
@@ -378,18 +377,8 @@ fn a_benchmark_keeps_the_experiment_files_stride() {
     )
     .unwrap();
     let printed = |extra: &[&str]| {
-        let out = Command::new(bin)
-            .args(["benchmark", "ett", "--print-config"])
-            .args(extra)
-            .current_dir(manifest_dir())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let args = [&["benchmark", "ett", "--print-config"], extra].concat();
+        let text = common::gatecast_ok(&args, &manifest_dir());
         Experiment::from_toml(&text, "printed").unwrap().window
     };
     let filed = printed(&["--config", file.to_str().unwrap()]);

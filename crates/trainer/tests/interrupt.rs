@@ -125,16 +125,7 @@ patience = {EPOCHS}
     eprintln!("resumed, killed after epoch {finished}; last checkpoint {second}");
     assert!(second > first, "the resumed run made progress");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
-        .args(["train", "--resume", "--out", &run_s, "--quiet"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::gatecast_ok(&["train", "--resume", "--out", &run_s, "--quiet"], &dir);
     // metrics.csv: each epoch once, in order, to the end.
     let epochs: Vec<usize> = std::fs::read_to_string(run.join("metrics.csv"))
         .unwrap()
@@ -143,11 +134,6 @@ patience = {EPOCHS}
         .map(|l| l.split(',').next().unwrap().parse().unwrap())
         .collect();
     assert_eq!(epochs, (1..=EPOCHS).collect::<Vec<_>>());
-    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
-        .args(["evaluate", &run_s])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    common::gatecast_ok(&["evaluate", &run_s], &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }

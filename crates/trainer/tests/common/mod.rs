@@ -1,6 +1,7 @@
 //! Helpers shared by the trainer's integration tests.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use gatecast_trainer::config::Experiment;
 
@@ -54,4 +55,22 @@ pub fn small_experiment(csv: &Path) -> Experiment {
     e.window.lookback = 24;
     e.window.horizon = 6;
     e
+}
+
+/// Runs the `gatecast` binary with `args` in `dir`; its stdout, after asserting that it succeeded
+/// (the failure message carries its stderr).
+#[allow(dead_code)]
+pub fn gatecast_ok<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "gatecast {:?}: {}",
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
