@@ -14,6 +14,9 @@ pub struct QuantileScore {
     pub loss: Vec<f64>,
     /// Per level: how many actual values lie at or below the quantile.
     pub below: Vec<usize>,
+    /// Per level: how many actual values lie strictly below the quantile (differs from `below`
+    /// only where a value equals its quantile: counts, whose quantiles are whole numbers).
+    pub strictly_below: Vec<usize>,
     /// `Σ |y|`.
     pub abs_target: f64,
     /// Values seen.
@@ -27,6 +30,7 @@ impl QuantileScore {
             levels: levels.to_vec(),
             loss: vec![0.0; levels.len()],
             below: vec![0; levels.len()],
+            strictly_below: vec![0; levels.len()],
             abs_target: 0.0,
             count: 0,
         }
@@ -46,6 +50,7 @@ impl QuantileScore {
                 let below = y <= f;
                 self.loss[k] += 2.0 * ((f - y) * (if below { 1.0 } else { 0.0 } - q)).abs();
                 self.below[k] += below as usize;
+                self.strictly_below[k] += (y < f) as usize;
             }
         }
         self.abs_target += actual.iter().map(|y| (*y as f64).abs()).sum::<f64>();
@@ -70,10 +75,15 @@ impl QuantileScore {
         (self.count > 0).then(|| self.below[k] as f64 / self.count as f64)
     }
 
-    /// The share of actual values inside the central interval `[q_lo, q_hi]`, as the
-    /// difference of the two coverages (values exactly at `q_lo` count as below it).
+    /// The share of actual values inside the closed central interval `[q_lo, q_hi]`: at or
+    /// below `q_hi` and not strictly below `q_lo`. Closed at both ends because a count's
+    /// quantiles are whole numbers: a zero day under a lower quantile of 0 is inside the
+    /// interval, where the difference of the two [`QuantileScore::coverage_at`] would count it
+    /// as below. For continuous forecasts (no ties) the two agree.
     pub fn interval_coverage(&self, lo: f64, hi: f64) -> Option<f64> {
-        Some(self.coverage_at(hi)? - self.coverage_at(lo)?)
+        let (lo, hi) = (self.level(lo)?, self.level(hi)?);
+        (self.count > 0)
+            .then(|| (self.below[hi] as f64 - self.strictly_below[lo] as f64) / self.count as f64)
     }
 
     fn level(&self, q: f64) -> Option<usize> {
@@ -157,6 +167,32 @@ mod tests {
         s.add(&[10.0], &[vec![0.0], vec![0.0]]);
         close(s.weighted().unwrap()[0], (2.6 + 2.0) / 16.0);
         assert_eq!(QuantileScore::new(&[0.5]).mean_weighted(), None);
+    }
+
+    #[test]
+    fn an_interval_holds_the_values_at_its_ends() {
+        // Counts: y = [0, 0, 3, 5, 9] under an interval [0, 5] at every step. The zeros sit on
+        // the lower end and 5 on the upper one; all but 9 are inside.
+        let mut s = QuantileScore::new(&[0.1, 0.5, 0.9]);
+        let y = [0.0, 0.0, 3.0, 5.0, 9.0];
+        s.add(&y, &[vec![0.0; 5], vec![2.0; 5], vec![5.0; 5]]);
+        close(s.interval_coverage(0.1, 0.9).unwrap(), 4.0 / 5.0);
+        // Per-level coverage stays GluonTS's `y <= q`.
+        close(s.coverage_at(0.1).unwrap(), 2.0 / 5.0);
+        close(s.coverage_at(0.9).unwrap(), 4.0 / 5.0);
+        // Without ties the interval is the difference of the two coverages.
+        let mut c = QuantileScore::new(&[0.1, 0.9]);
+        c.add(&[0.5, 1.5, 2.5, 6.0], &[vec![1.0; 4], vec![5.0; 4]]);
+        close(
+            c.interval_coverage(0.1, 0.9).unwrap(),
+            c.coverage_at(0.9).unwrap() - c.coverage_at(0.1).unwrap(),
+        );
+        close(c.interval_coverage(0.1, 0.9).unwrap(), 0.5);
+        assert_eq!(c.interval_coverage(0.1, 0.5), None);
+        assert_eq!(
+            QuantileScore::new(&[0.1, 0.9]).interval_coverage(0.1, 0.9),
+            None
+        );
     }
 
     #[test]
