@@ -300,27 +300,38 @@ fn plateau_reduction_reads_the_monitored_figure() {
     e.train.patience = 100;
     e.train.plateau_patience = 1;
     e.train.plateau_factor = 0.5;
-    let report = run::train(&e, &dir.join("run"), &[Device::flex()], false, true).unwrap();
-    // The rates ReduceOnPlateau gives for the figure `watch` reads, epoch by epoch (the rate of
-    // epoch k follows from epochs 1 to k - 1).
-    let replay = |watch: Monitor| {
-        let mut plateau = ReduceOnPlateau::new(0.5, 1, 1e-4, 0.0);
-        let mut scale = 1.0;
-        let mut rates = Vec::new();
-        for r in &report.epochs {
-            rates.push(e.train.lr * scale);
-            scale = plateau.observe(r.monitored(watch), e.train.lr);
+    // Whether the two figures stall at different epochs depends on the exact trajectory, which
+    // differs between machines (the AVX-512 and portable kernels round differently), so the
+    // first seed whose run tells the two apart is the one checked.
+    for seed in [42, 1, 2, 3, 4, 5, 6, 7] {
+        e.train.seed = seed;
+        let run_dir = dir.join(format!("run-{seed}"));
+        let report = run::train(&e, &run_dir, &[Device::flex()], false, true).unwrap();
+        // The rates ReduceOnPlateau gives for the figure `watch` reads, epoch by epoch (the rate
+        // of epoch k follows from epochs 1 to k - 1).
+        let replay = |watch: Monitor| {
+            let mut plateau = ReduceOnPlateau::new(0.5, 1, 1e-4, 0.0);
+            let mut scale = 1.0;
+            let mut rates = Vec::new();
+            for r in &report.epochs {
+                rates.push(e.train.lr * scale);
+                scale = plateau.observe(r.monitored(watch), e.train.lr);
+            }
+            rates
+        };
+        let got: Vec<f64> = report.epochs.iter().map(|r| r.lr).collect();
+        let (mse, loss) = (replay(Monitor::Mse), replay(Monitor::Loss));
+        if mse == loss {
+            continue;
         }
-        rates
-    };
-    let got: Vec<f64> = report.epochs.iter().map(|r| r.lr).collect();
-    let (mse, loss) = (replay(Monitor::Mse), replay(Monitor::Loss));
-    assert_ne!(mse, loss, "the run must tell the two apart: {report:#?}");
-    for (k, (g, w)) in got.iter().zip(&mse).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-9 * w,
-            "epoch {}: rate {g}, want {w} (MSE plateau {mse:?}, loss plateau {loss:?})",
-            k + 1
-        );
+        for (k, (g, w)) in got.iter().zip(&mse).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-9 * w,
+                "seed {seed}, epoch {}: rate {g}, want {w} (MSE plateau {mse:?}, loss plateau {loss:?})",
+                k + 1
+            );
+        }
+        return;
     }
+    panic!("no seed's run told the MSE plateau from the loss plateau");
 }
