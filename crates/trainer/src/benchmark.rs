@@ -11,7 +11,7 @@ use gatecast_data::{load_csv, CsvOptions, Scaler, ScalerKind, TimeSplit, WindowC
 
 use crate::artifacts::write_atomic;
 use crate::choice::Choice;
-use crate::config::Experiment;
+use crate::config::{Experiment, Loss};
 use crate::run::{train_prepared, Prepared, TrainOptions};
 
 /// One published row: model, source, mode, lookback (if fixed), horizon → (MSE, MAE).
@@ -608,13 +608,16 @@ fn describe(exp: &Experiment) -> String {
     } else {
         ""
     };
+    let loss = match exp.train.loss {
+        Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
+        other => other.name().to_string(),
+    };
     format!(
-        "{}, look-back {}, hidden {}, {} layer(s){norm}, {} loss{}",
+        "{}, look-back {}, hidden {}, {} layer(s){norm}, {loss} loss{}",
         exp.model.cell,
         exp.window.lookback,
         exp.model.hidden_size,
         exp.model.num_layers,
-        exp.train.loss.name(),
         strided(exp)
     )
 }

@@ -254,9 +254,13 @@ pub struct TrainSection {
     /// `adam`, `adamw` or `sgd` (with momentum).
     #[serde(with = "as_name")]
     pub optimizer: Optimizer,
-    /// Training loss on the scaled values: `mse` or `mae` (L1, as SegRNN trains).
+    /// Training loss on the scaled values: `mse`, `mae` (L1, as SegRNN trains) or `huber`
+    /// (PyTorch's `HuberLoss`: squared below `huber_delta`, linear above it).
     #[serde(with = "as_name")]
     pub loss: Loss,
+    /// `loss = "huber"` only: the error at which the loss turns from squared to linear, in
+    /// scaled units (PyTorch's `delta`, default 1).
+    pub huber_delta: f64,
     /// Weight decay (L2 for adam/sgd, decoupled for adamw).
     pub weight_decay: f64,
     /// SGD momentum.
@@ -300,6 +304,7 @@ impl Default for TrainSection {
             lr: 3e-3,
             optimizer: Optimizer::Adam,
             loss: Loss::Mse,
+            huber_delta: 1.0,
             weight_decay: 0.0,
             momentum: 0.9,
             clip: ClipMode::GlobalNorm,
@@ -464,6 +469,12 @@ impl TrainSection {
             return Err(format!(
                 "train.clip_value = {}: must be positive",
                 self.clip_value
+            ));
+        }
+        if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {
+            return Err(format!(
+                "train.huber_delta = {}: must be a positive number",
+                self.huber_delta
             ));
         }
         self.schedule.validate()?;
@@ -632,11 +643,18 @@ pub enum Loss {
     Mse,
     /// Mean absolute error (L1).
     Mae,
+    /// Huber's loss (PyTorch's `HuberLoss`): `0.5 e²` where `|e| ≤ delta`, `delta (|e| - delta / 2)`
+    /// beyond, so large errors weigh as in the MAE and small ones as in the MSE.
+    Huber,
 }
 
 impl Choice for Loss {
     const OPTION: &'static str = "train.loss";
-    const VALUES: &'static [(&'static str, Self)] = &[("mse", Loss::Mse), ("mae", Loss::Mae)];
+    const VALUES: &'static [(&'static str, Self)] = &[
+        ("mse", Loss::Mse),
+        ("mae", Loss::Mae),
+        ("huber", Loss::Huber),
+    ];
 }
 
 /// `train.monitor`.

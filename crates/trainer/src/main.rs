@@ -217,9 +217,13 @@ struct TrainArgs {
     /// Gradient clipping: global_norm, norm, value or none.
     #[arg(long)]
     clip: Option<String>,
-    /// Training loss: mse or mae.
+    /// Training loss: mse, mae or huber.
     #[arg(long)]
     loss: Option<String>,
+    /// With `--loss huber`: the error (in scaled units) where the loss turns from squared to
+    /// linear (PyTorch's `delta`; default 1).
+    #[arg(long)]
+    huber_delta: Option<f64>,
     /// What early stopping and the kept epoch read on the validation split: loss (default),
     /// mse or mae.
     #[arg(long)]
@@ -347,6 +351,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = &args.loss {
         e.train.loss = Loss::parse(v).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(v) = args.huber_delta {
+        e.train.huber_delta = v;
     }
     if let Some(v) = &args.monitor {
         e.train.monitor = Monitor::parse(v).map_err(anyhow::Error::msg)?;

@@ -72,6 +72,35 @@ impl Net {
     }
 }
 
+/// The training loss of a point forecast: what one value's error `e` costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PointLoss {
+    /// `e²` (PyTorch's `MSELoss`).
+    Mse,
+    /// `|e|` (PyTorch's `L1Loss`).
+    Mae,
+    /// Huber's loss with this `delta` (PyTorch's `HuberLoss`): `0.5 e²` where `|e| ≤ delta`,
+    /// `delta (|e| - delta / 2)` beyond; the gradient is `e` inside and `±delta` outside.
+    Huber(f64),
+}
+
+impl PointLoss {
+    /// Each value's cost, the shape of `diff` (forecast minus target).
+    pub fn elementwise<const D: usize>(self, diff: Tensor<D>) -> Tensor<D> {
+        match self {
+            PointLoss::Mse => diff.powi_scalar(2),
+            PointLoss::Mae => diff.abs(),
+            PointLoss::Huber(delta) => {
+                // `inside` is `|e|` up to delta and delta beyond it, so one expression covers
+                // both branches: 0.5 e² inside, 0.5 delta² + delta (|e| - delta) outside.
+                let abs = diff.abs();
+                let inside = abs.clone().clamp_max(delta);
+                inside.clone().powi_scalar(2).mul_scalar(0.5) + (abs - inside).mul_scalar(delta)
+            }
+        }
+    }
+}
+
 /// The network + what the training loop needs.
 #[derive(Module, Debug)]
 pub struct ForecastModel {
@@ -79,9 +108,9 @@ pub struct ForecastModel {
     pub net: Net,
     /// Targets per step (the first input channels).
     targets: usize,
-    /// Train on the mean absolute error instead of the mean squared error.
+    /// What each forecast value's error costs in training.
     #[module(skip)]
-    l1: bool,
+    loss: PointLoss,
     #[module(skip)]
     clip: Clip,
     #[module(skip)]
@@ -100,7 +129,7 @@ impl ForecastModel {
         Self {
             net,
             targets,
-            l1: false,
+            loss: PointLoss::Mse,
             clip,
             monitor,
             devices: 1,
@@ -120,9 +149,9 @@ impl ForecastModel {
         self
     }
 
-    /// Trains on the mean absolute error (L1) instead of the mean squared error.
-    pub fn with_l1_loss(mut self, l1: bool) -> Self {
-        self.l1 = l1;
+    /// Trains on `loss` instead of the mean squared error.
+    pub fn with_loss(mut self, loss: PointLoss) -> Self {
+        self.loss = loss;
         self
     }
 
@@ -133,7 +162,7 @@ impl ForecastModel {
         self
     }
 
-    /// Forecast and loss (MSE, or MAE with [`Self::with_l1_loss`]) of a batch; outputs flattened
+    /// Forecast and loss (MSE, or another with [`Self::with_loss`]) of a batch; outputs flattened
     /// to `[batch, horizon * targets]`, the loss per window `[batch]` (see [`Self::step_with`]).
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
         self.step_with(&self.net, batch).1
@@ -148,12 +177,7 @@ impl ForecastModel {
     fn step_with(&self, net: &Net, batch: ForecastBatch) -> (Tensor<1>, RegressionOutput) {
         let pred = net.forward(batch.inputs, batch.future, self.targets);
         let [b, h, t] = pred.dims();
-        let diff = pred.clone() - batch.targets.clone();
-        let error = if self.l1 {
-            diff.abs()
-        } else {
-            diff.powi_scalar(2)
-        };
+        let error = self.loss.elementwise(pred.clone() - batch.targets.clone());
         let per_window = error
             .clone()
             .detach()
@@ -239,6 +263,77 @@ impl InferenceStep for ForecastModel {
                 self.step_with(&net, batch).1
             }
             None => self.forward_step(batch),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    /// PyTorch's `HuberLoss(reduction="none")` as its documentation defines it, in f64.
+    fn huber(e: f64, delta: f64) -> f64 {
+        if e.abs() <= delta {
+            0.5 * e * e
+        } else {
+            delta * (e.abs() - 0.5 * delta)
+        }
+    }
+
+    /// Errors on both sides of each delta, at it, at zero and far out.
+    const ERRORS: [f64; 10] = [-4.0, -1.3, -0.5, -0.2, 0.0, 0.1, 0.49, 0.8, 1.7, 6.0];
+
+    #[test]
+    fn each_point_loss_is_its_formula() {
+        let device = Device::flex();
+        let e = Tensor::<1>::from_data(TensorData::new(ERRORS.to_vec(), [ERRORS.len()]), &device);
+        let cases: [(PointLoss, fn(f64) -> f64); 4] = [
+            (PointLoss::Mse, |e| e * e),
+            (PointLoss::Mae, |e| e.abs()),
+            (PointLoss::Huber(1.0), |e| huber(e, 1.0)),
+            (PointLoss::Huber(0.5), |e| huber(e, 0.5)),
+        ];
+        for (loss, reference) in cases {
+            let got = loss
+                .elementwise(e.clone())
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            for (&x, &g) in ERRORS.iter().zip(&got) {
+                let want = reference(x);
+                assert!(
+                    (g as f64 - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{loss:?} at {x}: {g} against {want}"
+                );
+            }
+        }
+    }
+
+    /// The Huber gradient through autodiff against central finite differences of the formula:
+    /// `e` inside delta, `±delta` outside, so a wrong branch or a clamp without a gradient shows.
+    #[test]
+    fn the_huber_gradient_matches_finite_differences() {
+        let ad = Device::flex().autodiff();
+        for delta in [1.0, 0.5] {
+            let e = Tensor::<1>::from_data(TensorData::new(ERRORS.to_vec(), [ERRORS.len()]), &ad)
+                .require_grad();
+            let grads = PointLoss::Huber(delta)
+                .elementwise(e.clone())
+                .sum()
+                .backward();
+            let got = e.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+            for (&x, &g) in ERRORS.iter().zip(&got) {
+                if (x.abs() - delta).abs() < 1e-9 {
+                    continue; // the kink: either one-sided derivative is right
+                }
+                let h = 1e-6;
+                let want = (huber(x + h, delta) - huber(x - h, delta)) / (2.0 * h);
+                assert!(
+                    (g as f64 - want).abs() <= 1e-5,
+                    "delta {delta} at {x}: gradient {g} against {want}"
+                );
+            }
         }
     }
 }

@@ -247,6 +247,7 @@ fn the_epoch_loss_weighs_every_window_once() {
             let valid = match loss {
                 Loss::Mae => r.valid_mae,
                 Loss::Mse => r.valid_rmse.powi(2),
+                Loss::Huber => unreachable!("not among the losses above"),
             };
             assert!(
                 close(r.valid_loss, valid),
@@ -334,4 +335,102 @@ fn plateau_reduction_reads_the_monitored_figure() {
         return;
     }
     panic!("no seed's run told the MSE plateau from the loss plateau");
+}
+
+/// `train.loss = "huber"` is PyTorch's `HuberLoss` in a real run, seen at its two limits. With a
+/// delta larger than every error it is half the MSE, and so is its gradient: plain SGD at twice
+/// the rate then takes the MSE run's steps, and every epoch's training loss is half of it. With a
+/// delta below almost every error it is `delta (|e| - delta / 2)`: SGD at the rate over delta
+/// takes the MAE run's steps. A moderate delta learns (beats repeat-last on the test split).
+#[test]
+fn the_huber_loss_is_half_the_mse_and_delta_times_the_mae_at_its_limits() {
+    use gatecast_trainer::config::{ClipMode, Loss, Optimizer};
+    let _rng = common::trains();
+    let dir = tmp("huber");
+    let csv = write_csv(&dir, 600);
+    let base = {
+        let mut e = common::small_experiment(&csv);
+        e.window.stride = 2;
+        e.model.hidden_size = 8;
+        e.train.epochs = 3;
+        e.train.patience = 10;
+        e.train.optimizer = Optimizer::Sgd;
+        e.train.momentum = 0.0;
+        e.train.clip = ClipMode::None;
+        e.train.lr = 0.02;
+        e.train.schedule = Schedule::Constant;
+        e
+    };
+    let train = |e: &Experiment, name: &str| {
+        run::train(e, &dir.join(name), &[Device::flex()], false, true).unwrap()
+    };
+    let losses = |r: &gatecast_trainer::run::RunReport| -> Vec<f64> {
+        r.epochs.iter().map(|e| e.train_loss).collect()
+    };
+    let close = |a: &[f64], b: &[f64], tol: f64| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * y.abs())
+    };
+
+    let mut mse = base.clone();
+    mse.train.loss = Loss::Mse;
+    let mse = losses(&train(&mse, "mse"));
+    let mut wide = base.clone();
+    wide.train.loss = Loss::Huber;
+    wide.train.huber_delta = 1e3;
+    wide.train.lr = 2.0 * base.train.lr;
+    let wide = losses(&train(&wide, "wide"));
+    let half: Vec<f64> = mse.iter().map(|l| 0.5 * l).collect();
+    assert!(
+        close(&wide, &half, 1e-4),
+        "huber(1e3) {wide:?} against MSE / 2 {half:?}"
+    );
+
+    let mut mae = base.clone();
+    mae.train.loss = Loss::Mae;
+    let mae = losses(&train(&mae, "mae"));
+    let delta = 1e-4;
+    let mut narrow = base.clone();
+    narrow.train.loss = Loss::Huber;
+    narrow.train.huber_delta = delta;
+    narrow.train.lr = base.train.lr / delta;
+    let narrow: Vec<f64> = losses(&train(&narrow, "narrow"))
+        .iter()
+        .map(|l| l / delta + delta / 2.0)
+        .collect();
+    assert!(
+        close(&narrow, &mae, 1e-3),
+        "huber(1e-4) / delta {narrow:?} against MAE {mae:?}"
+    );
+    // The two limits are different runs: had the option been ignored, both would be the MSE run.
+    assert!(
+        !close(&mae, &mse, 1e-2),
+        "MAE {mae:?} and MSE {mse:?} runs must differ"
+    );
+
+    let mut moderate = base.clone();
+    moderate.train.loss = Loss::Huber;
+    moderate.train.huber_delta = 0.5;
+    moderate.train.optimizer = Optimizer::Adam;
+    moderate.train.lr = 0.01;
+    moderate.train.epochs = 4;
+    let report = train(&moderate, "moderate");
+    let model = report.test.rows[0].mae;
+    let naive = report
+        .test
+        .rows
+        .iter()
+        .find(|r| r.name == "naive")
+        .unwrap()
+        .mae;
+    assert!(
+        model < naive,
+        "model MAE {model} against repeat-last {naive}"
+    );
+
+    let mut bad = base.clone();
+    for delta in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        bad.train.huber_delta = delta;
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("train.huber_delta"), "{err}");
+    }
 }
