@@ -32,12 +32,12 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Train and validation loss per epoch.
-pub fn loss_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
+/// Train and validation loss per epoch; `loss` names it in the title (`MSE`, `MAE`, ...).
+pub fn loss_curves(path: &Path, rows: &[EpochRow], loss: &str) -> Result<()> {
     let pick = |f: fn(&EpochRow) -> f64| rows.iter().map(|r| (r.epoch as f64, f(r))).collect();
     curves(
         path,
-        "Loss (MSE, scaled units)",
+        &format!("Loss ({loss}, scaled units)"),
         "loss",
         &[
             ("train", pick(|r| r.train_loss)),
