@@ -460,6 +460,16 @@ impl Experiment {
 }
 
 impl TrainSection {
+    /// `loss` with its parameter (`huber_delta`), as the training step applies it.
+    pub fn point_loss(&self) -> crate::model::PointLoss {
+        use crate::model::PointLoss;
+        match self.loss {
+            Loss::Mse => PointLoss::Mse,
+            Loss::Mae => PointLoss::Mae,
+            Loss::Huber => PointLoss::Huber(self.huber_delta),
+        }
+    }
+
     /// Checks the rates, clipping, schedule and plateau settings.
     fn validate(&self) -> Result<(), String> {
         if !(self.lr.is_finite() && self.lr > 0.0) {

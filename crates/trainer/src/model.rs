@@ -84,6 +84,17 @@ pub enum PointLoss {
     Huber(f64),
 }
 
+impl std::fmt::Display for PointLoss {
+    /// `MSE`, `MAE` or `Huber, delta 0.5` (the loss plot's title).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PointLoss::Mse => write!(f, "MSE"),
+            PointLoss::Mae => write!(f, "MAE"),
+            PointLoss::Huber(delta) => write!(f, "Huber, delta {delta}"),
+        }
+    }
+}
+
 impl PointLoss {
     /// Each value's cost, the shape of `diff` (forecast minus target).
     pub fn elementwise<const D: usize>(self, diff: Tensor<D>) -> Tensor<D> {

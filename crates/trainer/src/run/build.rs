@@ -9,8 +9,8 @@ use burn::tensor::Device;
 use gatecast_data::WindowConfig;
 use gatecast_model::forecast::{ForecasterConfig, SegNorm, SegRnnConfig};
 
-use crate::config::{ClipMode, Decoder, Experiment, Loss, Optimizer, TrainSection};
-use crate::model::{Clip, ForecastModel, Net, PointLoss};
+use crate::config::{ClipMode, Decoder, Experiment, Optimizer, TrainSection};
+use crate::model::{Clip, ForecastModel, Net};
 use crate::monitor;
 
 /// Builds the model of an experiment for data with `window`'s columns.
@@ -43,15 +43,8 @@ pub fn build_model(
         }
     };
     let clip = clip_of(&exp.train);
-    Ok(
-        ForecastModel::new(net, window.targets.len(), clip, monitor).with_loss(
-            match exp.train.loss {
-                Loss::Mse => PointLoss::Mse,
-                Loss::Mae => PointLoss::Mae,
-                Loss::Huber => PointLoss::Huber(exp.train.huber_delta),
-            },
-        ),
-    )
+    Ok(ForecastModel::new(net, window.targets.len(), clip, monitor)
+        .with_loss(exp.train.point_loss()))
 }
 
 /// `train.clip` and `train.clip_value` as the model's step applies them.

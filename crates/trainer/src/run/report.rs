@@ -12,7 +12,7 @@ use gatecast_data::{metrics, Baseline, ForecastBatcher, WindowDataset};
 
 use super::prepare::Prepared;
 use crate::artifacts::{write_atomic, write_csv};
-use crate::config::{Choice, Experiment, Loss};
+use crate::config::{Choice, Experiment};
 use crate::model::ForecastModel;
 use crate::renderer::EpochRow;
 
@@ -40,12 +40,11 @@ pub(super) fn write_report(
     table.write(dir)?;
     let (actual, forecast) =
         write_forecasts(&dir.join("forecast.csv"), p, exp, &starts, &forecasts)?;
-    let loss = match exp.train.loss {
-        Loss::Mse => "MSE".to_string(),
-        Loss::Mae => "MAE".to_string(),
-        Loss::Huber => format!("Huber, delta {}", exp.train.huber_delta),
-    };
-    crate::plots::loss_curves(&dir.join("loss.png"), epochs, &loss)?;
+    crate::plots::loss_curves(
+        &dir.join("loss.png"),
+        epochs,
+        &exp.train.point_loss().to_string(),
+    )?;
     let keep = (10 * exp.window.horizon).min(actual.len());
     crate::plots::forecast_vs_actual(
         &dir.join("forecast.png"),

@@ -74,3 +74,22 @@ pub fn gatecast_ok<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> String 
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Asserts that a run's model beats repeat-last (the test table's `naive` row) on the MAE, and
+/// returns the model's MAE.
+#[allow(dead_code)]
+pub fn beats_repeat_last(report: &gatecast_trainer::run::RunReport) -> f64 {
+    let model = report.test.rows[0].mae;
+    let naive = report
+        .test
+        .rows
+        .iter()
+        .find(|r| r.name == "naive")
+        .unwrap()
+        .mae;
+    assert!(
+        model < naive,
+        "model MAE {model} against repeat-last {naive}"
+    );
+    model
+}
