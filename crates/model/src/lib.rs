@@ -65,7 +65,7 @@ pub use layer::{Cell, ElmanCell, GruCell, LstmCell, Recurrent};
 pub use lstm::{Lstm, LstmConfig};
 pub use rnn::{Nonlinearity, Rnn, RnnConfig};
 pub use state::{LstmState, RecurrentState};
-pub use switches::{fused_enabled, set_avx2, set_avx512, set_fused};
+pub use switches::{fused_enabled, set_avx512, set_fused};
 pub use weights::{DirectionWeights, RecurrentLayer};
 
 /// Frees the scratch buffers the fused CPU path (flex, ndarray) keeps between calls.

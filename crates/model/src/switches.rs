@@ -5,11 +5,9 @@
 //! |---|---|---|---|
 //! | the fused whole-sequence op | `GATECAST_FUSED=0` turns it off | [`set_fused`] | on |
 //! | the AVX-512 kernels of the fused CPU op | `GATECAST_AVX512=0` turns them off | [`set_avx512`] | on where the CPU has AVX-512F, VL, AVX2 and FMA |
-//! | the AVX2 kernels of the fused CPU op, where the AVX-512 ones do not run | `GATECAST_AVX2=0` turns them off | [`set_avx2`] | on where the CPU has AVX2 and FMA |
 //!
-//! They exist to compare implementations (the step-by-step loop of Burn tensor ops against the
-//! fused op; the portable `gemm`-crate path against the AVX2 and AVX-512 kernels; with both
-//! kernel switches off, the portable path runs): every setting computes
+//! Both exist to compare implementations (the step-by-step loop of Burn tensor ops against the
+//! fused op; the portable `gemm`-crate path against the AVX-512 kernel): every setting computes
 //! the same function. Flipping one while another thread runs a forward pass is safe; that pass
 //! may use either setting.
 
@@ -65,7 +63,6 @@ fn env_allows(value: Option<&str>) -> bool {
 
 static FUSED: Switch = Switch::new("GATECAST_FUSED");
 static AVX512: Switch = Switch::new("GATECAST_AVX512");
-static AVX2: Switch = Switch::new("GATECAST_AVX2");
 
 /// Runs stacks through the fused whole-sequence op where one applies (`true`, the default) or
 /// always through the step-by-step loop of Burn tensor ops (`false`, as `GATECAST_FUSED=0`).
@@ -79,8 +76,7 @@ pub fn fused_enabled() -> bool {
 }
 
 /// Lets the fused CPU op use its AVX-512 kernels where the CPU has them (`true`, the default) or
-/// never (`false`, as `GATECAST_AVX512=0`: the AVX2 kernels where the CPU has them and
-/// [`set_avx2`] allows them, else the portable path). Turning it on cannot enable
+/// never (`false`, as `GATECAST_AVX512=0`: the portable path). Turning it on cannot enable
 /// instructions the CPU lacks; [`crate::avx512_active`] says what runs.
 pub fn set_avx512(on: bool) {
     AVX512.set(on);
@@ -90,18 +86,6 @@ pub fn set_avx512(on: bool) {
 /// also has the instructions.
 pub(crate) fn avx512_allowed() -> bool {
     AVX512.get()
-}
-
-/// Lets the fused CPU op use its AVX2 + FMA kernels where the AVX-512 ones do not run and the CPU
-/// has AVX2 and FMA (`true`, the default), or never (`false`, as `GATECAST_AVX2=0`: the portable
-/// path, the `gemm` crate on a row-major copy of each weight).
-pub fn set_avx2(on: bool) {
-    AVX2.set(on);
-}
-
-/// Whether the AVX2 kernels are allowed (see [`set_avx2`]).
-pub(crate) fn avx2_allowed() -> bool {
-    AVX2.get()
 }
 
 #[cfg(test)]

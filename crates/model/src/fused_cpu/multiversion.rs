@@ -1,5 +1,5 @@
-//! Each block driver compiled three times — for the default target, with AVX2 and FMA, and with
-//! AVX-512 enabled — and the right one chosen at run time, with denormals flushed to zero while it runs.
+//! Each block driver compiled twice — for the default target and with AVX-512 enabled — and the
+//! right one chosen at run time, with denormals flushed to zero while it runs.
 //!
 //! The default x86-64 target has only SSE2, so the gate loops of the drivers would vectorise
 //! 4 lanes wide; compiled inside a `target_feature` function they vectorise 16 wide. A driver is
@@ -13,8 +13,7 @@ pub(super) trait Task {
     fn run(self);
 }
 
-/// Runs `task` with the AVX-512 build where the CPU has every feature it is compiled for (else the
-/// AVX2 + FMA build where those run, else the default one), and
+/// Runs `task` with the AVX-512 build where the CPU has every feature it is compiled for, and
 /// flush-to-zero set on this thread: fading gradients reach denormal range, where every FMA
 /// takes a microcode assist.
 pub(super) fn run<T: Task>(task: T) {
@@ -27,15 +26,6 @@ pub(super) fn run<T: Task>(task: T) {
         }
         // SAFETY: `avx512()` detected every feature `fast` is compiled for.
         return unsafe { fast(task) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::kernel::cpu::avx2() {
-        #[target_feature(enable = "avx2,fma")]
-        fn wide<T: Task>(task: T) {
-            task.run()
-        }
-        // SAFETY: `avx2()` detected both features `wide` is compiled for.
-        return unsafe { wide(task) };
     }
     task.run()
 }

@@ -40,47 +40,6 @@ pub(crate) fn avx512() -> bool {
     }
 }
 
-/// Whether this CPU has AVX2 and FMA, what the AVX2 paths are compiled for (detected once).
-#[cfg(target_arch = "x86_64")]
-fn detected_avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    })
-}
-
-/// Whether the AVX2 paths run: not the AVX-512 ones ([`avx512`]), the CPU has AVX2 and FMA, and
-/// [`crate::set_avx2`] (or `GATECAST_AVX2`) allows them.
-pub(crate) fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        !avx512() && detected_avx2() && crate::switches::avx2_allowed()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Whether the per-step products run a kernel of ours on packed panels (AVX-512 or AVX2), not
-/// the `gemm` crate on a row-major copy.
-pub(crate) fn panels() -> bool {
-    avx512() || avx2()
-}
-
-/// Whether the AVX2 kernel may run on panels already packed: the CPU has AVX2 and FMA, whatever
-/// the switches say now (a switch flipped after packing must not leave the panels unread).
-pub(crate) fn avx2_present() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        detected_avx2()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Flush-to-zero and denormals-are-zero on the current thread while alive (x86-64; a no-op
 /// elsewhere). Gradients that fade through time reach denormal range in long sequences, and every
 /// FMA touching a denormal takes a microcode assist that makes long-sequence training several

@@ -7,9 +7,8 @@
 //!   every rayon thread.
 //!
 //! On CPUs with AVX-512 ([`cpu::avx512`]) a register-blocked kernel (8 rows × 32 columns of
-//! accumulators, one broadcast and two FMAs per row and `k`) runs on the panels; on CPUs with
-//! AVX2 and FMA alone ([`cpu::avx2`]) one of 6 rows × 16 columns on the same panels; elsewhere
-//! the `gemm` crate (what flex uses) multiplies a plain row-major copy.
+//! accumulators, one broadcast and two FMAs per row and `k`) runs on the panels; elsewhere the
+//! `gemm` crate (what flex uses, AVX2 at best on stable Rust) multiplies a plain row-major copy.
 //!
 //! | file | role |
 //! |---|---|
@@ -17,11 +16,8 @@
 //! | `pack.rs` | [`Packed`]: the right-hand side as panels or a row-major copy |
 //! | `products.rs` | single-threaded products on a block of rows |
 //! | `parallel.rs` | whole-sequence products on every thread |
-//! | `avx512.rs` | the AVX-512 microkernel |
-//! | `avx2.rs` | the AVX2 + FMA microkernel |
+//! | `avx512.rs` | the microkernel |
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod cpu;

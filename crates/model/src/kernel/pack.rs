@@ -1,6 +1,6 @@
 //! The right-hand side of the per-step products, packed once per sequence so no step re-packs it.
 
-use super::cpu::panels;
+use super::cpu::avx512;
 use crate::pool;
 
 /// Columns per packed panel: two AVX-512 registers.
@@ -8,8 +8,8 @@ pub(super) const NR: usize = 32;
 /// Rows per register block of the AVX-512 kernel.
 pub(super) const MR: usize = 8;
 
-/// A `[k, n]` right-hand side: `⌈n/32⌉` zero-padded panels of `[k, 32]` where the AVX-512 or
-/// AVX2 kernel runs, a row-major copy for the `gemm` crate elsewhere. Its storage returns to the
+/// A `[k, n]` right-hand side: `⌈n/32⌉` zero-padded panels of `[k, 32]` where the AVX-512 kernel
+/// runs, a row-major copy for the `gemm` crate elsewhere. Its storage returns to the
 /// [`crate::pool`].
 #[derive(Debug)]
 pub(crate) struct Packed {
@@ -37,10 +37,10 @@ impl Drop for Packed {
 impl Packed {
     /// The `[k, n]` matrix whose element `(i, j)` is `src[i * rs + j * cs]`.
     pub(crate) fn new(src: &[f32], (k, n): (usize, usize), rs: usize, cs: usize) -> Self {
-        Self::with(src, (k, n), rs, cs, panels())
+        Self::with(src, (k, n), rs, cs, avx512())
     }
 
-    /// The first panel (64-byte aligned) where a kernel of ours runs.
+    /// The first panel (64-byte aligned) where the AVX-512 kernel runs.
     pub(super) fn panel_ptr(&self) -> Option<*const f32> {
         self.panels.as_ref().map(|(p, off)| p[*off..].as_ptr())
     }
@@ -50,8 +50,7 @@ impl Packed {
         self.k
     }
 
-    /// [`Packed::new`], with panels (`panels`: only where AVX2 and FMA or AVX-512 are present)
-    /// or a row-major copy.
+    /// [`Packed::new`], with panels (`panels`, AVX-512 only) or a row-major copy.
     pub(super) fn with(
         src: &[f32],
         (k, n): (usize, usize),

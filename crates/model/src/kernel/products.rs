@@ -1,12 +1,12 @@
 //! Single-threaded products on a block of rows: `dst (+)= lhs · rhs` for the per-step
-//! recurrent products and the building blocks of the parallel ones. The AVX-512 or AVX2 kernel
-//! runs where the right-hand side was packed into panels; the `gemm` crate runs everywhere else.
+//! recurrent products and the building blocks of the parallel ones. The AVX-512 kernel runs where
+//! the right-hand side was packed into panels; the `gemm` crate runs everywhere else.
 
 use super::pack::Packed;
 #[cfg(target_arch = "x86_64")]
 use super::pack::NR;
 #[cfg(target_arch = "x86_64")]
-use super::{avx2, avx512, cpu};
+use super::{avx512, cpu};
 
 /// `dst [m, n] = (dst if acc else 0) + lhs [m, k] · rhs`: row-major with unit column strides and
 /// the given row strides, so a matrix can be every `T`-th row of a batch-major buffer.
@@ -24,7 +24,7 @@ pub(crate) fn gemm(
 }
 
 /// `dst [m, n] = x [m, k₁] · rhs₁ + h [m, k₂] · rhs₂`, each operand `(lhs, row stride, rhs)`
-/// as in [`gemm`]: a recurrent step's `x_t W_ihᵀ + h_{t−1} W_hhᵀ`. On panels both sums run
+/// as in [`gemm`]: a recurrent step's `x_t W_ihᵀ + h_{t−1} W_hhᵀ`. With AVX-512 both sums run
 /// into the same registers, so `dst` is written once (not written, read back and written again),
 /// and a first layer's `k₁ = F` (a handful of input features) costs its FMAs only, not a pass
 /// over `dst` of its own.
@@ -48,7 +48,7 @@ pub(crate) fn gemm_pair(
         }
         // SAFETY: as in `gemm_strided`, for both operands.
         unsafe {
-            panel_gemm::<true>(
+            avx512::gemm_with::<true>(
                 (m, n, w_x.k),
                 dst.as_mut_ptr(),
                 dst_rs,
@@ -67,7 +67,7 @@ pub(crate) fn gemm_pair(
 
 /// [`gemm`] with `lhs [m, k]`'s element `(i, l)` at `lhs[i * rs + l * cs]`, e.g. a transposed
 /// matrix (`rs = 1`). `tall`: `lhs` is large (megabytes, a whole-sequence product), so the
-/// panel kernels run their row blocks outside the panels (see `avx512::gemm_with`).
+/// AVX-512 kernel runs its row blocks outside the panels (see `avx512::gemm_with`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_strided(
     m: usize,
@@ -86,11 +86,10 @@ pub(super) fn gemm_strided(
     check_bounds((m, n, k), dst, dst_rs, lhs, (lhs_rs, lhs_cs));
     #[cfg(target_arch = "x86_64")]
     if let Some(panels) = rhs.panel_ptr() {
-        // SAFETY: `panels` is only built where AVX2 and FMA (or AVX-512) were detected; the
-        // asserts above keep every access inside `dst` and `lhs`, and the panels hold
-        // `⌈n/32⌉·k·32` values.
+        // SAFETY: `panels` is only built where AVX-512F was detected; the asserts above keep
+        // every access inside `dst` and `lhs`, and the panels hold `⌈n/32⌉·k·32` values.
         unsafe {
-            panel_gemm::<true>(
+            avx512::gemm_with::<true>(
                 (m, n, k),
                 dst.as_mut_ptr(),
                 dst_rs,
@@ -129,8 +128,8 @@ pub(super) fn gemm_strided(
     }
 }
 
-/// [`gemm_strided`] with `rhs [k, n]` read as it lies, row-major (no packing): where a panel
-/// kernel runs and `n` is a multiple of its 32-column panels, whose rows are then rows
+/// [`gemm_strided`] with `rhs [k, n]` read as it lies, row-major (no packing): where the
+/// AVX-512 kernel runs and `n` is a multiple of its 32-column panels, whose rows are then rows
 /// of `rhs` `n` apart. Returns `false` (nothing done) elsewhere, for the caller to pack.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_rhs_in_place(
@@ -144,16 +143,16 @@ pub(super) fn gemm_rhs_in_place(
     tall: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if cpu::panels() && n.is_multiple_of(NR) {
+    if cpu::avx512() && n.is_multiple_of(NR) {
         if m == 0 || n == 0 {
             return true;
         }
         check_bounds((m, n, k), dst, dst_rs, lhs, (lhs_rs, lhs_cs));
         assert!(rhs.len() >= k * n, "gemm: rhs");
-        // SAFETY: AVX2 and FMA (or AVX-512) were detected; the asserts keep every access inside
-        // `dst`, `lhs` and `rhs` (whole 32-column panels, as `n` is a multiple of 32).
+        // SAFETY: AVX-512F was detected; the asserts keep every access inside `dst`, `lhs` and
+        // `rhs` (whole 32-column panels, as `n` is a multiple of 32).
         unsafe {
-            panel_gemm::<false>(
+            avx512::gemm_with::<false>(
                 (m, n, k),
                 dst.as_mut_ptr(),
                 dst_rs,
@@ -169,52 +168,6 @@ pub(super) fn gemm_rhs_in_place(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (m, dst, dst_rs, lhs, lhs_rs, lhs_cs, rhs, k, n, acc, tall);
     false
-}
-
-/// The panel kernel for this CPU: AVX-512 where [`cpu::avx512`] says it runs, else AVX2 (panels
-/// exist only where one of them was chosen; either kernel reads the other's panels).
-///
-/// # Safety
-/// [`avx512::gemm_with`]'s conditions on the operands.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn panel_gemm<const PACKED: bool>(
-    dims: (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    strides: (usize, usize),
-    rhs: (*const f32, usize),
-    flags: (bool, bool),
-    second: Option<avx512::Second>,
-) {
-    if cpu::avx512() && !force_avx2() {
-        // SAFETY: AVX-512 detected; the operands as the caller vouched.
-        unsafe { avx512::gemm_with::<PACKED>(dims, dst, dst_rs, lhs, strides, rhs, flags, second) }
-    } else {
-        assert!(cpu::avx2_present(), "gemm: panels on a CPU without AVX2 and FMA");
-        // SAFETY: AVX2 and FMA detected; the operands as the caller vouched.
-        unsafe { avx2::gemm_with::<PACKED>(dims, dst, dst_rs, lhs, strides, rhs, flags, second) }
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Tests: run the AVX2 kernel on this thread even where the AVX-512 one would run, so both
-    /// are checked on an AVX-512 machine (a thread's own, so tests beside it are unaffected).
-    pub(super) static FORCE_AVX2: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-#[cfg(target_arch = "x86_64")]
-fn force_avx2() -> bool {
-    #[cfg(test)]
-    {
-        FORCE_AVX2.with(|f| f.get())
-    }
-    #[cfg(not(test))]
-    {
-        false
-    }
 }
 
 /// The bounds the raw-pointer products rely on: `dst [m, n]` with row stride `dst_rs`, and
