@@ -154,7 +154,7 @@ def main():
             name, h, edits, flags, log, started = running.pop(p)
             log.close()
             text = (out / "logs" / f"{name}.log").read_text(errors="replace")
-            m = next((LINE.match(x) for x in text.splitlines() if LINE.match(x)), None)
+            m = next(filter(None, map(LINE.match, text.splitlines())), None)
             if p.returncode == 0 and m:
                 _, _, mse, mae, epochs, secs = m.groups()
                 record([name, h, mse, mae, epochs, secs, "ok", edits, flags])
