@@ -44,7 +44,7 @@ pub use load::{
 };
 pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};
-pub use series::{format_frequency, infer_frequency, parse_frequency, Series};
+pub use series::{format_frequency, infer_frequency, parse_frequency, step_number, Series};
 pub use split::TimeSplit;
 #[cfg(feature = "burn")]
 pub use window::{ForecastBatch, ForecastBatcher, Window, WindowConfig, WindowDataset};

@@ -59,6 +59,14 @@ impl Series {
         })
     }
 
+    /// Whole sampling steps from 1970-01-01T00:00 to row `row`'s timestamp, rounded down: an
+    /// absolute step count, the same for the same time in any file of this frequency, from
+    /// which a cycle's phase is read (`step mod cycle`; hours since a midnight for hourly data,
+    /// so `mod 24` is the hour of day). `None` without a frequency.
+    pub fn step_number(&self, row: usize) -> Option<i64> {
+        step_number(self.timestamps[row], self.frequency?)
+    }
+
     /// Number of rows (time steps).
     pub fn rows(&self) -> usize {
         self.timestamps.len()
@@ -116,6 +124,13 @@ impl Series {
         self.values = values;
         self.columns.extend(names);
     }
+}
+
+/// [`Series::step_number`] of a timestamp `t` for a sampling step `frequency`; `None` for a
+/// step under one millisecond.
+pub fn step_number(t: NaiveDateTime, frequency: TimeDelta) -> Option<i64> {
+    let step = frequency.num_milliseconds();
+    (step > 0).then(|| t.and_utc().timestamp_millis().div_euclid(step))
 }
 
 /// The most common step between consecutive timestamps (`None` with fewer than two rows).

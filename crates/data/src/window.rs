@@ -71,6 +71,8 @@ pub struct Window {
     pub series: usize,
     /// Row of its first look-back step.
     pub start: usize,
+    /// [`Series::step_number`] of its first look-back step: where a cycle's phase is read.
+    pub step: Option<i64>,
     /// `[lookback, inputs]`, row-major.
     pub inputs: Vec<f32>,
     /// `[horizon, targets]`, row-major.
@@ -204,6 +206,7 @@ impl Dataset<Window> for WindowDataset {
         Ok(Window {
             series,
             start,
+            step: s.step_number(start),
             inputs: Self::gather(s, start..start + l, inputs),
             targets: Self::gather(s, start + l..start + l + h, targets),
             future: Self::gather(s, start + l..start + l + h, future),
@@ -224,6 +227,9 @@ pub struct ForecastBatch {
     pub targets: Tensor<3>,
     /// `[batch, horizon, future]`, `None` without known-future covariates.
     pub future: Option<Tensor<3>>,
+    /// `[batch]`: each window's [`Window::step`], `None` if any window has none (a series
+    /// without a sampling step).
+    pub steps: Option<Vec<i64>>,
 }
 
 /// Stacks [`Window`]s into a [`ForecastBatch`].
@@ -286,6 +292,7 @@ impl Batcher<Window, ForecastBatch> for ForecastBatcher {
                     device,
                 )
             }),
+            steps: items.iter().map(|w| w.step).collect(),
         }
     }
 }

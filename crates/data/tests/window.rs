@@ -146,3 +146,40 @@ fn variable_length_batches() {
     assert_eq!(&x[2 * 12..2 * 12 + 8], &samples[2].inputs[..]);
     assert!(x[2 * 12 + 8..].iter().all(|v| *v == 0.0), "zero padding");
 }
+
+/// Each window carries the absolute step number of its first look-back row: hours since
+/// 1970-01-01T00:00 for hourly data, so `mod 24` is that row's hour of day, whichever file or
+/// split the window comes from; steps before 1970 count down, and a series without a sampling
+/// step has none. The batch carries every window's step.
+#[test]
+fn windows_carry_the_absolute_step_of_their_first_row() {
+    let s = Arc::new(ramp(40)); // hourly from 2024-01-01T00:00
+    let d = WindowDataset::new(s.clone(), 5..40, config(4, 3)).unwrap();
+    let hours_to_2024 = NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp()
+        / 3600;
+    for i in [0, 7, 20] {
+        let w = d.get(i).unwrap();
+        let step = w.step.unwrap();
+        assert_eq!(step, hours_to_2024 + w.start as i64, "window {i}");
+        assert_eq!(step.rem_euclid(24), (w.start % 24) as i64, "hour of day");
+    }
+    let items: Vec<_> = (0..3).map(|i| d.get(i).unwrap()).collect();
+    let steps: Vec<_> = items.iter().map(|w| w.step.unwrap()).collect();
+    let batch = ForecastBatcher::new(d.config()).batch(items, &Device::flex());
+    assert_eq!(batch.steps, Some(steps));
+
+    // Quarter-hourly, from 1969-12-31T23:00: four steps before the epoch.
+    let t = NaiveDate::from_ymd_opt(1969, 12, 31)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap();
+    assert_eq!(step_number(t, TimeDelta::minutes(15)), Some(-4));
+    assert_eq!(step_number(t, TimeDelta::zero()), None);
+    let one = Series::new("one", vec![t], vec!["x".into()], vec![1.0]).unwrap();
+    assert_eq!(one.step_number(0), None);
+}

@@ -62,4 +62,10 @@ pub enum RecurrentError {
         /// The input's time dimension `T`.
         max_len: usize,
     },
+    /// A model with a learned cycle was called without one valid phase per window.
+    #[error("phases: {message}")]
+    Phases {
+        /// What was wrong: how many phases were given, or which was out of range.
+        message: String,
+    },
 }

@@ -608,12 +608,16 @@ fn describe(exp: &Experiment) -> String {
     } else {
         ""
     };
+    let cycle = match exp.model.cycle {
+        0 => String::new(),
+        n => format!(", learned cycle of {n} steps"),
+    };
     let loss = match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),
     };
     format!(
-        "{}, look-back {}, hidden {}, {} layer(s){norm}, {loss} loss{}",
+        "{}, look-back {}, hidden {}, {} layer(s){norm}{cycle}, {loss} loss{}",
         exp.model.cell,
         exp.window.lookback,
         exp.model.hidden_size,

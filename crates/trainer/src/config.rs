@@ -190,6 +190,11 @@ pub struct ModelSection {
     pub segment: usize,
     /// `segrnn` only: reversible instance normalisation instead of `last_value_norm`.
     pub revin: bool,
+    /// `segrnn` only: the length in steps of a learned per-channel cycle taken out of each
+    /// window before the network and put back into its forecast (CycleNet's residual cycle
+    /// forecasting), its phase read from the timestamps, e.g. 24 for a daily cycle in hourly
+    /// data or 168 for a weekly one; 0 for none. Needs a regularly sampled file.
+    pub cycle: usize,
     /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
     /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
     /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
@@ -216,6 +221,7 @@ impl Default for ModelSection {
             last_value_norm: false,
             segment: 24,
             revin: false,
+            cycle: 0,
             likelihood: LikelihoodKind::Auto,
             quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
             embedding_size: 8,
@@ -370,6 +376,12 @@ impl Experiment {
         }
         self.validate_panel()?;
         if !m.is_segrnn() {
+            if m.cycle > 0 {
+                return Err(format!(
+                    "model.cycle = {}: only model.cell = \"segrnn\" has a learned cycle (set model.cycle = 0)",
+                    m.cycle
+                ));
+            }
             return Ok(());
         }
         if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {

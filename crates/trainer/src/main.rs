@@ -202,6 +202,10 @@ struct TrainArgs {
     /// `--cell segrnn`: reversible instance normalisation (RevIN).
     #[arg(long)]
     revin: bool,
+    /// `--cell segrnn`: a learned per-channel cycle of this many steps (e.g. 24 for a daily
+    /// cycle in hourly data), its phase read from the timestamps; 0 for none.
+    #[arg(long)]
+    cycle: Option<usize>,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -321,6 +325,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if args.revin {
         e.model.revin = true;
+    }
+    if let Some(v) = args.cycle {
+        e.model.cycle = v;
     }
     if benchmark {
         e.data.calendar.clear();

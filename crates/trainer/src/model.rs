@@ -58,16 +58,31 @@ pub enum Net {
 }
 
 impl Net {
-    /// `inputs [batch, lookback, inputs]` (+ future) → `[batch, horizon, targets]`.
+    /// `inputs [batch, lookback, inputs]` (+ future covariates `[batch, horizon, future]`, +
+    /// each window's absolute step number `[batch]` for a learned cycle) → `[batch, horizon,
+    /// targets]`.
     pub fn forward(
         &self,
         inputs: Tensor<3>,
         future: Option<Tensor<3>>,
+        steps: Option<&[i64]>,
         targets: usize,
     ) -> Tensor<3> {
         match self {
             Net::Recurrent(f) => f.forward(inputs, future),
-            Net::Segment(s) => s.forward(inputs).narrow(2, 0, targets),
+            Net::Segment(s) => {
+                let phases = steps.map(|v| SegRnn::phases(v, s.cycle_len()));
+                s.forward_at(inputs, phases.as_deref())
+                    .narrow(2, 0, targets)
+            }
+        }
+    }
+
+    /// Length of the learned cycle whose phase the model reads from each window's step (0: none).
+    pub fn cycle_len(&self) -> usize {
+        match self {
+            Net::Recurrent(_) => 0,
+            Net::Segment(s) => s.cycle_len(),
         }
     }
 }
@@ -186,7 +201,12 @@ impl ForecastModel {
     /// window. A scalar would count the last, smaller batch of an epoch as much as a full one,
     /// and early stopping on `train.monitor = "loss"` would read that skewed mean.
     fn step_with(&self, net: &Net, batch: ForecastBatch) -> (Tensor<1>, RegressionOutput) {
-        let pred = net.forward(batch.inputs, batch.future, self.targets);
+        let pred = net.forward(
+            batch.inputs,
+            batch.future,
+            batch.steps.as_deref(),
+            self.targets,
+        );
         let [b, h, t] = pred.dims();
         let error = self.loss.elementwise(pred.clone() - batch.targets.clone());
         let per_window = error
@@ -203,9 +223,16 @@ impl ForecastModel {
         (error.mean(), out)
     }
 
-    /// Forecasts `[batch, horizon, targets]`.
-    pub fn predict(&self, inputs: Tensor<3>, future: Option<Tensor<3>>) -> Tensor<3> {
-        self.net.forward(inputs, future, self.targets)
+    /// Forecasts `[batch, horizon, targets]` of `inputs [batch, lookback, inputs]`, with the
+    /// known-future covariates and, for a learned cycle, each window's absolute step number
+    /// (`gatecast_data::Window::step`).
+    pub fn predict(
+        &self,
+        inputs: Tensor<3>,
+        future: Option<Tensor<3>>,
+        steps: Option<&[i64]>,
+    ) -> Tensor<3> {
+        self.net.forward(inputs, future, steps, self.targets)
     }
 }
 

@@ -141,6 +141,76 @@ fn train_evaluate_forecast() {
     );
 }
 
+/// A segment model with a learned daily cycle reads each window's phase from its timestamps:
+/// `forecast` on the file cut after the last test window's look-back gives that window's test
+/// forecast (the same phase from the same time, though the file and its rows differ), and the
+/// cycle it learned is not zero, so a phase off by one step would show.
+#[test]
+fn a_learned_cycle_forecasts_with_the_phase_of_the_timestamps() {
+    let _rng = common::trains();
+    let dir = tmp("cycle");
+    let csv = write_csv(&dir, 1200);
+    let mut exp = common::small_experiment(&csv);
+    exp.model.cell = gatecast_trainer::config::Cell::Segrnn;
+    exp.model.segment = 4;
+    exp.model.hidden_size = 16;
+    exp.model.last_value_norm = true;
+    exp.model.cycle = 24;
+    exp.data.calendar.clear();
+    exp.window.lookback = 20;
+    exp.window.horizon = 6;
+    exp.window.stride = 2;
+    exp.train.epochs = 2;
+    exp.train.lr = 1e-2;
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let last = report.test_starts.len() - 1;
+    let start = report.test_starts[last];
+    let want = &report.test_forecasts[last * h..(last + 1) * h];
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let cut: Vec<&str> = text.lines().take(1 + start + l).collect();
+    let input = dir.join("cut.csv");
+    std::fs::write(&input, cut.join("\n") + "\n").unwrap();
+    let out = dir.join("next.csv");
+    run::forecast(&run_dir, &input, Some(&out), &device).unwrap();
+    let got: Vec<f32> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(got.len(), h);
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() < 1e-3 * w.abs().max(1.0),
+            "{got:?} vs {want:?}"
+        );
+    }
+
+    let model = gatecast_trainer::run::load_model(
+        &run_dir,
+        &exp,
+        &run::prepare(&exp).unwrap().window,
+        &device,
+    )
+    .unwrap();
+    let gatecast_trainer::model::Net::Segment(net) = &model.net else {
+        panic!("a segment model");
+    };
+    let q = net
+        .cycle
+        .as_ref()
+        .unwrap()
+        .val()
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(q > 0.01, "the learned cycle is {q} at most");
+}
+
 #[test]
 fn autoregressive_decoder_trains_and_evaluates() {
     let _rng = common::trains();

@@ -2,13 +2,16 @@
 //! each channel is cut into segments of `segment` steps, each segment is embedded linearly, a GRU
 //! runs over the segments, and every output segment is decoded in parallel by one GRU step from
 //! the final state with a position + channel embedding as input. Channel-independent (one set of
-//! weights for every channel), with last-value subtraction or RevIN around it.
+//! weights for every channel), with last-value subtraction or RevIN around it, and optionally
+//! CycleNet's residual cycle forecasting (Lin et al., 2024) around that: a learned per-channel
+//! cycle of `cycle` steps is subtracted from the look-back at each window's phase, the network
+//! forecasts the residual, and the cycle over the horizon is added back.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
 use crate::error::RecurrentError;
 use crate::{Gru, GruConfig};
@@ -46,6 +49,12 @@ pub struct SegRnnConfig {
     /// Window normalisation.
     #[config(default = "SegNorm::LastValue")]
     pub norm: SegNorm,
+    /// Length in steps of a learned per-channel cycle removed before the network and added
+    /// back after it (CycleNet's residual cycle forecasting), e.g. 24 for a daily cycle in
+    /// hourly data; 0 for none. With a cycle, every forward pass needs each window's phase
+    /// ([`SegRnn::try_forward_at`]).
+    #[config(default = 0)]
+    pub cycle: usize,
 }
 
 /// SegRNN: `[batch, lookback, channels]` → `[batch, horizon, channels]`.
@@ -65,6 +74,9 @@ pub struct SegRnn {
     pub revin_weight: Option<Param<Tensor<1>>>,
     /// RevIN's affine bias `[channels]`.
     pub revin_bias: Option<Param<Tensor<1>>>,
+    /// The learned cycle `[cycle, channels]`, row `k` the value at phase `k` (absent without
+    /// `cycle`; starts at zero, so an untrained cycle changes nothing).
+    pub cycle: Option<Param<Tensor<2>>>,
     dropout: Dropout,
     lookback: usize,
     horizon: usize,
@@ -133,6 +145,8 @@ impl SegRnnConfig {
                 .then(|| Param::from_tensor(Tensor::ones([self.channels], device))),
             revin_bias: (self.norm == SegNorm::RevIn)
                 .then(|| Param::from_tensor(Tensor::zeros([self.channels], device))),
+            cycle: (self.cycle > 0)
+                .then(|| Param::from_tensor(Tensor::zeros([self.cycle, self.channels], device))),
             dropout: DropoutConfig::new(self.dropout).init(),
             lookback: self.lookback,
             horizon: self.horizon,
@@ -145,13 +159,32 @@ impl SegRnnConfig {
 }
 
 impl SegRnn {
-    /// `x [batch, lookback, channels]` → forecast `[batch, horizon, channels]`.
+    /// `x [batch, lookback, channels]` → forecast `[batch, horizon, channels]`; a model with a
+    /// cycle needs [`SegRnn::forward_at`].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`SegRnn::forward`] with a shape check.
     pub fn try_forward(&self, x: Tensor<3>) -> Result<Tensor<3>, RecurrentError> {
+        self.try_forward_at(x, None)
+    }
+
+    /// `x [batch, lookback, channels]` → forecast `[batch, horizon, channels]`, with `phases`
+    /// `[batch]`: where in the cycle each window's first look-back step falls, in
+    /// `0..cycle` (for an absolute step number `s`, `s mod cycle`; [`SegRnn::phases`]).
+    /// Ignored without a cycle.
+    pub fn forward_at(&self, x: Tensor<3>, phases: Option<&[usize]>) -> Tensor<3> {
+        self.try_forward_at(x, phases)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SegRnn::forward_at`] with shape and phase checks.
+    pub fn try_forward_at(
+        &self,
+        x: Tensor<3>,
+        phases: Option<&[usize]>,
+    ) -> Result<Tensor<3>, RecurrentError> {
         let [b, l, c] = x.dims();
         if l != self.lookback || c != self.channels {
             return Err(RecurrentError::StateShape {
@@ -162,6 +195,14 @@ impl SegRnn {
         }
         let (w, d) = (self.segment, self.hidden);
         let (n, m) = (l / w, self.horizon.div_ceil(w));
+
+        // The cycle at every look-back and horizon step of each window, `[b, l + horizon, c]`;
+        // the network sees the look-back less its cycle.
+        let cycle = self.cycle_at(phases, b, &x.device())?;
+        let x = match &cycle {
+            Some(q) => x - q.clone().narrow(1, 0, l),
+            None => x,
+        };
 
         // Normalise each window, per channel.
         type Undo = Box<dyn Fn(Tensor<3>) -> Tensor<3>>;
@@ -197,7 +238,63 @@ impl SegRnn {
             .reshape([b, c, m * w])
             .narrow(2, 0, self.horizon)
             .swap_dims(1, 2); // [b, horizon, c]
-        Ok(undo(y))
+        let y = undo(y);
+        Ok(match cycle {
+            Some(q) => y + q.narrow(1, l, self.horizon),
+            None => y,
+        })
+    }
+
+    /// Each window's phase in a cycle of `cycle` steps from the absolute step number of its
+    /// first look-back step (e.g. hours since some midnight for a daily cycle in hourly data);
+    /// steps before zero count backwards, so `-1` is phase `cycle - 1`.
+    pub fn phases(steps: &[i64], cycle: usize) -> Vec<usize> {
+        let n = cycle.max(1) as i64;
+        steps.iter().map(|s| s.rem_euclid(n) as usize).collect()
+    }
+
+    /// Length of the learned cycle in steps (0 without one).
+    pub fn cycle_len(&self) -> usize {
+        self.cycle.as_ref().map_or(0, |q| q.dims()[0])
+    }
+
+    /// The cycle `[b, lookback + horizon, c]` at each window's steps, or `None` without a cycle.
+    fn cycle_at(
+        &self,
+        phases: Option<&[usize]>,
+        b: usize,
+        device: &Device,
+    ) -> Result<Option<Tensor<3>>, RecurrentError> {
+        let Some(q) = &self.cycle else {
+            return Ok(None);
+        };
+        let period = q.dims()[0];
+        let phases = phases.ok_or_else(|| RecurrentError::Phases {
+            message: format!(
+                "the model has a learned cycle of {period} steps and needs each window's phase (forward_at)"
+            ),
+        })?;
+        if phases.len() != b {
+            return Err(RecurrentError::Phases {
+                message: format!("{} phases for a batch of {b} windows", phases.len()),
+            });
+        }
+        if let Some((i, p)) = phases.iter().enumerate().find(|(_, p)| **p >= period) {
+            return Err(RecurrentError::Phases {
+                message: format!("phases[{i}] = {p} is not in 0..{period}"),
+            });
+        }
+        let span = self.lookback + self.horizon;
+        let index: Vec<i64> = phases
+            .iter()
+            .flat_map(|&p| (0..span).map(move |t| ((p + t) % period) as i64))
+            .collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [b * span]), device);
+        Ok(Some(q.val().select(0, index).reshape([
+            b,
+            span,
+            self.channels,
+        ])))
     }
 
     /// The decoder's GRU step from each window's state `h [b·c, d]` (row `b·c`) to every output

@@ -76,6 +76,7 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
             .with_hidden_size(m.hidden_size)
             .with_dropout(m.dropout)
             .with_norm(norm)
+            .with_cycle(m.cycle)
             .try_init(device)?,
     ))
 }
@@ -159,6 +160,7 @@ mod tests {
                 inputs: Tensor::from_data(TensorData::new(x, [4, 6, 1]), &device),
                 targets: Tensor::from_data(TensorData::new(y, [4, 2, 1]), &device),
                 future: None,
+                steps: None,
             }
         };
         for clip in [

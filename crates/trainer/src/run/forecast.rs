@@ -50,8 +50,9 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
             device,
         )
     });
+    let steps = last.step.map(|s| vec![s]);
     let pred = model
-        .predict(x, future)
+        .predict(x, future, steps.as_deref())
         .into_data()
         .try_into_vec_as::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -83,6 +84,8 @@ struct LastWindow {
     future: Vec<f32>,
     /// The timestamps forecast.
     times: Vec<chrono::NaiveDateTime>,
+    /// The absolute step number of the look-back's first row (a learned cycle's phase).
+    step: Option<i64>,
 }
 
 impl LastWindow {
@@ -125,6 +128,12 @@ impl LastWindow {
             let col = first_future + i % loaded.future.len().max(1);
             *v = ((*v as f64 - scaler.offset[col]) / scaler.scale[col]) as f32;
         }
-        Ok(Self { x, future, times })
+        let step = series.step_number(series.rows() - l);
+        Ok(Self {
+            x,
+            future,
+            times,
+            step,
+        })
     }
 }

@@ -153,7 +153,7 @@ fn test_forecasts(
             .collect::<std::result::Result<_, _>>()?;
         starts.extend(items.iter().map(|w| w.start));
         let batch = batcher.batch(items, device);
-        let pred = model.predict(batch.inputs, batch.future);
+        let pred = model.predict(batch.inputs, batch.future, batch.steps.as_deref());
         let mut v = pred
             .into_data()
             .try_into_vec_as::<f32>()

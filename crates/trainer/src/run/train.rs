@@ -108,6 +108,13 @@ pub fn train_prepared(
 ) -> Result<RunReport> {
     let start = Instant::now();
     let device = devices.first().context("no device to train on")?;
+    if exp.model.cycle > 0 && p.scaled.frequency.is_none() {
+        bail!(
+            "model.cycle = {}: {}: the cycle's phase is read from the timestamps, and the file has no regular sampling step",
+            exp.model.cycle,
+            exp.data.path
+        );
+    }
     let (train_ds, valid_ds) = datasets(exp, p)?;
     // What the run needs, before anything is allocated; config.toml records the batch used.
     let mut exp = exp.clone();
