@@ -77,14 +77,6 @@ impl Net {
             }
         }
     }
-
-    /// Length of the learned cycle whose phase the model reads from each window's step (0: none).
-    pub fn cycle_len(&self) -> usize {
-        match self {
-            Net::Recurrent(_) => 0,
-            Net::Segment(s) => s.cycle_len(),
-        }
-    }
 }
 
 /// The training loss of a point forecast: what one value's error `e` costs.
