@@ -245,3 +245,58 @@ fn every_bad_input_fails_clearly_with_exit_code_2() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// The experiment files the repository ships (`examples/configs/`) are what the README's and
+/// docs' commands run: each must parse and validate as `gatecast` reads it, and every such file
+/// the documents name must exist, so a renamed or mistyped file fails here, not for a user.
+#[test]
+fn every_shipped_experiment_file_validates_and_every_named_one_exists() {
+    let root = manifest_dir().join("../..");
+    let dir = root.join("examples/configs");
+    let mut shipped = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if let Err(e) = Experiment::from_toml(&text, &name) {
+                panic!("examples/configs/{name} does not validate: {e}");
+            }
+            shipped.push(name);
+        }
+    }
+    assert!(
+        shipped.len() >= 2,
+        "found only {shipped:?} in {}",
+        dir.display()
+    );
+
+    let mut documents = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.push(path);
+        }
+    }
+    let mut named = 0;
+    for doc in &documents {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for (at, _) in text.match_indices("examples/configs/") {
+            let rest = &text[at + "examples/configs/".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'))
+                .unwrap_or(rest.len());
+            let name = rest[..end].trim_end_matches('.');
+            if !name.ends_with(".toml") {
+                continue;
+            }
+            named += 1;
+            assert!(
+                shipped.iter().any(|s| s == name),
+                "{} names examples/configs/{name}, which is not there",
+                doc.display()
+            );
+        }
+    }
+    assert!(named > 0, "no document names an experiment file");
+}
