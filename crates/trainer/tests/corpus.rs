@@ -1,6 +1,7 @@
 //! The bad-input corpus (`tests/corpus/cases.toml` at the repository root): every case runs the
 //! `gatecast` binary and must exit with the expected code (2 for bad input), print each expected
-//! fragment on standard error, never panic and never hang.
+//! fragment on standard error, never panic and never hang. Beside it, the shipped experiment
+//! files (`examples/configs/`) must be valid and every one the documents name must exist.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
