@@ -287,3 +287,90 @@ fn a_learned_cycle_forecasts_a_sharp_daily_profile_from_a_short_lookback() {
     assert!(with < 0.3 * without, "cycle {with} vs no cycle {without}");
     assert!(with < 0.1 * naive, "cycle {with} vs repeat-last {naive}");
 }
+
+/// A channel mix starts at zero (the untrained model forecasts as the same weights would
+/// without one, each channel from its own look-back); once it is not zero, a channel's forecast
+/// moves with another channel's look-back.
+#[test]
+fn a_channel_mix_starts_channel_independent_and_then_reads_other_channels() {
+    let device = device();
+    let mut with = SegRnnConfig::new(24, 8, 3)
+        .with_segment(8)
+        .with_hidden_size(8)
+        .with_channel_mix(true)
+        .init(&device);
+    let mut without = with.clone();
+    without.mix = None;
+    let x = Tensor::<3>::random([2, 24, 3], Distribution::Normal(0.0, 1.0), &device);
+    let noise = Tensor::<3>::random([2, 24, 1], Distribution::Normal(0.0, 1.0), &device);
+    let changed = Tensor::cat(
+        vec![x.clone().narrow(2, 0, 2), x.clone().narrow(2, 2, 1) + noise],
+        2,
+    );
+    assert!(max_abs(with.forward(x.clone()), without.forward(x.clone())) < 1e-6);
+    // Channel 0 reads channel 2 (mix[0, 2]); channel 1 reads nothing but itself.
+    let mut mix = vec![0.0f32; 9];
+    mix[2] = 0.8;
+    with.mix = Some(burn::module::Param::from_tensor(Tensor::from_data(
+        TensorData::new(mix, [3, 3]),
+        &device,
+    )));
+    let (a, b) = (with.forward(x), with.forward(changed));
+    assert!(max_abs(a.clone().narrow(2, 0, 1), b.clone().narrow(2, 0, 1)) > 1e-4);
+    assert!(max_abs(a.narrow(2, 1, 1), b.narrow(2, 1, 1)) < 1e-6);
+}
+
+/// Where one channel's look-back says nothing about its future and another channel's says
+/// everything (channel 1 is flat until the horizon, where it follows channel 0's sine), a short
+/// run with the channel mix forecasts channel 1 on held-out windows far better than the same
+/// model without it, which can only forecast one flat path for every window.
+#[test]
+fn a_channel_mix_forecasts_a_channel_from_another_channels_lookback() {
+    let device = device().autodiff();
+    let (l, h, windows) = (24usize, 8usize, 96usize);
+    let mut rng = gatecast_data::synthetic::Rng::new(5);
+    let mut draw = || {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for _ in 0..windows {
+            let phase = rng.uniform() as f32 * std::f32::consts::TAU;
+            let level = rng.normal() as f32;
+            for t in 0..l + h {
+                let wave = (std::f32::consts::TAU * t as f32 / 12.0 + phase).sin();
+                let lead = wave + 0.05 * rng.normal() as f32;
+                let follow = if t < l { level } else { level + wave };
+                if t < l {
+                    xs.extend([lead, follow]);
+                } else {
+                    ys.extend([lead, follow]);
+                }
+            }
+        }
+        (
+            Tensor::<3>::from_data(TensorData::new(xs, [windows, l, 2]), &device),
+            Tensor::<3>::from_data(TensorData::new(ys, [windows, h, 2]), &device),
+        )
+    };
+    let (x, y) = draw();
+    let (xt, yt) = draw();
+    let train = |mix: bool| {
+        let mut model = SegRnnConfig::new(l, h, 2)
+            .with_segment(8)
+            .with_hidden_size(16)
+            .with_channel_mix(mix)
+            .init(&device);
+        let mut optim = AdamConfig::new().init();
+        for _ in 0..200 {
+            let loss = (model.forward(x.clone()) - y.clone()).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(2e-2, model, grads);
+        }
+        (model.forward(xt.clone()) - yt.clone())
+            .narrow(2, 1, 1)
+            .powi_scalar(2)
+            .mean()
+            .into_scalar::<f32>()
+    };
+    let (with, without) = (train(true), train(false));
+    eprintln!("held-out MSE of channel 1: mix {with:.4}, no mix {without:.4}");
+    assert!(with < 0.3 * without, "mix {with} vs no mix {without}");
+}

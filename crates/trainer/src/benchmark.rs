@@ -612,6 +612,11 @@ fn describe(exp: &Experiment) -> String {
         0 => String::new(),
         n => format!(", learned cycle of {n} steps"),
     };
+    let cycle = if exp.model.channel_mix {
+        format!("{cycle}, channel mix")
+    } else {
+        cycle
+    };
     let loss = match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),

@@ -195,6 +195,10 @@ pub struct ModelSection {
     /// forecasting), its phase read from the timestamps, e.g. 24 for a daily cycle in hourly
     /// data or 168 for a weekly one; 0 for none. Needs a regularly sampled file.
     pub cycle: usize,
+    /// `segrnn` only: let each channel's forecast read the other channels' look-backs through
+    /// a learned `[channels, channels]` mix of the channels' final states (zero at the start,
+    /// so training begins channel-independent).
+    pub channel_mix: bool,
     /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
     /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
     /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
@@ -222,6 +226,7 @@ impl Default for ModelSection {
             segment: 24,
             revin: false,
             cycle: 0,
+            channel_mix: false,
             likelihood: LikelihoodKind::Auto,
             quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
             embedding_size: 8,
@@ -381,6 +386,12 @@ impl Experiment {
                     "model.cycle = {}: only model.cell = \"segrnn\" has a learned cycle (set model.cycle = 0)",
                     m.cycle
                 ));
+            }
+            if m.channel_mix {
+                return Err(
+                    "model.channel_mix = true: only model.cell = \"segrnn\" mixes channels (set model.channel_mix = false)"
+                        .to_string(),
+                );
             }
             return Ok(());
         }
@@ -781,6 +792,8 @@ mod tests {
             ("[data]\ncalendar = [\"moon\"]", "data.calendar"),
             ("[data]\nsplit = [0.5, 0.5, 0.5]", "data.split"),
             ("[train]\nclip = \"sometimes\"", "train.clip"),
+            ("[model]\ncycle = 24", "model.cycle"),
+            ("[model]\nchannel_mix = true", "model.channel_mix"),
         ];
         for (text, option) in cases {
             let err = Experiment::from_toml(text, "x.toml").unwrap_err();

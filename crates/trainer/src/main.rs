@@ -211,6 +211,9 @@ struct TrainArgs {
     /// cycle in hourly data), its phase read from the timestamps; 0 for none.
     #[arg(long)]
     cycle: Option<usize>,
+    /// `--cell segrnn`: mix the channels' final states before decoding (`model.channel_mix`).
+    #[arg(long)]
+    channel_mix: bool,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
@@ -333,6 +336,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = args.cycle {
         e.model.cycle = v;
+    }
+    if args.channel_mix {
+        e.model.channel_mix = true;
     }
     if benchmark {
         e.data.calendar.clear();

@@ -5,7 +5,10 @@
 //! weights for every channel), with last-value subtraction or RevIN around it, and optionally
 //! CycleNet's residual cycle forecasting (Lin et al., 2024) around that: a learned per-channel
 //! cycle of `cycle` steps is subtracted from the look-back at each window's phase, the network
-//! forecasts the residual, and the cycle over the horizon is added back.
+//! forecasts the residual, and the cycle over the horizon is added back. Optionally the
+//! channels' final states are mixed before decoding (a learned `[channels, channels]` map, the
+//! channel-mixing step of xLSTM-Mixer and xLSTMTime at its smallest), so each channel's forecast
+//! can read the others' look-backs.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -55,6 +58,11 @@ pub struct SegRnnConfig {
     /// ([`SegRnn::try_forward_at`]).
     #[config(default = 0)]
     pub cycle: usize,
+    /// Mix the channels' final encoder states before decoding: state `i` becomes
+    /// `state_i + Σ_j mix[i, j] · state_j` with a learned `mix [channels, channels]` that starts
+    /// at zero, so an untrained model is still channel-independent.
+    #[config(default = false)]
+    pub channel_mix: bool,
 }
 
 /// SegRNN: `[batch, lookback, channels]` → `[batch, horizon, channels]`.
@@ -77,6 +85,9 @@ pub struct SegRnn {
     /// The learned cycle `[cycle, channels]`, row `k` the value at phase `k` (absent without
     /// `cycle`; starts at zero, so an untrained cycle changes nothing).
     pub cycle: Option<Param<Tensor<2>>>,
+    /// The channel mix `[channels, channels]`, row `i` the weights of every channel's state
+    /// added to channel `i`'s (absent without `channel_mix`; starts at zero).
+    pub mix: Option<Param<Tensor<2>>>,
     dropout: Dropout,
     lookback: usize,
     horizon: usize,
@@ -147,6 +158,9 @@ impl SegRnnConfig {
                 .then(|| Param::from_tensor(Tensor::zeros([self.channels], device))),
             cycle: (self.cycle > 0)
                 .then(|| Param::from_tensor(Tensor::zeros([self.cycle, self.channels], device))),
+            mix: self
+                .channel_mix
+                .then(|| Param::from_tensor(Tensor::zeros([self.channels, self.channels], device))),
             dropout: DropoutConfig::new(self.dropout).init(),
             lookback: self.lookback,
             horizon: self.horizon,
@@ -229,9 +243,10 @@ impl SegRnn {
         let segments = x.swap_dims(1, 2).reshape([b * c, n, w]);
         let embedded = relu(self.embed.forward(segments));
         let (_, hn) = self.gru.try_forward(embedded, None, None)?; // [1, b·c, d]
+        let hn = self.mix_channels(hn.reshape([b * c, d]), b);
 
         // One decoding step per output segment, all in parallel: input = [position ‖ channel].
-        let hd = self.decode(hn.reshape([b * c, d]), b, m, crate::fused_enabled())?;
+        let hd = self.decode(hn, b, m, crate::fused_enabled())?;
         let y = self
             .predict
             .forward(self.dropout.forward(hd.reshape([b * c * m, d])))
@@ -243,6 +258,22 @@ impl SegRnn {
             Some(q) => y + q.narrow(1, l, self.horizon),
             None => y,
         })
+    }
+
+    /// The final states `h [b·c, d]` (row `window·c + channel`) with the channel mix added,
+    /// `h_i + Σ_j mix[i, j] · h_j` within each window; `h` unchanged without a mix.
+    fn mix_channels(&self, h: Tensor<2>, b: usize) -> Tensor<2> {
+        let Some(mix) = &self.mix else {
+            return h;
+        };
+        let (c, d) = (self.channels, self.hidden);
+        let states = h.reshape([b, c, d]);
+        let mixed = mix
+            .val()
+            .reshape([1, c, c])
+            .expand([b, c, c])
+            .matmul(states.clone());
+        (states + mixed).reshape([b * c, d])
     }
 
     /// Each window's phase in a cycle of `cycle` steps from the absolute step number of its

@@ -77,6 +77,7 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
             .with_dropout(m.dropout)
             .with_norm(norm)
             .with_cycle(m.cycle)
+            .with_channel_mix(m.channel_mix)
             .try_init(device)?,
     ))
 }
