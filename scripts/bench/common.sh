@@ -4,9 +4,10 @@
 # line that names the machine.
 THREADS="${THREADS:-$(nproc)}"
 VENV="${GATECAST_TORCH_VENV:-$HOME/.venvs/torch}"
-if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+# numpy: pytorch_segrnn.py reads ETTh1 with it, and the torch wheel does not bring it.
+if ! "$VENV/bin/python" -c "import torch, numpy" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet torch
+  "$VENV/bin/pip" install --quiet torch numpy
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gatecast-target}"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads, $(date -u +%F)"
