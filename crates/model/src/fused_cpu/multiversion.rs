@@ -16,8 +16,8 @@ pub(super) trait Task {
 
 /// Runs `task` with the AVX-512 build where the CPU has every feature it is compiled for (and
 /// [`crate::set_avx512`] allows it), else the AVX2 + FMA build where the CPU has those, else the
-/// default one; flush-to-zero set on this thread: fading gradients reach denormal range, where every FMA
-/// takes a microcode assist.
+/// default one; flush-to-zero set on this thread: fading gradients reach denormal range, where
+/// every FMA takes a microcode assist.
 pub(super) fn run<T: Task>(task: T) {
     let _ftz = crate::kernel::Ftz::on();
     #[cfg(target_arch = "x86_64")]
