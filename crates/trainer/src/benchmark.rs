@@ -599,7 +599,8 @@ fn write_rows(
     crate::artifacts::write_csv(&out.join(format!("{name}.csv")), &header, &rows)
 }
 
-/// A member's settings in a line: cell, look-back, state, normalisation.
+/// A member's settings in a line: cell, look-back, state, normalisation, cycle, channel mix,
+/// loss.
 fn describe(exp: &Experiment) -> String {
     let norm = if exp.model.revin {
         ", RevIN"
@@ -612,17 +613,17 @@ fn describe(exp: &Experiment) -> String {
         0 => String::new(),
         n => format!(", learned cycle of {n} steps"),
     };
-    let cycle = if exp.model.channel_mix {
-        format!("{cycle}, channel mix")
+    let mix = if exp.model.channel_mix {
+        ", channel mix"
     } else {
-        cycle
+        ""
     };
     let loss = match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),
     };
     format!(
-        "{}, look-back {}, hidden {}, {} layer(s){norm}{cycle}, {loss} loss{}",
+        "{}, look-back {}, hidden {}, {} layer(s){norm}{cycle}{mix}, {loss} loss{}",
         exp.model.cell,
         exp.window.lookback,
         exp.model.hidden_size,
