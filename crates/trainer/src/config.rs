@@ -272,6 +272,11 @@ pub struct TrainSection {
     /// `loss = "huber"` only: the error at which the loss turns from squared to linear, in
     /// scaled units (PyTorch's `delta`, default 1).
     pub huber_delta: f64,
+    /// Weight in `[0, 1]` of FreDF's frequency-domain term (Wang et al., ICLR 2025): the loss is
+    /// `(1 - freq_loss) * loss + freq_loss * F`, where `F` is the mean modulus of the real DFT
+    /// of each window's forecast error along the horizon (`gatecast_trainer::model::FreqLoss`).
+    /// 0 (the default) trains on `loss` alone; FreDF's runs use weights such as 0.8 or 1.
+    pub freq_loss: f64,
     /// Weight decay (L2 for adam/sgd, decoupled for adamw).
     pub weight_decay: f64,
     /// SGD momentum.
@@ -316,6 +321,7 @@ impl Default for TrainSection {
             optimizer: Optimizer::Adam,
             loss: Loss::Mse,
             huber_delta: 1.0,
+            freq_loss: 0.0,
             weight_decay: 0.0,
             momentum: 0.9,
             clip: ClipMode::GlobalNorm,
@@ -443,6 +449,13 @@ impl Experiment {
         if m.samples == 0 {
             return Err("model.samples = 0: must be at least 1".into());
         }
+        if self.train.loss != Loss::Mse || self.train.freq_loss > 0.0 {
+            return Err(format!(
+                "train.loss = {}, train.freq_loss = {}: panel runs train on their likelihood (model.likelihood); leave train.loss and train.freq_loss unset",
+                self.train.loss.name(),
+                self.train.freq_loss
+            ));
+        }
         if self.train.monitor != Monitor::Loss {
             return Err(format!(
                 "train.monitor = {}: panel runs stop early on the validation loss (their likelihood); set train.monitor = \"loss\"",
@@ -493,6 +506,25 @@ impl TrainSection {
         }
     }
 
+    /// The training loss as the loss plot and the benchmark name it: `MAE`, or `0.2 MAE + 0.8
+    /// frequency (FreDF)` with `freq_loss`.
+    pub fn loss_name(&self) -> String {
+        match self.freq_loss {
+            w if w > 0.0 => format!(
+                "{} {} + {w} frequency (FreDF)",
+                self.point_weight(),
+                self.point_loss()
+            ),
+            _ => self.point_loss().to_string(),
+        }
+    }
+
+    /// `1 - freq_loss`, the point loss's weight, rounded to 6 decimals for printing (so a
+    /// weight of 0.8 reads 0.2, not 0.19999999999999996).
+    pub fn point_weight(&self) -> f64 {
+        ((1.0 - self.freq_loss) * 1e6).round() / 1e6
+    }
+
     /// Checks the rates, clipping, schedule and plateau settings.
     fn validate(&self) -> Result<(), String> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
@@ -508,6 +540,12 @@ impl TrainSection {
             return Err(format!(
                 "train.huber_delta = {}: must be a positive number",
                 self.huber_delta
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.freq_loss) {
+            return Err(format!(
+                "train.freq_loss = {}: must be a weight in [0, 1] (0 = off)",
+                self.freq_loss
             ));
         }
         self.schedule.validate()?;
@@ -794,6 +832,9 @@ mod tests {
             ("[train]\nclip = \"sometimes\"", "train.clip"),
             ("[model]\ncycle = 24", "model.cycle"),
             ("[model]\nchannel_mix = true", "model.channel_mix"),
+            ("[train]\nfreq_loss = 1.5", "train.freq_loss"),
+            ("[train]\nfreq_loss = -0.1", "train.freq_loss"),
+            ("[train]\nfreq_loss = nan", "train.freq_loss"),
         ];
         for (text, option) in cases {
             let err = Experiment::from_toml(text, "x.toml").unwrap_err();

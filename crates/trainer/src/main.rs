@@ -236,6 +236,10 @@ struct TrainArgs {
     /// linear (PyTorch's `delta`; default 1).
     #[arg(long)]
     huber_delta: Option<f64>,
+    /// Weight in [0, 1] of FreDF's frequency-domain term mixed into the training loss
+    /// (`train.freq_loss`; 0 = off).
+    #[arg(long)]
+    freq_loss: Option<f64>,
     /// What early stopping and the kept epoch read on the validation split: loss (default),
     /// mse or mae.
     #[arg(long)]
@@ -372,6 +376,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = args.huber_delta {
         e.train.huber_delta = v;
+    }
+    if let Some(v) = args.freq_loss {
+        e.train.freq_loss = v;
     }
     if let Some(v) = &args.monitor {
         e.train.monitor = Monitor::parse(v).map_err(anyhow::Error::msg)?;

@@ -119,6 +119,76 @@ impl PointLoss {
     }
 }
 
+/// FreDF's frequency-domain training term (Wang et al., "FreDF: Learning to Forecast in the
+/// Frequency Domain", ICLR 2025): each window's forecast error is transformed along the horizon
+/// by the real discrete Fourier transform (unnormalised, as `torch.fft.rfft`), and the term is
+/// the mean modulus of the transformed error over the `horizon / 2 + 1` bins and the targets.
+/// The training loss is `(1 - weight) * point + weight * frequency`.
+///
+/// The transform is one matmul with a `[horizon, 2 * bins]` basis, so every backend runs it and
+/// autodiff differentiates it.
+#[derive(Debug, Clone)]
+pub struct FreqLoss {
+    weight: f64,
+    horizon: usize,
+    /// Row-major `[horizon, 2 * bins]`: `cos(2π k t / horizon)` in the first `bins` columns,
+    /// `-sin(2π k t / horizon)` in the rest (the real and imaginary parts of bin `k`).
+    basis: std::sync::Arc<Vec<f32>>,
+}
+
+impl FreqLoss {
+    /// The term for forecasts of `horizon` steps, mixed in with `weight` in `(0, 1]`.
+    pub fn new(weight: f64, horizon: usize) -> Self {
+        let bins = horizon / 2 + 1;
+        let mut basis = vec![0f32; horizon * 2 * bins];
+        for t in 0..horizon {
+            for k in 0..bins {
+                // The product is reduced modulo the horizon first, so the angle keeps its
+                // precision at long horizons.
+                let angle =
+                    2.0 * std::f64::consts::PI * ((k * t) % horizon) as f64 / horizon as f64;
+                basis[t * 2 * bins + k] = angle.cos() as f32;
+                basis[t * 2 * bins + bins + k] = -angle.sin() as f32;
+            }
+        }
+        Self {
+            weight,
+            horizon,
+            basis: std::sync::Arc::new(basis),
+        }
+    }
+
+    /// The weight of the frequency term in the training loss.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+
+    /// Each window's frequency term `[batch]` of the error `diff [batch, horizon, targets]`
+    /// (forecast minus target).
+    pub fn per_window(&self, diff: Tensor<3>) -> Tensor<1> {
+        let [b, h, t] = diff.dims();
+        assert_eq!(
+            h, self.horizon,
+            "the frequency loss was built for horizon {}",
+            self.horizon
+        );
+        let bins = h / 2 + 1;
+        let basis = Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(self.basis.as_ref().clone(), [h, 2 * bins]),
+            &diff.device(),
+        );
+        let spectrum = diff.swap_dims(1, 2).reshape([b * t, h]).matmul(basis);
+        let re = spectrum.clone().narrow(1, 0, bins);
+        let im = spectrum.narrow(1, bins, bins);
+        // The small constant keeps the gradient finite where a bin's error is exactly zero
+        // (PyTorch's `abs` of a complex zero has gradient zero; this has almost zero there).
+        let modulus = (re.powi_scalar(2) + im.powi_scalar(2))
+            .add_scalar(1e-12)
+            .sqrt();
+        modulus.reshape([b, t * bins]).mean_dim(1).reshape([b])
+    }
+}
+
 /// The network + what the training loop needs.
 #[derive(Module, Debug)]
 pub struct ForecastModel {
@@ -139,6 +209,9 @@ pub struct ForecastModel {
     /// The weight average validation uses instead of the weights (`train.ema_decay`).
     #[module(skip)]
     ema: Option<EmaRun>,
+    /// The frequency-domain term mixed into the loss (`train.freq_loss`).
+    #[module(skip)]
+    freq: Option<FreqLoss>,
 }
 
 impl ForecastModel {
@@ -152,6 +225,7 @@ impl ForecastModel {
             monitor,
             devices: 1,
             ema: None,
+            freq: None,
         }
     }
 
@@ -170,6 +244,13 @@ impl ForecastModel {
     /// Trains on `loss` instead of the mean squared error.
     pub fn with_loss(mut self, loss: PointLoss) -> Self {
         self.loss = loss;
+        self
+    }
+
+    /// Mixes FreDF's frequency-domain term into the training loss ([`FreqLoss`]); `None` or a
+    /// weight of 0 trains on the point loss alone.
+    pub fn with_freq_loss(mut self, freq: Option<FreqLoss>) -> Self {
+        self.freq = freq.filter(|f| f.weight > 0.0);
         self
     }
 
@@ -200,19 +281,27 @@ impl ForecastModel {
             self.targets,
         );
         let [b, h, t] = pred.dims();
-        let error = self.loss.elementwise(pred.clone() - batch.targets.clone());
-        let per_window = error
-            .clone()
-            .detach()
-            .reshape([b, h * t])
-            .mean_dim(1)
-            .reshape([b]);
+        let diff = pred.clone() - batch.targets.clone();
+        let error = self.loss.elementwise(diff.clone());
+        let point = |e: Tensor<3>| e.reshape([b, h * t]).mean_dim(1).reshape([b]);
+        let (loss, per_window) = match &self.freq {
+            // Every window has the same number of values, so the mean of the per-window
+            // losses is the mean over every value, as PyTorch's losses reduce.
+            Some(f) => {
+                let mixed = point(error).mul_scalar(1.0 - f.weight)
+                    + f.per_window(diff).mul_scalar(f.weight);
+                (mixed.clone().mean(), mixed.detach())
+            }
+            // The point loss alone keeps its reduction over every value, so runs without the
+            // term are the same to the last bit as before it existed.
+            None => (error.clone().mean(), point(error.detach())),
+        };
         let out = RegressionOutput::new(
             per_window,
             pred.reshape([b, h * t]),
             batch.targets.reshape([b, h * t]),
         );
-        (error.mean(), out)
+        (loss, out)
     }
 
     /// Forecasts `[batch, horizon, targets]` of `inputs [batch, lookback, inputs]`, with the
@@ -308,6 +397,105 @@ mod tests {
             0.5 * e * e
         } else {
             delta * (e.abs() - 0.5 * delta)
+        }
+    }
+
+    /// The frequency term of one window as FreDF computes it, in f64 by the DFT's definition:
+    /// `mean over targets and k = 0..=h/2 of |sum_t e[t] exp(-2πi k t / h)|`. `e` is `[h, t]`.
+    fn freq_reference(e: &[f64], h: usize, t: usize) -> f64 {
+        let bins = h / 2 + 1;
+        let mut sum = 0.0;
+        for c in 0..t {
+            for k in 0..bins {
+                let (mut re, mut im) = (0.0, 0.0);
+                for s in 0..h {
+                    let a = 2.0 * std::f64::consts::PI * (k * s) as f64 / h as f64;
+                    re += e[s * t + c] * a.cos();
+                    im -= e[s * t + c] * a.sin();
+                }
+                sum += (re * re + im * im).sqrt();
+            }
+        }
+        sum / (t * bins) as f64
+    }
+
+    /// Deterministic errors in [-1, 1] for `n` values.
+    fn errors(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((x >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Odd and even horizons (the Nyquist bin exists only for even ones), one and several
+    /// targets, and a long horizon where the angles' precision matters.
+    #[test]
+    fn the_frequency_term_is_the_mean_modulus_of_the_real_dft() {
+        let device = Device::flex();
+        for (b, h, t) in [(3, 7, 1), (2, 8, 3), (2, 96, 7), (1, 720, 2)] {
+            let e = errors(b * h * t, (h * 31 + t) as u64);
+            let diff = Tensor::<3>::from_data(
+                TensorData::new(e.iter().map(|&v| v as f32).collect(), [b, h, t]),
+                &device,
+            );
+            let got = FreqLoss::new(1.0, h)
+                .per_window(diff)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (w, &g) in got.iter().enumerate() {
+                let want = freq_reference(&e[w * h * t..(w + 1) * h * t], h, t);
+                assert!(
+                    (g as f64 - want).abs() <= 1e-4 * want,
+                    "[{b}, {h}, {t}] window {w}: {g} against {want}"
+                );
+            }
+        }
+    }
+
+    /// The gradient of the summed term through autodiff against central finite differences of
+    /// the f64 reference, for every value of two windows.
+    #[test]
+    fn the_frequency_term_gradient_matches_finite_differences() {
+        let ad = Device::flex().autodiff();
+        let (b, h, t) = (2, 10, 2);
+        let e = errors(b * h * t, 5);
+        let diff = Tensor::<3>::from_data(
+            TensorData::new(e.iter().map(|&v| v as f32).collect(), [b, h, t]),
+            &ad,
+        )
+        .require_grad();
+        let grads = FreqLoss::new(1.0, h)
+            .per_window(diff.clone())
+            .sum()
+            .backward();
+        let got = diff
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        for i in 0..e.len() {
+            let w = i / (h * t);
+            let window = |d: f64| {
+                let mut v = e[w * h * t..(w + 1) * h * t].to_vec();
+                v[i - w * h * t] += d;
+                freq_reference(&v, h, t)
+            };
+            let step = 1e-6;
+            let want = (window(step) - window(-step)) / (2.0 * step);
+            assert!(
+                (got[i] as f64 - want).abs() <= 1e-4,
+                "value {i}: gradient {} against {want}",
+                got[i]
+            );
         }
     }
 

@@ -223,6 +223,22 @@ fn panel_runs_refuse_another_monitor() {
     assert!(err.contains("train.monitor"), "{err}");
 }
 
+/// Panel runs train on their likelihood, so a point loss or the frequency term is refused
+/// rather than silently ignored, naming the option.
+#[test]
+fn panel_runs_refuse_a_point_loss() {
+    let head = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\n[model]\ncell = \"gru\"\n[train]\n";
+    for (line, option) in [
+        ("loss = \"mae\"\n", "train.loss"),
+        ("freq_loss = 0.5\n", "train.freq_loss"),
+    ] {
+        let err = Experiment::from_toml(&format!("{head}{line}"), "panel").unwrap_err();
+        assert!(err.contains(option), "{line}: {err}");
+    }
+    let fine = Experiment::from_toml(head, "panel");
+    assert!(fine.is_ok(), "{fine:?}");
+}
+
 /// The loss early stopping and the kept epoch read by default is the mean over every window,
 /// the same figure as the pooled MAE (MAE loss) or the square of the pooled RMSE (MSE loss), for
 /// training and validation alike, although the last batch of each is smaller than the rest
@@ -421,5 +437,68 @@ fn the_huber_loss_is_half_the_mse_and_delta_times_the_mae_at_its_limits() {
         bad.train.huber_delta = delta;
         let err = bad.validate().unwrap_err();
         assert!(err.contains("train.huber_delta"), "{err}");
+    }
+}
+
+/// `train.freq_loss` mixes FreDF's frequency-domain term into a real run's loss. At a rate too
+/// small to move the weights, the first epoch's training loss is the point loss at weight 0,
+/// the frequency term at weight 1 (another number: the option is not ignored), and exactly
+/// their mix at weight 0.3. At a working rate the frequency term alone (weight 1) learns: it
+/// beats repeat-last on the test split. Weights outside [0, 1] are errors naming the option.
+#[test]
+fn the_frequency_loss_mixes_into_a_real_run() {
+    use gatecast_trainer::config::Loss;
+    let _rng = common::seeded_runs();
+    let dir = tmp("freq");
+    let csv = write_csv(&dir, 600);
+    let base = {
+        let mut e = common::small_experiment(&csv);
+        e.window.stride = 2;
+        e.model.hidden_size = 8;
+        e.train.loss = Loss::Mae;
+        e.train.epochs = 1;
+        e.train.lr = 1e-12;
+        e.train.schedule = Schedule::Constant;
+        e
+    };
+    let first_loss = |w: f64| {
+        let mut e = base.clone();
+        e.train.freq_loss = w;
+        let r = run::train(
+            &e,
+            &dir.join(format!("w{w}")),
+            &[Device::flex()],
+            false,
+            true,
+        )
+        .unwrap();
+        r.epochs[0].train_loss
+    };
+    let point = first_loss(0.0);
+    let freq = first_loss(1.0);
+    let mixed = first_loss(0.3);
+    assert!(
+        (freq - point).abs() > 0.1 * point,
+        "frequency term {freq} against point loss {point}: the option changed nothing"
+    );
+    let want = 0.7 * point + 0.3 * freq;
+    assert!(
+        (mixed - want).abs() <= 1e-4 * want,
+        "weight 0.3: {mixed} against 0.7 * {point} + 0.3 * {freq} = {want}"
+    );
+
+    let mut learns = base.clone();
+    learns.train.freq_loss = 1.0;
+    learns.train.lr = 0.01;
+    learns.train.epochs = 4;
+    common::beats_repeat_last(
+        &run::train(&learns, &dir.join("learns"), &[Device::flex()], false, true).unwrap(),
+    );
+
+    for w in [-0.1, 1.5, f64::NAN] {
+        let mut bad = base.clone();
+        bad.train.freq_loss = w;
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("train.freq_loss"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use gatecast_data::WindowConfig;
 use gatecast_model::forecast::{ForecasterConfig, SegNorm, SegRnnConfig};
 
 use crate::config::{ClipMode, Decoder, Experiment, Optimizer, TrainSection};
-use crate::model::{Clip, ForecastModel, Net};
+use crate::model::{Clip, ForecastModel, FreqLoss, Net};
 use crate::monitor;
 
 /// Builds the model of an experiment for data with `window`'s columns.
@@ -44,7 +44,11 @@ pub fn build_model(
     };
     let clip = clip_of(&exp.train);
     Ok(ForecastModel::new(net, window.targets.len(), clip, monitor)
-        .with_loss(exp.train.point_loss()))
+        .with_loss(exp.train.point_loss())
+        .with_freq_loss(
+            (exp.train.freq_loss > 0.0)
+                .then(|| FreqLoss::new(exp.train.freq_loss, exp.window.horizon)),
+        ))
 }
 
 /// `train.clip` and `train.clip_value` as the model's step applies them.

@@ -40,11 +40,7 @@ pub(super) fn write_report(
     table.write(dir)?;
     let (actual, forecast) =
         write_forecasts(&dir.join("forecast.csv"), p, exp, &starts, &forecasts)?;
-    crate::plots::loss_curves(
-        &dir.join("loss.png"),
-        epochs,
-        &exp.train.point_loss().to_string(),
-    )?;
+    crate::plots::loss_curves(&dir.join("loss.png"), epochs, &exp.train.loss_name())?;
     let keep = (10 * exp.window.horizon).min(actual.len());
     crate::plots::forecast_vs_actual(
         &dir.join("forecast.png"),
