@@ -272,13 +272,26 @@ fn every_shipped_experiment_file_validates_and_every_named_one_exists() {
         dir.display()
     );
 
+    // README.md and every Markdown file under docs/, its subfolders (docs/design/) included.
     let mut documents = vec![root.join("README.md")];
-    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
-            documents.push(path);
+    let mut folders = vec![root.join("docs")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                documents.push(path);
+            }
         }
     }
+    assert!(
+        !root.join("docs/design").is_dir()
+            || documents
+                .iter()
+                .any(|d| d.starts_with(root.join("docs/design"))),
+        "the document walk missed docs/design/: {documents:?}"
+    );
     let mut named = 0;
     for doc in &documents {
         let text = std::fs::read_to_string(doc).unwrap();
