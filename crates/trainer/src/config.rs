@@ -449,10 +449,15 @@ impl Experiment {
         if m.samples == 0 {
             return Err("model.samples = 0: must be at least 1".into());
         }
-        if self.train.loss != Loss::Mse || self.train.freq_loss > 0.0 {
+        if self.train.loss != Loss::Mse {
             return Err(format!(
-                "train.loss = {}, train.freq_loss = {}: panel runs train on their likelihood (model.likelihood); leave train.loss and train.freq_loss unset",
-                self.train.loss.name(),
+                "train.loss = {}: panel runs train on their likelihood (model.likelihood); leave train.loss unset",
+                self.train.loss.name()
+            ));
+        }
+        if self.train.freq_loss > 0.0 {
+            return Err(format!(
+                "train.freq_loss = {}: panel runs train on their likelihood (model.likelihood); leave train.freq_loss unset",
                 self.train.freq_loss
             ));
         }
