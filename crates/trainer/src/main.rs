@@ -5,6 +5,22 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `purge_delay` option: its index in `mi_option_e` (mimalloc.h, the same in the v2
+/// and v3 sources libmimalloc-sys builds).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keeps memory freed by the process mapped instead of purging it back to the system after
+/// mimalloc 3's default second (`purge_delay = -1`), unless the user set `MIMALLOC_PURGE_DELAY`.
+/// Training frees and re-allocates the same large tensors every step; purged pages come back
+/// as page faults that the kernel zeroes again. The peak memory is what it was.
+fn keep_freed_pages() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: called once at the start of main, before any other thread exists (mimalloc's
+        // option setters are not thread safe).
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+    }
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -517,6 +533,7 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    keep_freed_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(*args),
@@ -752,4 +769,22 @@ fn benchmark(
         &data, mode, horizons, split, scored, &exps, &out, &dev,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index names `purge_delay`: it holds that option's default in mimalloc 3 (1000 ms,
+    /// `src/options.c`) until `keep_freed_pages` sets it to -1 (never purge).
+    #[test]
+    fn keep_freed_pages_sets_the_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return; // the user's setting wins, as in the binary
+        }
+        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(get(), 1000);
+        keep_freed_pages();
+        assert_eq!(get(), -1);
+    }
 }
