@@ -618,17 +618,10 @@ fn describe(exp: &Experiment) -> String {
     } else {
         ""
     };
-    let mut loss = match exp.train.loss {
+    let loss = exp.train.mixed_name(&match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),
-    };
-    if exp.train.freq_loss > 0.0 {
-        loss = format!(
-            "{} {loss} + {} frequency (FreDF)",
-            exp.train.point_weight(),
-            exp.train.freq_loss
-        );
-    }
+    });
     format!(
         "{}, look-back {}, hidden {}, {} layer(s){norm}{cycle}{mix}, {loss} loss{}",
         exp.model.cell,

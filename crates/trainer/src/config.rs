@@ -511,23 +511,23 @@ impl TrainSection {
         }
     }
 
-    /// The training loss as the loss plot and the benchmark name it: `MAE`, or `0.2 MAE + 0.8
-    /// frequency (FreDF)` with `freq_loss`.
+    /// The training loss as the loss plot names it: `MAE`, or `0.2 MAE + 0.8 frequency (FreDF)`
+    /// with `freq_loss`.
     pub fn loss_name(&self) -> String {
-        match self.freq_loss {
-            w if w > 0.0 => format!(
-                "{} {} + {w} frequency (FreDF)",
-                self.point_weight(),
-                self.point_loss()
-            ),
-            _ => self.point_loss().to_string(),
-        }
+        self.mixed_name(&self.point_loss().to_string())
     }
 
-    /// `1 - freq_loss`, the point loss's weight, rounded to 6 decimals for printing (so a
-    /// weight of 0.8 reads 0.2, not 0.19999999999999996).
-    pub fn point_weight(&self) -> f64 {
-        ((1.0 - self.freq_loss) * 1e6).round() / 1e6
+    /// `point`, the point loss's name, as mixed with the frequency term: `point` alone without
+    /// it, `0.2 point + 0.8 frequency (FreDF)` with `freq_loss = 0.8` (the point weight rounded
+    /// to 6 decimals, so it reads 0.2 rather than 0.19999999999999996).
+    pub fn mixed_name(&self, point: &str) -> String {
+        match self.freq_loss {
+            w if w > 0.0 => {
+                let rest = ((1.0 - w) * 1e6).round() / 1e6;
+                format!("{rest} {point} + {w} frequency (FreDF)")
+            }
+            _ => point.to_string(),
+        }
     }
 
     /// Checks the rates, clipping, schedule and plateau settings.

@@ -158,11 +158,6 @@ impl FreqLoss {
         }
     }
 
-    /// The weight of the frequency term in the training loss.
-    pub fn weight(&self) -> f64 {
-        self.weight
-    }
-
     /// Each window's frequency term `[batch]` of the error `diff [batch, horizon, targets]`
     /// (forecast minus target).
     pub fn per_window(&self, diff: Tensor<3>) -> Tensor<1> {
@@ -173,6 +168,8 @@ impl FreqLoss {
             self.horizon
         );
         let bins = h / 2 + 1;
+        // Built from the host copy each step: at most `[720, 722]` values, small beside the
+        // step's products, and it keeps the model free of per-device tensor caches.
         let basis = Tensor::<2>::from_data(
             burn::tensor::TensorData::new(self.basis.as_ref().clone(), [h, 2 * bins]),
             &diff.device(),
