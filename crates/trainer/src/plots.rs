@@ -28,7 +28,10 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-9);
+    // One value (a single epoch, a flat curve) still needs an axis that shows it: pad by a
+    // twentieth of its size rather than by a twentieth of a zero spread.
+    let spread = if hi > lo { hi - lo } else { hi.abs().max(1.0) };
+    let pad = (spread * 0.05).max(1e-9);
     (lo - pad, hi + pad)
 }
 
@@ -46,17 +49,19 @@ pub fn loss_curves(path: &Path, rows: &[EpochRow], loss: &str) -> Result<()> {
     )
 }
 
-/// Lines of `(epoch, value)` points on one linear chart, one colour per named series.
+/// Lines of `(epoch, value)` points on one linear chart, one colour per named series, each
+/// epoch marked with a dot so that a run of one epoch (a line of one point) still shows.
 pub fn curves(
     path: &Path,
     title: &str,
     y_desc: &str,
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    lines(path, (900, 540), title, "epoch", y_desc, series)
+    lines(path, (900, 540), title, "epoch", y_desc, series, true)
 }
 
-/// Lines of `(x, y)` points on one linear chart of `size` pixels, one colour per named series.
+/// Lines of `(x, y)` points on one linear chart of `size` pixels, one colour per named series;
+/// `dots` also marks every point.
 fn lines(
     path: &Path,
     size: (u32, u32),
@@ -64,6 +69,7 @@ fn lines(
     x_desc: &str,
     y_desc: &str,
     series: &[(&str, Vec<(f64, f64)>)],
+    dots: bool,
 ) -> Result<()> {
     register_font();
     let root = BitMapBackend::new(path, size).into_drawing_area();
@@ -71,8 +77,11 @@ fn lines(
     let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let first = xs().fold(f64::INFINITY, f64::min);
     let last = xs().fold(f64::NEG_INFINITY, f64::max);
-    let (first, last) = if first.is_finite() {
-        (first, last.max(first + 1.0))
+    let (first, last) = if first.is_finite() && last > first {
+        (first, last)
+    } else if first.is_finite() {
+        // A single x (one epoch): centre it rather than draw it on the axis.
+        (first - 0.5, first + 0.5)
     } else {
         (0.0, 1.0)
     };
@@ -115,6 +124,16 @@ fn lines(
             .map_err(|e| anyhow!("{e:?}"))?
             .label(*name)
             .legend(legend_line(color));
+        if dots {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.1.is_finite())
+                        .map(|&p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
     }
     legend_box(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present().map_err(|e| anyhow!("{e:?}"))?;
@@ -156,6 +175,7 @@ pub fn forecast_vs_actual(
         &format!("test step (forecasts issued every {horizon} steps)"),
         "",
         &[("actual", indexed(actual)), ("forecast", indexed(forecast))],
+        false,
     )
 }
 
@@ -170,7 +190,7 @@ pub fn point_folds(
     let names: Vec<String> = (1..=folds.len()).map(|k| format!("fold {k}")).collect();
     let mut series = vec![("actual", actual)];
     series.extend(names.iter().map(String::as_str).zip(folds));
-    lines(path, (1200, 540), title, "row", "", &series)
+    lines(path, (1200, 540), title, "row", "", &series, false)
 }
 
 /// `‖∂L/∂h_t‖` against the time step, log scale, one line per named series.
@@ -420,4 +440,53 @@ pub fn backtest_folds(
     }
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pixels of the plot's left 60% (the legend sits at the middle right) that are `color`.
+    fn plot_pixels(path: &Path, color: [u8; 3]) -> usize {
+        let img = image::open(path).unwrap().to_rgb8();
+        let right = img.width() * 3 / 5;
+        img.enumerate_pixels()
+            .filter(|(x, _, p)| *x < right && p.0 == color)
+            .count()
+    }
+
+    fn row(epoch: usize, train_loss: f64, valid_loss: f64) -> EpochRow {
+        EpochRow {
+            epoch,
+            train_loss,
+            valid_loss,
+            ..EpochRow::default()
+        }
+    }
+
+    /// A run of one epoch used to give a loss plot with axes and no data: a line of one point
+    /// draws nothing. Each epoch is now a dot, so both series show.
+    #[test]
+    fn a_single_epoch_shows_in_the_loss_plot() {
+        let dir = std::env::temp_dir().join(format!("gatecast-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("loss.png");
+        loss_curves(&path, &[row(1, 0.8, 0.6)], "MSE").unwrap();
+        let (blue, red) = (
+            plot_pixels(&path, [0, 0, 255]),
+            plot_pixels(&path, [255, 0, 0]),
+        );
+        assert!(blue > 20 && red > 20, "train {blue}, valid {red} pixels");
+        // Two epochs: the lines as before, and the dots on them.
+        loss_curves(&path, &[row(1, 0.8, 0.6), row(2, 0.5, 0.55)], "MSE").unwrap();
+        let (blue2, red2) = (
+            plot_pixels(&path, [0, 0, 255]),
+            plot_pixels(&path, [255, 0, 0]),
+        );
+        assert!(
+            blue2 > blue && red2 > red,
+            "train {blue2}, valid {red2} pixels"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
