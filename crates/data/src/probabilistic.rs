@@ -128,7 +128,9 @@ pub fn seasonal_naive_quantiles(
     )
 }
 
-/// The `q` quantile of sorted values, linear between order statistics (NumPy's default).
+/// The `q` quantile of sorted values, linear between order statistics (NumPy's default, and
+/// `gatecast_model::forecast::empirical_quantile`'s: the model crate does not depend on this
+/// one); `sorted` must be non-empty, `q` is clamped to `[0, 1]`.
 fn sorted_quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
@@ -142,6 +144,19 @@ mod tests {
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    #[test]
+    fn sorted_quantile_is_numpys_linear_rule() {
+        // numpy.quantile([1, 2, 4, 8], q) for q = 0, 0.25, 0.5, 0.9, 1.
+        let v = [1.0, 2.0, 4.0, 8.0];
+        for (q, want) in [(0.0, 1.0), (0.25, 1.75), (0.5, 3.0), (0.9, 6.8), (1.0, 8.0)] {
+            close(sorted_quantile(&v, q), want);
+        }
+        // Levels outside [0, 1] read the ends; one value is every quantile.
+        close(sorted_quantile(&v, -0.5), 1.0);
+        close(sorted_quantile(&v, 1.5), 8.0);
+        close(sorted_quantile(&[5.0], 0.3), 5.0);
     }
 
     #[test]
