@@ -77,11 +77,12 @@ fn lines(
     let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let first = xs().fold(f64::INFINITY, f64::min);
     let last = xs().fold(f64::NEG_INFINITY, f64::max);
-    let (first, last) = if first.is_finite() && last > first {
-        (first, last)
+    let (first, last) = if first.is_finite() && dots {
+        // Half a step either side, so that the first and last dots (a single epoch's too) sit
+        // inside the axes rather than on them.
+        (first - 0.5, last + 0.5)
     } else if first.is_finite() {
-        // A single x (one epoch): centre it rather than draw it on the axis.
-        (first - 0.5, first + 0.5)
+        (first, last.max(first + 1.0))
     } else {
         (0.0, 1.0)
     };
@@ -93,12 +94,20 @@ fn lines(
         .y_label_area_size(80)
         .build_cartesian_2d(first..last, lo..hi)
         .map_err(|e| anyhow!("{e:?}"))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))?;
+    // Dotted series are per epoch: label whole epochs only ("3", not "3.0" or "2.5").
+    let whole = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc).y_desc(y_desc);
+    if dots {
+        mesh.x_label_formatter(&whole);
+    }
+    mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
     let colors = [
         BLUE,
         RED,
