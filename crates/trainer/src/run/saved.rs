@@ -87,8 +87,11 @@ pub(crate) fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M> {
 
 /// `model` with the weights saved in `path` (`model.bpk`, a checkpoint, an epoch's average).
 pub(crate) fn load_weights_file<M: Module>(path: &Path, model: M) -> Result<M> {
-    let record = burn::store::ModuleRecord::load(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read the model: {e:?}", path.display()))?;
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| {
+        // The message alone: Burn's Debug form quotes it inside `Io("...")`.
+        let (burn::store::RecordError::Io(why) | burn::store::RecordError::Validation(why)) = e;
+        anyhow::anyhow!("{}: cannot read the model: {why}", path.display())
+    })?;
     model.try_load_record(record).map_err(|e| {
         // Burn lists every mismatching tensor (Debug-quoted); the first says enough.
         let detail = format!("{e:?}").replace("\\\"", "'");
