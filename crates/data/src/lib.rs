@@ -39,8 +39,9 @@ pub use baselines::Baseline;
 pub use calendar::{add_calendar, calendar_covariates, Calendar};
 pub use error::DataError;
 pub use load::{
-    load_csv, load_csv_str, load_panel, load_static_columns, CsvOptions, DuplicatePolicy,
-    GapPolicy, MissingPolicy, StaticColumns,
+    load_csv, load_csv_str, load_csv_with_repairs, load_panel, load_panel_with_repairs,
+    load_static_columns, CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy, Repairs,
+    StaticColumns,
 };
 pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};

@@ -285,3 +285,96 @@ fn gaps_longer_than_the_data_are_refused() {
     let e = err(&text, &o);
     assert!(e.contains("would invent"), "{e}");
 }
+
+/// Loads `text` from a file, with what the policies changed.
+fn repaired(text: &str, options: &CsvOptions) -> (Series, Repairs) {
+    let dir = std::env::temp_dir().join(format!("gatecast-repairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("r.csv");
+    std::fs::write(&path, text).unwrap();
+    let out = load_csv_with_repairs(&path, options).unwrap();
+    std::fs::remove_dir_all(dir).ok();
+    out
+}
+
+#[test]
+fn repairs_are_counted_and_named_by_their_options() {
+    // A clean file: nothing changed, nothing to say.
+    let (_, r) = repaired(
+        "date,a\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n",
+        &opts(),
+    );
+    assert!(r.is_empty(), "{r:?}");
+    assert_eq!(r.describe(&["a".into()], &opts()), None);
+
+    // One repeated timestamp under `first`, one missing cell of b (the second duplicate's b is
+    // dropped with its row, so it does not count).
+    let mut o = opts();
+    o.missing = MissingPolicy::Interpolate;
+    o.duplicates = DuplicatePolicy::First;
+    let (s, r) = repaired(DUPES, &o);
+    assert_eq!(s.rows(), 3);
+    assert_eq!(
+        r,
+        Repairs {
+            duplicate_rows: 1,
+            inserted_rows: 0,
+            kept_gaps: 0,
+            filled: vec![0, 0],
+        }
+    );
+    let (_, r) = repaired(MISSING, &o);
+    assert_eq!(r.filled, vec![4], "the four empty or NA cells of MISSING");
+    let line = r.describe(&["a".into()], &o).unwrap();
+    assert_eq!(
+        line,
+        "4 missing value(s) filled (data.missing = \"interpolate\"; a 4)"
+    );
+
+    // Gaps: two rows inserted and interpolated (not counted as missing cells), or one gap kept.
+    o.gaps = GapPolicy::Interpolate;
+    let (_, r) = repaired(GAPPY, &o);
+    assert_eq!(
+        (r.inserted_rows, r.kept_gaps, r.filled.clone()),
+        (2, 0, vec![0])
+    );
+    o.gaps = GapPolicy::Keep;
+    let (_, r) = repaired(GAPPY, &o);
+    assert_eq!((r.inserted_rows, r.kept_gaps), (0, 1));
+    let line = r.describe(&["a".into()], &o).unwrap();
+    assert!(
+        line.contains("1 gap(s) kept") && line.contains("data.gaps = \"keep\""),
+        "{line}"
+    );
+
+    // A panel's total: each series' repairs added.
+    let text = "id,date,v\nA,2024-01-01 00:00:00,1\nA,2024-01-01 00:00:00,9\nA,2024-01-01 01:00:00,\nB,2024-01-01 00:00:00,10\nB,2024-01-01 01:00:00,20\nB,2024-01-01 04:00:00,50\n";
+    let dir = std::env::temp_dir().join(format!("gatecast-repairs-panel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("p.csv");
+    std::fs::write(&path, text).unwrap();
+    o.id_column = Some("id".into());
+    o.gaps = GapPolicy::Interpolate;
+    let all = load_panel_with_repairs(&path, &o).unwrap();
+    std::fs::remove_dir_all(dir).ok();
+    let mut total = Repairs::default();
+    for (_, r) in &all {
+        total.add(r);
+    }
+    assert_eq!(
+        total,
+        Repairs {
+            duplicate_rows: 1,
+            inserted_rows: 2,
+            kept_gaps: 0,
+            filled: vec![1],
+        }
+    );
+    let line = total.describe(&["v".into()], &o).unwrap();
+    assert!(
+        line.contains("1 row(s) repeating a timestamp dropped")
+            && line.contains("2 row(s) inserted into gaps")
+            && line.contains("1 missing value(s) filled"),
+        "{line}"
+    );
+}

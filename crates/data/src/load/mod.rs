@@ -109,8 +109,103 @@ impl CsvOptions {
     }
 }
 
+/// What a file's repair policies changed on the way to a [`Series`], so that a caller can say
+/// so: duplicate rows merged, rows inserted into gaps, gaps kept, missing cells filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Repairs {
+    /// Rows whose timestamp repeats the row before, merged into it (`duplicates`).
+    pub duplicate_rows: usize,
+    /// Rows inserted into gaps and interpolated (`gaps = interpolate`).
+    pub inserted_rows: usize,
+    /// Gaps kept as boundaries between segments (`gaps = keep`).
+    pub kept_gaps: usize,
+    /// Missing cells of the file filled by `missing`, per value column in the series' order
+    /// (not counting the cells of inserted rows).
+    pub filled: Vec<usize>,
+}
+
+impl Repairs {
+    /// Whether the file was taken as it is.
+    pub fn is_empty(&self) -> bool {
+        self.duplicate_rows == 0
+            && self.inserted_rows == 0
+            && self.kept_gaps == 0
+            && self.filled.iter().all(|&n| n == 0)
+    }
+
+    /// Adds another series' repairs (the same columns), for a panel's total.
+    pub fn add(&mut self, other: &Repairs) {
+        self.duplicate_rows += other.duplicate_rows;
+        self.inserted_rows += other.inserted_rows;
+        self.kept_gaps += other.kept_gaps;
+        if self.filled.len() < other.filled.len() {
+            self.filled.resize(other.filled.len(), 0);
+        }
+        for (a, b) in self.filled.iter_mut().zip(&other.filled) {
+            *a += b;
+        }
+    }
+
+    /// One line on what changed, naming each policy by its `data.` option, or `None` when
+    /// nothing did. `columns` names `filled`'s entries.
+    pub fn describe(&self, columns: &[String], options: &CsvOptions) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.duplicate_rows > 0 {
+            let (policy, what) = match options.duplicates {
+                DuplicatePolicy::First => ("first", "dropped, the first row of each time kept"),
+                DuplicatePolicy::Mean => ("mean", "averaged into the first"),
+                DuplicatePolicy::Sum => ("sum", "summed into the first"),
+                DuplicatePolicy::Error => ("error", "merged"),
+            };
+            parts.push(format!(
+                "{} row(s) repeating a timestamp {what} (data.duplicates = \"{policy}\")",
+                self.duplicate_rows
+            ));
+        }
+        if self.kept_gaps > 0 {
+            parts.push(format!(
+                "{} gap(s) kept, no window crosses one (data.gaps = \"keep\")",
+                self.kept_gaps
+            ));
+        }
+        if self.inserted_rows > 0 {
+            parts.push(format!(
+                "{} row(s) inserted into gaps and interpolated (data.gaps = \"interpolate\")",
+                self.inserted_rows
+            ));
+        }
+        let filled: usize = self.filled.iter().sum();
+        if filled > 0 {
+            let policy = match options.missing {
+                MissingPolicy::Interpolate => "interpolate",
+                MissingPolicy::ForwardFill => "forward_fill",
+                MissingPolicy::Error => "error",
+            };
+            let per_column: Vec<String> = columns
+                .iter()
+                .zip(&self.filled)
+                .filter(|(_, &n)| n > 0)
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect();
+            parts.push(format!(
+                "{filled} missing value(s) filled (data.missing = \"{policy}\"; {})",
+                per_column.join(", ")
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
 /// Loads a single-series CSV file. Errors if `id_column` is set: use [`load_panel`] for those.
 pub fn load_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Series, DataError> {
+    load_csv_with_repairs(path, options).map(|(series, _)| series)
+}
+
+/// [`load_csv`], with what the policies changed.
+pub fn load_csv_with_repairs(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+) -> Result<(Series, Repairs), DataError> {
     let path_str = path.as_ref().display().to_string();
     if options.id_column.is_some() {
         return Err(DataError::InvalidOption {
@@ -129,6 +224,15 @@ pub fn load_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Series, 
 /// Loads a long-format CSV with many series (one `id_column` value per series): each series is
 /// validated and repaired on its own. Series come out in the order of their first row.
 pub fn load_panel(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+    let loaded = load_panel_with_repairs(path, options)?;
+    Ok(loaded.into_iter().map(|(series, _)| series).collect())
+}
+
+/// [`load_panel`], with what the policies changed in each series.
+pub fn load_panel_with_repairs(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+) -> Result<Vec<(Series, Repairs)>, DataError> {
     if options.id_column.is_none() {
         return Err(DataError::InvalidOption {
             option: "id_column".into(),
@@ -145,10 +249,11 @@ pub fn load_csv_str(
     text: &str,
     options: &CsvOptions,
 ) -> Result<Vec<Series>, DataError> {
-    load_bytes(name, text.as_bytes(), options)
+    let loaded = load_bytes(name, text.as_bytes(), options)?;
+    Ok(loaded.into_iter().map(|(series, _)| series).collect())
 }
 
-fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+fn read(path: &Path, options: &CsvOptions) -> Result<Vec<(Series, Repairs)>, DataError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: name.clone(),
@@ -158,7 +263,11 @@ fn read(path: &Path, options: &CsvOptions) -> Result<Vec<Series>, DataError> {
 }
 
 /// Parses a file's bytes and validates and repairs each of its series.
-fn load_bytes(path: &str, bytes: &[u8], options: &CsvOptions) -> Result<Vec<Series>, DataError> {
+fn load_bytes(
+    path: &str,
+    bytes: &[u8],
+    options: &CsvOptions,
+) -> Result<Vec<(Series, Repairs)>, DataError> {
     let parsed = parse::parse(path, bytes, options)?;
     parsed
         .groups

@@ -4,11 +4,12 @@
 use chrono::{NaiveDateTime, TimeDelta};
 
 use super::parse::RawRow;
-use super::{CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy};
+use super::{CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy, Repairs};
 use crate::error::DataError;
 use crate::series::{format_frequency, infer_frequency, Series};
 
-/// Validates and repairs one series' rows: order, duplicates, frequency, gaps, missing values.
+/// Validates and repairs one series' rows: order, duplicates, frequency, gaps, missing values;
+/// returns the series and what the policies changed.
 pub(super) fn build(
     path: &str,
     name: &str,
@@ -16,8 +17,15 @@ pub(super) fn build(
     rows: Vec<RawRow>,
     columns: &[String],
     options: &CsvOptions,
-) -> Result<Series, DataError> {
+) -> Result<(Series, Repairs), DataError> {
+    let read = rows.len();
     let merged = merge_duplicates(path, rows, options.duplicates)?;
+    let mut filled = vec![0usize; columns.len()];
+    for row in &merged {
+        for (n, v) in filled.iter_mut().zip(&row.values) {
+            *n += v.is_none() as usize;
+        }
+    }
     let times: Vec<NaiveDateTime> = merged.iter().map(|r| r.time).collect();
     let frequency = options.frequency.or_else(|| infer_frequency(&times));
     let laid = lay_out(path, &merged, frequency, options.gaps, columns.len())?;
@@ -36,14 +44,25 @@ pub(super) fn build(
             format!(" in series '{id}'")
         },
     })?;
-    Ok(Series {
+    let repairs = Repairs {
+        duplicate_rows: read - merged.len(),
+        inserted_rows: laid.timestamps.len() - merged.len(),
+        kept_gaps: if options.gaps == GapPolicy::Keep {
+            laid.segments.len() - 1
+        } else {
+            0
+        },
+        filled,
+    };
+    let series = Series {
         name: name.into(),
         timestamps: laid.timestamps,
         columns: columns.to_vec(),
         values,
         segments: laid.segments,
         frequency,
-    })
+    };
+    Ok((series, repairs))
 }
 
 /// Steps 1 and 2: rows in time order (an error otherwise), and one row per timestamp as the

@@ -7,12 +7,12 @@ use std::path::Path;
 use anyhow::Result;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use chrono::NaiveDateTime;
-use gatecast_data::{calendar_covariates, fit_values, load_panel, load_static_columns, ScalerKind};
+use gatecast_data::{calendar_covariates, fit_values, load_static_columns, ScalerKind};
 
 use super::statics::{self, StaticEncoding};
 
 use crate::config::Experiment;
-use crate::run::prepare::{blame_option, csv_options};
+use crate::run::prepare::{blame_option, csv_options, load_panel_noted};
 
 /// One series of the panel, as the model reads it.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub fn load_with(
 ) -> Result<(Panel, Option<StaticEncoding>)> {
     let d = &exp.data;
     let (_, options) = csv_options(d);
-    let loaded = load_panel(Path::new(&d.path), &options).map_err(|e| blame_option(e, d))?;
+    let loaded = load_panel_noted(d, Path::new(&d.path), &options)?;
     let (lookback, horizon) = (exp.window.lookback, exp.window.horizon);
     let need = lookback + 3 * horizon;
     let mut panel = Panel {

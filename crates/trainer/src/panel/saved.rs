@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
-use gatecast_data::{calendar_covariates, load_panel};
+use gatecast_data::calendar_covariates;
 use gatecast_model::forecast::GlobalForecaster;
 
 use super::data::{self, Origin, Panel, PanelSeries};
@@ -17,7 +17,7 @@ use super::report::{label, levels, model_quantiles, test_table, PanelReport};
 use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
-use crate::run::prepare::{blame_option, csv_options};
+use crate::run::prepare::{csv_options, load_panel_noted};
 use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
 
@@ -249,7 +249,7 @@ fn forecast_panel(
     let d = &exp.data;
     let file = input.display().to_string();
     let (_, options) = csv_options(d);
-    let loaded = load_panel(input, &options).map_err(|e| blame_option(e, d))?;
+    let loaded = load_panel_noted(d, input, &options)?;
     let (l, h) = (exp.window.lookback, exp.window.horizon);
     let mut panel = Panel {
         series: Vec::new(),

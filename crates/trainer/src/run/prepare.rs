@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use gatecast_data::{
-    add_calendar, load_csv, CsvOptions, DataError, Scaler, Series, TimeSplit, WindowConfig,
+    add_calendar, load_csv_with_repairs, load_panel_with_repairs, CsvOptions, DataError, Repairs,
+    Scaler, Series, TimeSplit, WindowConfig,
 };
 
 use crate::config::{DataConfig, Experiment};
@@ -57,7 +58,9 @@ impl Loaded {
 /// Loads `path` as `[data]` says: the one preparation `train`, `evaluate` and `forecast` share.
 pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
     let (columns, options) = csv_options(d);
-    let mut series = load_csv(path, &options).map_err(|e| blame_option(e, d))?;
+    let (mut series, repairs) =
+        load_csv_with_repairs(path, &options).map_err(|e| blame_option(e, d))?;
+    note_repairs(path, &series.columns, &repairs, &options);
     if !d.resample.is_empty() {
         let every = gatecast_data::parse_frequency(&d.resample)?;
         series = gatecast_data::resample(&series, every, d.aggregate)?;
@@ -70,6 +73,44 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
         inputs,
         future,
     })
+}
+
+/// Says on standard error what the repair policies changed in `path` (duplicates merged, gaps
+/// kept or filled, missing values filled), so that no repair goes unseen; silent when the file
+/// was taken as it is.
+pub(crate) fn note_repairs(
+    path: &Path,
+    columns: &[String],
+    repairs: &Repairs,
+    options: &CsvOptions,
+) {
+    if let Some(what) = repairs.describe(columns, options) {
+        eprintln!("note: {}: {what}", path.display());
+    }
+}
+
+/// A panel file's series, loaded as `[data]` says, with one note on what the repair policies
+/// changed across them.
+pub(crate) fn load_panel_noted(
+    d: &DataConfig,
+    path: &Path,
+    options: &CsvOptions,
+) -> Result<Vec<Series>> {
+    let loaded = load_panel_with_repairs(path, options).map_err(|e| blame_option(e, d))?;
+    let mut total = Repairs::default();
+    let repaired = loaded.iter().filter(|(_, r)| !r.is_empty()).count();
+    for (_, r) in &loaded {
+        total.add(r);
+    }
+    let columns = loaded.first().map_or(&[][..], |(s, _)| &s.columns[..]);
+    if let Some(what) = total.describe(columns, options) {
+        eprintln!(
+            "note: {}: in {repaired} of {} series, {what}",
+            path.display(),
+            loaded.len()
+        );
+    }
+    Ok(loaded.into_iter().map(|(s, _)| s).collect())
 }
 
 /// The value columns (targets, then covariates) and the loader options of `[data]` (with its
