@@ -296,7 +296,7 @@ pub fn run_members(
             };
             let r = score(&p, &member, seconds, epochs);
             if members.len() > 1 {
-                println!(
+                crate::sayln!(
                     "H={h}, member {} of {} (look-back {l}): MSE {:.4} MAE {:.4}, {} epochs, {:.0} s",
                     k + 1,
                     members.len(),
@@ -331,7 +331,7 @@ pub fn run_members(
                 .collect();
             r
         };
-        println!(
+        crate::sayln!(
             "H={h}: {} {} windows, MSE {:.4} MAE {:.4} (repeat-last {:.4} / {:.4}), {} epochs, {:.0} s{}",
             r.windows,
             split_name(scored),
@@ -353,7 +353,7 @@ pub fn run_members(
     let name = format!("ett-{mode}-L{}{}", first.window.lookback, suffix(scored));
     write_atomic(&out.join(format!("{name}.md")), table.as_bytes())?;
     write_rows(mode, members, out, &name, &results, scored)?;
-    print!("\n{table}");
+    crate::say!("\n{table}");
     Ok(results)
 }
 

@@ -4,6 +4,28 @@
 //! together on Burn's Learner. Backends are cargo features: `flex` (default), `ndarray`, `wgpu`.
 #![warn(missing_docs)]
 
+/// `print!` to standard output that survives its reader going away (`gatecast train | head`):
+/// `print!` would panic on the broken pipe and lose the run, so what cannot be written is
+/// dropped and the run goes on to write its files.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`say!`] with a newline, for `println!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod artifacts;
 pub mod benchmark;
 pub mod checkpoint;

@@ -461,7 +461,7 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
 fn train(args: TrainArgs) -> Result<()> {
     let exp = experiment(&args, false)?;
     if args.print_config {
-        print!("{}", exp.to_toml());
+        gatecast_trainer::say!("{}", exp.to_toml());
         return Ok(());
     }
     let devs: Vec<Device> = if args.devices.is_empty() {
@@ -479,7 +479,7 @@ fn train(args: TrainArgs) -> Result<()> {
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    println!(
+    gatecast_trainer::sayln!(
         "gatecast train: {} (hidden {}, {} layer(s)) on {}, lookback {}, horizon {}, up to {} epochs -> {}",
         exp.model.cell,
         exp.model.hidden_size,
@@ -495,8 +495,8 @@ fn train(args: TrainArgs) -> Result<()> {
             bail!("--resume and --devices are not available for panel runs (data.id_column) yet");
         }
         let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
-        println!("\n{}", report.markdown());
-        println!(
+        gatecast_trainer::sayln!("\n{}", report.markdown());
+        gatecast_trainer::sayln!(
             "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
@@ -520,8 +520,8 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(why) = &report.diverged {
         eprintln!("{why}");
     }
-    println!("\n{}", report.test.markdown());
-    println!(
+    gatecast_trainer::sayln!("\n{}", report.test.markdown());
+    gatecast_trainer::sayln!(
         "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, loss.png, forecast.png",
         dir.display(),
         report.seconds
@@ -624,7 +624,7 @@ fn backtest(
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    println!(
+    gatecast_trainer::sayln!(
         "gatecast backtest: {} folds {} steps apart, {} on {}, lookback {}, horizon {} -> {}",
         folds.count,
         folds.stride,
@@ -636,8 +636,8 @@ fn backtest(
     );
     if !exp.is_panel() {
         let report = run::backtest_series(&exp, folds, &dir, &dev, args.quiet)?;
-        println!("\n{}", report.markdown());
-        println!(
+        gatecast_trainer::sayln!("\n{}", report.markdown());
+        gatecast_trainer::sayln!(
             "{:.0} s; {}: historical_forecasts.csv, backtest.md, backtest.png; {}",
             report.seconds,
             dir.display(),
@@ -650,8 +650,8 @@ fn backtest(
         return Ok(());
     }
     let report = panel::backtest_panel(&exp, folds, &dir, &dev, args.quiet, peer)?;
-    println!("\n{}", report.markdown());
-    println!(
+    gatecast_trainer::sayln!("\n{}", report.markdown());
+    gatecast_trainer::sayln!(
         "{:.0} s; {}: historical_forecasts.csv, backtest.md, backtest.png, metrics.csv and model.bpk{}",
         report.seconds,
         dir.display(),
@@ -670,7 +670,7 @@ fn evaluate(
 ) -> Result<()> {
     if panel::panel_run(dir)?.is_some() {
         let report = panel::evaluate_run(dir, dev, allow_changed, series)?;
-        print!("{}", report.markdown());
+        gatecast_trainer::say!("{}", report.markdown());
         return Ok(());
     }
     if series.is_some() {
@@ -680,7 +680,7 @@ fn evaluate(
         );
     }
     let table = run::evaluate_with(dir, dev, allow_changed)?;
-    print!("{}", table.markdown());
+    gatecast_trainer::say!("{}", table.markdown());
     Ok(())
 }
 
@@ -695,13 +695,17 @@ fn diagnose(
         bail!("--steps must be at least 2, --hidden and --batch at least 1");
     }
     let flow = gatecast_trainer::diagnose::diagnose(out, steps, hidden, batch, seed, dev)?;
-    println!("||dL/dh_t|| relative to t = T (L at the last step), T = {steps}, hidden {hidden}:");
-    println!("| cell | t = T-10 | t = T-50 | t = 1 | spectral norms of W_hh blocks |");
-    println!("|---|---|---|---|---|");
+    gatecast_trainer::sayln!(
+        "||dL/dh_t|| relative to t = T (L at the last step), T = {steps}, hidden {hidden}:"
+    );
+    gatecast_trainer::sayln!(
+        "| cell | t = T-10 | t = T-50 | t = 1 | spectral norms of W_hh blocks |"
+    );
+    gatecast_trainer::sayln!("|---|---|---|---|---|");
     for (name, v, s) in &flow {
         let rel = |t: usize| v.get(t).map(|x| x / v[steps - 1]).unwrap_or(f64::NAN);
         let sn: Vec<String> = s.iter().map(|x| format!("{x:.3}")).collect();
-        println!(
+        gatecast_trainer::sayln!(
             "| {name} | {:.2e} | {:.2e} | {:.2e} | {} |",
             rel(steps.saturating_sub(11)),
             rel(steps.saturating_sub(51)),
@@ -709,7 +713,7 @@ fn diagnose(
             sn.join(" ")
         );
     }
-    println!(
+    gatecast_trainer::sayln!(
         "wrote {}/gradient_flow.csv, gradient_flow.png, spectral_norms.csv",
         out.display()
     );
@@ -750,7 +754,7 @@ fn benchmark(
     }
     if model.print_config {
         for exp in &exps {
-            print!("{}", exp.to_toml());
+            gatecast_trainer::say!("{}", exp.to_toml());
         }
         return Ok(());
     }

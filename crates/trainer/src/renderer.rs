@@ -86,7 +86,7 @@ impl PendingLines {
     /// `epoch` are printed, in order.
     pub fn saved(&self, epoch: usize, of: usize) {
         for line in self.take_saved(epoch, of) {
-            println!("{line}");
+            crate::sayln!("{line}");
         }
     }
 
@@ -106,7 +106,7 @@ impl PendingLines {
     pub fn release_all(&self) {
         let lines = std::mem::take(&mut self.0.lock().expect("pending lines").lines);
         for (_, line) in lines {
-            println!("{line}");
+            crate::sayln!("{line}");
         }
     }
 }
@@ -275,9 +275,16 @@ impl TrainingProgressLogger for EpochRenderer {
         self.started = Instant::now();
         self.epoch_started = Instant::now();
         if !self.quiet {
-            println!(
+            crate::sayln!(
                 "{:>5} {:>11} {:>11} {:>10} {:>9} {:>10} {:>7} {:>7}",
-                "epoch", "train_loss", "valid_loss", "valid_mae", "lr", "grad_norm", "sec", "eta"
+                "epoch",
+                "train_loss",
+                "valid_loss",
+                "valid_mae",
+                "lr",
+                "grad_norm",
+                "sec",
+                "eta"
             );
         }
     }

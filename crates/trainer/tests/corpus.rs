@@ -314,3 +314,57 @@ fn every_shipped_experiment_file_validates_and_every_named_one_exists() {
     }
     assert!(named > 0, "no document names an experiment file");
 }
+
+/// A reader of standard output that goes away (`gatecast train | head -1`) must not cost the
+/// run: `println!` panicked on the broken pipe (exit 101) before `model.bpk` was written.
+#[test]
+fn a_closed_standard_output_does_not_lose_the_run() {
+    let scratch = std::env::temp_dir().join(format!("gatecast-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let text = merged_config(&Case {
+        name: "pipe".into(),
+        data: None,
+        config: None,
+        args: None,
+        extra: vec![],
+        damage: vec![],
+        expect: vec![],
+        exit: 0,
+    });
+    let config = scratch.join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let run = scratch.join("run");
+    for command in [
+        vec![
+            "train".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+        ],
+        vec!["evaluate".to_string()],
+    ] {
+        let mut args = command.clone();
+        if command[0] == "train" {
+            args.extend(["--out".into(), run.display().to_string()]);
+        } else {
+            args.push(run.display().to_string());
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the binary writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{args:?}: {:?}\n{stderr}",
+            out.status.code()
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(run.join("model.bpk").exists() && run.join("test_metrics.csv").exists());
+    std::fs::remove_dir_all(&scratch).ok();
+}

@@ -237,7 +237,7 @@ pub fn backtest_panel(
         );
     }
     if !short.is_empty() && !quiet {
-        println!(
+        crate::sayln!(
             "{} series too short for {} folds (fewer than {need} rows) left out: {}",
             short.len(),
             folds.count,
@@ -292,7 +292,7 @@ pub fn backtest_panel(
             };
             std::fs::create_dir_all(&fold_dir)?;
             if !quiet {
-                println!(
+                crate::sayln!(
                     "fold {}: training on the rows before {} (the horizon before it validates)",
                     k + 1,
                     series[0].times[origin_of(&series[0])]

@@ -90,7 +90,7 @@ pub fn fit(
     let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
     let valid = panel.origins_at(|s| s.train_end(panel.horizon));
     if !quiet {
-        println!(
+        crate::sayln!(
             "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}",
             model.num_params(),
             exp.model.cell,
@@ -99,9 +99,12 @@ pub fn fit(
             panel.series.len(),
             batch
         );
-        println!(
+        crate::sayln!(
             "{:>5} {:>11} {:>11} {:>7}",
-            "epoch", "train_loss", "valid_loss", "sec"
+            "epoch",
+            "train_loss",
+            "valid_loss",
+            "sec"
         );
     }
     let mut rng = Rng::new(t.seed);
@@ -140,7 +143,7 @@ pub fn fit(
         let seconds = started.elapsed().as_secs_f64();
         epochs.push((sum / batches.max(1) as f64, valid_loss, seconds));
         if !quiet {
-            println!(
+            crate::sayln!(
                 "{epoch:>5} {:>11.5} {valid_loss:>11.5} {seconds:>7.1}",
                 sum / batches as f64
             );

@@ -42,7 +42,7 @@ pub fn train_panel(
 ) -> Result<PanelReport> {
     let start = Instant::now();
     let (panel, statics) = data::load_with(exp, None)?;
-    println!("{}", data::describe(exp, &panel));
+    crate::sayln!("{}", data::describe(exp, &panel));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     saved::fingerprint(&exp.data.path, &panel)?.save(dir)?;

@@ -372,7 +372,7 @@ pub fn forecast_run(
     }
     match output {
         Some(path) => write_atomic(path, text.as_bytes())?,
-        None => print!("{text}"),
+        None => crate::say!("{text}"),
     }
     Ok(())
 }

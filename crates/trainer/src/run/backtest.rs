@@ -202,7 +202,7 @@ pub fn backtest_series(
         };
         let (table, starts, forecasts) = if train_now {
             if !quiet {
-                println!(
+                crate::sayln!(
                     "fold {}: training on the rows before {} (validation from {})",
                     k + 1,
                     p.raw.timestamps[split_rows[1]],

@@ -70,7 +70,7 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
     }
     match output {
         Some(path) => write_atomic(path, text.as_bytes())?,
-        None => print!("{text}"),
+        None => crate::say!("{text}"),
     }
     Ok(())
 }

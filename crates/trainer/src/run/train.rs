@@ -123,7 +123,7 @@ pub fn train_prepared(
     let estimate = Estimate::of(exp, &p.window, exp.train.batch_size);
     budget::check(exp, estimate, budget::limit(exp))?;
     if !options.quiet {
-        println!(
+        crate::sayln!(
             "model: {} parameters; about {} to train ({} training windows, batches of {})",
             estimate.params,
             budget::human(estimate.bytes),
