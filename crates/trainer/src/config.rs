@@ -415,7 +415,7 @@ impl Experiment {
         }
         if !self.data.calendar.is_empty() {
             return Err(
-                "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [])".into(),
+                "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [], or --calendar none)".into(),
             );
         }
         Ok(())

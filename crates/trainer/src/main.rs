@@ -183,6 +183,10 @@ struct TrainArgs {
     /// Long format: the column naming each row's series; trains one model over all of them.
     #[arg(long)]
     id_column: Option<String>,
+    /// Known-future calendar features, comma-separated: hour_of_day, day_of_week,
+    /// month_of_year; `none` for none (segrnn takes none).
+    #[arg(long, value_delimiter = ',')]
+    calendar: Option<Vec<String>>,
     /// Panel runs: gaussian, student_t, negative_binomial or quantile.
     #[arg(long)]
     likelihood: Option<String>,
@@ -406,7 +410,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--target`, `--id-column`, `--likelihood`, `--samples`, `--scaler`,
+/// `--time-column`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`, `--scaler`,
 /// `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
@@ -435,6 +439,16 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
             e.data.gaps = gatecast_data::GapPolicy::Interpolate;
             e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
         }
+    }
+    if let Some(names) = &args.calendar {
+        e.data.calendar = match names.as_slice() {
+            [one] if one.eq_ignore_ascii_case("none") || one.is_empty() => Vec::new(),
+            _ => names
+                .iter()
+                .map(|n| gatecast_data::Calendar::parse(n.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("--calendar: {e}, or none"))?,
+        };
     }
     if let Some(v) = &args.likelihood {
         e.model.likelihood =

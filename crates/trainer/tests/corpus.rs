@@ -368,3 +368,24 @@ fn a_closed_standard_output_does_not_lose_the_run() {
     assert!(run.join("model.bpk").exists() && run.join("test_metrics.csv").exists());
     std::fs::remove_dir_all(&scratch).ok();
 }
+
+/// `--calendar` sets `data.calendar` from the command line, in the order given; `none` clears it.
+#[test]
+fn the_calendar_flag_sets_and_clears_the_calendar_features() {
+    let calendar = |flag: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+            .args(["train", "--calendar", flag, "--print-config"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let exp = Experiment::from_toml(&String::from_utf8(out.stdout).unwrap(), "stdout").unwrap();
+        exp.data.calendar
+    };
+    use gatecast_data::Calendar;
+    assert_eq!(
+        calendar("day_of_week,hour_of_day"),
+        [Calendar::DayOfWeek, Calendar::HourOfDay]
+    );
+    assert_eq!(calendar("month_of_year"), [Calendar::MonthOfYear]);
+    assert!(calendar("none").is_empty());
+}
