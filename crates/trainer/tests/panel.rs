@@ -693,3 +693,48 @@ fn a_backtest_shows_the_peer_row() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lowest quantile (p2.5) of every row of a run's forecast.csv.
+fn lowest_quantiles(run: &Path) -> Vec<f64> {
+    let forecast = std::fs::read_to_string(run.join("forecast.csv")).unwrap();
+    forecast
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(3).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A Gaussian head on low counts puts its lower quantiles below 0. On count data (every
+/// training value a whole number of at least 0) they are floored at 0, as the seasonal naive's
+/// are; the same series shifted by 0.5 are not counts, and keep their negative quantiles.
+#[test]
+fn quantiles_of_count_data_are_floored_at_zero() {
+    let dir = scratch("floor");
+    let path = write_panel(&dir, 8, 120, 30);
+    let mut exp = experiment(&path);
+    exp.model.likelihood = LikelihoodKind::Gaussian;
+    exp.train.epochs = 3;
+    let device = burn::tensor::Device::flex();
+    gatecast_trainer::panel::train_panel(&exp, &dir.join("counts"), &device, true).unwrap();
+    let low = lowest_quantiles(&dir.join("counts"));
+    assert!(low.iter().all(|&v| v >= 0.0), "{low:?}");
+    assert!(
+        low.iter().any(|&v| v == 0.0),
+        "the floor was never needed: {low:?}"
+    );
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut shifted = String::from("date,store,units\n");
+    for line in text.lines().skip(1) {
+        let (head, y) = line.rsplit_once(',').unwrap();
+        let y: f64 = y.parse().unwrap();
+        shifted += &format!("{head},{}\n", y + 0.5);
+    }
+    let shifted_path = dir.join("shifted.csv");
+    std::fs::write(&shifted_path, shifted).unwrap();
+    exp.data.path = shifted_path.display().to_string();
+    gatecast_trainer::panel::train_panel(&exp, &dir.join("shifted"), &device, true).unwrap();
+    let low = lowest_quantiles(&dir.join("shifted"));
+    assert!(low.iter().any(|&v| v < 0.0), "{low:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,7 @@ use gatecast_data::ScalerKind;
 
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::fit::fit;
-use super::report::{label, levels, model_quantiles, score, PanelRow, Quantiles};
+use super::report::{label, levels, model_quantiles, score, Floored, PanelRow, Quantiles};
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 
@@ -275,6 +275,7 @@ pub fn backtest_panel(
     let mut model = None;
     let mut fits = 0;
     let (mut all_origins, mut all_q) = (Vec::new(), Vec::new());
+    let mut floored = Floored::default();
     for k in 0..folds.count {
         let origin_of = |s: &PanelSeries| folds.origin(s.rows(), h, k);
         if model.is_none() || folds.refit {
@@ -326,7 +327,7 @@ pub fn backtest_panel(
                 origin: origin_of(s),
             })
             .collect();
-        let model_q = model_quantiles(exp, &history, m, &levels, &origins)?;
+        let model_q = model_quantiles(exp, &history, m, &levels, &origins, (counts, &mut floored))?;
         let naive: Quantiles = history
             .series
             .iter()
@@ -376,6 +377,7 @@ pub fn backtest_panel(
             rows,
         });
     }
+    floored.note();
     let mut header = vec![
         "fold".to_string(),
         "series".into(),

@@ -129,14 +129,41 @@ pub(super) fn score<'a>(
     }
 }
 
+/// How many of a model's quantiles fell below 0 on count data and were floored there.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Floored {
+    /// Quantile values floored at 0.
+    pub below: usize,
+    /// Quantile values in all.
+    pub total: usize,
+}
+
+impl Floored {
+    /// Says on standard error how many values were floored, if any were.
+    pub fn note(&self) {
+        if self.below > 0 {
+            eprintln!(
+                "note: {} of the model's {} quantile values ({:.1}%) were below 0 on count data (every training value a whole number of at least 0) and are floored at 0, as the seasonal naive's are",
+                self.below,
+                self.total,
+                100.0 * self.below as f64 / self.total as f64
+            );
+        }
+    }
+}
+
 /// The model's quantiles after each of `origins` (history up to the origin, each series' offset
-/// and scale from its training rows only), in the file's units: `[origin][level][step]`.
+/// and scale from its training rows only), in the file's units: `[origin][level][step]`. With
+/// `floor` (count data) each value is at least 0, and `floored` counts those raised to it: a
+/// continuous head, or a quantile head on series that are mostly zeros, puts mass below 0, and
+/// a count below 0 is no forecast.
 pub(super) fn model_quantiles(
     exp: &Experiment,
     panel: &Panel,
     model: &GlobalForecaster,
     levels: &[f64],
     origins: &[Origin],
+    (floor, floored): (bool, &mut Floored),
 ) -> Result<Quantiles> {
     use burn::module::Module;
     let device = model
@@ -174,7 +201,16 @@ pub(super) fn model_quantiles(
                     .map(|lv| {
                         lv[i * h..(i + 1) * h]
                             .iter()
-                            .map(|v| *v as f32 + offset)
+                            .map(|v| {
+                                let v = *v as f32 + offset;
+                                floored.total += 1;
+                                if floor && v < 0.0 {
+                                    floored.below += 1;
+                                    0.0
+                                } else {
+                                    v
+                                }
+                            })
                             .collect()
                     })
                     .collect(),
@@ -212,8 +248,10 @@ pub(super) fn test_table(
     let season = exp.data.season;
     let h = panel.horizon;
     let origins = panel.origins_at(|s| s.test_start(h));
-    let model_q = model_quantiles(exp, panel, model, &levels, &origins)?;
     let counts = panel.is_counts();
+    let mut floored = Floored::default();
+    let model_q = model_quantiles(exp, panel, model, &levels, &origins, (counts, &mut floored))?;
+    floored.note();
     let naive: Quantiles = panel
         .series
         .iter()

@@ -13,7 +13,7 @@ use gatecast_model::forecast::GlobalForecaster;
 
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::fit::model_config;
-use super::report::{label, levels, model_quantiles, test_table, PanelReport};
+use super::report::{label, levels, model_quantiles, test_table, Floored, PanelReport};
 use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
@@ -351,7 +351,22 @@ pub fn forecast_run(
             origin: panel.lookback,
         })
         .collect();
-    let q = model_quantiles(&exp, &panel, &model, &levels, &origins)?;
+    // Count data as the training rows were judged: every value of the history read.
+    let counts = panel.series.iter().all(|s| {
+        s.y[..panel.lookback]
+            .iter()
+            .all(|v| *v >= 0.0 && v.fract() == 0.0)
+    });
+    let mut floored = Floored::default();
+    let q = model_quantiles(
+        &exp,
+        &panel,
+        &model,
+        &levels,
+        &origins,
+        (counts, &mut floored),
+    )?;
+    floored.note();
     let mut text = String::from("series,timestamp");
     for l in &levels {
         text += &format!(",{}", label(*l));
