@@ -88,11 +88,10 @@ fn merged_config(case: &Case) -> String {
     toml::to_string(&base).unwrap()
 }
 
-/// A small trained run, made once and copied per case.
-fn trained_run(scratch: &Path) -> PathBuf {
-    let dir = scratch.join("trained");
-    let text = merged_config(&Case {
-        name: "trained".into(),
+/// A case of `base.toml` as it is, on `good.csv`.
+fn plain_case(name: &str) -> Case {
+    Case {
+        name: name.into(),
         data: None,
         config: None,
         args: None,
@@ -100,7 +99,13 @@ fn trained_run(scratch: &Path) -> PathBuf {
         damage: vec![],
         expect: vec![],
         exit: 0,
-    });
+    }
+}
+
+/// A small trained run, made once and copied per case.
+fn trained_run(scratch: &Path) -> PathBuf {
+    let dir = scratch.join("trained");
+    let text = merged_config(&plain_case("trained"));
     let mut exp = Experiment::from_toml(&text, "base.toml").unwrap();
     exp.train.epochs = 2;
     run::train(&exp, &dir, &[burn::tensor::Device::flex()], false, true).unwrap();
@@ -321,16 +326,7 @@ fn every_shipped_experiment_file_validates_and_every_named_one_exists() {
 fn a_closed_standard_output_does_not_lose_the_run() {
     let scratch = std::env::temp_dir().join(format!("gatecast-pipe-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    let text = merged_config(&Case {
-        name: "pipe".into(),
-        data: None,
-        config: None,
-        args: None,
-        extra: vec![],
-        damage: vec![],
-        expect: vec![],
-        exit: 0,
-    });
+    let text = merged_config(&plain_case("pipe"));
     let config = scratch.join("config.toml");
     std::fs::write(&config, text).unwrap();
     let run = scratch.join("run");

@@ -78,12 +78,7 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
 /// Says on standard error what the repair policies changed in `path` (duplicates merged, gaps
 /// kept or filled, missing values filled), so that no repair goes unseen; silent when the file
 /// was taken as it is.
-pub(crate) fn note_repairs(
-    path: &Path,
-    columns: &[String],
-    repairs: &Repairs,
-    options: &CsvOptions,
-) {
+fn note_repairs(path: &Path, columns: &[String], repairs: &Repairs, options: &CsvOptions) {
     if let Some(what) = repairs.describe(columns, options) {
         eprintln!("note: {}: {what}", path.display());
     }
