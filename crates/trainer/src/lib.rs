@@ -16,6 +16,17 @@ macro_rules! say {
     }};
 }
 
+/// `eprintln!` to standard error that survives its reader going away (`gatecast train 2>&1 |
+/// head`): notes, warnings and errors are dropped rather than panicking the run.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// [`say!`] with a newline, for `println!`.
 #[doc(hidden)]
 #[macro_export]

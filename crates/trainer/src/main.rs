@@ -532,7 +532,7 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let report = run::train_with(&exp, &dir, &devs, options)?;
     if let Some(why) = &report.diverged {
-        eprintln!("{why}");
+        gatecast_trainer::tell!("{why}");
     }
     gatecast_trainer::sayln!("\n{}", report.test.markdown());
     gatecast_trainer::sayln!(
@@ -606,7 +606,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            gatecast_trainer::tell!("error: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -360,7 +360,7 @@ impl TrainStep for ForecastModel {
                 // A failed save is reported here; the run then fails naming the missing file
                 // when it restores the best epoch, rather than keep the wrong weights.
                 if let Err(e) = crate::run::saved::save_model(&ema.apply(model.valid()), &path) {
-                    eprintln!("warning: {e:#}");
+                    crate::tell!("warning: {e:#}");
                 }
             }
         }

@@ -332,7 +332,7 @@ impl TrainingProgressLogger for EpochRenderer {
         if let Some((path, previous)) = &self.journal {
             let all: Vec<EpochRow> = previous.iter().chain(rows.iter()).cloned().collect();
             if let Err(e) = write_epochs(path, &all) {
-                eprintln!("warning: {e:#}");
+                crate::tell!("warning: {e:#}");
             }
         }
         drop(rows);

@@ -320,48 +320,58 @@ fn every_shipped_experiment_file_validates_and_every_named_one_exists() {
     assert!(named > 0, "no document names an experiment file");
 }
 
-/// A reader of standard output that goes away (`gatecast train | head -1`) must not cost the
-/// run: `println!` panicked on the broken pipe (exit 101) before `model.bpk` was written.
+/// A reader of standard output or standard error that goes away (`gatecast train | head -1`,
+/// `gatecast train 2>&1 | head -1`) must not cost the run: `println!` and `eprintln!` panicked
+/// on the broken pipe (exit 101) before `model.bpk` was written.
 #[test]
-fn a_closed_standard_output_does_not_lose_the_run() {
+fn a_closed_output_pipe_does_not_lose_the_run() {
     let scratch = std::env::temp_dir().join(format!("gatecast-pipe-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
-    let text = merged_config(&plain_case("pipe"));
+    // A file with a missing value under the interpolate policy, so that the run also writes a
+    // note to standard error.
+    let mut case = plain_case("pipe");
+    case.data = Some("csv/nan.csv".into());
+    case.config = Some("data.missing = \"interpolate\"".into());
     let config = scratch.join("config.toml");
-    std::fs::write(&config, text).unwrap();
-    let run = scratch.join("run");
-    for command in [
-        vec![
-            "train".to_string(),
-            "--config".into(),
-            config.display().to_string(),
-        ],
-        vec!["evaluate".to_string()],
-    ] {
-        let mut args = command.clone();
-        if command[0] == "train" {
-            args.extend(["--out".into(), run.display().to_string()]);
-        } else {
-            args.push(run.display().to_string());
-        }
+    std::fs::write(&config, merged_config(&case)).unwrap();
+    let run = |args: &[String], close_stderr: bool| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gatecast"))
-            .args(&args)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // Close the reading end before the binary writes anything.
+        // Close the reading ends before the binary writes anything.
         drop(child.stdout.take());
+        if close_stderr {
+            drop(child.stderr.take());
+        }
         let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(
             out.status.success(),
             "{args:?}: {:?}\n{stderr}",
             out.status.code()
         );
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    };
+    for (dir, close_stderr) in [("run", false), ("run_quiet", true)] {
+        let dir = scratch.join(dir).display().to_string();
+        let train = [
+            "train",
+            "--config",
+            &config.display().to_string(),
+            "--out",
+            &dir,
+        ];
+        let stderr = run(&train.map(String::from), close_stderr);
+        if !close_stderr {
+            assert!(stderr.contains("1 missing value(s) filled"), "{stderr}");
+        }
+        let run_dir = Path::new(&dir);
+        assert!(run_dir.join("model.bpk").exists() && run_dir.join("test_metrics.csv").exists());
+        run(&["evaluate".to_string(), dir.clone()], close_stderr);
     }
-    assert!(run.join("model.bpk").exists() && run.join("test_metrics.csv").exists());
     std::fs::remove_dir_all(&scratch).ok();
 }
 

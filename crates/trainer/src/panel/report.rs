@@ -142,7 +142,7 @@ impl Floored {
     /// Says on standard error how many values were floored, if any were.
     pub fn note(&self) {
         if self.below > 0 {
-            eprintln!(
+            crate::tell!(
                 "note: {} of the model's {} quantile values ({:.1}%) were below 0 on count data (every training value a whole number of at least 0) and are floored at 0, as the seasonal naive's are",
                 self.below,
                 self.total,

@@ -223,7 +223,7 @@ pub fn evaluate_run(
         };
         let path = dir.join(format!("forecast_{name}.png"));
         crate::plots::panel_intervals(&path, &alone, &levels(&exp), &[quantiles.swap_remove(k)])?;
-        eprintln!("{}", path.display());
+        crate::tell!("{}", path.display());
     }
     Ok(PanelReport {
         rows,
@@ -337,7 +337,7 @@ pub fn forecast_run(
     let statics = saved_statics(dir, &exp)?;
     let (panel, skipped) = forecast_panel(&exp, input, &index, statics.as_ref(), only)?;
     if !skipped.is_empty() {
-        eprintln!(
+        crate::tell!(
             "warning: {} series not forecast: {}",
             skipped.len(),
             skipped.join("; ")

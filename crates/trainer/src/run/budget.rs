@@ -84,7 +84,7 @@ impl Estimate {
 pub(crate) fn batch_size(exp: &Experiment, windows: usize) -> usize {
     let asked = exp.train.batch_size;
     if asked > windows {
-        eprintln!(
+        crate::tell!(
             "note: train.batch_size = {asked} is more than the {windows} training windows; each step uses all {windows}"
         );
         return windows.max(1);

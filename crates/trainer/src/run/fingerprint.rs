@@ -105,7 +105,7 @@ impl DataFingerprint {
     /// names the command for the message.
     pub(crate) fn check(dir: &Path, now: &Self, allow: bool, what: &str) -> Result<()> {
         let Some(saved) = Self::load(dir)? else {
-            eprintln!(
+            crate::tell!(
                 "warning: {} has no {FILE} (trained by an older gatecast): cannot tell whether {} changed since training",
                 dir.display(),
                 now.path
@@ -127,7 +127,7 @@ impl DataFingerprint {
                 "{what}: {message}; pass --allow-changed-data to go on with the data as it is now"
             );
         }
-        eprintln!("warning: {what} with --allow-changed-data: {message}");
+        crate::tell!("warning: {what} with --allow-changed-data: {message}");
         Ok(())
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
 /// was taken as it is.
 fn note_repairs(path: &Path, columns: &[String], repairs: &Repairs, options: &CsvOptions) {
     if let Some(what) = repairs.describe(columns, options) {
-        eprintln!("note: {}: {what}", path.display());
+        crate::tell!("note: {}: {what}", path.display());
     }
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn load_panel_noted(
     }
     let columns = loaded.first().map_or(&[][..], |(s, _)| &s.columns[..]);
     if let Some(what) = total.describe(columns, options) {
-        eprintln!(
+        crate::tell!(
             "note: {}: in {repaired} of {} series, {what}",
             path.display(),
             loaded.len()

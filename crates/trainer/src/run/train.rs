@@ -231,7 +231,7 @@ fn datasets(exp: &Experiment, p: &Prepared) -> Result<(WindowDataset, WindowData
 fn resume_point(exp: &Experiment, dir: &Path) -> Result<usize> {
     let (epoch, skipped) = crate::checkpoint::last_intact(dir);
     for why in &skipped {
-        eprintln!("warning: {why}; trying an earlier checkpoint");
+        crate::tell!("warning: {why}; trying an earlier checkpoint");
     }
     let epoch = epoch.with_context(|| {
         format!(
