@@ -91,7 +91,7 @@ pub enum DataError {
         value: String,
     },
     /// A value is missing (empty, NA or NaN) and the missing-value policy is `error`.
-    #[error("{path}:{line}: column '{column}': missing value ('{value}'); choose a missing-value policy (interpolate or ffill) to fill it")]
+    #[error("{path}:{line}: column '{column}': missing value ('{value}'); choose a missing-value policy (interpolate or forward_fill) to fill it")]
     Missing {
         /// The file.
         path: String,

@@ -27,7 +27,8 @@ pub enum MissingPolicy {
     /// at the start or end of a segment take the nearest value.
     Interpolate,
     /// Carry the last value forward; missing values at the start of a segment take the first
-    /// value that follows.
+    /// value that follows. Also read as `ffill`, pandas' name.
+    #[serde(alias = "ffill")]
     ForwardFill,
 }
 
