@@ -378,3 +378,22 @@ fn repairs_are_counted_and_named_by_their_options() {
         "{line}"
     );
 }
+
+/// `irregular`: rows at any times (a transaction log) load as they come, one segment with no
+/// grid and no gaps, ready to be resampled; without it the same file is refused.
+#[test]
+fn irregular_rows_load_as_they_come_for_resampling() {
+    let log = "date,a\n2024-01-01 08:13:00,1\n2024-01-01 09:47:00,2\n2024-01-01 09:50:00,\n2024-01-02 11:00:00,4\n";
+    let mut o = opts();
+    o.missing = MissingPolicy::Interpolate;
+    let e = err(log, &o);
+    assert!(e.contains("not a multiple of the frequency"), "{e}");
+    o.irregular = true;
+    let s = load(log, &o).unwrap();
+    assert_eq!(s.rows(), 4);
+    assert_eq!(s.segments, vec![0..4]);
+    // The missing cell lies between the rows before and after it.
+    assert_eq!(s.values, vec![1.0, 2.0, 3.0, 4.0]);
+    let daily = resample(&s, TimeDelta::days(1), Aggregation::Sum).unwrap();
+    assert_eq!(daily.values, vec![6.0, 4.0]);
+}

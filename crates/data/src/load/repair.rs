@@ -28,7 +28,9 @@ pub(super) fn build(
     }
     let times: Vec<NaiveDateTime> = merged.iter().map(|r| r.time).collect();
     let frequency = options.frequency.or_else(|| infer_frequency(&times));
-    let laid = lay_out(path, &merged, frequency, options.gaps, columns.len())?;
+    // Irregular rows have no grid to check against: one segment, as they come.
+    let grid = if options.irregular { None } else { frequency };
+    let laid = lay_out(path, &merged, grid, options.gaps, columns.len())?;
     // Inserted gap rows are always interpolated.
     let gap_rows_present = laid.timestamps.len() != merged.len();
     let policy = match (options.missing, gap_rows_present) {

@@ -127,6 +127,8 @@ pub(crate) fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
         duplicates: d.duplicates,
         gaps: d.gaps,
         frequency: None,
+        // A file resampled next may be a log at any times; resampling puts it on the grid.
+        irregular: !d.resample.is_empty(),
     };
     (columns, options)
 }
