@@ -83,7 +83,7 @@ pub struct CsvOptions {
     /// The sampling step; `None` infers the most common step.
     pub frequency: Option<TimeDelta>,
     /// Take the rows as they come, at any times (a transaction log), with no sampling step to
-    /// keep and so no gaps: for a series that is resampled next ([`crate::resample`]), which
+    /// keep and so no gaps: for a series that is resampled next ([`crate::resample()`]), which
     /// puts it on a regular grid. Missing cells are filled from the rows before and after.
     pub irregular: bool,
 }
