@@ -410,8 +410,8 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`, `--scaler`,
-/// `--static-categorical`, `--static-real`: a user's own CSV
+/// `--time-column`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
+/// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
 fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {

@@ -278,11 +278,14 @@ impl Panel {
     /// Whether every training value is a non-negative whole number (counts): then interval
     /// floors at 0 make sense for the baseline.
     pub fn is_counts(&self) -> bool {
-        self.series.iter().all(|s| {
-            s.y[..s.train_end(self.horizon)]
-                .iter()
-                .all(|v| *v >= 0.0 && v.fract() == 0.0)
-        })
+        self.is_counts_before(|s| s.train_end(self.horizon))
+    }
+
+    /// [`Panel::is_counts`] over each series' rows before `end(series)`.
+    pub fn is_counts_before(&self, end: impl Fn(&PanelSeries) -> usize) -> bool {
+        self.series
+            .iter()
+            .all(|s| s.y[..end(s)].iter().all(|v| *v >= 0.0 && v.fract() == 0.0))
     }
 }
 

@@ -351,12 +351,8 @@ pub fn forecast_run(
             origin: panel.lookback,
         })
         .collect();
-    // Count data as the training rows were judged: every value of the history read.
-    let counts = panel.series.iter().all(|s| {
-        s.y[..panel.lookback]
-            .iter()
-            .all(|v| *v >= 0.0 && v.fract() == 0.0)
-    });
+    // Count data as the training rows were judged, over the history read.
+    let counts = panel.is_counts_before(|_| panel.lookback);
     let mut floored = Floored::default();
     let q = model_quantiles(
         &exp,
