@@ -2,6 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether `values` are counts: at least one value, and every value a whole number of at least
+/// 0 (NaN is none). A forecast of counts below 0 is no forecast, so forecasters of such series
+/// floor theirs at 0.
+pub fn is_counts(values: impl IntoIterator<Item = f32>) -> bool {
+    let mut any = false;
+    for v in values {
+        if !(v >= 0.0 && v.fract() == 0.0) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 /// A baseline forecaster over one series' history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Baseline {
@@ -65,6 +79,16 @@ mod tests {
     use super::*;
 
     const H: [f32; 5] = [1.0, 2.0, 4.0, 3.0, 5.0];
+
+    #[test]
+    fn counts_are_whole_numbers_of_at_least_zero() {
+        assert!(is_counts(H));
+        assert!(is_counts([0.0, 0.0, 7.0]));
+        assert!(!is_counts([1.0, 2.5, 3.0]), "a fraction");
+        assert!(!is_counts([1.0, -1.0, 3.0]), "a negative whole number");
+        assert!(!is_counts([1.0, f32::NAN]), "a missing value");
+        assert!(!is_counts([]), "no values");
+    }
 
     #[test]
     fn by_hand() {

@@ -35,7 +35,7 @@ pub mod synthetic;
 #[cfg(feature = "burn")]
 mod window;
 
-pub use baselines::Baseline;
+pub use baselines::{is_counts, Baseline};
 pub use calendar::{add_calendar, calendar_covariates, Calendar};
 pub use error::DataError;
 pub use load::{

@@ -978,3 +978,92 @@ fn a_fresh_run_in_an_earlier_runs_directory_starts_clean() {
         );
     }
 }
+
+/// An hourly count series: a daily burst on every day, zero for half of each day (a model's
+/// forecast dips below 0 around the zeros). With `fraction`, one early training value is made
+/// 0.5, so the series is no longer counts.
+fn write_counts(dir: &Path, rows: usize, fraction: bool) -> PathBuf {
+    let mut rng = gatecast_data::synthetic::Rng::new(5);
+    let mut text = String::from("time,load,temp\n");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for i in 0..rows {
+        let t = t0 + chrono::TimeDelta::hours(i as i64);
+        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+        let mut load = (40.0 * day + 4.0 * rng.normal()).max(0.0).round();
+        if fraction && i == 5 {
+            load = 0.5;
+        }
+        let temp = 10.0 + 5.0 * day + rng.normal();
+        text += &format!("{},{load},{temp:.3}\n", t.format("%Y-%m-%d %H:%M:%S"));
+    }
+    let path = dir.join(if fraction { "almost.csv" } else { "counts.csv" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The forecast column of a run's `forecast.csv`.
+fn forecast_column(run_dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run_dir.join("forecast.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A count target's forecasts are floored at 0 (a count below 0 is no forecast) in the test
+/// table, `forecast.csv` and `forecast`, and the table says how many were raised; the same
+/// series with one fractional value is not counts, and its model's forecasts go below 0.
+#[test]
+fn forecasts_of_counts_are_floored_at_zero() {
+    let _rng = common::trains();
+    let dir = tmp("counts");
+    let device = Device::flex();
+    let mut below = Vec::new();
+    for fraction in [false, true] {
+        // 50.5 days: the file ends at noon, so the next 12 hours are the zero half of a day.
+        let csv = write_counts(&dir, 1212, fraction);
+        let exp = experiment(&csv);
+        let run_dir = dir.join(format!("run-{fraction}"));
+        let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true)
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let t = &report.test;
+        assert_eq!(t.values, report.test_forecasts.len());
+        let negative = report.test_forecasts.iter().filter(|v| **v < 0.0).count();
+        let written = forecast_column(&run_dir);
+        if fraction {
+            assert_eq!(t.floored, 0, "{}", t.markdown());
+            assert!(!t.markdown().contains("raised to 0"), "{}", t.markdown());
+            below.push(negative);
+        } else {
+            assert!(t.floored > 0, "nothing floored: {}", t.markdown());
+            assert_eq!(negative, 0);
+            assert!(written.iter().all(|v| *v >= 0.0));
+            assert!(written.contains(&0.0));
+            let note = format!("{} of the model's {} forecasts", t.floored, t.values);
+            assert!(t.markdown().contains(&note), "{}", t.markdown());
+            let md = std::fs::read_to_string(run_dir.join("test_metrics.md")).unwrap();
+            assert!(md.contains(&note), "{md}");
+            // evaluate floors as the run did.
+            let again = run::evaluate(&run_dir, &device).unwrap();
+            assert_eq!(again.floored, t.floored);
+            assert!((again.rows[0].mse - t.rows[0].mse).abs() < 1e-6 * t.rows[0].mse);
+            // forecast after the file's end floors too.
+            let out = dir.join("next.csv");
+            run::forecast(&run_dir, &csv, Some(&out), &device).unwrap();
+            let next: Vec<f64> = std::fs::read_to_string(&out)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(next.len(), 12);
+            assert!(next.iter().all(|v| *v >= 0.0), "{next:?}");
+        }
+    }
+    // Not counts: nothing floored, so the model's dips below 0 stay.
+    assert!(below[0] > 0, "the unfloored model never went below 0");
+}

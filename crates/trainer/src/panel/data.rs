@@ -285,7 +285,7 @@ impl Panel {
     pub fn is_counts_before(&self, end: impl Fn(&PanelSeries) -> usize) -> bool {
         self.series
             .iter()
-            .all(|s| s.y[..end(s)].iter().all(|v| *v >= 0.0 && v.fract() == 0.0))
+            .all(|s| gatecast_data::is_counts(s.y[..end(s)].iter().copied()))
     }
 }
 

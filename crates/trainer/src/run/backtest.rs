@@ -69,10 +69,16 @@ impl SeriesBacktest {
             )
         };
         let mut s = format!(
-            "backtest: {} folds, {} model(s) trained, errors in original units\n\n| fold | origin | forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|---|---|\n",
+            "backtest: {} folds, {} model(s) trained, errors in original units",
             self.folds.len(),
             self.fits
         );
+        let floored = self.folds.iter().map(|f| f.table.floored).sum();
+        let values = self.folds.iter().map(|f| f.table.values).sum();
+        if let Some(note) = super::report::floored_note(floored, values) {
+            s += &format!(";\n{note}");
+        }
+        s += "\n\n| fold | origin | forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|---|---|\n";
         for fold in &self.folds {
             for r in &fold.table.rows {
                 s += &line(&fold.fold.to_string(), &fold.origin, r);

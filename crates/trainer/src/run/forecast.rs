@@ -60,13 +60,27 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
         .series
         .column_indices(&exp.data.targets, "data.targets")?;
     let nt = targets.len();
+    // Count targets (as the test split's forecasts, judged on the rows given) are floored at 0.
+    let series = &loaded.series;
+    let counts: Vec<bool> = targets
+        .iter()
+        .map(|&col| gatecast_data::is_counts((0..series.rows()).map(|r| series.row(r)[col])))
+        .collect();
+    let mut floored = 0;
     let mut text = String::from("time,target,forecast\n");
     for (step, t) in last.times.iter().enumerate() {
         for (k, &col) in targets.iter().enumerate() {
             let mut v = [pred[step * nt + k]];
             scaler.inverse(col, &mut v);
+            if counts[k] && v[0] < 0.0 {
+                floored += 1;
+                v[0] = 0.0;
+            }
             text += &format!("{t},{},{}\n", exp.data.targets[k], v[0]);
         }
+    }
+    if let Some(note) = super::report::floored_note(floored, last.times.len() * nt) {
+        crate::tell!("note: {}: {note}", input.display());
     }
     match output {
         Some(path) => write_atomic(path, text.as_bytes())?,

@@ -35,8 +35,8 @@ pub(super) fn write_report(
     epochs: &[EpochRow],
     device: &Device,
 ) -> Result<Tested> {
-    let (starts, forecasts) = test_forecasts(model, p, device)?;
-    let table = test_table(p, exp, &starts, &forecasts);
+    let (starts, forecasts, floored) = test_forecasts(model, p, device)?;
+    let table = test_table(p, exp, &starts, &forecasts, floored);
     table.write(dir)?;
     let (actual, forecast) =
         write_forecasts(&dir.join("forecast.csv"), p, exp, &starts, &forecasts)?;
@@ -83,15 +83,24 @@ pub struct TestTable {
     pub windows: usize,
     /// Model first, then baselines.
     pub rows: Vec<TestRow>,
+    /// How many of the model's forecasts of count targets (see [`gatecast_data::is_counts`],
+    /// over the training rows) were below 0 and are raised to 0 in `rows` and `forecast.csv`.
+    pub floored: usize,
+    /// The model's forecasts in all: windows × horizon × targets.
+    pub values: usize,
 }
 
 impl TestTable {
     /// The table as markdown.
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "test split: {} windows, errors in original units\n\n| forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|\n",
+            "test split: {} windows, errors in original units",
             self.windows
         );
+        if let Some(note) = floored_note(self.floored, self.values) {
+            s += &format!(";\n{note}");
+        }
+        s += "\n\n| forecaster | MSE | MAE | RMSE | sMAPE % | MASE |\n|---|---|---|---|---|---|\n";
         for r in &self.rows {
             let mase = if r.mase.is_finite() {
                 format!("{:.4}", r.mase)
@@ -130,13 +139,34 @@ impl TestTable {
     }
 }
 
+/// What a table says of forecasts raised to 0 on count data, if any were.
+pub(super) fn floored_note(floored: usize, values: usize) -> Option<String> {
+    (floored > 0).then(|| {
+        format!(
+            "{floored} of the model's {values} forecasts ({:.2}%) were below 0 on count data (every training value a whole number of at least 0) and are raised to 0",
+            100.0 * floored as f64 / values.max(1) as f64
+        )
+    })
+}
+
+/// Per target, whether it holds counts over the training rows ([`gatecast_data::is_counts`]).
+pub(super) fn count_targets(p: &Prepared) -> Vec<bool> {
+    p.targets
+        .iter()
+        .map(|&col| gatecast_data::is_counts(p.split.train.clone().map(|r| p.raw.row(r)[col])))
+        .collect()
+}
+
 /// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
-/// targets]` forecasts).
+/// targets]` forecasts, how many were raised to 0). A count target's forecasts are floored at
+/// 0, as a model of counts has no business forecasting fewer than none.
 fn test_forecasts(
     model: &ForecastModel,
     p: &Prepared,
     device: &Device,
-) -> Result<(Vec<usize>, Vec<f32>)> {
+) -> Result<(Vec<usize>, Vec<f32>, usize)> {
+    let counts = count_targets(p);
+    let mut floored = 0;
     let ds = WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?;
     let batcher = ForecastBatcher::new(&p.window);
     let (h, nt) = (p.window.horizon, p.targets.len());
@@ -158,13 +188,17 @@ fn test_forecasts(
         for (k, &col) in p.targets.iter().enumerate() {
             let mut column: Vec<f32> = v.iter().skip(k).step_by(nt).copied().collect();
             p.scaler.inverse(col, &mut column);
-            for (i, x) in column.into_iter().enumerate() {
+            for (i, mut x) in column.into_iter().enumerate() {
+                if counts[k] && x < 0.0 {
+                    floored += 1;
+                    x = 0.0;
+                }
                 v[i * nt + k] = x;
             }
         }
         out.extend(v);
     }
-    Ok((starts, out))
+    Ok((starts, out, floored))
 }
 
 /// The model's forecasts of every test window and the test table, written nowhere.
@@ -174,9 +208,9 @@ pub(super) fn test(
     exp: &Experiment,
     device: &Device,
 ) -> Result<Tested> {
-    let (starts, forecasts) = test_forecasts(model, p, device)?;
+    let (starts, forecasts, floored) = test_forecasts(model, p, device)?;
     Ok(Tested {
-        table: test_table(p, exp, &starts, &forecasts),
+        table: test_table(p, exp, &starts, &forecasts, floored),
         starts,
         forecasts,
     })
@@ -193,7 +227,13 @@ pub fn evaluate_model(
 }
 
 /// The test table from forecasts of every test window (original units).
-fn test_table(p: &Prepared, exp: &Experiment, starts: &[usize], forecasts: &[f32]) -> TestTable {
+fn test_table(
+    p: &Prepared,
+    exp: &Experiment,
+    starts: &[usize],
+    forecasts: &[f32],
+    floored: usize,
+) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = exp.data.season;
     // Repeat-last, then seasonal naive for every period the look-back covers.
@@ -257,6 +297,8 @@ fn test_table(p: &Prepared, exp: &Experiment, starts: &[usize], forecasts: &[f32
     TestTable {
         windows: starts.len(),
         rows,
+        floored,
+        values: forecasts.len(),
     }
 }
 
