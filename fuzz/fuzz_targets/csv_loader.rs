@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             [((selector >> 4) % 3) as usize],
         id_column: (second & 1 != 0).then(|| "id".into()),
         delimiter: [b',', b';', b'\t', b'|'][((second >> 1) % 4) as usize],
+        decimal_comma: second & 8 != 0,
         ..CsvOptions::default()
     };
     if let Ok(panel) = load_csv_str("fuzz.csv", text, &options) {

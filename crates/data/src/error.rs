@@ -67,7 +67,7 @@ pub enum DataError {
         hint: String,
     },
     /// A value cell is not a number.
-    #[error("{path}:{line}: column '{column}': '{value}' is not a number")]
+    #[error("{path}:{line}: column '{column}': '{value}' is not a number{hint}")]
     NonNumeric {
         /// The file.
         path: String,
@@ -77,6 +77,8 @@ pub enum DataError {
         column: String,
         /// The cell.
         value: String,
+        /// What may fix it (`; ...`), or empty.
+        hint: String,
     },
     /// A value is infinite.
     #[error("{path}:{line}: column '{column}': '{value}' is not finite")]

@@ -56,6 +56,46 @@ fn formats_bom_delimiter_and_column_choice() {
     assert_eq!(g.timestamps[1], at(1, 1));
 }
 
+/// Spreadsheet exports: a decimal comma under a ';' delimiter, and timestamps as seconds since
+/// 1970 or day/month dates, each refused with advice that fixes it when not asked for.
+#[test]
+fn decimal_commas_epoch_seconds_and_their_advice() {
+    let text = "date;a\n2024-01-01 00:00:00;1,5\n2024-01-01 01:00:00;-2,25\n";
+    let mut o = opts();
+    o.delimiter = b';';
+    let e = err(text, &o);
+    assert!(
+        e.contains("t.csv:2") && e.contains("'1,5'") && e.contains("decimal comma"),
+        "{e}"
+    );
+    o.decimal_comma = true;
+    assert_eq!(load(text, &o).unwrap().values, vec![1.5, -2.25]);
+    // Not a decimal comma: no such advice.
+    o.decimal_comma = false;
+    let e = err("date;a\n2024-01-01 00:00:00;1,234,5\n", &o);
+    assert!(e.contains("not a number") && !e.contains("decimal"), "{e}");
+
+    let epoch = "date,a\n1704067200,1\n1704070800,2\n";
+    let e = err(epoch, &opts());
+    assert!(
+        e.contains("'%s'") && e.contains("seconds since 1970"),
+        "{e}"
+    );
+    let mut seconds = opts();
+    seconds.time_format = Some("%s".into());
+    assert_eq!(
+        load(epoch, &seconds).unwrap().timestamps,
+        vec![at(1, 0), at(1, 1)]
+    );
+    let e = err("date,a\n1704067200000,1\n", &opts());
+    assert!(e.contains("milliseconds"), "{e}");
+    let e = err("date,a\n13/01/2024 00:00,1\n", &opts());
+    assert!(
+        e.contains("'%d/%m/%Y %H:%M'") && e.contains("'%m/%d/%Y %H:%M'"),
+        "{e}"
+    );
+}
+
 #[test]
 fn errors_name_file_line_and_column() {
     let e = err(
@@ -93,7 +133,7 @@ fn errors_name_file_line_and_column() {
     assert!(e.contains("'a' appears more than once"), "{e}");
     let e = err("date,a\nyesterday,1\n", &opts());
     assert!(
-        e.contains("t.csv:2") && e.contains("'yesterday'") && e.contains("--time-format"),
+        e.contains("t.csv:2") && e.contains("'yesterday'") && e.contains("data.time_format"),
         "{e}"
     );
     let e = err("date,a\n2024-01-01 00:00:00,1\n2024-01-01,2\n", &opts());

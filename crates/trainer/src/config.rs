@@ -72,6 +72,9 @@ pub struct DataConfig {
     pub aggregate: gatecast_data::Aggregation,
     /// Field delimiter: one character, `,` by default (`;`, `|`, or `\t` for tabs).
     pub delimiter: String,
+    /// The numbers' decimal mark: `.` (the default) or `,` (`12,5`, as spreadsheets in much
+    /// of Europe write them; the delimiter must then be another character).
+    pub decimal: String,
     /// Long format: the column naming each row's series. One model is then trained over every
     /// series of the file (a global model with a series-id embedding and a distribution head),
     /// each scaled by the mean absolute value of its own training rows. Empty: one series.
@@ -134,6 +137,7 @@ impl Default for DataConfig {
             resample: String::new(),
             aggregate: gatecast_data::Aggregation::Sum,
             delimiter: ",".into(),
+            decimal: ".".into(),
             id_column: String::new(),
             static_categorical: Vec::new(),
             static_real: Vec::new(),
@@ -580,7 +584,22 @@ impl DataConfig {
         if self.baseline_seasons.contains(&0) {
             return Err("data.baseline_seasons: periods must be at least 1".into());
         }
-        self.delimiter_byte()?;
+        let delimiter = self.delimiter_byte()?;
+        match (self.decimal.as_str(), delimiter) {
+            (".", _) => {}
+            (",", b',') => {
+                return Err(
+                    "data.decimal = \",\" needs another delimiter: set data.delimiter (e.g. \";\")"
+                        .into(),
+                )
+            }
+            (",", _) => {}
+            (d, _) => {
+                return Err(format!(
+                    "data.decimal = {d:?}: the decimal mark is \".\" or \",\""
+                ))
+            }
+        }
         if self.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
         }

@@ -176,6 +176,18 @@ struct TrainArgs {
     /// The CSV's timestamp column.
     #[arg(long)]
     time_column: Option<String>,
+    /// The timestamps' chrono format, e.g. '%d/%m/%Y %H:%M', or '%s' for seconds since
+    /// 1970-01-01 (`data.time_format`; default: ISO dates and times, detected).
+    #[arg(long)]
+    time_format: Option<String>,
+    /// The CSV's field delimiter: one character such as ';' or '|', or '\t' for tabs
+    /// (`data.delimiter`; default ',').
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// The numbers' decimal mark: '.' (default) or ',' (`12,5`; needs another --delimiter)
+    /// (`data.decimal`).
+    #[arg(long)]
+    decimal: Option<String>,
     /// The column to forecast (the only target; covariates are then cleared unless a --config
     /// names them).
     #[arg(long)]
@@ -410,7 +422,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
+/// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
 /// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
@@ -418,6 +430,15 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     let own_file = args.config.is_none() && !args.resume && args.data.is_some();
     if let Some(v) = &args.time_column {
         e.data.time_column = v.clone();
+    }
+    if let Some(v) = &args.time_format {
+        e.data.time_format = v.clone();
+    }
+    if let Some(v) = &args.delimiter {
+        e.data.delimiter = v.clone();
+    }
+    if let Some(v) = &args.decimal {
+        e.data.decimal = v.clone();
     }
     if let Some(v) = &args.target {
         e.data.targets = vec![v.clone()];

@@ -74,6 +74,9 @@ pub struct CsvOptions {
     pub id_column: Option<String>,
     /// Field delimiter, `,` by default.
     pub delimiter: u8,
+    /// Numbers are written with a decimal comma (`12,5`), as spreadsheets in much of Europe
+    /// export them; the delimiter is then another character (`;`).
+    pub decimal_comma: bool,
     /// Missing values.
     pub missing: MissingPolicy,
     /// Repeated timestamps.
@@ -96,6 +99,7 @@ impl Default for CsvOptions {
             columns: None,
             id_column: None,
             delimiter: b',',
+            decimal_comma: false,
             missing: MissingPolicy::Error,
             duplicates: DuplicatePolicy::Error,
             gaps: GapPolicy::Error,

@@ -46,6 +46,46 @@ fn parse_time(text: &str, format: TimeFormat, given: Option<&str>) -> Option<Nai
     }
 }
 
+/// A number cell, its decimal mark a comma with [`CsvOptions::decimal_comma`].
+pub(super) fn parse_number(text: &str, options: &CsvOptions) -> Option<f64> {
+    if options.decimal_comma && text.contains(',') {
+        text.replacen(',', ".", 1).parse().ok()
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// What may fix a cell that is not a number: a decimal comma read as one (`12,5`).
+pub(super) fn number_hint(text: &str, options: &CsvOptions) -> String {
+    let one_comma = text.matches(',').count() == 1 && !text.contains('.');
+    if !options.decimal_comma && one_comma && text.replace(',', ".").parse::<f64>().is_ok() {
+        "; a decimal comma? set decimal_comma (data.decimal = \",\", --decimal , in gatecast)"
+            .into()
+    } else {
+        String::new()
+    }
+}
+
+/// Where a format is given, for error messages (the library's field, the command's options).
+const TIME_FORMAT_OPTION: &str = "time_format (data.time_format, --time-format in gatecast)";
+
+/// What to say of a first timestamp that no ISO format reads: a likely format for numbers
+/// since 1970 and for day/month orders, else an example.
+fn undetected_hint(text: &str) -> String {
+    let t = text.trim();
+    let example = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        match t.len() {
+            13.. => "'%s' reads seconds since 1970-01-01; these look like milliseconds (13 digits), which need converting to seconds first".to_string(),
+            _ => "'%s' for seconds since 1970-01-01".to_string(),
+        }
+    } else if t.contains('/') {
+        "'%d/%m/%Y %H:%M' (day first) or '%m/%d/%Y %H:%M' (month first)".to_string()
+    } else {
+        "'%d.%m.%Y %H:%M'".to_string()
+    };
+    format!("not an ISO date/time such as 2016-07-01 00:00:00; give the format: {TIME_FORMAT_OPTION}, e.g. {example}")
+}
+
 fn detect_format(text: &str) -> Option<TimeFormat> {
     let mut candidates: Vec<TimeFormat> = (0..FORMATS.len()).map(TimeFormat::Pattern).collect();
     candidates.extend([TimeFormat::DateOnly, TimeFormat::Rfc3339]);
@@ -89,7 +129,7 @@ fn describe_header(header: &[String], delimiter: u8) -> String {
             .find(|d| *d != delimiter && only.as_bytes().contains(d))
         {
             text += &format!(
-                " (one column: the file looks {:?}-separated; set the delimiter)",
+                " (one column: the file looks {:?}-separated; set the delimiter: data.delimiter, --delimiter in gatecast)",
                 d as char
             );
         }
@@ -352,9 +392,7 @@ impl RowParser<'_> {
         let format = match self.format {
             Some(f) => f,
             None => {
-                let f = detect_format(text).ok_or_else(|| {
-                    bad("not an ISO date/time such as 2016-07-01 00:00:00; give the format with --time-format, e.g. '%d/%m/%Y %H:%M'".into())
-                })?;
+                let f = detect_format(text).ok_or_else(|| bad(undetected_hint(text)))?;
                 self.format = Some(f);
                 f
             }
@@ -362,7 +400,7 @@ impl RowParser<'_> {
         parse_time(text, format, options.time_format.as_deref()).ok_or_else(|| {
             bad(match &options.time_format {
                 Some(f) => format!("expected format '{f}'"),
-                None => "it does not match the format of the first row; give the format with --time-format".into(),
+                None => format!("it does not match the format of the first row; give the format: {TIME_FORMAT_OPTION}"),
             })
         })
     }
@@ -382,11 +420,12 @@ impl RowParser<'_> {
             }
             return Ok(None);
         }
-        let v: f64 = text.parse().map_err(|_| DataError::NonNumeric {
+        let v: f64 = parse_number(text, self.options).ok_or_else(|| DataError::NonNumeric {
             path: path(),
             line,
             column: column(),
             value: text.into(),
+            hint: number_hint(text, self.options),
         })?;
         if !v.is_finite() || v.abs() > f32::MAX as f64 {
             return Err(DataError::NonFinite {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::parse::{csv_error, find_column, is_missing, open};
+use super::parse::{csv_error, find_column, is_missing, number_hint, open, parse_number};
 use super::CsvOptions;
 use crate::error::DataError;
 
@@ -104,13 +104,16 @@ fn static_columns(
         }
         let mut reals = Vec::with_capacity(real.len());
         for (k, cell) in cells.iter().enumerate().skip(n_cat) {
-            match cell.parse::<f64>() {
-                Ok(v) if v.is_finite() => reals.push(v),
-                Ok(_) => return Err(bad(k, format!("'{cell}' is not finite"))),
-                Err(_) => {
+            match parse_number(cell, options) {
+                Some(v) if v.is_finite() => reals.push(v),
+                Some(_) => return Err(bad(k, format!("'{cell}' is not finite"))),
+                None => {
                     return Err(bad(
                         k,
-                        format!("'{cell}' is not a number (data.static_real)"),
+                        format!(
+                            "'{cell}' is not a number (data.static_real){}",
+                            number_hint(cell, options)
+                        ),
                     ))
                 }
             }

@@ -123,6 +123,7 @@ pub(crate) fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
         columns: Some(columns.clone()),
         id_column: (!d.id_column.is_empty()).then(|| d.id_column.clone()),
         delimiter: d.delimiter_byte().unwrap_or(b','),
+        decimal_comma: d.decimal == ",",
         missing: d.missing,
         duplicates: d.duplicates,
         gaps: d.gaps,
