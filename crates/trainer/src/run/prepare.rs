@@ -146,11 +146,11 @@ pub(crate) fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
             option: if option.starts_with("data.") {
                 option
             } else if option == "time column" {
-                "data.time_column".into()
+                "data.time_column, --time-column".into()
             } else if option == "id column" {
-                "data.id_column".into()
+                "data.id_column, --id-column".into()
             } else if d.targets.contains(&column) {
-                "data.targets".into()
+                "data.targets, --target".into()
             } else {
                 "data.covariates".into()
             },
