@@ -160,7 +160,7 @@ struct TrainArgs {
     /// Print the resolved experiment as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Run directory for checkpoints, metrics, forecasts (default: runs/<cell>-<time>).
+    /// Run directory for checkpoints, metrics, forecasts (default: `runs/<cell>-<time>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint.

@@ -259,7 +259,8 @@ impl ForecastModel {
     }
 
     /// Forecast and loss (MSE, or another with [`Self::with_loss`]) of a batch; outputs flattened
-    /// to `[batch, horizon * targets]`, the loss per window `[batch]` (see [`Self::step_with`]).
+    /// to `[batch, horizon * targets]`, the loss per window `[batch]`, so that Burn's loss
+    /// metric weighs a short last batch by its windows.
     pub fn forward_step(&self, batch: ForecastBatch) -> RegressionOutput {
         self.step_with(&self.net, batch).1
     }
