@@ -557,9 +557,10 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     gatecast_trainer::sayln!("\n{}", report.test.markdown());
     gatecast_trainer::sayln!(
-        "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, loss.png, forecast.png",
+        "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, {}loss.png, forecast.png",
         dir.display(),
-        report.seconds
+        report.seconds,
+        if report.test.intervals.is_empty() { "" } else { "intervals.toml, " }
     );
     if report.diverged.is_some() {
         bail!("training diverged");

@@ -57,18 +57,33 @@ pub fn curves(
     y_desc: &str,
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    lines(path, (900, 540), title, "epoch", y_desc, series, true)
+    let labels = Labels {
+        title,
+        x: "epoch",
+        y: y_desc,
+    };
+    lines(path, (900, 540), labels, series, None, true)
 }
 
 /// Lines of `(x, y)` points on one linear chart of `size` pixels, one colour per named series;
 /// `dots` also marks every point.
+/// What a line plot says besides its data: the title and the axes' descriptions.
+struct Labels<'a> {
+    title: &'a str,
+    x: &'a str,
+    y: &'a str,
+}
+
 fn lines(
     path: &Path,
     size: (u32, u32),
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
+    Labels {
+        title,
+        x: x_desc,
+        y: y_desc,
+    }: Labels,
     series: &[(&str, Vec<(f64, f64)>)],
+    band: Option<(&str, &[(f64, f64)])>,
     dots: bool,
 ) -> Result<()> {
     register_font();
@@ -86,7 +101,15 @@ fn lines(
     } else {
         (0.0, 1.0)
     };
-    let (lo, hi) = range(series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)));
+    let band_ys = band
+        .into_iter()
+        .flat_map(|(_, outline)| outline.iter().map(|p| p.1));
+    let (lo, hi) = range(
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|p| p.1))
+            .chain(band_ys),
+    );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 26))
         .margin(16)
@@ -108,6 +131,15 @@ fn lines(
         mesh.x_label_formatter(&whole);
     }
     mesh.draw().map_err(|e| anyhow!("{e:?}"))?;
+    // Under the lines, in the second series' colour, faint.
+    if let Some((name, outline)) = band {
+        let shade = RED.mix(0.15).filled();
+        chart
+            .draw_series(std::iter::once(Polygon::new(outline.to_vec(), shade)))
+            .map_err(|e| anyhow!("{e:?}"))?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade));
+    }
     let colors = [
         BLUE,
         RED,
@@ -174,16 +206,28 @@ pub fn forecast_vs_actual(
     title: &str,
     actual: &[f64],
     forecast: &[f64],
+    band: Option<(&str, &[f64], &[f64])>,
     horizon: usize,
 ) -> Result<()> {
     let indexed = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+    let band = band.map(|(name, lo, hi)| {
+        // The band's outline: along the lower ends, back along the upper ones.
+        let mut outline: Vec<(f64, f64)> = indexed(lo);
+        outline.extend(hi.iter().enumerate().rev().map(|(i, y)| (i as f64, *y)));
+        (name, outline)
+    });
+    let x = format!("test step (forecasts issued every {horizon} steps)");
+    let labels = Labels {
+        title,
+        x: &x,
+        y: "",
+    };
     lines(
         path,
         (1200, 540),
-        title,
-        &format!("test step (forecasts issued every {horizon} steps)"),
-        "",
+        labels,
         &[("actual", indexed(actual)), ("forecast", indexed(forecast))],
+        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
         false,
     )
 }
@@ -199,7 +243,12 @@ pub fn point_folds(
     let names: Vec<String> = (1..=folds.len()).map(|k| format!("fold {k}")).collect();
     let mut series = vec![("actual", actual)];
     series.extend(names.iter().map(String::as_str).zip(folds));
-    lines(path, (1200, 540), title, "row", "", &series, false)
+    let labels = Labels {
+        title,
+        x: "row",
+        y: "",
+    };
+    lines(path, (1200, 540), labels, &series, None, false)
 }
 
 /// `‖∂L/∂h_t‖` against the time step, log scale, one line per named series.

@@ -99,7 +99,7 @@ fn train_evaluate_forecast() {
     assert_eq!(metrics.lines().count(), 5, "header + one row per epoch");
     let forecast = std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap();
     let row: Vec<&str> = forecast.lines().nth(1).unwrap().split(',').collect();
-    assert_eq!(row.len(), 6);
+    assert_eq!(row.len(), 10, "6 columns and two intervals' ends");
     assert!(row[4].parse::<f64>().is_ok() && row[5].parse::<f64>().is_ok());
 
     // The model beats repeat-last on this daily cycle.
@@ -107,9 +107,42 @@ fn train_evaluate_forecast() {
     assert_eq!(t.rows[1].name, "naive");
     assert!(t.rows[0].mae < t.rows[1].mae, "{}", t.markdown());
 
+    // Intervals at 80% and 95% (their coverage: a_conformal_interval_covers_at_its_level),
+    // in forecast.csv, nested.
+    let [i80, i95] = [&t.intervals[0], &t.intervals[1]];
+    assert_eq!((i80.level, i95.level), (0.8, 0.95));
+    assert!(t.calibration_windows > 50, "{}", t.calibration_windows);
+    assert!(i80.coverage < i95.coverage, "{}", t.markdown());
+    assert!(0.0 < i80.width && i80.width < i95.width, "{}", t.markdown());
+    assert!(run_dir.join("intervals.toml").exists());
+    let header = forecast.lines().next().unwrap();
+    assert!(
+        header.ends_with(",forecast,lo80,hi80,lo95,hi95"),
+        "{header}"
+    );
+    for line in forecast.lines().skip(1) {
+        let v: Vec<f64> = line
+            .split(',')
+            .skip(5)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        // The ends need not straddle the forecast: they correct its bias on validation too.
+        let [_, lo80, hi80, lo95, hi95] = v[..] else {
+            panic!("{line}")
+        };
+        assert!(lo95 <= lo80 && lo80 < hi80 && hi80 <= hi95, "{line}");
+    }
+
     // The plots decode, have their sizes and show lines in both series' colours.
     check_plot(&run_dir.join("loss.png"), (900, 540));
     check_plot(&run_dir.join("forecast.png"), (1200, 540));
+    // The 80% interval is shaded under the lines, a faint red.
+    let img = image::open(run_dir.join("forecast.png")).unwrap().to_rgb8();
+    let shaded = img
+        .pixels()
+        .filter(|p| p.0[0] > 240 && (190..235).contains(&p.0[1]) && p.0[1] == p.0[2])
+        .count();
+    assert!(shaded > 2000, "{shaded} shaded pixels");
 
     // evaluate recomputes the same table from the artifacts.
     let again = run::evaluate(&run_dir, &device).unwrap();
@@ -129,12 +162,19 @@ fn train_evaluate_forecast() {
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 13);
+    assert_eq!(lines[0], "time,target,forecast,lo80,hi80,lo95,hi95");
     assert!(
         lines[1].starts_with("2023-02-20 00:00:00,load,"),
         "{}",
         lines[1]
     );
-    let v: f64 = lines[1].rsplit(',').next().unwrap().parse().unwrap();
+    let cells: Vec<f64> = lines[1]
+        .split(',')
+        .skip(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let v = cells[0];
+    assert!(cells[3] <= cells[1] && cells[1] < cells[2] && cells[2] <= cells[4]);
     assert!(
         (50.0..200.0).contains(&v),
         "forecast in original units: {v}"
@@ -180,7 +220,7 @@ fn a_learned_cycle_forecasts_with_the_phase_of_the_timestamps() {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|line| line.rsplit(',').next().unwrap().parse().unwrap())
+        .map(|line| line.split(',').nth(2).unwrap().parse().unwrap())
         .collect();
     assert_eq!(got.len(), h);
     for (g, w) in got.iter().zip(want) {
@@ -873,6 +913,15 @@ fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
         "{}",
         report.markdown()
     );
+    // The intervals' coverage is the mean of the folds' (each fold one window).
+    let c80: f64 = report
+        .folds
+        .iter()
+        .map(|f| f.table.intervals[0].coverage)
+        .sum::<f64>()
+        / 3.0;
+    let line = format!("80% covers {:.1}% of the folds' values", 100.0 * c80);
+    assert!(report.markdown().contains(&line), "{}", report.markdown());
     // Fold 1's scaler: the training rows before its validation start, nothing after.
     let [valid, origin, _] = run::fold_rows(&exp, rows, folds, 0).unwrap();
     assert_eq!(origin, first_origin);
@@ -906,7 +955,7 @@ fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
         .collect();
     let fold2: Vec<f64> = lines
         .lines()
@@ -1010,7 +1059,7 @@ fn forecast_column(run_dir: &Path) -> Vec<f64> {
         .unwrap()
         .lines()
         .skip(1)
-        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
         .collect()
 }
 
@@ -1051,19 +1100,64 @@ fn forecasts_of_counts_are_floored_at_zero() {
             let again = run::evaluate(&run_dir, &device).unwrap();
             assert_eq!(again.floored, t.floored);
             assert!((again.rows[0].mse - t.rows[0].mse).abs() < 1e-6 * t.rows[0].mse);
-            // forecast after the file's end floors too.
+            // forecast after the file's end floors too, and so do its intervals' ends.
             let out = dir.join("next.csv");
             run::forecast(&run_dir, &csv, Some(&out), &device).unwrap();
-            let next: Vec<f64> = std::fs::read_to_string(&out)
+            let next: Vec<Vec<f64>> = std::fs::read_to_string(&out)
                 .unwrap()
                 .lines()
                 .skip(1)
-                .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+                .map(|l| l.split(',').skip(2).map(|x| x.parse().unwrap()).collect())
                 .collect();
             assert_eq!(next.len(), 12);
-            assert!(next.iter().all(|v| *v >= 0.0), "{next:?}");
+            assert!(next.iter().flatten().all(|v| *v >= 0.0), "{next:?}");
+            assert!(next.iter().flatten().any(|v| *v == 0.0), "{next:?}");
+            // The test table's interval ends are floored as well: the 95% one reaches 0.
+            let csv_rows = std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap();
+            let lo95: Vec<f64> = csv_rows
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').nth(8).unwrap().parse().unwrap())
+                .collect();
+            assert!(lo95.iter().all(|v| *v >= 0.0) && lo95.contains(&0.0));
         }
     }
     // Not counts: nothing floored, so the model's dips below 0 stay.
     assert!(below[0] > 0, "the unfloored model never went below 0");
+}
+
+/// A stationary daily cycle under skewed noise (exponential, so an interval placed the wrong
+/// way round would miss): the model's intervals, calibrated on the validation windows, cover
+/// the test values about as often as their levels say.
+#[test]
+fn a_conformal_interval_covers_at_its_level() {
+    let _rng = common::trains();
+    let dir = tmp("conformal");
+    let mut rng = gatecast_data::synthetic::Rng::new(8);
+    let mut text = String::from("time,load,temp\n");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for i in 0..3000 {
+        let t = t0 + chrono::TimeDelta::hours(i);
+        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+        let noise = -3.0 * (1.0 - rng.uniform()).ln();
+        let temp = 10.0 + 5.0 * day;
+        text += &format!(
+            "{},{:.3},{temp:.3}\n",
+            t.format("%Y-%m-%d %H:%M:%S"),
+            100.0 + 20.0 * day + noise
+        );
+    }
+    let csv = dir.join("skewed.csv");
+    std::fs::write(&csv, text).unwrap();
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 6;
+    let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let t = &report.test;
+    let [i80, i95] = [&t.intervals[0], &t.intervals[1]];
+    assert!((0.72..0.88).contains(&i80.coverage), "{}", t.markdown());
+    assert!((0.9..0.99).contains(&i95.coverage), "{}", t.markdown());
 }

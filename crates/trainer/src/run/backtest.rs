@@ -87,6 +87,32 @@ impl SeriesBacktest {
         for r in self.mean() {
             s += &line("mean", "", &r);
         }
+        // Every fold scores one window, so the folds' coverages average with equal weights.
+        let levels = self.folds[0].table.intervals.len();
+        if levels > 0 && self.folds.iter().all(|f| f.table.intervals.len() == levels) {
+            let parts: Vec<String> = (0..levels)
+                .map(|i| {
+                    let n = self.folds.len() as f64;
+                    let mean = |get: fn(&super::IntervalScore) -> f64| {
+                        self.folds
+                            .iter()
+                            .map(|f| get(&f.table.intervals[i]))
+                            .sum::<f64>()
+                            / n
+                    };
+                    format!(
+                        "{:.0}% covers {:.1}% of the folds' values (mean width {:.4})",
+                        100.0 * self.folds[0].table.intervals[i].level,
+                        100.0 * mean(|x| x.coverage),
+                        mean(|x| x.width)
+                    )
+                })
+                .collect();
+            s += &format!(
+                "\nmodel intervals (split conformal, each fold's on the validation windows before it): {}\n",
+                parts.join("; ")
+            );
+        }
         s
     }
 

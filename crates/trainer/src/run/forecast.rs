@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use gatecast_data::Scaler;
 
 use super::fingerprint::DataFingerprint;
+use super::intervals::Intervals;
 use super::prepare::{load, prepare, Loaded};
 use super::report::{evaluate_model, TestTable};
 use super::saved::{load_model, read_run};
@@ -35,7 +36,8 @@ pub fn evaluate_with(dir: &Path, device: &Device, allow_changed_data: bool) -> R
 
 /// Forecasts the `horizon` steps after the end of `input` (a CSV with the training columns),
 /// prepared exactly as the run's training data was, and writes `time,target,forecast` rows in
-/// original units to `output` (or standard output).
+/// original units to `output` (or standard output), followed by the run's intervals
+/// (`lo80,hi80,lo95,hi95`) when it has them.
 pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device) -> Result<()> {
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
@@ -67,7 +69,21 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
         .map(|&col| gatecast_data::is_counts((0..series.rows()).map(|r| series.row(r)[col])))
         .collect();
     let mut floored = 0;
-    let mut text = String::from("time,target,forecast\n");
+    let intervals = Intervals::load(dir, &exp.data.targets, h)?;
+    let mut text = String::from("time,target,forecast");
+    match &intervals {
+        Some(it) => {
+            for i in 0..it.levels.len() {
+                text += &format!(",{}", it.columns(i).join(","));
+            }
+        }
+        None => crate::tell!(
+            "note: {}: no {} (a run from before runs had intervals), so no interval columns",
+            dir.display(),
+            super::intervals::FILE
+        ),
+    }
+    text.push('\n');
     for (step, t) in last.times.iter().enumerate() {
         for (k, &col) in targets.iter().enumerate() {
             let mut v = [pred[step * nt + k]];
@@ -76,7 +92,12 @@ pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device
                 floored += 1;
                 v[0] = 0.0;
             }
-            text += &format!("{t},{},{}\n", exp.data.targets[k], v[0]);
+            text += &format!("{t},{},{}", exp.data.targets[k], v[0]);
+            for i in 0..intervals.as_ref().map_or(0, |it| it.levels.len()) {
+                let (lo, hi) = intervals.as_ref().expect("levels").bounds(i, step, k, v[0]);
+                text += &format!(",{lo},{hi}");
+            }
+            text.push('\n');
         }
     }
     if let Some(note) = super::report::floored_note(floored, last.times.len() * nt) {

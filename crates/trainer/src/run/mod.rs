@@ -7,6 +7,7 @@
 //! | `build.rs` | the model and the optimizer an experiment describes |
 //! | `train.rs` | training on Burn's Learner, resuming, keeping the best epoch |
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
+//! | `intervals.rs` | prediction intervals from the validation split's errors (split conformal) |
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
 //! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
@@ -17,6 +18,7 @@ pub(crate) mod budget;
 mod build;
 mod fingerprint;
 mod forecast;
+mod intervals;
 pub(crate) mod prepare;
 mod report;
 pub(crate) mod saved;
@@ -27,6 +29,7 @@ pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;
 pub use forecast::{evaluate, evaluate_with, forecast};
+pub use intervals::{IntervalScore, Intervals, LEVELS};
 pub use prepare::{prepare, Prepared};
 pub use report::{evaluate_model, TestRow, TestTable};
 pub use saved::{last_checkpoint, load_model};

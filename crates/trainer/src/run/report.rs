@@ -1,6 +1,7 @@
 //! The last stage of a run: forecasts of every test window, the test table beside the
-//! baselines, `forecast.csv` and the plots.
+//! baselines, the intervals' coverage, `forecast.csv` and the plots.
 
+use std::ops::Range;
 use std::path::Path;
 
 use anyhow::Result;
@@ -10,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use gatecast_data::{metrics, Baseline, ForecastBatcher, WindowDataset};
 
+use super::intervals::{score, IntervalScore, Intervals};
 use super::prepare::Prepared;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::{Choice, Experiment};
@@ -25,8 +27,9 @@ pub(super) struct Tested {
     pub(super) forecasts: Vec<f32>,
 }
 
-/// One inference pass over the test split feeds the table (`test_metrics.md`, `.csv`),
-/// `forecast.csv` and the plots (`loss.png` from `epochs`, `forecast.png`).
+/// One inference pass over the validation split gives the intervals (`intervals.toml`), one
+/// over the test split feeds the table (`test_metrics.md`, `.csv`), `forecast.csv` and the
+/// plots (`loss.png` from `epochs`, `forecast.png`).
 pub(super) fn write_report(
     model: &ForecastModel,
     p: &Prepared,
@@ -35,21 +38,38 @@ pub(super) fn write_report(
     epochs: &[EpochRow],
     device: &Device,
 ) -> Result<Tested> {
-    let (starts, forecasts, floored) = test_forecasts(model, p, device)?;
-    let table = test_table(p, exp, &starts, &forecasts, floored);
+    let intervals = Intervals::calibrate(model, p, &exp.data.targets, device)?;
+    if let Some(it) = &intervals {
+        it.save(dir)?;
+    }
+    let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
+    let table = test_table(p, exp, &starts, &forecasts, floored, intervals.as_ref());
     table.write(dir)?;
-    let (actual, forecast) =
-        write_forecasts(&dir.join("forecast.csv"), p, exp, &starts, &forecasts)?;
+    let written = write_forecasts(
+        &dir.join("forecast.csv"),
+        p,
+        exp,
+        &starts,
+        &forecasts,
+        intervals.as_ref(),
+    )?;
     crate::plots::loss_curves(&dir.join("loss.png"), epochs, &exp.train.loss_name())?;
-    let keep = (10 * exp.window.horizon).min(actual.len());
+    let keep = (10 * exp.window.horizon).min(written.actual.len());
+    let tail = |v: &[f64]| v[v.len() - keep..].to_vec();
+    let band = written
+        .band
+        .as_ref()
+        .map(|(lo, hi)| ("80% interval", tail(lo), tail(hi)));
     crate::plots::forecast_vs_actual(
         &dir.join("forecast.png"),
         &format!(
             "{}: forecast vs actual, end of the test split",
             exp.data.targets[0]
         ),
-        &actual[actual.len() - keep..],
-        &forecast[forecast.len() - keep..],
+        &tail(&written.actual),
+        &tail(&written.forecast),
+        band.as_ref()
+            .map(|(n, lo, hi)| (*n, lo.as_slice(), hi.as_slice())),
         exp.window.horizon,
     )?;
     Ok(Tested {
@@ -88,6 +108,11 @@ pub struct TestTable {
     pub floored: usize,
     /// The model's forecasts in all: windows × horizon × targets.
     pub values: usize,
+    /// The model's split-conformal intervals on the test split, one per level (none when the
+    /// validation split held no window to calibrate them on).
+    pub intervals: Vec<IntervalScore>,
+    /// How many validation windows the intervals were calibrated on.
+    pub calibration_windows: usize,
 }
 
 impl TestTable {
@@ -112,6 +137,25 @@ impl TestTable {
                 r.name, r.mse, r.mae, r.rmse, r.smape
             );
         }
+        if !self.intervals.is_empty() {
+            let parts: Vec<String> = self
+                .intervals
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{:.0}% covers {:.1}% of the test values (mean width {:.4})",
+                        100.0 * i.level,
+                        100.0 * i.coverage,
+                        i.width
+                    )
+                })
+                .collect();
+            s += &format!(
+                "\nmodel intervals (split conformal on {} validation windows): {}\n",
+                self.calibration_windows,
+                parts.join("; ")
+            );
+        }
         s
     }
 
@@ -120,22 +164,37 @@ impl TestTable {
         let rows: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| {
-                vec![
+            .enumerate()
+            .map(|(i, r)| {
+                let mut row = vec![
                     r.name.clone(),
                     r.mse.to_string(),
                     r.mae.to_string(),
                     r.rmse.to_string(),
                     r.smape.to_string(),
                     r.mase.to_string(),
-                ]
+                ];
+                // The intervals are the model's (the first row); the baselines have none.
+                for score in &self.intervals {
+                    let (c, w) = if i == 0 {
+                        (score.coverage.to_string(), score.width.to_string())
+                    } else {
+                        (String::new(), String::new())
+                    };
+                    row.extend([c, w]);
+                }
+                row
             })
             .collect();
-        write_csv(
-            &dir.join("test_metrics.csv"),
-            &["forecaster", "mse", "mae", "rmse", "smape", "mase"],
-            &rows,
-        )
+        let mut header: Vec<String> = ["forecaster", "mse", "mae", "rmse", "smape", "mase"]
+            .map(String::from)
+            .to_vec();
+        for score in &self.intervals {
+            let pct = (score.level * 1000.0).round() / 10.0;
+            header.extend([format!("coverage{pct}"), format!("width{pct}")]);
+        }
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        write_csv(&dir.join("test_metrics.csv"), &header, &rows)
     }
 }
 
@@ -157,17 +216,18 @@ pub(super) fn count_targets(p: &Prepared) -> Vec<bool> {
         .collect()
 }
 
-/// Forecasts of every test window in original units: (window start rows, `[windows, horizon,
-/// targets]` forecasts, how many were raised to 0). A count target's forecasts are floored at
-/// 0, as a model of counts has no business forecasting fewer than none.
-fn test_forecasts(
+/// Forecasts of every window in `rows` (a split) in original units: (window start rows,
+/// `[windows, horizon, targets]` forecasts, how many were raised to 0). A count target's
+/// forecasts are floored at 0, as a model of counts has no business forecasting fewer than none.
+pub(super) fn forecasts_over(
     model: &ForecastModel,
     p: &Prepared,
+    rows: Range<usize>,
     device: &Device,
 ) -> Result<(Vec<usize>, Vec<f32>, usize)> {
     let counts = count_targets(p);
     let mut floored = 0;
-    let ds = WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?;
+    let ds = WindowDataset::new(p.scaled.clone(), rows, p.window.clone())?;
     let batcher = ForecastBatcher::new(&p.window);
     let (h, nt) = (p.window.horizon, p.targets.len());
     let mut starts = Vec::with_capacity(ds.len());
@@ -208,9 +268,10 @@ pub(super) fn test(
     exp: &Experiment,
     device: &Device,
 ) -> Result<Tested> {
-    let (starts, forecasts, floored) = test_forecasts(model, p, device)?;
+    let intervals = Intervals::calibrate(model, p, &exp.data.targets, device)?;
+    let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
     Ok(Tested {
-        table: test_table(p, exp, &starts, &forecasts, floored),
+        table: test_table(p, exp, &starts, &forecasts, floored, intervals.as_ref()),
         starts,
         forecasts,
     })
@@ -233,6 +294,7 @@ fn test_table(
     starts: &[usize],
     forecasts: &[f32],
     floored: usize,
+    intervals: Option<&Intervals>,
 ) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = exp.data.season;
@@ -299,45 +361,74 @@ fn test_table(
         rows,
         floored,
         values: forecasts.len(),
+        intervals: intervals.map_or_else(Vec::new, |it| score(it, &actual, forecasts)),
+        calibration_windows: intervals.map_or(0, |it| it.windows),
     }
 }
 
+/// What `forecast.csv` held of the first target, for the plot.
+struct Written {
+    actual: Vec<f64>,
+    forecast: Vec<f64>,
+    /// The first level's interval (80%), lower and upper ends.
+    band: Option<(Vec<f64>, Vec<f64>)>,
+}
+
 /// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
-/// actual value, in original units. Returns the first target's (actual, forecast) sequences.
+/// actual value, in original units, and each level's interval (`lo80`, `hi80`, ...).
 fn write_forecasts(
     path: &Path,
     p: &Prepared,
     exp: &Experiment,
     starts: &[usize],
     forecasts: &[f32],
-) -> Result<(Vec<f64>, Vec<f64>)> {
+    intervals: Option<&Intervals>,
+) -> Result<Written> {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    let levels = intervals.map_or(0, |it| it.levels.len());
     let mut rows = Vec::new();
-    let (mut first_actual, mut first_forecast) = (Vec::new(), Vec::new());
+    let mut first = Written {
+        actual: Vec::new(),
+        forecast: Vec::new(),
+        band: intervals.map(|_| (Vec::new(), Vec::new())),
+    };
     for (w, &s) in starts.iter().enumerate().step_by(h) {
         for step in 0..h {
             let r = s + l + step;
             for (k, &col) in p.targets.iter().enumerate() {
                 let (actual, forecast) = (p.raw.row(r)[col], forecasts[(w * h + step) * nt + k]);
-                rows.push(vec![
+                let mut row = vec![
                     p.raw.timestamps[s + l - 1].to_string(),
                     p.raw.timestamps[r].to_string(),
                     (step + 1).to_string(),
                     exp.data.targets[k].clone(),
                     actual.to_string(),
                     forecast.to_string(),
-                ]);
+                ];
+                for i in 0..levels {
+                    let (lo, hi) = intervals.expect("levels").bounds(i, step, k, forecast);
+                    row.extend([lo.to_string(), hi.to_string()]);
+                    if k == 0 && i == 0 {
+                        let band = first.band.as_mut().expect("intervals");
+                        band.0.push(lo as f64);
+                        band.1.push(hi as f64);
+                    }
+                }
+                rows.push(row);
                 if k == 0 {
-                    first_actual.push(actual as f64);
-                    first_forecast.push(forecast as f64);
+                    first.actual.push(actual as f64);
+                    first.forecast.push(forecast as f64);
                 }
             }
         }
     }
-    write_csv(
-        path,
-        &["origin", "time", "step", "target", "actual", "forecast"],
-        &rows,
-    )?;
-    Ok((first_actual, first_forecast))
+    let mut header: Vec<String> = ["origin", "time", "step", "target", "actual", "forecast"]
+        .map(String::from)
+        .to_vec();
+    if let Some(it) = intervals {
+        header.extend((0..levels).flat_map(|i| it.columns(i)));
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(path, &header, &rows)?;
+    Ok(first)
 }
