@@ -940,7 +940,15 @@ fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
     assert_eq!(again.rows, report.folds[0].table.rows);
     let lines = std::fs::read_to_string(dir.join("bt/historical_forecasts.csv")).unwrap();
     assert_eq!(lines.lines().count(), 1 + 3 * h);
-    assert!(lines.starts_with("fold,target,timestamp,actual,forecast\n"));
+    assert!(lines.starts_with("fold,target,timestamp,actual,forecast,lo80,hi80,lo95,hi95\n"));
+    // Each fold's interval ends are its model's: fold 1's from fold 1's run.
+    let fold1 = std::fs::read_to_string(dir.join("bt/fold1/forecast.csv")).unwrap();
+    let ends = |l: &str, from: usize| -> Vec<String> {
+        l.split(',').skip(from).map(String::from).collect()
+    };
+    let first = lines.lines().nth(1).unwrap();
+    assert!(first.starts_with("1,"), "{first}");
+    assert_eq!(ends(first, 4), ends(fold1.lines().nth(1).unwrap(), 5));
     assert!(lines.contains(",2023-01-09 07:00:00,9,"), "{lines}");
     check_plot(&dir.join("bt/backtest.png"), (1200, 540));
     // Fold 2 without refit is fold 1's model reading the history up to fold 2's origin through
@@ -960,7 +968,7 @@ fn a_single_series_backtest_scores_each_fold_as_computed_by_hand() {
     let fold2: Vec<f64> = lines
         .lines()
         .filter(|l| l.starts_with("2,"))
-        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
         .collect();
     assert_eq!(forecast.len(), h);
     for (a, b) in forecast.iter().zip(&fold2) {

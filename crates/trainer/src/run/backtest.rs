@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use burn::tensor::Device;
 use gatecast_data::TimeSplit;
 
+use super::intervals::level_columns;
 use super::prepare::{load, prepare, Prepared};
 use super::report::{test, TestRow, TestTable};
 use super::saved::load_model;
@@ -175,7 +176,8 @@ pub fn fold_rows(exp: &Experiment, rows: usize, folds: Folds, k: usize) -> Resul
 }
 
 /// Runs the backtest of `exp` (a single-series experiment) into `dir`:
-/// `historical_forecasts.csv` (fold, target, timestamp, actual, forecast), `backtest.md` (per
+/// `historical_forecasts.csv` (fold, target, timestamp, actual, forecast, each level's interval
+/// ends), `backtest.md` (per
 /// fold and mean, beside the baselines), `backtest.png` (the folds of the first target), and
 /// the run of each model trained (`fold1/`, or `fold<k>/` for every fold with `refit`), whose
 /// `data.split_rows` makes `gatecast evaluate` re-test that fold.
@@ -232,7 +234,7 @@ pub fn backtest_series(
             },
             _ => prepare(&fold_exp)?,
         };
-        let (table, starts, forecasts) = if train_now {
+        let (table, starts, forecasts, intervals) = if train_now {
             if !quiet {
                 crate::sayln!(
                     "fold {}: training on the rows before {} (validation from {})",
@@ -249,12 +251,17 @@ pub fn backtest_series(
                 options,
             )?;
             fits += 1;
-            (report.test, report.test_starts, report.test_forecasts)
+            (
+                report.test,
+                report.test_starts,
+                report.test_forecasts,
+                report.intervals,
+            )
         } else {
             let (_, first_exp) = trained.as_ref().expect("trained before fold 1");
             let model = load_model(&dir.join("fold1"), first_exp, &p.window, device)?;
             let t = test(&model, &p, &fold_exp, device)?;
-            (t.table, t.starts, t.forecasts)
+            (t.table, t.starts, t.forecasts, t.intervals)
         };
         if starts.len() != 1 {
             bail!(
@@ -270,13 +277,24 @@ pub fn backtest_series(
             let r = origin + step;
             for (j, &col) in p.targets.iter().enumerate() {
                 let forecast = forecasts[step * nt + j];
-                csv.push(vec![
+                let mut row = vec![
                     (k + 1).to_string(),
                     exp.data.targets[j].clone(),
                     p.raw.timestamps[r].to_string(),
                     p.raw.row(r)[col].to_string(),
                     forecast.to_string(),
-                ]);
+                ];
+                // Each level's ends, empty where a fold had no validation window to calibrate on.
+                for i in 0..super::LEVELS.len() {
+                    match &intervals {
+                        Some(it) => {
+                            let (lo, hi) = it.bounds(i, step, j, forecast);
+                            row.extend([lo.to_string(), hi.to_string()]);
+                        }
+                        None => row.extend([String::new(), String::new()]),
+                    }
+                }
+                csv.push(row);
                 if j == 0 {
                     line.push((r as f64, forecast as f64));
                 }
@@ -292,11 +310,12 @@ pub fn backtest_series(
             trained = Some((p, fold_exp));
         }
     }
-    write_csv(
-        &dir.join("historical_forecasts.csv"),
-        &["fold", "target", "timestamp", "actual", "forecast"],
-        &csv,
-    )?;
+    let mut header: Vec<String> = ["fold", "target", "timestamp", "actual", "forecast"]
+        .map(String::from)
+        .to_vec();
+    header.extend(super::LEVELS.iter().flat_map(|l| level_columns(*l)));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    write_csv(&dir.join("historical_forecasts.csv"), &header, &csv)?;
     let (p, _) = trained.as_ref().expect("at least one fold");
     let from = splits[0][1].saturating_sub(2 * h);
     let to = splits[folds.count - 1][2];

@@ -100,8 +100,7 @@ impl Intervals {
 
     /// The column names of level `i`'s ends: `lo80`, `hi80`.
     pub fn columns(&self, i: usize) -> [String; 2] {
-        let pct = format!("{}", (self.levels[i] * 1000.0).round() / 10.0);
-        [format!("lo{pct}"), format!("hi{pct}")]
+        level_columns(self.levels[i])
     }
 
     /// Writes `intervals.toml` into the run directory `dir`.
@@ -133,6 +132,12 @@ impl Intervals {
         }
         Ok(Some(it))
     }
+}
+
+/// The column names of a level's ends: `lo80`, `hi80` for 0.8, `lo97.5` for 0.975.
+pub(super) fn level_columns(level: f64) -> [String; 2] {
+    let pct = (level * 1000.0).round() / 10.0;
+    [format!("lo{pct}"), format!("hi{pct}")]
 }
 
 /// How one level's intervals did on the test split.

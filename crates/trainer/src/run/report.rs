@@ -25,6 +25,8 @@ pub(super) struct Tested {
     pub(super) starts: Vec<usize>,
     /// `[windows, horizon, targets]`, original units.
     pub(super) forecasts: Vec<f32>,
+    /// The model's intervals, calibrated on the validation split.
+    pub(super) intervals: Option<Intervals>,
 }
 
 /// One inference pass over the validation split gives the intervals (`intervals.toml`), one
@@ -76,6 +78,7 @@ pub(super) fn write_report(
         table,
         starts,
         forecasts,
+        intervals,
     })
 }
 
@@ -274,6 +277,7 @@ pub(super) fn test(
         table: test_table(p, exp, &starts, &forecasts, floored, intervals.as_ref()),
         starts,
         forecasts,
+        intervals,
     })
 }
 

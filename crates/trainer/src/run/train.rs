@@ -56,6 +56,9 @@ pub struct RunReport {
     pub test_starts: Vec<usize>,
     /// Forecasts of every test window, `[windows, horizon, targets]` row-major, original units.
     pub test_forecasts: Vec<f32>,
+    /// The model's prediction intervals (`intervals.toml`), calibrated on the validation split;
+    /// `None` when it held no window.
+    pub intervals: Option<super::Intervals>,
 }
 
 /// How a run trains, besides its experiment.
@@ -191,6 +194,7 @@ pub fn train_prepared(
         seconds: start.elapsed().as_secs_f64(),
         test_starts: tested.starts,
         test_forecasts: tested.forecasts,
+        intervals: tested.intervals,
     })
 }
 
