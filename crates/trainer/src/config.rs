@@ -38,6 +38,12 @@ pub struct DataConfig {
     pub targets: Vec<String>,
     /// Extra past covariates fed to the encoder besides the targets.
     pub covariates: Vec<String>,
+    /// Columns whose values are known ahead (a promotion planned, a holiday, a weather
+    /// forecast): read over the look-back as inputs and over the horizon as known-future
+    /// covariates, beside the calendar features. `gatecast forecast` then needs their values for
+    /// the steps it forecasts (`--future FILE`). Darts' `future_covariates`, GluonTS's
+    /// `feat_dynamic_real`.
+    pub future_covariates: Vec<String>,
     /// Calendar features used as known-future covariates: `hour_of_day`, `day_of_week`,
     /// `month_of_year`.
     #[serde(with = "as_names")]
@@ -125,6 +131,7 @@ impl Default for DataConfig {
             time_format: String::new(),
             targets: vec!["traffic_volume".into()],
             covariates: vec!["temp".into(), "clouds_all".into()],
+            future_covariates: Vec::new(),
             calendar: vec![Calendar::HourOfDay, Calendar::DayOfWeek],
             missing: MissingPolicy::Interpolate,
             duplicates: DuplicatePolicy::First,
@@ -422,6 +429,12 @@ impl Experiment {
                 "data.calendar: model.cell = segrnn takes no known-future covariates (set data.calendar = [], or --calendar none)".into(),
             );
         }
+        if !self.data.future_covariates.is_empty() {
+            return Err(
+                "data.future_covariates: model.cell = segrnn takes no known-future covariates"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -478,6 +491,9 @@ impl Experiment {
         }
         if m.bidirectional || m.last_value_norm {
             return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm (each series is scaled instead)".into());
+        }
+        if !self.data.future_covariates.is_empty() {
+            return Err("data.future_covariates: panel runs read calendar features as their known-future covariates, not columns of the file (yet)".into());
         }
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
@@ -602,6 +618,14 @@ impl DataConfig {
         }
         if self.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
+        }
+        for c in &self.future_covariates {
+            if self.targets.contains(c) || self.covariates.contains(c) {
+                return Err(format!(
+                    "data.future_covariates: '{c}' is also in data.{}; a column is a target, a past covariate or a known-future one",
+                    if self.targets.contains(c) { "targets" } else { "covariates" }
+                ));
+            }
         }
         let [a, b, c] = self.split;
         if [a, b, c].iter().any(|r| !(*r > 0.0 && *r < 1.0)) || ((a + b + c) - 1.0).abs() > 1e-9 {

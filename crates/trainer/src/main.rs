@@ -141,6 +141,10 @@ enum Command {
         /// Panel runs: forecast this series alone (default: every series in --input).
         #[arg(long)]
         series: Option<String>,
+        /// A run with known-future covariates (`data.future_covariates`): a CSV with the time
+        /// column and those columns, a row for each step forecast.
+        #[arg(long)]
+        future: Option<PathBuf>,
         /// Where to write the forecast CSV (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -195,6 +199,15 @@ struct TrainArgs {
     /// Long format: the column naming each row's series; trains one model over all of them.
     #[arg(long)]
     id_column: Option<String>,
+    /// Past covariates: columns read over the look-back beside the targets, comma-separated;
+    /// `none` for none (`data.covariates`).
+    #[arg(long, value_delimiter = ',')]
+    covariates: Option<Vec<String>>,
+    /// Columns whose values are known ahead (a planned promotion, a holiday flag),
+    /// comma-separated: read over the horizon too (`data.future_covariates`; `gatecast forecast`
+    /// then takes their next values with --future).
+    #[arg(long, value_delimiter = ',')]
+    future_covariates: Option<Vec<String>>,
     /// Known-future calendar features, comma-separated: hour_of_day, day_of_week,
     /// month_of_year; `none` for none (segrnn takes none).
     #[arg(long, value_delimiter = ',')]
@@ -422,7 +435,8 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     Ok(e)
 }
 
-/// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
+/// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--covariates`,
+/// `--future-covariates`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
 /// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
@@ -460,6 +474,17 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
             e.data.gaps = gatecast_data::GapPolicy::Interpolate;
             e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
         }
+    }
+    // After --target and --id-column, which clear a user's own file's covariates.
+    if let Some(v) = &args.covariates {
+        e.data.covariates = if v.iter().all(|c| c == "none") {
+            Vec::new()
+        } else {
+            v.clone()
+        };
+    }
+    if let Some(v) = &args.future_covariates {
+        e.data.future_covariates = v.clone();
     }
     if let Some(names) = &args.calendar {
         e.data.calendar = match names.as_slice() {
@@ -611,9 +636,17 @@ fn main() -> ExitCode {
             input,
             output,
             series,
+            future,
             device: d,
         } => device(d.as_deref()).and_then(|dev| {
             if panel::panel_run(&run_dir)?.is_some() {
+                if let Some(f) = &future {
+                    bail!(
+                        "--future {}: {} is a panel run, whose known-future covariates are calendar features",
+                        f.display(),
+                        run_dir.display()
+                    );
+                }
                 panel::forecast_run(&run_dir, &input, output.as_deref(), series.as_deref(), &dev)
             } else if series.is_some() {
                 bail!(
@@ -621,7 +654,13 @@ fn main() -> ExitCode {
                     run_dir.display()
                 )
             } else {
-                run::forecast(&run_dir, &input, output.as_deref(), &dev)
+                run::forecast_with(
+                    &run_dir,
+                    &input,
+                    future.as_deref(),
+                    output.as_deref(),
+                    &dev,
+                )
             }
         }),
     };

@@ -37,12 +37,26 @@ pub fn evaluate_with(dir: &Path, device: &Device, allow_changed_data: bool) -> R
 /// Forecasts the `horizon` steps after the end of `input` (a CSV with the training columns),
 /// prepared exactly as the run's training data was, and writes `time,target,forecast` rows in
 /// original units to `output` (or standard output), followed by the run's intervals
-/// (`lo80,hi80,lo95,hi95`) when it has them.
+/// (`lo80,hi80,lo95,hi95`) when it has them. A run with `data.future_covariates` needs
+/// [`forecast_with`].
 pub fn forecast(dir: &Path, input: &Path, output: Option<&Path>, device: &Device) -> Result<()> {
+    forecast_with(dir, input, None, output, device)
+}
+
+/// [`forecast`], with the values of the run's known-future covariates
+/// (`data.future_covariates`) for the steps forecast read from `future`: a CSV with the time
+/// column and those columns, holding a row for each of the `horizon` steps after `input`'s end.
+pub fn forecast_with(
+    dir: &Path,
+    input: &Path,
+    future: Option<&Path>,
+    output: Option<&Path>,
+    device: &Device,
+) -> Result<()> {
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
     let loaded = load(&exp.data, input)?;
-    let last = LastWindow::of(&loaded, &exp, &scaler, input)?;
+    let last = LastWindow::of(&loaded, &exp, &scaler, input, future)?;
     let model = load_model(dir, &exp, &loaded.window(&exp), device)?.valid();
     let (l, h) = (exp.window.lookback, exp.window.horizon);
     let x = Tensor::<3>::from_data(TensorData::new(last.x, [1, l, loaded.inputs.len()]), device);
@@ -124,7 +138,13 @@ struct LastWindow {
 }
 
 impl LastWindow {
-    fn of(loaded: &Loaded, exp: &Experiment, scaler: &Scaler, input: &Path) -> Result<Self> {
+    fn of(
+        loaded: &Loaded,
+        exp: &Experiment,
+        scaler: &Scaler,
+        input: &Path,
+        future_file: Option<&Path>,
+    ) -> Result<Self> {
         let series = &loaded.series;
         if series.columns != scaler.columns {
             bail!(
@@ -157,10 +177,19 @@ impl LastWindow {
             .collect();
         let end = *series.timestamps.last().expect("rows");
         let times: Vec<_> = (1..=h as i32).map(|k| end + step * k).collect();
-        let (_, mut future) = gatecast_data::calendar_covariates(&times, &exp.data.calendar);
-        let first_future = series.width() - loaded.future.len();
+        // Per step: the file's known-future columns, then the calendar's, as in training.
+        let given = known_future(exp, future_file, input, &times)?;
+        let (_, calendar) = gatecast_data::calendar_covariates(&times, &exp.data.calendar);
+        let (nf, width) = (exp.data.future_covariates.len(), loaded.future.len());
+        let ncal = width - nf;
+        let mut future = Vec::with_capacity(h * width);
+        for step in 0..h {
+            future.extend_from_slice(&given[step * nf..(step + 1) * nf]);
+            future.extend_from_slice(&calendar[step * ncal..(step + 1) * ncal]);
+        }
+        let first_future = series.width() - width;
         for (i, v) in future.iter_mut().enumerate() {
-            let col = first_future + i % loaded.future.len().max(1);
+            let col = first_future + i % width.max(1);
             *v = ((*v as f64 - scaler.offset[col]) / scaler.scale[col]) as f32;
         }
         let step = series.step_number(series.rows() - l);
@@ -171,4 +200,54 @@ impl LastWindow {
             step,
         })
     }
+}
+
+/// The values of `data.future_covariates` at `times`, `[times, columns]` row-major, original
+/// units, from the `future` file (empty when the run has none).
+fn known_future(
+    exp: &Experiment,
+    future: Option<&Path>,
+    input: &Path,
+    times: &[chrono::NaiveDateTime],
+) -> Result<Vec<f32>> {
+    let names = &exp.data.future_covariates;
+    if names.is_empty() {
+        if let Some(path) = future {
+            bail!(
+                "--future {}: the run reads no known-future columns (data.future_covariates is empty)",
+                path.display()
+            );
+        }
+        return Ok(Vec::new());
+    }
+    let (Some(path), Some(first), Some(last)) = (future, times.first(), times.last()) else {
+        bail!(
+            "the run reads known-future covariates {names:?} (data.future_covariates): give their values for the {} steps after the end of {} ({} to {}) with --future FILE",
+            times.len(),
+            input.display(),
+            times.first().map(|t| t.to_string()).unwrap_or_default(),
+            times.last().map(|t| t.to_string()).unwrap_or_default()
+        );
+    };
+    let (_, mut options) = super::prepare::csv_options(&exp.data);
+    options.columns = Some(names.clone());
+    options.id_column = None;
+    // Only the rows of the steps forecast matter: no sampling step to keep.
+    options.irregular = true;
+    options.missing = gatecast_data::MissingPolicy::Error;
+    options.duplicates = gatecast_data::DuplicatePolicy::Error;
+    let given = gatecast_data::load_csv(path, &options)
+        .map_err(|e| super::prepare::blame_option(e, &exp.data))?;
+    let mut out = Vec::with_capacity(times.len() * names.len());
+    for (k, t) in times.iter().enumerate() {
+        let Ok(row) = given.timestamps.binary_search(t) else {
+            bail!(
+                "{}: no row for {t}, step {} of the forecast (the file needs a row for each step from {first} to {last})",
+                path.display(),
+                k + 1
+            );
+        };
+        out.extend_from_slice(given.row(row));
+    }
+    Ok(out)
 }

@@ -28,7 +28,7 @@ pub use backtest::{backtest_series, fold_rows, SeriesBacktest, SeriesFold};
 pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;
-pub use forecast::{evaluate, evaluate_with, forecast};
+pub use forecast::{evaluate, evaluate_with, forecast, forecast_with};
 pub use intervals::{IntervalScore, Intervals, LEVELS};
 pub use prepare::{prepare, Prepared};
 pub use report::{evaluate_model, TestRow, TestTable};

@@ -65,9 +65,12 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
         let every = gatecast_data::parse_frequency(&d.resample)?;
         series = gatecast_data::resample(&series, every, d.aggregate)?;
     }
-    let future = add_calendar(&mut series, &d.calendar);
+    // The known-future columns: the file's (the last value columns), then the calendar's
+    // (appended after them), so that they are the series' last columns.
+    let mut future = d.future_covariates.clone();
+    future.extend(add_calendar(&mut series, &d.calendar));
     let mut inputs = columns;
-    inputs.extend(future.iter().cloned());
+    inputs.extend(future.iter().skip(d.future_covariates.len()).cloned());
     Ok(Loaded {
         series,
         inputs,
@@ -112,7 +115,7 @@ pub(crate) fn load_panel_noted(
 /// id column for a panel).
 pub(crate) fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
     let mut columns = d.targets.clone();
-    for c in &d.covariates {
+    for c in d.covariates.iter().chain(&d.future_covariates) {
         if !columns.contains(c) {
             columns.push(c.clone());
         }
@@ -151,8 +154,10 @@ pub(crate) fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
                 "data.id_column, --id-column".into()
             } else if d.targets.contains(&column) {
                 "data.targets, --target".into()
+            } else if d.future_covariates.contains(&column) {
+                "data.future_covariates, --future-covariates".into()
             } else {
-                "data.covariates".into()
+                "data.covariates, --covariates".into()
             },
             path,
             column,

@@ -35,14 +35,20 @@ pub(super) fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
     if (saved.window.lookback, saved.window.horizon) != (exp.window.lookback, exp.window.horizon) {
         changed.push("window.lookback/horizon");
     }
-    let d = (&exp.data.targets, &exp.data.covariates, &exp.data.calendar);
+    let d = (
+        &exp.data.targets,
+        &exp.data.covariates,
+        &exp.data.future_covariates,
+        &exp.data.calendar,
+    );
     if (
         &saved.data.targets,
         &saved.data.covariates,
+        &saved.data.future_covariates,
         &saved.data.calendar,
     ) != d
     {
-        changed.push("data.targets/covariates/calendar");
+        changed.push("data.targets/covariates/future_covariates/calendar");
     }
     if saved.train.optimizer != exp.train.optimizer {
         changed.push("train.optimizer");
