@@ -162,6 +162,9 @@ pub struct WindowSection {
     pub horizon: usize,
     /// Rows between training windows (validation and test use every window).
     pub stride: usize,
+    /// How many of the latest windows whose actual values are known at a forecast's origin
+    /// calibrate its prediction intervals (split conformal; Darts' `cal_length`).
+    pub calibration: usize,
 }
 
 impl Default for WindowSection {
@@ -170,6 +173,7 @@ impl Default for WindowSection {
             lookback: 168,
             horizon: 24,
             stride: 4,
+            calibration: 1000,
         }
     }
 }
@@ -374,6 +378,7 @@ impl Experiment {
             ("window.lookback", self.window.lookback),
             ("window.horizon", self.window.horizon),
             ("window.stride", self.window.stride),
+            ("window.calibration", self.window.calibration),
             ("model.hidden_size", self.model.hidden_size),
             ("model.num_layers", self.model.num_layers),
             ("train.epochs", self.train.epochs),

@@ -1263,3 +1263,67 @@ fn a_known_future_covariate_is_read_over_the_horizon() {
         "{e:#}"
     );
 }
+
+/// Intervals follow the errors as they change: noise four times larger from the test split on
+/// is covered by intervals calibrated on the latest windows (`window.calibration`), which
+/// intervals from the quieter validation split alone would miss three times in four; and
+/// `forecast` calibrates on its input's latest windows, wider than the validation split's.
+#[test]
+fn intervals_follow_the_latest_errors() {
+    let _rng = common::trains();
+    let dir = tmp("drift");
+    let mut rng = gatecast_data::synthetic::Rng::new(12);
+    let mut text = String::from("time,load,temp\n");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for i in 0..3000 {
+        let t = t0 + chrono::TimeDelta::hours(i);
+        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+        let sd = if i < 2400 { 1.0 } else { 4.0 };
+        text += &format!(
+            "{},{:.3},{:.3}\n",
+            t.format("%Y-%m-%d %H:%M:%S"),
+            100.0 + 20.0 * day + sd * rng.normal(),
+            10.0 + 5.0 * day
+        );
+    }
+    let csv = dir.join("drift.csv");
+    std::fs::write(&csv, text).unwrap();
+    let mut exp = experiment(&csv);
+    exp.train.epochs = 6;
+    exp.window.calibration = 100;
+    let run_dir = dir.join("run");
+    let device = Device::flex();
+    let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let t = &report.test;
+    assert_eq!(t.calibration_windows, 100);
+    assert!(t.intervals[0].coverage > 0.65, "{}", t.markdown());
+    assert!(t.intervals[1].coverage > 0.85, "{}", t.markdown());
+
+    // The validation split's intervals, saved for short inputs, are the quiet ones; a forecast
+    // from the whole file calibrates on its last 100 windows, all noisy.
+    let saved: toml::Table =
+        toml::from_str(&std::fs::read_to_string(run_dir.join("intervals.toml")).unwrap()).unwrap();
+    let first = |key: &str| {
+        saved[key].as_array().unwrap()[0].as_array().unwrap()[0]
+            .as_float()
+            .unwrap()
+    };
+    let saved_width = first("upper") - first("lower");
+    let out = dir.join("next.csv");
+    run::forecast(&run_dir, &csv, Some(&out), &device).unwrap();
+    let next = std::fs::read_to_string(&out).unwrap();
+    let cells: Vec<f64> = next
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let width = cells[2] - cells[1];
+    assert!(width > 2.5 * saved_width, "{width} against {saved_width}");
+}

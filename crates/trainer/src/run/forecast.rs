@@ -9,12 +9,15 @@ use burn::tensor::{Device, Tensor, TensorData};
 use gatecast_data::Scaler;
 
 use super::fingerprint::DataFingerprint;
-use super::intervals::Intervals;
+use super::intervals::{window_errors, Intervals};
+use super::prepare::Prepared;
 use super::prepare::{load, prepare, Loaded};
+use super::report::{count_targets, forecasts_over};
 use super::report::{evaluate_model, TestTable};
 use super::saved::{load_model, read_run};
 use crate::artifacts::write_atomic;
 use crate::config::Experiment;
+use crate::model::ForecastModel;
 
 /// Recomputes the test table of a finished run from its artifacts; an error if the data file
 /// differs from what the run trained on.
@@ -57,7 +60,9 @@ pub fn forecast_with(
     exp.data.path = input.display().to_string();
     let loaded = load(&exp.data, input)?;
     let last = LastWindow::of(&loaded, &exp, &scaler, input, future)?;
-    let model = load_model(dir, &exp, &loaded.window(&exp), device)?.valid();
+    let trained = load_model(dir, &exp, &loaded.window(&exp), device)?;
+    let recent = recent_intervals(&trained, &loaded, &exp, &scaler, device)?;
+    let model = trained.valid();
     let (l, h) = (exp.window.lookback, exp.window.horizon);
     let x = Tensor::<3>::from_data(TensorData::new(last.x, [1, l, loaded.inputs.len()]), device);
     let future = (!loaded.future.is_empty()).then(|| {
@@ -83,19 +88,27 @@ pub fn forecast_with(
         .map(|&col| gatecast_data::is_counts((0..series.rows()).map(|r| series.row(r)[col])))
         .collect();
     let mut floored = 0;
-    let intervals = Intervals::load(dir, &exp.data.targets, h)?;
-    let mut text = String::from("time,target,forecast");
-    match &intervals {
-        Some(it) => {
-            for i in 0..it.levels.len() {
-                text += &format!(",{}", it.columns(i).join(","));
-            }
+    let intervals = match recent {
+        Some(it) => Some(it),
+        None => {
+            let saved = Intervals::load(dir, &exp.data.targets, h)?;
+            crate::tell!(
+                "note: {}: fewer than {MIN_CALIBRATION} complete windows to calibrate the intervals on; {}",
+                input.display(),
+                if saved.is_some() {
+                    "they are the run's, from its validation split (intervals.toml)"
+                } else {
+                    "and the run has no intervals.toml (it is older than intervals): no interval columns"
+                }
+            );
+            saved
         }
-        None => crate::tell!(
-            "note: {}: no {} (a run from before runs had intervals), so no interval columns",
-            dir.display(),
-            super::intervals::FILE
-        ),
+    };
+    let mut text = String::from("time,target,forecast");
+    if let Some(it) = &intervals {
+        for i in 0..it.levels.len() {
+            text += &format!(",{}", it.columns(i).join(","));
+        }
     }
     text.push('\n');
     for (step, t) in last.times.iter().enumerate() {
@@ -250,4 +263,51 @@ fn known_future(
         out.extend_from_slice(given.row(row));
     }
     Ok(out)
+}
+
+/// The fewest windows the input must hold for its own intervals: below it the 95% interval's
+/// order statistics would be clamped to the extremes (`2 / (1 − 0.95) − 1`).
+const MIN_CALIBRATION: usize = 39;
+
+/// Intervals from the model's errors on the input's latest `window.calibration` complete
+/// windows (the input holds their actual values), prepared as training prepared its data;
+/// `None` when the input holds fewer than [`MIN_CALIBRATION`].
+fn recent_intervals(
+    model: &ForecastModel,
+    loaded: &Loaded,
+    exp: &Experiment,
+    scaler: &Scaler,
+    device: &Device,
+) -> Result<Option<Intervals>> {
+    let series = &loaded.series;
+    let rows = series.rows();
+    let (l, h, k) = (
+        exp.window.lookback,
+        exp.window.horizon,
+        exp.window.calibration,
+    );
+    let from = rows.saturating_sub(k + l + h - 1);
+    let p = Prepared {
+        raw: series.clone(),
+        scaled: std::sync::Arc::new(scaler.transform(series)),
+        scaler: scaler.clone(),
+        // The count floor reads the "training" rows: here the input's, as the forecast's does.
+        split: gatecast_data::TimeSplit {
+            train: 0..rows,
+            valid: 0..0,
+            test: from..rows,
+        },
+        window: loaded.window(exp),
+        targets: series.column_indices(&exp.data.targets, "data.targets")?,
+    };
+    let (starts, forecasts, _) = forecasts_over(model, &p, from..rows, device)?;
+    if starts.len() < MIN_CALIBRATION {
+        return Ok(None);
+    }
+    let errors = window_errors(&p, &starts, &forecasts);
+    let latest: Vec<&[f32]> = errors[errors.len().saturating_sub(k)..]
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    Intervals::from_errors(&latest, h, &exp.data.targets, count_targets(&p))
 }

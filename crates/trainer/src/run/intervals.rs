@@ -1,10 +1,15 @@
-//! Prediction intervals for single-series runs by split conformal prediction: the kept model
-//! forecasts every validation window, and at each horizon step and target the order statistics
-//! of its errors there ([`gatecast_data::probabilistic::conformal_offsets`]) become the
-//! interval's ends, added to every later forecast. No distribution is assumed and the model is
-//! not retrained; the price is that the validation split also chose the kept epoch, and that a
-//! time series' errors are only roughly exchangeable, so the test table reports the coverage
-//! the intervals actually reach.
+//! Prediction intervals for single-series runs by split conformal prediction: at each horizon
+//! step and target, the order statistics of the kept model's errors on recent windows
+//! ([`gatecast_data::probabilistic::conformal_offsets`]) become the interval's ends, added to
+//! the forecast. No distribution is assumed and the model is not retrained.
+//!
+//! Which windows: the latest `window.calibration` whose actual values are known at the
+//! forecast's origin, as Darts' conformal models calibrate on the input's recent history. On
+//! the test split each window is calibrated on the validation and earlier test windows known by
+//! its origin (recalibrated once a horizon); `gatecast forecast` calibrates on the input's last
+//! windows. A time series' errors drift, and recent ones describe the next ones better than
+//! the validation split's alone (README, "prediction intervals"). The validation split's own
+//! calibration is saved (`intervals.toml`) for inputs too short to calibrate on.
 
 use std::path::Path;
 
@@ -12,10 +17,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::prepare::Prepared;
-use super::report::{count_targets, forecasts_over};
+use super::report::count_targets;
 use crate::artifacts::write_atomic;
-use crate::model::ForecastModel;
-use burn::tensor::Device;
 
 /// The central levels every run's intervals are given at.
 pub const LEVELS: [f64; 2] = [0.8, 0.95];
@@ -44,44 +47,37 @@ pub struct Intervals {
 }
 
 impl Intervals {
-    /// The intervals of `model` from its forecasts of every validation window of `p`;
-    /// `targets` names `p.targets`. `None` when the validation split holds no window.
-    pub(super) fn calibrate(
-        model: &ForecastModel,
-        p: &Prepared,
+    /// The intervals from the errors of some windows, each `[horizon · targets]`, actual less
+    /// forecast. `None` for no window.
+    pub(super) fn from_errors(
+        errors: &[&[f32]],
+        horizon: usize,
         targets: &[String],
-        device: &Device,
+        counts: Vec<bool>,
     ) -> Result<Option<Self>> {
-        let (starts, forecasts, _) = forecasts_over(model, p, p.split.valid.clone(), device)?;
-        if starts.is_empty() {
+        if errors.is_empty() {
             return Ok(None);
         }
-        let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
-        let mut lower = vec![Vec::with_capacity(h * nt); LEVELS.len()];
-        let mut upper = vec![Vec::with_capacity(h * nt); LEVELS.len()];
-        for step in 0..h {
-            for (k, &col) in p.targets.iter().enumerate() {
-                let errors: Vec<f32> = starts
-                    .iter()
-                    .enumerate()
-                    .map(|(w, &s)| {
-                        p.raw.row(s + l + step)[col] - forecasts[(w * h + step) * nt + k]
-                    })
-                    .collect();
-                for (i, &level) in LEVELS.iter().enumerate() {
-                    let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&errors, level)
-                        .context("no finite validation error to calibrate intervals on")?;
-                    lower[i].push(lo);
-                    upper[i].push(hi);
-                }
+        let cells = horizon * targets.len();
+        let mut lower = vec![Vec::with_capacity(cells); LEVELS.len()];
+        let mut upper = vec![Vec::with_capacity(cells); LEVELS.len()];
+        let mut column = Vec::with_capacity(errors.len());
+        for j in 0..cells {
+            column.clear();
+            column.extend(errors.iter().map(|e| e[j]));
+            for (i, &level) in LEVELS.iter().enumerate() {
+                let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&column, level)
+                    .context("no finite error to calibrate intervals on")?;
+                lower[i].push(lo);
+                upper[i].push(hi);
             }
         }
         Ok(Some(Self {
             levels: LEVELS.to_vec(),
-            windows: starts.len(),
-            horizon: h,
+            windows: errors.len(),
+            horizon,
             targets: targets.to_vec(),
-            counts: count_targets(p),
+            counts,
             lower,
             upper,
         }))
@@ -140,6 +136,79 @@ pub(super) fn level_columns(level: f64) -> [String; 2] {
     [format!("lo{pct}"), format!("hi{pct}")]
 }
 
+/// Each window's errors, actual less forecast, `[horizon · targets]`, from `forecasts` of the
+/// windows starting at `starts` (`[windows, horizon, targets]`, original units).
+pub(super) fn window_errors(p: &Prepared, starts: &[usize], forecasts: &[f32]) -> Vec<Vec<f32>> {
+    let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
+    starts
+        .iter()
+        .enumerate()
+        .map(|(w, &s)| {
+            (0..h * nt)
+                .map(|j| p.raw.row(s + l + j / nt)[p.targets[j % nt]] - forecasts[w * h * nt + j])
+                .collect()
+        })
+        .collect()
+}
+
+/// Intervals for windows in time order, each from the latest `k` windows whose actual values
+/// are all known at its origin (of `history`'s, then of the windows' own earlier ones),
+/// recalibrated once a horizon has passed since the last calibration.
+pub(super) struct Rolling {
+    /// The calibrations, in time order.
+    pub sets: Vec<Intervals>,
+    /// Per window, its calibration in `sets` (`None` while no window was known).
+    pub of_window: Vec<Option<usize>>,
+}
+
+impl Rolling {
+    /// `history` and `windows`: (window starts, errors per window as [`window_errors`]), each in
+    /// time order; the `windows` are the ones given intervals.
+    pub(super) fn calibrate(
+        p: &Prepared,
+        targets: &[String],
+        history: (&[usize], &[Vec<f32>]),
+        windows: (&[usize], &[Vec<f32>]),
+        k: usize,
+    ) -> Result<Self> {
+        let (l, h) = (p.window.lookback, p.window.horizon);
+        // (the row after the window's last actual value, its errors)
+        let known: Vec<(usize, &[f32])> = history
+            .0
+            .iter()
+            .zip(history.1)
+            .chain(windows.0.iter().zip(windows.1))
+            .map(|(&s, e)| (s + l + h, e.as_slice()))
+            .collect();
+        let counts = count_targets(p);
+        let (mut sets, mut of_window) = (Vec::new(), Vec::with_capacity(windows.0.len()));
+        let mut last: Option<usize> = None;
+        for &s in windows.0 {
+            let origin = s + l;
+            if last.is_none_or(|at| origin >= at + h) {
+                let n = known.partition_point(|(end, _)| *end <= origin);
+                let cal: Vec<&[f32]> = known[n.saturating_sub(k)..n].iter().map(|w| w.1).collect();
+                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone())? {
+                    sets.push(it);
+                    last = Some(origin);
+                }
+            }
+            of_window.push(last.map(|_| sets.len() - 1));
+        }
+        Ok(Self { sets, of_window })
+    }
+
+    /// The calibration of window `w`.
+    pub(super) fn of(&self, w: usize) -> Option<&Intervals> {
+        self.of_window[w].map(|i| &self.sets[i])
+    }
+
+    /// How many windows the first calibration used (the most any used: `k`, or all known).
+    pub(super) fn windows(&self) -> usize {
+        self.sets.iter().map(|s| s.windows).max().unwrap_or(0)
+    }
+}
+
 /// How one level's intervals did on the test split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntervalScore {
@@ -152,21 +221,31 @@ pub struct IntervalScore {
 }
 
 /// Each level's coverage and mean width over `actual` and `forecasts`, both `[windows,
-/// horizon, targets]` row-major.
-pub(super) fn score(it: &Intervals, actual: &[f32], forecasts: &[f32]) -> Vec<IntervalScore> {
-    let (h, nt) = (it.horizon, it.targets.len());
-    (0..it.levels.len())
+/// horizon, targets]` row-major, of the windows that have intervals.
+pub(super) fn score(
+    rolling: &Rolling,
+    horizon: usize,
+    targets: usize,
+    actual: &[f32],
+    forecasts: &[f32],
+) -> Vec<IntervalScore> {
+    let per_window = horizon * targets;
+    (0..LEVELS.len())
         .map(|i| {
-            let (mut inside, mut width) = (0usize, 0.0f64);
+            let (mut inside, mut width, mut n) = (0usize, 0.0f64, 0usize);
             for (j, (&y, &f)) in actual.iter().zip(forecasts).enumerate() {
-                let (step, k) = ((j / nt) % h, j % nt);
+                let Some(it) = rolling.of(j / per_window) else {
+                    continue;
+                };
+                let (step, k) = ((j % per_window) / targets, j % targets);
                 let (lo, hi) = it.bounds(i, step, k, f);
                 inside += usize::from(lo <= y && y <= hi);
                 width += (hi - lo) as f64;
+                n += 1;
             }
-            let n = actual.len().max(1) as f64;
+            let n = n.max(1) as f64;
             IntervalScore {
-                level: it.levels[i],
+                level: LEVELS[i],
                 coverage: inside as f64 / n,
                 width: width / n,
             }

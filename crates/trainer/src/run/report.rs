@@ -11,7 +11,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use gatecast_data::{metrics, Baseline, ForecastBatcher, WindowDataset};
 
-use super::intervals::{score, IntervalScore, Intervals};
+use super::intervals::{level_columns, score, window_errors, IntervalScore, Intervals, Rolling};
 use super::prepare::Prepared;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::{Choice, Experiment};
@@ -25,8 +25,68 @@ pub(super) struct Tested {
     pub(super) starts: Vec<usize>,
     /// `[windows, horizon, targets]`, original units.
     pub(super) forecasts: Vec<f32>,
-    /// The model's intervals, calibrated on the validation split.
+    /// The intervals of the last test window (the latest calibration).
     pub(super) intervals: Option<Intervals>,
+}
+
+/// The model's forecasts of the test split and their intervals.
+struct Forecasts {
+    starts: Vec<usize>,
+    forecasts: Vec<f32>,
+    floored: usize,
+    /// Calibrated once on the whole validation split (`intervals.toml`).
+    validation: Option<Intervals>,
+    /// Each test window's, from the latest windows known at its origin.
+    rolling: Rolling,
+}
+
+impl Forecasts {
+    /// One inference pass over the validation split and one over the test split.
+    fn of(model: &ForecastModel, p: &Prepared, exp: &Experiment, device: &Device) -> Result<Self> {
+        let (vs, vf, _) = forecasts_over(model, p, p.split.valid.clone(), device)?;
+        let valid_errors = window_errors(p, &vs, &vf);
+        let all: Vec<&[f32]> = valid_errors.iter().map(Vec::as_slice).collect();
+        let targets = &exp.data.targets;
+        let counts = count_targets(p);
+        let validation = Intervals::from_errors(&all, p.window.horizon, targets, counts)?;
+        let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
+        let test_errors = window_errors(p, &starts, &forecasts);
+        let rolling = Rolling::calibrate(
+            p,
+            targets,
+            (&vs, &valid_errors),
+            (&starts, &test_errors),
+            exp.window.calibration,
+        )?;
+        Ok(Self {
+            starts,
+            forecasts,
+            floored,
+            validation,
+            rolling,
+        })
+    }
+
+    fn table(&self, p: &Prepared, exp: &Experiment) -> TestTable {
+        test_table(
+            p,
+            exp,
+            &self.starts,
+            &self.forecasts,
+            self.floored,
+            &self.rolling,
+        )
+    }
+
+    fn tested(self, table: TestTable) -> Tested {
+        let last = self.starts.len().checked_sub(1);
+        Tested {
+            table,
+            intervals: last.and_then(|w| self.rolling.of(w)).cloned(),
+            starts: self.starts,
+            forecasts: self.forecasts,
+        }
+    }
 }
 
 /// One inference pass over the validation split gives the intervals (`intervals.toml`), one
@@ -40,20 +100,19 @@ pub(super) fn write_report(
     epochs: &[EpochRow],
     device: &Device,
 ) -> Result<Tested> {
-    let intervals = Intervals::calibrate(model, p, &exp.data.targets, device)?;
-    if let Some(it) = &intervals {
+    let f = Forecasts::of(model, p, exp, device)?;
+    if let Some(it) = &f.validation {
         it.save(dir)?;
     }
-    let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
-    let table = test_table(p, exp, &starts, &forecasts, floored, intervals.as_ref());
+    let table = f.table(p, exp);
     table.write(dir)?;
     let written = write_forecasts(
         &dir.join("forecast.csv"),
         p,
         exp,
-        &starts,
-        &forecasts,
-        intervals.as_ref(),
+        &f.starts,
+        &f.forecasts,
+        &f.rolling,
     )?;
     crate::plots::loss_curves(&dir.join("loss.png"), epochs, &exp.train.loss_name())?;
     let keep = (10 * exp.window.horizon).min(written.actual.len());
@@ -74,12 +133,7 @@ pub(super) fn write_report(
             .map(|(n, lo, hi)| (*n, lo.as_slice(), hi.as_slice())),
         exp.window.horizon,
     )?;
-    Ok(Tested {
-        table,
-        starts,
-        forecasts,
-        intervals,
-    })
+    Ok(f.tested(table))
 }
 
 /// One row of the test table: a forecaster and its errors in original units.
@@ -114,7 +168,8 @@ pub struct TestTable {
     /// The model's split-conformal intervals on the test split, one per level (none when the
     /// validation split held no window to calibrate them on).
     pub intervals: Vec<IntervalScore>,
-    /// How many validation windows the intervals were calibrated on.
+    /// How many windows the intervals were calibrated on (the latest known at each origin, up
+    /// to `window.calibration`).
     pub calibration_windows: usize,
 }
 
@@ -154,7 +209,7 @@ impl TestTable {
                 })
                 .collect();
             s += &format!(
-                "\nmodel intervals (split conformal on {} validation windows): {}\n",
+                "\nmodel intervals (split conformal, each on the latest {} windows known at its origin): {}\n",
                 self.calibration_windows,
                 parts.join("; ")
             );
@@ -271,14 +326,9 @@ pub(super) fn test(
     exp: &Experiment,
     device: &Device,
 ) -> Result<Tested> {
-    let intervals = Intervals::calibrate(model, p, &exp.data.targets, device)?;
-    let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
-    Ok(Tested {
-        table: test_table(p, exp, &starts, &forecasts, floored, intervals.as_ref()),
-        starts,
-        forecasts,
-        intervals,
-    })
+    let f = Forecasts::of(model, p, exp, device)?;
+    let table = f.table(p, exp);
+    Ok(f.tested(table))
 }
 
 /// Test metrics of the model beside the naive and seasonal-naive baselines, in original units.
@@ -298,7 +348,7 @@ fn test_table(
     starts: &[usize],
     forecasts: &[f32],
     floored: usize,
-    intervals: Option<&Intervals>,
+    rolling: &Rolling,
 ) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = exp.data.season;
@@ -365,8 +415,12 @@ fn test_table(
         rows,
         floored,
         values: forecasts.len(),
-        intervals: intervals.map_or_else(Vec::new, |it| score(it, &actual, forecasts)),
-        calibration_windows: intervals.map_or(0, |it| it.windows),
+        intervals: if rolling.sets.is_empty() {
+            Vec::new()
+        } else {
+            score(rolling, h, nt, &actual, forecasts)
+        },
+        calibration_windows: rolling.windows(),
     }
 }
 
@@ -386,15 +440,19 @@ fn write_forecasts(
     exp: &Experiment,
     starts: &[usize],
     forecasts: &[f32],
-    intervals: Option<&Intervals>,
+    rolling: &Rolling,
 ) -> Result<Written> {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
-    let levels = intervals.map_or(0, |it| it.levels.len());
+    let levels = if rolling.sets.is_empty() {
+        0
+    } else {
+        super::LEVELS.len()
+    };
     let mut rows = Vec::new();
     let mut first = Written {
         actual: Vec::new(),
         forecast: Vec::new(),
-        band: intervals.map(|_| (Vec::new(), Vec::new())),
+        band: (levels > 0).then(|| (Vec::new(), Vec::new())),
     };
     for (w, &s) in starts.iter().enumerate().step_by(h) {
         for step in 0..h {
@@ -410,7 +468,17 @@ fn write_forecasts(
                     forecast.to_string(),
                 ];
                 for i in 0..levels {
-                    let (lo, hi) = intervals.expect("levels").bounds(i, step, k, forecast);
+                    // A window before any calibration (none known yet) has empty ends.
+                    let Some(it) = rolling.of(w) else {
+                        row.extend([String::new(), String::new()]);
+                        if k == 0 && i == 0 {
+                            let band = first.band.as_mut().expect("levels");
+                            band.0.push(forecast as f64);
+                            band.1.push(forecast as f64);
+                        }
+                        continue;
+                    };
+                    let (lo, hi) = it.bounds(i, step, k, forecast);
                     row.extend([lo.to_string(), hi.to_string()]);
                     if k == 0 && i == 0 {
                         let band = first.band.as_mut().expect("intervals");
@@ -429,8 +497,8 @@ fn write_forecasts(
     let mut header: Vec<String> = ["origin", "time", "step", "target", "actual", "forecast"]
         .map(String::from)
         .to_vec();
-    if let Some(it) = intervals {
-        header.extend((0..levels).flat_map(|i| it.columns(i)));
+    if levels > 0 {
+        header.extend(super::LEVELS.iter().flat_map(|l| level_columns(*l)));
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     write_csv(path, &header, &rows)?;
