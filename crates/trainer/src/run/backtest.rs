@@ -110,7 +110,7 @@ impl SeriesBacktest {
                 })
                 .collect();
             s += &format!(
-                "\nmodel intervals (split conformal, each fold's on the validation windows before it): {}\n",
+                "\nmodel intervals (split conformal, each fold's on the latest windows known at its origin): {}\n",
                 parts.join("; ")
             );
         }
