@@ -1134,14 +1134,15 @@ fn forecasts_of_counts_are_floored_at_zero() {
     assert!(below[0] > 0, "the unfloored model never went below 0");
 }
 
-/// A stationary daily cycle under skewed noise (exponential, so an interval placed the wrong
-/// way round would miss): the model's intervals, calibrated on the validation windows, cover
-/// the test values about as often as their levels say.
-#[test]
-fn a_conformal_interval_covers_at_its_level() {
-    let _rng = common::trains();
-    let dir = tmp("conformal");
-    let mut rng = gatecast_data::synthetic::Rng::new(8);
+/// 3000 hours of `load = 100 + 20·sin(2πt/24) + noise(t)` beside `temp = 10 + 5·sin(2πt/24)`,
+/// as `time,load,temp` in `dir/name`.
+fn daily_cycle(
+    dir: &Path,
+    name: &str,
+    seed: u64,
+    mut noise: impl FnMut(i64, &mut gatecast_data::synthetic::Rng) -> f64,
+) -> PathBuf {
+    let mut rng = gatecast_data::synthetic::Rng::new(seed);
     let mut text = String::from("time,load,temp\n");
     let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
         .unwrap()
@@ -1150,16 +1151,28 @@ fn a_conformal_interval_covers_at_its_level() {
     for i in 0..3000 {
         let t = t0 + chrono::TimeDelta::hours(i);
         let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
-        let noise = -3.0 * (1.0 - rng.uniform()).ln();
-        let temp = 10.0 + 5.0 * day;
         text += &format!(
-            "{},{:.3},{temp:.3}\n",
+            "{},{:.3},{:.3}\n",
             t.format("%Y-%m-%d %H:%M:%S"),
-            100.0 + 20.0 * day + noise
+            100.0 + 20.0 * day + noise(i, &mut rng),
+            10.0 + 5.0 * day
         );
     }
-    let csv = dir.join("skewed.csv");
-    std::fs::write(&csv, text).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A stationary daily cycle under skewed noise (exponential, so an interval placed the wrong
+/// way round would miss): the model's intervals, calibrated on the latest windows known at
+/// each origin, cover the test values about as often as their levels say.
+#[test]
+fn a_conformal_interval_covers_at_its_level() {
+    let _rng = common::trains();
+    let dir = tmp("conformal");
+    let csv = daily_cycle(&dir, "skewed.csv", 8, |_, rng| {
+        -3.0 * (1.0 - rng.uniform()).ln()
+    });
     let mut exp = experiment(&csv);
     exp.train.epochs = 6;
     let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true)
@@ -1265,32 +1278,17 @@ fn a_known_future_covariate_is_read_over_the_horizon() {
 }
 
 /// Intervals follow the errors as they change: noise four times larger from the test split on
-/// is covered by intervals calibrated on the latest windows (`window.calibration`), which
-/// intervals from the quieter validation split alone would miss three times in four; and
-/// `forecast` calibrates on its input's latest windows, wider than the validation split's.
+/// is covered by intervals calibrated on the latest windows (`window.calibration`), far more
+/// often than by intervals from every window known, most of them quiet; and `forecast`
+/// calibrates on its input's latest windows, wider than the validation split's.
 #[test]
 fn intervals_follow_the_latest_errors() {
     let _rng = common::trains();
     let dir = tmp("drift");
-    let mut rng = gatecast_data::synthetic::Rng::new(12);
-    let mut text = String::from("time,load,temp\n");
-    let t0 = chrono::NaiveDate::from_ymd_opt(2023, 1, 1)
-        .unwrap()
-        .and_hms_opt(0, 0, 0)
-        .unwrap();
-    for i in 0..3000 {
-        let t = t0 + chrono::TimeDelta::hours(i);
-        let day = (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+    let csv = daily_cycle(&dir, "drift.csv", 12, |i, rng| {
         let sd = if i < 2400 { 1.0 } else { 4.0 };
-        text += &format!(
-            "{},{:.3},{:.3}\n",
-            t.format("%Y-%m-%d %H:%M:%S"),
-            100.0 + 20.0 * day + sd * rng.normal(),
-            10.0 + 5.0 * day
-        );
-    }
-    let csv = dir.join("drift.csv");
-    std::fs::write(&csv, text).unwrap();
+        sd * rng.normal()
+    });
     let mut exp = experiment(&csv);
     exp.train.epochs = 6;
     exp.window.calibration = 100;
