@@ -309,5 +309,10 @@ fn recent_intervals(
         .iter()
         .map(Vec::as_slice)
         .collect();
-    Intervals::from_errors(&latest, h, &exp.data.targets, count_targets(&p))
+    Ok(Intervals::from_errors(
+        &latest,
+        h,
+        &exp.data.targets,
+        count_targets(&p),
+    ))
 }

@@ -27,12 +27,13 @@ pub const LEVELS: [f64; 2] = [0.8, 0.95];
 pub(super) const FILE: &str = "intervals.toml";
 
 /// Split-conformal intervals: per level, horizon step and target, the offsets from the
-/// forecast (original units) between which the validation split's errors put the actual value.
+/// forecast (original units) between which the calibration windows' errors put the actual
+/// value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intervals {
     /// Central coverage levels, increasing (0.8 for an 80% interval).
     pub levels: Vec<f64>,
-    /// How many validation windows the offsets come from.
+    /// How many windows the offsets come from.
     pub windows: usize,
     /// Steps forecast.
     pub horizon: usize,
@@ -48,15 +49,16 @@ pub struct Intervals {
 
 impl Intervals {
     /// The intervals from the errors of some windows, each `[horizon · targets]`, actual less
-    /// forecast. `None` for no window.
+    /// forecast. `None` for no window, or where a step of a target has no finite error (a
+    /// forecast that is not a number gives no interval, and the run goes on without).
     pub(super) fn from_errors(
         errors: &[&[f32]],
         horizon: usize,
         targets: &[String],
         counts: Vec<bool>,
-    ) -> Result<Option<Self>> {
+    ) -> Option<Self> {
         if errors.is_empty() {
-            return Ok(None);
+            return None;
         }
         let cells = horizon * targets.len();
         let mut lower = vec![Vec::with_capacity(cells); LEVELS.len()];
@@ -66,13 +68,12 @@ impl Intervals {
             column.clear();
             column.extend(errors.iter().map(|e| e[j]));
             for (i, &level) in LEVELS.iter().enumerate() {
-                let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&column, level)
-                    .context("no finite error to calibrate intervals on")?;
+                let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&column, level)?;
                 lower[i].push(lo);
                 upper[i].push(hi);
             }
         }
-        Ok(Some(Self {
+        Some(Self {
             levels: LEVELS.to_vec(),
             windows: errors.len(),
             horizon,
@@ -80,7 +81,7 @@ impl Intervals {
             counts,
             lower,
             upper,
-        }))
+        })
     }
 
     /// The ends of level `i`'s interval around `forecast` of `target` at `step` (0-based).
@@ -170,7 +171,7 @@ impl Rolling {
         history: (&[usize], &[Vec<f32>]),
         windows: (&[usize], &[Vec<f32>]),
         k: usize,
-    ) -> Result<Self> {
+    ) -> Self {
         let (l, h) = (p.window.lookback, p.window.horizon);
         // (the row after the window's last actual value, its errors)
         let known: Vec<(usize, &[f32])> = history
@@ -188,14 +189,14 @@ impl Rolling {
             if last.is_none_or(|at| origin >= at + h) {
                 let n = known.partition_point(|(end, _)| *end <= origin);
                 let cal: Vec<&[f32]> = known[n.saturating_sub(k)..n].iter().map(|w| w.1).collect();
-                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone())? {
+                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone()) {
                     sets.push(it);
                     last = Some(origin);
                 }
             }
             of_window.push(last.map(|_| sets.len() - 1));
         }
-        Ok(Self { sets, of_window })
+        Self { sets, of_window }
     }
 
     /// The calibration of window `w`.

@@ -48,7 +48,7 @@ impl Forecasts {
         let all: Vec<&[f32]> = valid_errors.iter().map(Vec::as_slice).collect();
         let targets = &exp.data.targets;
         let counts = count_targets(p);
-        let validation = Intervals::from_errors(&all, p.window.horizon, targets, counts)?;
+        let validation = Intervals::from_errors(&all, p.window.horizon, targets, counts);
         let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
         let test_errors = window_errors(p, &starts, &forecasts);
         let rolling = Rolling::calibrate(
@@ -57,7 +57,7 @@ impl Forecasts {
             (&vs, &valid_errors),
             (&starts, &test_errors),
             exp.window.calibration,
-        )?;
+        );
         Ok(Self {
             starts,
             forecasts,
