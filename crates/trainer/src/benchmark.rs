@@ -282,6 +282,7 @@ pub fn run_members(
                 split,
                 window: WindowConfig::new(l, h, inputs.clone(), targets.clone()),
                 targets: base.targets.clone(),
+                season: base.season,
             };
             let dir = out.join(run_dir_name(mode, l, h, scored, k, members.len()));
             let options = TrainOptions {
@@ -450,6 +451,7 @@ fn prepare(
     let scaled = Arc::new(scaler.transform(&raw));
     let targets = raw.column_indices(targets, "targets")?;
     Ok(Prepared {
+        season: exp.data.season_for(raw.frequency),
         window: WindowConfig::new(l, exp.window.horizon, inputs.to_vec(), Vec::new()),
         raw,
         scaled,

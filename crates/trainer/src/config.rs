@@ -66,7 +66,8 @@ pub struct DataConfig {
     /// scale) for a panel; see [`DataConfig::scaler_kind`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaler: Option<ScalerKind>,
-    /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data).
+    /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data);
+    /// 0 infers it from the sampling step ([`DataConfig::season_for`]; single-series runs).
     pub season: usize,
     /// More seasonal-naive baselines for the test table (e.g. 168 for weekly on hourly data);
     /// each needs `window.lookback >= period`.
@@ -94,6 +95,27 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// `season`, or where it is 0 the period of the sampling step `step`: a day of sub-daily
+    /// steps that divide one (24 hourly, 96 for 15 minutes), a week of days (7), a year of
+    /// weeks (52), months (12) or quarters (4); 1 (the previous value) for any other step.
+    pub fn season_for(&self, step: Option<chrono::TimeDelta>) -> usize {
+        if self.season > 0 {
+            return self.season;
+        }
+        let Some(secs) = step.map(|s| s.num_seconds()).filter(|s| *s > 0) else {
+            return 1;
+        };
+        const DAY: i64 = 86_400;
+        match secs {
+            s if s < DAY && DAY % s == 0 => (DAY / s) as usize,
+            DAY => 7,
+            s if s == 7 * DAY => 52,
+            s if (28 * DAY..=31 * DAY).contains(&s) => 12,
+            s if (89 * DAY..=92 * DAY).contains(&s) => 4,
+            _ => 1,
+        }
+    }
+
     /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
     /// `mean_abs` for a panel (`data.id_column`).
     pub fn scaler_kind(&self) -> ScalerKind {
@@ -383,7 +405,6 @@ impl Experiment {
             ("model.num_layers", self.model.num_layers),
             ("train.epochs", self.train.epochs),
             ("train.batch_size", self.train.batch_size),
-            ("data.season", self.data.season),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -499,6 +520,9 @@ impl Experiment {
         }
         if !self.data.future_covariates.is_empty() {
             return Err("data.future_covariates: panel runs read calendar features as their known-future covariates, not columns of the file (yet)".into());
+        }
+        if self.data.season == 0 {
+            return Err("data.season = 0 (inferred from the sampling step) is for single-series runs; give a panel run its period (7 for daily data)".into());
         }
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
@@ -860,6 +884,26 @@ pub fn parse_scaler(name: &str) -> Result<ScalerKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inferred_season_is_the_sampling_steps_cycle() {
+        let d = |season| DataConfig {
+            season,
+            ..DataConfig::default()
+        };
+        let at = |secs: i64| d(0).season_for(Some(chrono::TimeDelta::seconds(secs)));
+        let day = 86_400;
+        assert_eq!(at(3600), 24);
+        assert_eq!(at(900), 96);
+        assert_eq!(at(day), 7);
+        assert_eq!(at(7 * day), 52);
+        assert_eq!(at(30 * day), 12);
+        assert_eq!(at(91 * day), 4);
+        assert_eq!(at(7 * 3600), 1, "7 hours do not divide a day");
+        assert_eq!(d(0).season_for(None), 1);
+        // A season given is kept, whatever the step.
+        assert_eq!(d(12).season_for(Some(chrono::TimeDelta::seconds(3600))), 12);
+    }
 
     #[test]
     fn empty_file_is_the_default_experiment_and_round_trips() {

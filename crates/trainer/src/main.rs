@@ -199,6 +199,11 @@ struct TrainArgs {
     /// Long format: the column naming each row's series; trains one model over all of them.
     #[arg(long)]
     id_column: Option<String>,
+    /// The seasonal naive's and MASE's period in steps (`data.season`; 0 infers it from the
+    /// sampling step: 24 for hourly data, 7 for daily; a user's own --data without --config
+    /// infers it).
+    #[arg(long)]
+    season: Option<usize>,
     /// Past covariates: columns read over the look-back beside the targets, comma-separated;
     /// `none` for none (`data.covariates`).
     #[arg(long, value_delimiter = ',')]
@@ -458,6 +463,8 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         e.data.targets = vec![v.clone()];
         if own_file {
             e.data.covariates.clear();
+            // The bundled default's 24 is an hourly file's day; a user's file may be daily.
+            e.data.season = 0;
         }
     }
     if let Some(v) = &args.id_column {
@@ -474,6 +481,9 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
             e.data.gaps = gatecast_data::GapPolicy::Interpolate;
             e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
         }
+    }
+    if let Some(v) = args.season {
+        e.data.season = v;
     }
     // After --target and --id-column, which clear a user's own file's covariates.
     if let Some(v) = &args.covariates {

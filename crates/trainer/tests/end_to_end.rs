@@ -1325,3 +1325,48 @@ fn intervals_follow_the_latest_errors() {
     let width = cells[2] - cells[1];
     assert!(width > 2.5 * saved_width, "{width} against {saved_width}");
 }
+
+/// A user's own file trained from flags alone gets the seasonal naive of its sampling step's
+/// cycle (a week of days here), not the bundled hourly default's 24; `--season` overrides it.
+#[test]
+fn an_own_files_season_follows_its_sampling_step() {
+    let _rng = common::trains();
+    let dir = std::env::temp_dir().join(format!("gatecast-season-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::from("date,y\n");
+    let d0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    for i in 0..400 {
+        let d = d0 + chrono::TimeDelta::days(i);
+        text += &format!("{d},{}\n", 50 + (i * 7919) % 13);
+    }
+    std::fs::write(dir.join("daily.csv"), text).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            "daily.csv",
+            "--time-column",
+            "date",
+            "--target",
+            "y",
+            "--lookback",
+            "28",
+            "--horizon",
+            "7",
+            "--epochs",
+            "1",
+            "--out",
+            "run",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        common::gatecast_ok(&args, &dir)
+    };
+    let out = run(&[]);
+    assert!(
+        out.contains("| seasonal_naive(7) |") && !out.contains("(24)"),
+        "{out}"
+    );
+    let out = run(&["--season", "14"]);
+    assert!(out.contains("| seasonal_naive(14) |"), "{out}");
+}

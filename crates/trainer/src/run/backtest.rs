@@ -231,6 +231,7 @@ pub fn backtest_series(
                 )?,
                 window: first.window.clone(),
                 targets: first.targets.clone(),
+                season: first.season,
             },
             _ => prepare(&fold_exp)?,
         };

@@ -299,6 +299,7 @@ fn recent_intervals(
         },
         window: loaded.window(exp),
         targets: series.column_indices(&exp.data.targets, "data.targets")?,
+        season: exp.data.season_for(series.frequency),
     };
     let (starts, forecasts, _) = forecasts_over(model, &p, from..rows, device)?;
     if starts.len() < MIN_CALIBRATION {

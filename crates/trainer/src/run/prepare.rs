@@ -27,6 +27,9 @@ pub struct Prepared {
     pub window: WindowConfig,
     /// Column index of each target.
     pub targets: Vec<usize>,
+    /// The seasonal naive's and MASE's period: `data.season`, or inferred from the sampling
+    /// step where that is 0.
+    pub season: usize,
 }
 
 /// A CSV file as a run's model reads it: loaded and cleaned with `[data]`'s options, resampled,
@@ -198,6 +201,7 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let scaled = Arc::new(scaler.transform(raw));
     let window = loaded.window(exp);
     let targets = raw.column_indices(&d.targets, "data.targets")?;
+    let season = d.season_for(raw.frequency);
     Ok(Prepared {
         raw: loaded.series,
         scaled,
@@ -205,5 +209,6 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
         split,
         window,
         targets,
+        season,
     })
 }

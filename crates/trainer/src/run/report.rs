@@ -351,7 +351,7 @@ fn test_table(
     rolling: &Rolling,
 ) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
-    let season = exp.data.season;
+    let season = p.season;
     // Repeat-last, then seasonal naive for every period the look-back covers.
     let mut baselines = vec![Baseline::RepeatLast];
     for m in std::iter::once(season).chain(exp.data.baseline_seasons.iter().copied()) {
