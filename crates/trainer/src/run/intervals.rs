@@ -173,14 +173,16 @@ impl Rolling {
         k: usize,
     ) -> Self {
         let (l, h) = (p.window.lookback, p.window.horizon);
-        // (the row after the window's last actual value, its errors)
-        let known: Vec<(usize, &[f32])> = history
+        // (the row after the window's last actual value, its errors), in that row's order even
+        // where `history` and `windows` overlap (a benchmark scores the validation split)
+        let mut known: Vec<(usize, &[f32])> = history
             .0
             .iter()
             .zip(history.1)
             .chain(windows.0.iter().zip(windows.1))
             .map(|(&s, e)| (s + l + h, e.as_slice()))
             .collect();
+        known.sort_by_key(|w| w.0);
         let counts = count_targets(p);
         let (mut sets, mut of_window) = (Vec::new(), Vec::with_capacity(windows.0.len()));
         let mut last: Option<usize> = None;
