@@ -135,7 +135,8 @@ enum Command {
         /// The run directory written by `gatecast train`.
         run_dir: PathBuf,
         /// CSV with the same columns as the training data; its last `lookback` rows are used
-        /// (each series' last `lookback` rows, for a panel run).
+        /// (each series' last `lookback` rows, for a panel run), and a single-series run's
+        /// intervals are calibrated on its latest `window.calibration` complete windows.
         #[arg(long)]
         input: PathBuf,
         /// Panel runs: forecast this series alone (default: every series in --input).
