@@ -518,9 +518,6 @@ impl Experiment {
         if m.bidirectional || m.last_value_norm {
             return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm (each series is scaled instead)".into());
         }
-        if !self.data.future_covariates.is_empty() {
-            return Err("data.future_covariates: panel runs read calendar features as their known-future covariates, not columns of the file (yet)".into());
-        }
         if self.data.season == 0 {
             return Err("data.season = 0 (inferred from the sampling step) is for single-series runs; give a panel run its period (7 for daily data)".into());
         }

@@ -651,27 +651,21 @@ fn main() -> ExitCode {
             device: d,
         } => device(d.as_deref()).and_then(|dev| {
             if panel::panel_run(&run_dir)?.is_some() {
-                if let Some(f) = &future {
-                    bail!(
-                        "--future {}: {} is a panel run, whose known-future covariates are calendar features",
-                        f.display(),
-                        run_dir.display()
-                    );
-                }
-                panel::forecast_run(&run_dir, &input, output.as_deref(), series.as_deref(), &dev)
+                panel::forecast_run_with(
+                    &run_dir,
+                    &input,
+                    future.as_deref(),
+                    output.as_deref(),
+                    series.as_deref(),
+                    &dev,
+                )
             } else if series.is_some() {
                 bail!(
                     "--series is for panel runs (data.id_column); {} is a single-series run",
                     run_dir.display()
                 )
             } else {
-                run::forecast_with(
-                    &run_dir,
-                    &input,
-                    future.as_deref(),
-                    output.as_deref(),
-                    &dev,
-                )
+                run::forecast_with(&run_dir, &input, future.as_deref(), output.as_deref(), &dev)
             }
         }),
     };

@@ -117,9 +117,11 @@ pub fn load_with(
             panel.too_short.push((id, s.rows()));
             continue;
         }
-        let (names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
+        let (mut names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
+        let (y, dynamic) = target_and_dynamic(&s);
+        let calendar = with_dynamic(&calendar, names.len(), &dynamic, s.rows());
+        names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
-        let y = s.values.clone();
         let (offset, scale) = training_scaling(d.scaler_kind(), &y[..y.len() - 2 * horizon]);
         panel.series.push(PanelSeries {
             id,
@@ -140,6 +142,35 @@ pub fn load_with(
     }
     let statics = add_statics(exp, &mut panel, Path::new(&d.path), saved)?;
     Ok((panel, statics))
+}
+
+/// A loaded series' target (its first column) and its known-future columns
+/// (`data.future_covariates`, the rest), `[rows, columns]` row-major.
+pub(super) fn target_and_dynamic(s: &gatecast_data::Series) -> (Vec<f32>, Vec<f32>) {
+    let w = s.width();
+    let y = (0..s.rows()).map(|r| s.row(r)[0]).collect();
+    let dynamic = (0..s.rows())
+        .flat_map(|r| s.row(r)[1..w].to_vec())
+        .collect();
+    (y, dynamic)
+}
+
+/// Per step, the calendar features (`c` of them) and then the file's known-future columns,
+/// `[steps, c + columns]` row-major. The file's columns go to the model as they are (as
+/// GluonTS's `feat_dynamic_real` do): scale them to about unit size.
+pub(super) fn with_dynamic(calendar: &[f32], c: usize, dynamic: &[f32], steps: usize) -> Vec<f32> {
+    if dynamic.is_empty() {
+        return calendar.to_vec();
+    }
+    let f = dynamic.len() / steps;
+    (0..steps)
+        .flat_map(|t| {
+            calendar[t * c..(t + 1) * c]
+                .iter()
+                .chain(&dynamic[t * f..(t + 1) * f])
+                .copied()
+        })
+        .collect()
 }
 
 /// Appends the static columns' features (of `file`, encoded by `saved` or by an encoding

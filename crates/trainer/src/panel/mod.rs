@@ -21,7 +21,7 @@ pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds, PeerRow};
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};
-pub use saved::{evaluate_run, forecast_run, panel_run, SeriesIndex};
+pub use saved::{evaluate_run, forecast_run, forecast_run_with, panel_run, SeriesIndex};
 pub use statics::StaticEncoding;
 
 use std::path::Path;

@@ -242,6 +242,7 @@ pub fn evaluate_run(
 fn forecast_panel(
     exp: &Experiment,
     input: &Path,
+    future: Option<&Path>,
     index: &SeriesIndex,
     statics: Option<&StaticEncoding>,
     only: Option<&str>,
@@ -250,6 +251,7 @@ fn forecast_panel(
     let file = input.display().to_string();
     let (_, options) = csv_options(d);
     let loaded = load_panel_noted(d, input, &options)?;
+    let future = KnownFuture::load(exp, future)?;
     let (l, h) = (exp.window.lookback, exp.window.horizon);
     let mut panel = Panel {
         series: Vec::new(),
@@ -291,13 +293,21 @@ fn forecast_panel(
         let mut times = s.timestamps[keep..].to_vec();
         let end = *times.last().expect("rows");
         times.extend((1..=h as i32).map(|k| end + step * k));
-        let (names, calendar) = calendar_covariates(&times, &d.calendar);
+        let (mut names, calendar) = calendar_covariates(&times, &d.calendar);
+        let (y, mut dynamic) = data::target_and_dynamic(&s);
+        let f = d.future_covariates.len();
+        dynamic.drain(..keep * f);
+        if let Some(given) = &future {
+            dynamic.extend(given.values(&id, &times[l..])?);
+        }
+        let calendar = data::with_dynamic(&calendar, names.len(), &dynamic, times.len());
+        names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
         panel.series.push(PanelSeries {
             id,
             index: 0,
             times,
-            y: s.values[keep..].to_vec(),
+            y: y[keep..].to_vec(),
             offset: 0.0,
             scale: 1.0,
             calendar,
@@ -332,10 +342,24 @@ pub fn forecast_run(
     only: Option<&str>,
     device: &Device,
 ) -> Result<()> {
+    forecast_run_with(dir, input, None, output, only, device)
+}
+
+/// [`forecast_run`], with the values of the run's known-future columns
+/// (`data.future_covariates`) for the steps forecast read from `future`: a long-format CSV with
+/// the time and id columns and those columns, a row for each series and step.
+pub fn forecast_run_with(
+    dir: &Path,
+    input: &Path,
+    future: Option<&Path>,
+    output: Option<&Path>,
+    only: Option<&str>,
+    device: &Device,
+) -> Result<()> {
     let exp = panel_run(dir)?.context("not a panel run")?;
     let index = SeriesIndex::load(dir)?;
     let statics = saved_statics(dir, &exp)?;
-    let (panel, skipped) = forecast_panel(&exp, input, &index, statics.as_ref(), only)?;
+    let (panel, skipped) = forecast_panel(&exp, input, future, &index, statics.as_ref(), only)?;
     if !skipped.is_empty() {
         crate::tell!(
             "warning: {} series not forecast: {}",
@@ -386,4 +410,72 @@ pub fn forecast_run(
         None => crate::say!("{text}"),
     }
     Ok(())
+}
+
+/// The known-future columns' values for the steps forecast, per series (`--future`).
+struct KnownFuture {
+    path: String,
+    /// Per series id: its rows.
+    series: std::collections::HashMap<String, gatecast_data::Series>,
+}
+
+impl KnownFuture {
+    /// `None` for a run without known-future columns; an error when the run has them and no
+    /// file gives them, or a file is given to a run without them.
+    fn load(exp: &Experiment, future: Option<&Path>) -> Result<Option<Self>> {
+        let d = &exp.data;
+        match (d.future_covariates.is_empty(), future) {
+            (true, None) => Ok(None),
+            (true, Some(path)) => bail!(
+                "--future {}: the run reads no known-future columns (data.future_covariates is empty)",
+                path.display()
+            ),
+            (false, None) => bail!(
+                "the run reads known-future covariates {:?} (data.future_covariates): give their values for the {} steps after each series' end with --future FILE (long format: {}, {} and those columns)",
+                d.future_covariates,
+                exp.window.horizon,
+                d.time_column,
+                d.id_column
+            ),
+            (false, Some(path)) => {
+                let (_, mut options) = csv_options(d);
+                options.columns = Some(d.future_covariates.clone());
+                // Only the rows of the steps forecast matter: no sampling step to keep.
+                options.irregular = true;
+                options.missing = gatecast_data::MissingPolicy::Error;
+                options.duplicates = gatecast_data::DuplicatePolicy::Error;
+                let name = path.display().to_string();
+                let loaded = gatecast_data::load_panel(path, &options)
+                    .map_err(|e| crate::run::prepare::blame_option(e, d))?;
+                let series = loaded
+                    .into_iter()
+                    .map(|s| (data::id_of(&s.name, &name), s))
+                    .collect();
+                Ok(Some(Self { path: name, series }))
+            }
+        }
+    }
+
+    /// Series `id`'s values at `times`, `[times, columns]` row-major.
+    fn values(&self, id: &str, times: &[chrono::NaiveDateTime]) -> Result<Vec<f32>> {
+        let s = self.series.get(id).with_context(|| {
+            format!(
+                "{}: no rows for series {id}, whose next {} steps are forecast",
+                self.path,
+                times.len()
+            )
+        })?;
+        let mut out = Vec::new();
+        for (k, t) in times.iter().enumerate() {
+            let Ok(row) = s.timestamps.binary_search(t) else {
+                bail!(
+                    "{}: series {id} has no row for {t}, step {} of the forecast",
+                    self.path,
+                    k + 1
+                );
+            };
+            out.extend_from_slice(s.row(row));
+        }
+        Ok(out)
+    }
 }
