@@ -22,6 +22,46 @@ pub struct Experiment {
     pub model: ModelSection,
     /// Optimisation.
     pub train: TrainSection,
+    /// A single-series run's prediction intervals.
+    pub intervals: IntervalsSection,
+}
+
+/// `[intervals]`: a single-series run's split-conformal prediction intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntervalsSection {
+    /// Central levels, increasing, each in (0, 1): 0.8 gives the columns `lo80` and `hi80`.
+    pub levels: Vec<f64>,
+    /// How many of the latest windows whose actual values are known at a forecast's origin
+    /// calibrate its intervals (Darts' `cal_length`).
+    pub calibration: usize,
+}
+
+impl Default for IntervalsSection {
+    fn default() -> Self {
+        Self {
+            levels: vec![0.8, 0.95],
+            calibration: 1000,
+        }
+    }
+}
+
+impl IntervalsSection {
+    fn validate(&self) -> Result<(), String> {
+        if self.calibration == 0 {
+            return Err("intervals.calibration = 0: must be at least 1".into());
+        }
+        let l = &self.levels;
+        if l.is_empty()
+            || l.iter().any(|v| !(*v > 0.0 && *v < 1.0))
+            || l.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(format!(
+                "intervals.levels = {l:?}: central levels in (0, 1), increasing, such as [0.8, 0.95]"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[data]`.
@@ -184,9 +224,6 @@ pub struct WindowSection {
     pub horizon: usize,
     /// Rows between training windows (validation and test use every window).
     pub stride: usize,
-    /// How many of the latest windows whose actual values are known at a forecast's origin
-    /// calibrate its prediction intervals (split conformal; Darts' `cal_length`).
-    pub calibration: usize,
 }
 
 impl Default for WindowSection {
@@ -195,7 +232,6 @@ impl Default for WindowSection {
             lookback: 168,
             horizon: 24,
             stride: 4,
-            calibration: 1000,
         }
     }
 }
@@ -400,7 +436,6 @@ impl Experiment {
             ("window.lookback", self.window.lookback),
             ("window.horizon", self.window.horizon),
             ("window.stride", self.window.stride),
-            ("window.calibration", self.window.calibration),
             ("model.hidden_size", self.model.hidden_size),
             ("model.num_layers", self.model.num_layers),
             ("train.epochs", self.train.epochs),
@@ -412,6 +447,7 @@ impl Experiment {
             }
         }
         self.train.validate()?;
+        self.intervals.validate()?;
         self.validate_model()?;
         self.data.validate()
     }

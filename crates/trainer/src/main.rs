@@ -136,7 +136,7 @@ enum Command {
         run_dir: PathBuf,
         /// CSV with the same columns as the training data; its last `lookback` rows are used
         /// (each series' last `lookback` rows, for a panel run), and a single-series run's
-        /// intervals are calibrated on its latest `window.calibration` complete windows.
+        /// intervals are calibrated on its latest `intervals.calibration` complete windows.
         #[arg(long)]
         input: PathBuf,
         /// Panel runs: forecast this series alone (default: every series in --input).
@@ -298,6 +298,14 @@ struct TrainArgs {
     /// Seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Single-series runs: the prediction intervals' central levels, comma-separated
+    /// (`intervals.levels`; default 0.8,0.95).
+    #[arg(long, value_delimiter = ',')]
+    levels: Option<Vec<f64>>,
+    /// Single-series runs: how many of the latest windows known at a forecast's origin
+    /// calibrate its intervals (`intervals.calibration`; default 1000).
+    #[arg(long)]
+    calibration: Option<usize>,
     /// Validate, keep and test an exponential moving average of the weights with this decay
     /// (e.g. 0.99; 0: off).
     #[arg(long)]
@@ -436,6 +444,12 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     }
     if let Some(v) = args.seed {
         e.train.seed = v;
+    }
+    if let Some(v) = &args.levels {
+        e.intervals.levels = v.clone();
+    }
+    if let Some(v) = args.calibration {
+        e.intervals.calibration = v;
     }
     e.validate().map_err(anyhow::Error::msg)?;
     Ok(e)

@@ -1181,6 +1181,25 @@ fn a_conformal_interval_covers_at_its_level() {
     let [i80, i95] = [&t.intervals[0], &t.intervals[1]];
     assert!((0.72..0.88).contains(&i80.coverage), "{}", t.markdown());
     assert!((0.9..0.99).contains(&i95.coverage), "{}", t.markdown());
+
+    // Other levels (intervals.levels): their own coverage, their own columns.
+    exp.intervals.levels = vec![0.5, 0.9];
+    let run_dir = dir.join("levels");
+    let report = run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    let t = &report.test;
+    assert_eq!(t.intervals.len(), 2);
+    assert!(
+        (0.42..0.58).contains(&t.intervals[0].coverage),
+        "{}",
+        t.markdown()
+    );
+    assert!(
+        (0.85..0.95).contains(&t.intervals[1].coverage),
+        "{}",
+        t.markdown()
+    );
+    let csv = std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap();
+    assert!(csv.starts_with("origin,time,step,target,actual,forecast,lo50,hi50,lo90,hi90\n"));
 }
 
 /// `rows` hours of sales that jump by 40 in the hours of a promotion drawn at random, so no
@@ -1278,7 +1297,7 @@ fn a_known_future_covariate_is_read_over_the_horizon() {
 }
 
 /// Intervals follow the errors as they change: noise four times larger from the test split on
-/// is covered by intervals calibrated on the latest windows (`window.calibration`), far more
+/// is covered by intervals calibrated on the latest windows (`intervals.calibration`), far more
 /// often than by intervals from every window known, most of them quiet; and `forecast`
 /// calibrates on its input's latest windows, wider than the validation split's.
 #[test]
@@ -1291,7 +1310,7 @@ fn intervals_follow_the_latest_errors() {
     });
     let mut exp = experiment(&csv);
     exp.train.epochs = 6;
-    exp.window.calibration = 100;
+    exp.intervals.calibration = 100;
     let run_dir = dir.join("run");
     let device = Device::flex();
     let report = run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true)

@@ -286,7 +286,7 @@ pub fn backtest_series(
                     forecast.to_string(),
                 ];
                 // Each level's ends, empty where a fold had no validation window to calibrate on.
-                for i in 0..super::LEVELS.len() {
+                for i in 0..exp.intervals.levels.len() {
                     match &intervals {
                         Some(it) => {
                             let (lo, hi) = it.bounds(i, step, j, forecast);
@@ -314,7 +314,7 @@ pub fn backtest_series(
     let mut header: Vec<String> = ["fold", "target", "timestamp", "actual", "forecast"]
         .map(String::from)
         .to_vec();
-    header.extend(super::LEVELS.iter().flat_map(|l| level_columns(*l)));
+    header.extend(exp.intervals.levels.iter().flat_map(|l| level_columns(*l)));
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     write_csv(&dir.join("historical_forecasts.csv"), &header, &csv)?;
     let (p, _) = trained.as_ref().expect("at least one fold");

@@ -269,7 +269,7 @@ fn known_future(
 /// order statistics would be clamped to the extremes (`2 / (1 − 0.95) − 1`).
 const MIN_CALIBRATION: usize = 39;
 
-/// Intervals from the model's errors on the input's latest `window.calibration` complete
+/// Intervals from the model's errors on the input's latest `intervals.calibration` complete
 /// windows (the input holds their actual values), prepared as training prepared its data;
 /// `None` when the input holds fewer than [`MIN_CALIBRATION`].
 fn recent_intervals(
@@ -284,7 +284,7 @@ fn recent_intervals(
     let (l, h, k) = (
         exp.window.lookback,
         exp.window.horizon,
-        exp.window.calibration,
+        exp.intervals.calibration,
     );
     let from = rows.saturating_sub(k + l + h - 1);
     let p = Prepared {
@@ -310,10 +310,12 @@ fn recent_intervals(
         .iter()
         .map(Vec::as_slice)
         .collect();
+    let (targets, levels) = (&exp.data.targets, &exp.intervals.levels);
     Ok(Intervals::from_errors(
         &latest,
         h,
-        &exp.data.targets,
+        targets,
         count_targets(&p),
+        levels,
     ))
 }

@@ -3,7 +3,7 @@
 //! ([`gatecast_data::probabilistic::conformal_offsets`]) become the interval's ends, added to
 //! the forecast. No distribution is assumed and the model is not retrained.
 //!
-//! Which windows: the latest `window.calibration` whose actual values are known at the
+//! Which windows: the latest `intervals.calibration` whose actual values are known at the
 //! forecast's origin, as Darts' conformal models calibrate on the input's recent history. On
 //! the test split each window is calibrated on the validation and earlier test windows known by
 //! its origin (recalibrated once a horizon); `gatecast forecast` calibrates on the input's last
@@ -19,9 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::prepare::Prepared;
 use super::report::count_targets;
 use crate::artifacts::write_atomic;
-
-/// The central levels every run's intervals are given at.
-pub const LEVELS: [f64; 2] = [0.8, 0.95];
 
 /// The file in a run directory that holds a run's intervals.
 pub(super) const FILE: &str = "intervals.toml";
@@ -49,32 +46,34 @@ pub struct Intervals {
 
 impl Intervals {
     /// The intervals from the errors of some windows, each `[horizon · targets]`, actual less
-    /// forecast. `None` for no window, or where a step of a target has no finite error (a
-    /// forecast that is not a number gives no interval, and the run goes on without).
+    /// forecast, at the central `levels`. `None` for no window, or where a step of a target has
+    /// no finite error (a forecast that is not a number gives no interval, and the run goes on
+    /// without).
     pub(super) fn from_errors(
         errors: &[&[f32]],
         horizon: usize,
         targets: &[String],
         counts: Vec<bool>,
+        levels: &[f64],
     ) -> Option<Self> {
         if errors.is_empty() {
             return None;
         }
         let cells = horizon * targets.len();
-        let mut lower = vec![Vec::with_capacity(cells); LEVELS.len()];
-        let mut upper = vec![Vec::with_capacity(cells); LEVELS.len()];
+        let mut lower = vec![Vec::with_capacity(cells); levels.len()];
+        let mut upper = vec![Vec::with_capacity(cells); levels.len()];
         let mut column = Vec::with_capacity(errors.len());
         for j in 0..cells {
             column.clear();
             column.extend(errors.iter().map(|e| e[j]));
-            for (i, &level) in LEVELS.iter().enumerate() {
+            for (i, &level) in levels.iter().enumerate() {
                 let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&column, level)?;
                 lower[i].push(lo);
                 upper[i].push(hi);
             }
         }
         Some(Self {
-            levels: LEVELS.to_vec(),
+            levels: levels.to_vec(),
             windows: errors.len(),
             horizon,
             targets: targets.to_vec(),
@@ -171,6 +170,7 @@ impl Rolling {
         history: (&[usize], &[Vec<f32>]),
         windows: (&[usize], &[Vec<f32>]),
         k: usize,
+        levels: &[f64],
     ) -> Self {
         let (l, h) = (p.window.lookback, p.window.horizon);
         // (the row after the window's last actual value, its errors), in that row's order even
@@ -191,7 +191,7 @@ impl Rolling {
             if last.is_none_or(|at| origin >= at + h) {
                 let n = known.partition_point(|(end, _)| *end <= origin);
                 let cal: Vec<&[f32]> = known[n.saturating_sub(k)..n].iter().map(|w| w.1).collect();
-                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone()) {
+                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone(), levels) {
                     sets.push(it);
                     last = Some(origin);
                 }
@@ -233,7 +233,8 @@ pub(super) fn score(
     forecasts: &[f32],
 ) -> Vec<IntervalScore> {
     let per_window = horizon * targets;
-    (0..LEVELS.len())
+    let levels = rolling.sets.first().map_or(&[][..], |s| &s.levels[..]);
+    (0..levels.len())
         .map(|i| {
             let (mut inside, mut width, mut n) = (0usize, 0.0f64, 0usize);
             for (j, (&y, &f)) in actual.iter().zip(forecasts).enumerate() {
@@ -248,7 +249,7 @@ pub(super) fn score(
             }
             let n = n.max(1) as f64;
             IntervalScore {
-                level: LEVELS[i],
+                level: levels[i],
                 coverage: inside as f64 / n,
                 width: width / n,
             }

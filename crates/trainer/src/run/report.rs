@@ -48,7 +48,8 @@ impl Forecasts {
         let all: Vec<&[f32]> = valid_errors.iter().map(Vec::as_slice).collect();
         let targets = &exp.data.targets;
         let counts = count_targets(p);
-        let validation = Intervals::from_errors(&all, p.window.horizon, targets, counts);
+        let levels = &exp.intervals.levels;
+        let validation = Intervals::from_errors(&all, p.window.horizon, targets, counts, levels);
         let (starts, forecasts, floored) = forecasts_over(model, p, p.split.test.clone(), device)?;
         let test_errors = window_errors(p, &starts, &forecasts);
         let rolling = Rolling::calibrate(
@@ -56,7 +57,8 @@ impl Forecasts {
             targets,
             (&vs, &valid_errors),
             (&starts, &test_errors),
-            exp.window.calibration,
+            exp.intervals.calibration,
+            levels,
         );
         Ok(Self {
             starts,
@@ -120,7 +122,7 @@ pub(super) fn write_report(
     let band = written
         .band
         .as_ref()
-        .map(|(lo, hi)| ("80% interval", tail(lo), tail(hi)));
+        .map(|(lo, hi)| (band_name(exp.intervals.levels[0]), tail(lo), tail(hi)));
     crate::plots::forecast_vs_actual(
         &dir.join("forecast.png"),
         &format!(
@@ -130,10 +132,15 @@ pub(super) fn write_report(
         &tail(&written.actual),
         &tail(&written.forecast),
         band.as_ref()
-            .map(|(n, lo, hi)| (*n, lo.as_slice(), hi.as_slice())),
+            .map(|(n, lo, hi)| (n.as_str(), lo.as_slice(), hi.as_slice())),
         exp.window.horizon,
     )?;
     Ok(f.tested(table))
+}
+
+/// The plot's name of the band of central `level`: `80% interval`.
+fn band_name(level: f64) -> String {
+    format!("{}% interval", (level * 1000.0).round() / 10.0)
 }
 
 /// One row of the test table: a forecaster and its errors in original units.
@@ -169,7 +176,7 @@ pub struct TestTable {
     /// validation split held no window to calibrate them on).
     pub intervals: Vec<IntervalScore>,
     /// How many windows the intervals were calibrated on (the latest known at each origin, up
-    /// to `window.calibration`).
+    /// to `intervals.calibration`).
     pub calibration_windows: usize,
 }
 
@@ -428,7 +435,7 @@ fn test_table(
 struct Written {
     actual: Vec<f64>,
     forecast: Vec<f64>,
-    /// The first level's interval (80%), lower and upper ends.
+    /// The first level's interval (`intervals.levels[0]`), lower and upper ends.
     band: Option<(Vec<f64>, Vec<f64>)>,
 }
 
@@ -446,7 +453,7 @@ fn write_forecasts(
     let levels = if rolling.sets.is_empty() {
         0
     } else {
-        super::LEVELS.len()
+        exp.intervals.levels.len()
     };
     let mut rows = Vec::new();
     let mut first = Written {
@@ -498,7 +505,7 @@ fn write_forecasts(
         .map(String::from)
         .to_vec();
     if levels > 0 {
-        header.extend(super::LEVELS.iter().flat_map(|l| level_columns(*l)));
+        header.extend(exp.intervals.levels.iter().flat_map(|l| level_columns(*l)));
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     write_csv(path, &header, &rows)?;
