@@ -137,7 +137,7 @@ pub enum DataError {
         timestamp: String,
     },
     /// A step between timestamps is not a whole number of the series' frequency.
-    #[error("{path}:{line}: step from {previous} to {current} is not a multiple of the frequency ({frequency}); give the frequency or resample")]
+    #[error("{path}:{line}: step from {previous} to {current} is not a multiple of the frequency ({frequency}); {hint}")]
     Irregular {
         /// The file.
         path: String,
@@ -149,6 +149,8 @@ pub enum DataError {
         current: String,
         /// The frequency, e.g. `1h`.
         frequency: String,
+        /// What may fix it.
+        hint: String,
     },
     /// Rows are missing from a regular series and the gap policy is `error`.
     #[error("{path}:{line}: gap of {missing} missing step(s) between {previous} and {current} at frequency {frequency}; choose a gap policy (interpolate or keep)")]

@@ -157,12 +157,18 @@ fn lay_out(
             let diff = row.time - prev;
             let secs = step.num_seconds().max(1);
             if diff.num_seconds() % secs != 0 || diff.subsec_nanos() != 0 {
+                let month = (28..=31).contains(&(step.num_seconds() / 86_400));
                 return Err(DataError::Irregular {
                     path: path.into(),
                     line: row.line,
                     previous: prev.to_string(),
                     current: row.time.to_string(),
                     frequency: format_frequency(step),
+                    hint: if month {
+                        "calendar months are not a fixed step, and series are read at a fixed step (seconds to weeks): monthly data is not supported yet".into()
+                    } else {
+                        "give the frequency (CsvOptions::frequency) or resample (data.resample in gatecast, e.g. \"1d\")".into()
+                    },
                 });
             }
             let missing = diff.num_seconds() / secs - 1;
