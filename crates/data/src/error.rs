@@ -78,7 +78,7 @@ pub enum DataError {
         /// The cell.
         value: String,
         /// What may fix it (`; ...`), or empty.
-        hint: String,
+        hint: &'static str,
     },
     /// A value is infinite.
     #[error("{path}:{line}: column '{column}': '{value}' is not finite")]
@@ -150,7 +150,7 @@ pub enum DataError {
         /// The frequency, e.g. `1h`.
         frequency: String,
         /// What may fix it.
-        hint: String,
+        hint: &'static str,
     },
     /// Rows are missing from a regular series and the gap policy is `error`.
     #[error("{path}:{line}: gap of {missing} missing step(s) between {previous} and {current} at frequency {frequency}; choose a gap policy (interpolate or keep)")]

@@ -56,13 +56,12 @@ pub(super) fn parse_number(text: &str, options: &CsvOptions) -> Option<f64> {
 }
 
 /// What may fix a cell that is not a number: a decimal comma read as one (`12,5`).
-pub(super) fn number_hint(text: &str, options: &CsvOptions) -> String {
+pub(super) fn number_hint(text: &str, options: &CsvOptions) -> &'static str {
     let one_comma = text.matches(',').count() == 1 && !text.contains('.');
     if !options.decimal_comma && one_comma && text.replace(',', ".").parse::<f64>().is_ok() {
         "; a decimal comma? set decimal_comma (data.decimal = \",\", --decimal , in gatecast)"
-            .into()
     } else {
-        String::new()
+        ""
     }
 }
 

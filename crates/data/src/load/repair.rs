@@ -165,9 +165,9 @@ fn lay_out(
                     current: row.time.to_string(),
                     frequency: format_frequency(step),
                     hint: if month {
-                        "calendar months are not a fixed step, and series are read at a fixed step (seconds to weeks): monthly data is not supported yet".into()
+                        "calendar months are not a fixed step, and series are read at a fixed step (seconds to weeks): monthly data is not supported yet"
                     } else {
-                        "give the frequency (CsvOptions::frequency) or resample (data.resample in gatecast, e.g. \"1d\")".into()
+                        "give the frequency (CsvOptions::frequency) or resample (data.resample in gatecast, e.g. \"1d\")"
                     },
                 });
             }
