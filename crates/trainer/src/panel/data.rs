@@ -147,11 +147,9 @@ pub fn load_with(
 /// A loaded series' target (its first column) and its known-future columns
 /// (`data.future_covariates`, the rest), `[rows, columns]` row-major.
 pub(super) fn target_and_dynamic(s: &gatecast_data::Series) -> (Vec<f32>, Vec<f32>) {
-    let w = s.width();
-    let y = (0..s.rows()).map(|r| s.row(r)[0]).collect();
-    let dynamic = (0..s.rows())
-        .flat_map(|r| s.row(r)[1..w].to_vec())
-        .collect();
+    let rows = s.values.chunks(s.width());
+    let y = rows.clone().map(|r| r[0]).collect();
+    let dynamic = rows.flat_map(|r| &r[1..]).copied().collect();
     (y, dynamic)
 }
 

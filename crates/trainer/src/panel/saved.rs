@@ -17,7 +17,10 @@ use super::report::{label, levels, model_quantiles, test_table, Floored, PanelRe
 use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
-use crate::run::prepare::{csv_options, load_panel_noted};
+use crate::run::prepare::{
+    blame_option, csv_options, future_file_options, load_panel_noted, refuse_unread_future,
+    values_at,
+};
 use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
 
@@ -425,11 +428,7 @@ impl KnownFuture {
     fn load(exp: &Experiment, future: Option<&Path>) -> Result<Option<Self>> {
         let d = &exp.data;
         match (d.future_covariates.is_empty(), future) {
-            (true, None) => Ok(None),
-            (true, Some(path)) => bail!(
-                "--future {}: the run reads no known-future columns (data.future_covariates is empty)",
-                path.display()
-            ),
+            (true, _) => refuse_unread_future(future).map(|()| None),
             (false, None) => bail!(
                 "the run reads known-future covariates {:?} (data.future_covariates): give their values for the {} steps after each series' end with --future FILE (long format: {}, {} and those columns)",
                 d.future_covariates,
@@ -438,15 +437,9 @@ impl KnownFuture {
                 d.id_column
             ),
             (false, Some(path)) => {
-                let (_, mut options) = csv_options(d);
-                options.columns = Some(d.future_covariates.clone());
-                // Only the rows of the steps forecast matter: no sampling step to keep.
-                options.irregular = true;
-                options.missing = gatecast_data::MissingPolicy::Error;
-                options.duplicates = gatecast_data::DuplicatePolicy::Error;
                 let name = path.display().to_string();
-                let loaded = gatecast_data::load_panel(path, &options)
-                    .map_err(|e| crate::run::prepare::blame_option(e, d))?;
+                let loaded = gatecast_data::load_panel(path, &future_file_options(d))
+                    .map_err(|e| blame_option(e, d))?;
                 let series = loaded
                     .into_iter()
                     .map(|s| (data::id_of(&s.name, &name), s))
@@ -465,17 +458,6 @@ impl KnownFuture {
                 times.len()
             )
         })?;
-        let mut out = Vec::new();
-        for (k, t) in times.iter().enumerate() {
-            let Ok(row) = s.timestamps.binary_search(t) else {
-                bail!(
-                    "{}: series {id} has no row for {t}, step {} of the forecast",
-                    self.path,
-                    k + 1
-                );
-            };
-            out.extend_from_slice(s.row(row));
-        }
-        Ok(out)
+        values_at(s, times, &format!("{}: series {id}", self.path))
     }
 }

@@ -61,7 +61,8 @@ pub fn forecast_with(
     let loaded = load(&exp.data, input)?;
     let last = LastWindow::of(&loaded, &exp, &scaler, input, future)?;
     let trained = load_model(dir, &exp, &loaded.window(&exp), device)?;
-    let recent = recent_intervals(&trained, &loaded, &exp, &scaler, device)?;
+    let p = input_prepared(&loaded, &exp, &scaler)?;
+    let recent = recent_intervals(&trained, &p, &exp, device)?;
     let model = trained.valid();
     let (l, h) = (exp.window.lookback, exp.window.horizon);
     let x = Tensor::<3>::from_data(TensorData::new(last.x, [1, l, loaded.inputs.len()]), device);
@@ -77,16 +78,10 @@ pub fn forecast_with(
         .into_data()
         .try_into_vec_as::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let targets = loaded
-        .series
-        .column_indices(&exp.data.targets, "data.targets")?;
+    let targets = &p.targets;
     let nt = targets.len();
     // Count targets (as the test split's forecasts, judged on the rows given) are floored at 0.
-    let series = &loaded.series;
-    let counts: Vec<bool> = targets
-        .iter()
-        .map(|&col| gatecast_data::is_counts((0..series.rows()).map(|r| series.row(r)[col])))
-        .collect();
+    let counts = count_targets(&p);
     let mut floored = 0;
     let intervals = match recent {
         Some(it) => Some(it),
@@ -225,15 +220,10 @@ fn known_future(
 ) -> Result<Vec<f32>> {
     let names = &exp.data.future_covariates;
     if names.is_empty() {
-        if let Some(path) = future {
-            bail!(
-                "--future {}: the run reads no known-future columns (data.future_covariates is empty)",
-                path.display()
-            );
-        }
+        super::prepare::refuse_unread_future(future)?;
         return Ok(Vec::new());
     }
-    let (Some(path), Some(first), Some(last)) = (future, times.first(), times.last()) else {
+    let Some(path) = future else {
         bail!(
             "the run reads known-future covariates {names:?} (data.future_covariates): give their values for the {} steps after the end of {} ({} to {}) with --future FILE",
             times.len(),
@@ -242,70 +232,57 @@ fn known_future(
             times.last().map(|t| t.to_string()).unwrap_or_default()
         );
     };
-    let (_, mut options) = super::prepare::csv_options(&exp.data);
-    options.columns = Some(names.clone());
-    options.id_column = None;
-    // Only the rows of the steps forecast matter: no sampling step to keep.
-    options.irregular = true;
-    options.missing = gatecast_data::MissingPolicy::Error;
-    options.duplicates = gatecast_data::DuplicatePolicy::Error;
-    let given = gatecast_data::load_csv(path, &options)
+    let given = gatecast_data::load_csv(path, &super::prepare::future_file_options(&exp.data))
         .map_err(|e| super::prepare::blame_option(e, &exp.data))?;
-    let mut out = Vec::with_capacity(times.len() * names.len());
-    for (k, t) in times.iter().enumerate() {
-        let Ok(row) = given.timestamps.binary_search(t) else {
-            bail!(
-                "{}: no row for {t}, step {} of the forecast (the file needs a row for each step from {first} to {last})",
-                path.display(),
-                k + 1
-            );
-        };
-        out.extend_from_slice(given.row(row));
-    }
-    Ok(out)
+    super::prepare::values_at(&given, times, &path.display().to_string())
 }
 
 /// The fewest windows the input must hold for its own intervals: below it the 95% interval's
 /// order statistics would be clamped to the extremes (`2 / (1 − 0.95) − 1`).
 const MIN_CALIBRATION: usize = 39;
 
-/// Intervals from the model's errors on the input's latest `intervals.calibration` complete
-/// windows (the input holds their actual values), prepared as training prepared its data;
-/// `None` when the input holds fewer than [`MIN_CALIBRATION`].
-fn recent_intervals(
-    model: &ForecastModel,
-    loaded: &Loaded,
-    exp: &Experiment,
-    scaler: &Scaler,
-    device: &Device,
-) -> Result<Option<Intervals>> {
+/// The input as a run's data, scaled by the run's scaler; its "training" rows, which the count
+/// test reads, are all of them, and so are its test rows, whose latest windows calibrate the
+/// intervals.
+fn input_prepared(loaded: &Loaded, exp: &Experiment, scaler: &Scaler) -> Result<Prepared> {
     let series = &loaded.series;
     let rows = series.rows();
+    Ok(Prepared {
+        raw: series.clone(),
+        scaled: std::sync::Arc::new(scaler.transform(series)),
+        scaler: scaler.clone(),
+        split: gatecast_data::TimeSplit {
+            train: 0..rows,
+            valid: 0..0,
+            test: 0..rows,
+        },
+        window: loaded.window(exp),
+        targets: series.column_indices(&exp.data.targets, "data.targets")?,
+        season: exp.data.season_for(series.frequency),
+    })
+}
+
+/// Intervals from the model's errors on the input's latest `intervals.calibration` complete
+/// windows (the input holds their actual values); `None` when the input holds fewer than
+/// [`MIN_CALIBRATION`].
+fn recent_intervals(
+    model: &ForecastModel,
+    p: &Prepared,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<Option<Intervals>> {
+    let rows = p.raw.rows();
     let (l, h, k) = (
         exp.window.lookback,
         exp.window.horizon,
         exp.intervals.calibration,
     );
     let from = rows.saturating_sub(k + l + h - 1);
-    let p = Prepared {
-        raw: series.clone(),
-        scaled: std::sync::Arc::new(scaler.transform(series)),
-        scaler: scaler.clone(),
-        // The count floor reads the "training" rows: here the input's, as the forecast's does.
-        split: gatecast_data::TimeSplit {
-            train: 0..rows,
-            valid: 0..0,
-            test: from..rows,
-        },
-        window: loaded.window(exp),
-        targets: series.column_indices(&exp.data.targets, "data.targets")?,
-        season: exp.data.season_for(series.frequency),
-    };
-    let (starts, forecasts, _) = forecasts_over(model, &p, from..rows, device)?;
+    let (starts, forecasts, _) = forecasts_over(model, p, from..rows, device)?;
     if starts.len() < MIN_CALIBRATION {
         return Ok(None);
     }
-    let errors = window_errors(&p, &starts, &forecasts);
+    let errors = window_errors(p, &starts, &forecasts);
     let latest: Vec<&[f32]> = errors[errors.len().saturating_sub(k)..]
         .iter()
         .map(Vec::as_slice)
@@ -315,7 +292,7 @@ fn recent_intervals(
         &latest,
         h,
         targets,
-        count_targets(&p),
+        count_targets(p),
         levels,
     ))
 }

@@ -206,7 +206,7 @@ impl Rolling {
         self.of_window[w].map(|i| &self.sets[i])
     }
 
-    /// How many windows the first calibration used (the most any used: `k`, or all known).
+    /// The most windows any calibration used (`k`, or fewer where fewer were known).
     pub(super) fn windows(&self) -> usize {
         self.sets.iter().map(|s| s.windows).max().unwrap_or(0)
     }

@@ -7,7 +7,7 @@
 //! | `build.rs` | the model and the optimizer an experiment describes |
 //! | `train.rs` | training on Burn's Learner, resuming, keeping the best epoch |
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
-//! | `intervals.rs` | prediction intervals from the validation split's errors (split conformal) |
+//! | `intervals.rs` | prediction intervals from the latest windows' errors (split conformal) |
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
 //! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
 //! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use chrono::NaiveDateTime;
 use gatecast_data::{
-    add_calendar, load_csv_with_repairs, load_panel_with_repairs, CsvOptions, DataError, Repairs,
-    Scaler, Series, TimeSplit, WindowConfig,
+    add_calendar, load_csv_with_repairs, load_panel_with_repairs, CsvOptions, DataError,
+    DuplicatePolicy, MissingPolicy, Repairs, Scaler, Series, TimeSplit, WindowConfig,
 };
 
 use crate::config::{DataConfig, Experiment};
@@ -138,6 +139,47 @@ pub(crate) fn csv_options(d: &DataConfig) -> (Vec<String>, CsvOptions) {
         irregular: !d.resample.is_empty(),
     };
     (columns, options)
+}
+
+/// How a `--future` file is read: the time column (and the id column, for a panel) and the
+/// known-future columns, the rows as they come (only the steps forecast matter, so there is no
+/// sampling step to keep), no missing cell and no repeated time.
+pub(crate) fn future_file_options(d: &DataConfig) -> CsvOptions {
+    let (_, mut options) = csv_options(d);
+    options.columns = Some(d.future_covariates.clone());
+    options.irregular = true;
+    options.missing = MissingPolicy::Error;
+    options.duplicates = DuplicatePolicy::Error;
+    options
+}
+
+/// An error for a `--future` file given to a run that reads no known-future columns.
+pub(crate) fn refuse_unread_future(future: Option<&Path>) -> Result<()> {
+    match future {
+        Some(path) => anyhow::bail!(
+            "--future {}: the run reads no known-future columns (data.future_covariates is empty)",
+            path.display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// `series`' values at `times`, `[times, columns]` row-major, from a `--future` file; an error
+/// names `what` (the file, and the series of a panel) and the first step forecast it lacks.
+pub(crate) fn values_at(series: &Series, times: &[NaiveDateTime], what: &str) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(times.len() * series.width());
+    for (k, t) in times.iter().enumerate() {
+        let Ok(row) = series.timestamps.binary_search(t) else {
+            anyhow::bail!(
+                "{what}: no row for {t}, step {} of the forecast (the file needs a row for each step from {} to {})",
+                k + 1,
+                times[0],
+                times[times.len() - 1]
+            );
+        };
+        out.extend_from_slice(series.row(row));
+    }
+    Ok(out)
 }
 
 /// An unknown column blamed on the option that named it.
