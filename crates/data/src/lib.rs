@@ -22,6 +22,7 @@
 mod baselines;
 pub mod calendar;
 mod error;
+mod frequency;
 mod load;
 pub mod metrics;
 pub mod probabilistic;
@@ -38,6 +39,7 @@ mod window;
 pub use baselines::{is_counts, Baseline};
 pub use calendar::{add_calendar, calendar_covariates, Calendar};
 pub use error::DataError;
+pub use frequency::{format_frequency, infer_frequency, parse_frequency, Frequency};
 pub use load::{
     load_csv, load_csv_str, load_csv_with_repairs, load_panel, load_panel_with_repairs,
     load_static_columns, CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy, Repairs,
@@ -45,7 +47,7 @@ pub use load::{
 };
 pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};
-pub use series::{format_frequency, infer_frequency, parse_frequency, step_number, Series};
+pub use series::Series;
 pub use split::TimeSplit;
 #[cfg(feature = "burn")]
 pub use window::{ForecastBatch, ForecastBatcher, Window, WindowConfig, WindowDataset};

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
+use crate::frequency::Frequency;
 use crate::series::Series;
 
 /// How rows falling in one period are combined.
@@ -18,17 +19,27 @@ pub enum Aggregation {
     Mean,
 }
 
-/// Aggregates `series` into periods of `every` (aligned to the Unix epoch, so `1d` periods start
-/// at midnight), from the first to the last period that holds a row.
-pub fn resample(series: &Series, every: TimeDelta, how: Aggregation) -> Result<Series, DataError> {
-    let secs = every.num_seconds();
-    if secs <= 0 {
-        return Err(DataError::InvalidOption {
-            option: "resample".into(),
-            message: "the period must be positive".into(),
-        });
+/// Aggregates `series` into periods of `every`, from the first to the last period that holds a
+/// row. Fixed periods are aligned to the Unix epoch, so `1d` periods start at midnight; monthly
+/// periods to January 1970, so quarters are calendar quarters and `12 months` calendar years,
+/// each labelled by its first day (`MS`), or by its last day for a month-end step (`ME`, as
+/// pandas labels them), at midnight.
+pub fn resample(
+    series: &Series,
+    every: impl Into<Frequency>,
+    how: Aggregation,
+) -> Result<Series, DataError> {
+    let every = every.into();
+    if let Frequency::Fixed(step) = every {
+        if step.num_seconds() <= 0 || step.subsec_nanos() != 0 {
+            return Err(DataError::InvalidOption {
+                option: "resample".into(),
+                message: format!("the period ({every}) must be a whole number of seconds"),
+            });
+        }
     }
-    let bucket = |t: &NaiveDateTime| t.and_utc().timestamp().div_euclid(secs);
+    let bucket = |t: &NaiveDateTime| period_of(every, *t);
+    let label = |b: i64| period_label(every, b);
     let w = series.width();
     let mut sums: BTreeMap<i64, (Vec<f64>, usize)> = BTreeMap::new();
     for (r, t) in series.timestamps.iter().enumerate() {
@@ -46,7 +57,7 @@ pub fn resample(series: &Series, every: TimeDelta, how: Aggregation) -> Result<S
     let mut segments = Vec::new();
     let mut seg_start = 0;
     for b in first..=last {
-        let time = period_start(b * secs);
+        let time = label(b);
         match (sums.get(&b), how) {
             (Some((s, n)), Aggregation::Mean) => {
                 values.extend(s.iter().map(|v| (v / *n as f64) as f32));
@@ -74,6 +85,33 @@ pub fn resample(series: &Series, every: TimeDelta, how: Aggregation) -> Result<S
     })
 }
 
+/// The period holding `t`: whole periods of `every` since the Unix epoch (since January 1970
+/// for monthly periods), rounded down.
+fn period_of(every: Frequency, t: NaiveDateTime) -> i64 {
+    match every {
+        Frequency::Fixed(step) => t.and_utc().timestamp().div_euclid(step.num_seconds()),
+        Frequency::Months { months, end } => Frequency::Months { months: 1, end }
+            .step_number(t)
+            .expect("a monthly step number")
+            .div_euclid(i64::from(months)),
+    }
+}
+
+/// Period `b`'s label: its start, or for month-end periods its last day, at midnight.
+fn period_label(every: Frequency, b: i64) -> NaiveDateTime {
+    match every {
+        Frequency::Fixed(step) => period_start(b * step.num_seconds()),
+        Frequency::Months { months, end } => {
+            let n = i64::from(months);
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .expect("the epoch");
+            let month = if end { b * n + n - 1 } else { b * n };
+            Frequency::Months { months: 1, end }.add(epoch, month)
+        }
+    }
+}
+
 fn period_start(secs: i64) -> NaiveDateTime {
     chrono::DateTime::from_timestamp(secs, 0)
         .expect("period start within chrono's range")
@@ -83,7 +121,7 @@ fn period_start(secs: i64) -> NaiveDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
+    use chrono::TimeDelta;
 
     fn at(d: u32, h: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2024, 3, d)
@@ -114,5 +152,65 @@ mod tests {
             vec![0..1, 1..2],
             "the empty day is a kept gap"
         );
+    }
+
+    #[test]
+    fn calendar_months_and_quarters() {
+        let day = |m: u32, d: u32| {
+            NaiveDate::from_ymd_opt(2023, m, d)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+        };
+        let midnight = |y: i32, m: u32, d: u32| {
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+        };
+        // January 1 + 2, February nothing, March 4; a quarter holds all three.
+        let s = Series::new(
+            "t",
+            vec![day(1, 1), day(1, 31), day(3, 1)],
+            vec!["x".into()],
+            vec![1.0, 2.0, 4.0],
+        )
+        .unwrap();
+        let starts = Frequency::Months {
+            months: 1,
+            end: false,
+        };
+        let m = resample(&s, starts, Aggregation::Sum).unwrap();
+        assert_eq!(
+            m.timestamps,
+            vec![
+                midnight(2023, 1, 1),
+                midnight(2023, 2, 1),
+                midnight(2023, 3, 1)
+            ]
+        );
+        assert_eq!(m.values, vec![3.0, 0.0, 4.0]);
+        assert_eq!(m.frequency, Some(starts));
+        let ends = Frequency::Months {
+            months: 1,
+            end: true,
+        };
+        let m = resample(&s, ends, Aggregation::Mean).unwrap();
+        assert_eq!(
+            m.timestamps,
+            vec![midnight(2023, 1, 31), midnight(2023, 3, 31)]
+        );
+        assert_eq!(m.values, vec![1.5, 4.0]);
+        let quarter = Frequency::Months {
+            months: 3,
+            end: false,
+        };
+        let q = resample(&s, quarter, Aggregation::Sum).unwrap();
+        assert_eq!(q.timestamps, vec![midnight(2023, 1, 1)]);
+        assert_eq!(q.values, vec![7.0]);
+        // Quarters are calendar quarters: November falls in the one from October.
+        let late = Series::new("t", vec![day(11, 5)], vec!["x".into()], vec![1.0]).unwrap();
+        let q = resample(&late, quarter, Aggregation::Sum).unwrap();
+        assert_eq!(q.timestamps, vec![midnight(2023, 10, 1)]);
     }
 }

@@ -2,9 +2,10 @@
 
 use std::ops::Range;
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 
 use crate::error::DataError;
+use crate::frequency::{infer_frequency, Frequency};
 
 /// A validated time series: strictly increasing timestamps and finite `f32` values.
 ///
@@ -24,7 +25,7 @@ pub struct Series {
     /// Runs of rows with no gap between them, in order, covering every row.
     pub segments: Vec<Range<usize>>,
     /// The sampling step, when the series has at least two rows.
-    pub frequency: Option<TimeDelta>,
+    pub frequency: Option<Frequency>,
 }
 
 impl Series {
@@ -62,9 +63,10 @@ impl Series {
     /// Whole sampling steps from 1970-01-01T00:00 to row `row`'s timestamp, rounded down: an
     /// absolute step count, the same for the same time in any file of this frequency, from
     /// which a cycle's phase is read (`step mod cycle`; hours since a midnight for hourly data,
-    /// so `mod 24` is the hour of day). `None` without a frequency.
+    /// so `mod 24` is the hour of day; months since January 1970 for monthly data, so `mod 12`
+    /// is the month). `None` without a frequency ([`Frequency::step_number`]).
     pub fn step_number(&self, row: usize) -> Option<i64> {
-        step_number(self.timestamps[row], self.frequency?)
+        self.frequency?.step_number(self.timestamps[row])
     }
 
     /// Number of rows (time steps).
@@ -123,87 +125,5 @@ impl Series {
         }
         self.values = values;
         self.columns.extend(names);
-    }
-}
-
-/// [`Series::step_number`] of a timestamp `t` for a sampling step `frequency`; `None` for a
-/// step under one millisecond.
-pub fn step_number(t: NaiveDateTime, frequency: TimeDelta) -> Option<i64> {
-    let step = frequency.num_milliseconds();
-    (step > 0).then(|| t.and_utc().timestamp_millis().div_euclid(step))
-}
-
-/// The most common step between consecutive timestamps (`None` with fewer than two rows).
-pub fn infer_frequency(timestamps: &[NaiveDateTime]) -> Option<TimeDelta> {
-    let mut counts: std::collections::HashMap<TimeDelta, usize> = Default::default();
-    for w in timestamps.windows(2) {
-        let d = w[1] - w[0];
-        if d > TimeDelta::zero() {
-            *counts.entry(d).or_default() += 1;
-        }
-    }
-    counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|(d, _)| d)
-}
-
-/// Writes a step as `15min`, `1h`, `1d`, `90s`.
-pub fn format_frequency(step: TimeDelta) -> String {
-    let s = step.num_seconds();
-    if s % 86_400 == 0 {
-        format!("{}d", s / 86_400)
-    } else if s % 3_600 == 0 {
-        format!("{}h", s / 3_600)
-    } else if s % 60 == 0 {
-        format!("{}min", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Parses `15min`, `1h`, `2d`, `30s`, `1w` (also `H`, `D`, `min` without a number: one unit).
-pub fn parse_frequency(text: &str) -> Result<TimeDelta, DataError> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: i64 = if num.is_empty() {
-        1
-    } else {
-        num.parse().unwrap_or(0)
-    };
-    let unit_secs = match unit.to_ascii_lowercase().as_str() {
-        "s" | "sec" => 1,
-        "min" | "t" | "m" => 60,
-        "h" | "hour" => 3_600,
-        "d" | "day" => 86_400,
-        "w" | "week" => 604_800,
-        _ => 0,
-    };
-    if n <= 0 || unit_secs == 0 {
-        return Err(DataError::InvalidOption {
-            option: "frequency".into(),
-            message: format!("'{text}' is not a frequency; write e.g. 30s, 15min, 1h, 1d, 1w"),
-        });
-    }
-    Ok(TimeDelta::seconds(n * unit_secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frequencies_round_trip() {
-        for text in ["30s", "15min", "1h", "6h", "1d", "7d"] {
-            assert_eq!(format_frequency(parse_frequency(text).unwrap()), text);
-        }
-        assert_eq!(parse_frequency("H").unwrap(), TimeDelta::hours(1));
-        assert_eq!(parse_frequency("1w").unwrap(), TimeDelta::days(7));
-        let err = parse_frequency("3 fortnights").unwrap_err().to_string();
-        assert!(
-            err.contains("frequency") && err.contains("3 fortnights"),
-            "{err}"
-        );
     }
 }

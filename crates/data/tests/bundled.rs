@@ -41,7 +41,7 @@ fn traffic_loads_with_duplicate_and_gap_policies() {
     o.gaps = GapPolicy::Keep;
     let s = load_csv(&path, &o).unwrap();
     assert_eq!(s.rows(), 48_204 - 7_629, "one row per distinct hour");
-    assert_eq!(s.frequency, Some(TimeDelta::hours(1)));
+    assert_eq!(s.frequency, Some(TimeDelta::hours(1).into()));
     assert_eq!(
         s.segments.len(),
         2_588 + 1,

@@ -32,7 +32,7 @@ fn clean_file_loads_with_inferred_frequency() {
     assert_eq!(s.columns, ["a", "b"]);
     assert_eq!(s.values, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0]);
     assert_eq!(s.timestamps, vec![at(1, 0), at(1, 1), at(1, 2)]);
-    assert_eq!(s.frequency, Some(TimeDelta::hours(1)));
+    assert_eq!(s.frequency, Some(TimeDelta::hours(1).into()));
     assert_eq!(s.segments, vec![0..3]);
 }
 
@@ -49,11 +49,65 @@ fn formats_bom_delimiter_and_column_choice() {
     assert_eq!(s.columns, ["b"]);
     assert_eq!(s.values, vec![10.0, 20.0]);
     let d = load("date,x\n2024-01-01,1\n2024-01-02,2\n", &opts()).unwrap();
-    assert_eq!(d.frequency, Some(TimeDelta::days(1)));
+    assert_eq!(d.frequency, Some(TimeDelta::days(1).into()));
     let mut given = opts();
     given.time_format = Some("%d/%m/%Y %H:%M".into());
     let g = load("date,x\n01/01/2024 00:00,1\n01/01/2024 01:00,2\n", &given).unwrap();
     assert_eq!(g.timestamps[1], at(1, 1));
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(y, m, d)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+}
+
+/// Monthly, quarterly and month-end files load on the calendar: their step is calendar months,
+/// a missing month is a gap (filled on the 1st of the month that is missing, or refused
+/// naming it), `1949-01` reads as a month, and a row off the month's day is refused.
+#[test]
+fn calendar_months_load_with_their_gaps() {
+    let months = |months, end| Frequency::Months { months, end };
+    // Month starts, one month (April) missing, written as pandas writes periods.
+    let text = "date,x\n2023-01,1\n2023-02,2\n2023-03,3\n2023-05,5\n2023-06,6\n";
+    let e = err(text, &opts());
+    assert!(
+        e.contains("t.csv:5:") && e.contains("gap of 1 missing step(s)") && e.contains("1 month"),
+        "{e}"
+    );
+    let mut o = opts();
+    o.gaps = GapPolicy::Interpolate;
+    let s = load(text, &o).unwrap();
+    assert_eq!(s.frequency, Some(months(1, false)));
+    assert_eq!(s.timestamps[3], day(2023, 4, 1));
+    assert_eq!(s.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(s.step_number(0).unwrap().rem_euclid(12), 0, "January");
+    // Month ends across a leap February and a year end.
+    let ends = "date,x\n2023-11-30,1\n2023-12-31,2\n2024-01-31,3\n2024-03-31,5\n";
+    let s = load(ends, &o).unwrap();
+    assert_eq!(s.frequency, Some(months(1, true)));
+    assert_eq!(s.timestamps[3], day(2024, 2, 29));
+    // Quarters.
+    let q = load(
+        "date,x\n2023-01-01,1\n2023-04-01,2\n2023-07-01,3\n",
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(q.frequency, Some(months(3, false)));
+    // A row on another day of the month is refused, saying what a monthly row must be.
+    let off = "date,x\n2023-01-01,1\n2023-02-01,2\n2023-03-01,3\n2023-04-02,4\n";
+    let e = err(off, &opts());
+    assert!(
+        e.contains("t.csv:5:") && e.contains("one day of the month") && e.contains("1 month"),
+        "{e}"
+    );
+    // A given format without a day names months, too.
+    let mut given = opts();
+    given.time_format = Some("%b %Y".into());
+    let g = load("date,x\nJan 1949,112\nFeb 1949,118\n", &given).unwrap();
+    assert_eq!(g.timestamps, vec![day(1949, 1, 1), day(1949, 2, 1)]);
+    assert_eq!(g.frequency, Some(months(1, false)));
 }
 
 /// Spreadsheet exports: a decimal comma under a ';' delimiter, and timestamps as seconds since
@@ -249,7 +303,7 @@ fn gap_policies() {
     assert_eq!(s.values, vec![0.0, 1.0, 4.0, 5.0]);
     assert_eq!(s.segments, vec![0..2, 2..4]);
     // A step that is not a multiple of the frequency.
-    o.frequency = Some(TimeDelta::hours(2));
+    o.frequency = Some(TimeDelta::hours(2).into());
     let e = err(GAPPY, &o);
     assert!(e.contains("not a multiple of the frequency (2h)"), "{e}");
 }

@@ -178,8 +178,11 @@ fn windows_carry_the_absolute_step_of_their_first_row() {
         .unwrap()
         .and_hms_opt(23, 0, 0)
         .unwrap();
-    assert_eq!(step_number(t, TimeDelta::minutes(15)), Some(-4));
-    assert_eq!(step_number(t, TimeDelta::zero()), None);
+    assert_eq!(
+        Frequency::Fixed(TimeDelta::minutes(15)).step_number(t),
+        Some(-4)
+    );
+    assert_eq!(Frequency::Fixed(TimeDelta::zero()).step_number(t), None);
     let one = Series::new("one", vec![t], vec!["x".into()], vec![1.0]).unwrap();
     assert_eq!(one.step_number(0), None);
 }

@@ -137,22 +137,43 @@ pub struct DataConfig {
 impl DataConfig {
     /// `season`, or where it is 0 the period of the sampling step `step`: a day of sub-daily
     /// steps that divide one (24 hourly, 96 for 15 minutes), a week of days (7), a year of
-    /// weeks (52), months (12) or quarters (4); 1 (the previous value) for any other step.
-    pub fn season_for(&self, step: Option<chrono::TimeDelta>) -> usize {
+    /// weeks (52), of months (12), of quarters (4) or of any whole number of months that divides
+    /// one (6 for two months); 1 (the previous value) for any other step.
+    pub fn season_for(&self, step: Option<gatecast_data::Frequency>) -> usize {
         if self.season > 0 {
             return self.season;
         }
-        let Some(secs) = step.map(|s| s.num_seconds()).filter(|s| *s > 0) else {
-            return 1;
-        };
         const DAY: i64 = 86_400;
-        match secs {
-            s if s < DAY && DAY % s == 0 => (DAY / s) as usize,
-            DAY => 7,
-            s if s == 7 * DAY => 52,
-            s if (28 * DAY..=31 * DAY).contains(&s) => 12,
-            s if (89 * DAY..=92 * DAY).contains(&s) => 4,
+        match step {
+            Some(gatecast_data::Frequency::Months { months, .. })
+                if months > 0 && 12 % months == 0 =>
+            {
+                (12 / months) as usize
+            }
+            Some(gatecast_data::Frequency::Fixed(step)) => match step.num_seconds() {
+                s if s > 0 && s < DAY && DAY % s == 0 => (DAY / s) as usize,
+                DAY => 7,
+                s if s == 7 * DAY => 52,
+                _ => 1,
+            },
             _ => 1,
+        }
+    }
+
+    /// The calendar features a step can tell apart, as GluonTS chooses them by frequency: the
+    /// hour of the day and the day of the week below a day; the day of the week and the month
+    /// below a week; the month below a year; none for yearly or longer steps, or no step.
+    pub fn calendar_for(step: Option<gatecast_data::Frequency>) -> Vec<Calendar> {
+        const DAY: i64 = 86_400;
+        let Some(step) = step else {
+            return Vec::new();
+        };
+        match step.nominal().num_seconds() {
+            s if s < DAY => vec![Calendar::HourOfDay, Calendar::DayOfWeek],
+            s if s < 7 * DAY => vec![Calendar::DayOfWeek, Calendar::MonthOfYear],
+            _ if step.months().is_some_and(|m| m >= 12) => Vec::new(),
+            s if s < 365 * DAY => vec![Calendar::MonthOfYear],
+            _ => Vec::new(),
         }
     }
 
@@ -465,6 +486,12 @@ impl Experiment {
                     "model.cycle = {}: only model.cell = \"segrnn\" has a learned cycle (set model.cycle = 0)",
                     m.cycle
                 ));
+            }
+            if m.revin {
+                return Err(
+                    "model.revin = true: only model.cell = \"segrnn\" has RevIN; a recurrent cell's windows are normalised by model.last_value_norm = true (--last-value-norm)"
+                        .to_string(),
+                );
             }
             if m.channel_mix {
                 return Err(
@@ -924,18 +951,31 @@ mod tests {
             season,
             ..DataConfig::default()
         };
-        let at = |secs: i64| d(0).season_for(Some(chrono::TimeDelta::seconds(secs)));
+        let at = |secs: i64| d(0).season_for(Some(chrono::TimeDelta::seconds(secs).into()));
         let day = 86_400;
         assert_eq!(at(3600), 24);
         assert_eq!(at(900), 96);
         assert_eq!(at(day), 7);
         assert_eq!(at(7 * day), 52);
-        assert_eq!(at(30 * day), 12);
-        assert_eq!(at(91 * day), 4);
+        assert_eq!(at(30 * day), 1, "30 days are not a month");
+        let months = |months| {
+            d(0).season_for(Some(gatecast_data::Frequency::Months {
+                months,
+                end: false,
+            }))
+        };
+        assert_eq!(months(1), 12);
+        assert_eq!(months(3), 4);
+        assert_eq!(months(2), 6);
+        assert_eq!(months(12), 1);
+        assert_eq!(months(5), 1, "5 months do not divide a year");
         assert_eq!(at(7 * 3600), 1, "7 hours do not divide a day");
         assert_eq!(d(0).season_for(None), 1);
         // A season given is kept, whatever the step.
-        assert_eq!(d(12).season_for(Some(chrono::TimeDelta::seconds(3600))), 12);
+        assert_eq!(
+            d(12).season_for(Some(chrono::TimeDelta::seconds(3600).into())),
+            12
+        );
     }
 
     #[test]
@@ -962,6 +1002,7 @@ mod tests {
             ("[train]\nclip = \"sometimes\"", "train.clip"),
             ("[model]\ncycle = 24", "model.cycle"),
             ("[model]\nchannel_mix = true", "model.channel_mix"),
+            ("[model]\nrevin = true", "model.revin"),
             ("[train]\nfreq_loss = 1.5", "train.freq_loss"),
             ("[train]\nfreq_loss = -0.1", "train.freq_loss"),
             ("[train]\nfreq_loss = nan", "train.freq_loss"),

@@ -27,7 +27,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use gatecast_trainer::config::{Cell, Choice, ClipMode, Decoder, Experiment, Loss, Monitor};
+use gatecast_trainer::config::{
+    Cell, Choice, ClipMode, DataConfig, Decoder, Experiment, Loss, Monitor,
+};
 use gatecast_trainer::{panel, run};
 
 /// Recurrent neural networks for time series (Elman RNN, GRU, LSTM) on Burn.
@@ -485,13 +487,9 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if let Some(v) = &args.id_column {
         e.data.id_column = v.clone();
         if own_file {
-            // A panel of daily series: the seasonal naive and MASE compare with last week,
-            // and the calendar features are the day of the week and of the year.
+            // A panel's season and calendar features follow its step (below); a daily
+            // panel's seasonal naive and MASE compare with last week.
             e.data.covariates.clear();
-            e.data.calendar = vec![
-                gatecast_data::Calendar::DayOfWeek,
-                gatecast_data::Calendar::MonthOfYear,
-            ];
             e.data.season = 7;
             e.data.gaps = gatecast_data::GapPolicy::Interpolate;
             e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
@@ -500,6 +498,7 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if let Some(v) = args.season {
         e.data.season = v;
     }
+    let panel_season = own_file && args.id_column.is_some() && args.season.is_none();
     // After --target and --id-column, which clear a user's own file's covariates.
     if let Some(v) = &args.covariates {
         e.data.covariates = if v.iter().all(|c| c == "none") {
@@ -520,6 +519,21 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow::anyhow!("--calendar: {e}, or none"))?,
         };
+    }
+    if own_file && (args.calendar.is_none() || panel_season) {
+        // A user's own file gets the calendar features, and a panel the season, of its step
+        // (a daily file's hour of day is constant, a monthly file's day of week noise).
+        let step = gatecast_trainer::run::file_step(&e.data);
+        if args.calendar.is_none() {
+            e.data.calendar = DataConfig::calendar_for(step);
+        }
+        if panel_season && step.is_some() {
+            let inferred = DataConfig {
+                season: 0,
+                ..DataConfig::default()
+            };
+            e.data.season = inferred.season_for(step);
+        }
     }
     if let Some(v) = &args.likelihood {
         e.model.likelihood =

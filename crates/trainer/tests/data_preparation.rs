@@ -184,3 +184,88 @@ fn resume_refuses_changed_data() {
     let report = run::train_with(&exp, &run_dir, &devices, allowed).unwrap();
     assert_eq!(report.resumed_from, Some(1));
 }
+
+/// A user's own month-end file, with no config: its step is calendar months, so the seasonal
+/// naive compares with last year (12), the calendar feature is the month, the test forecasts
+/// and the forecast after the file fall on months' last days (29 February in a leap year), and
+/// the forecast starts the month after the file's last.
+#[test]
+fn an_own_monthly_file_runs_on_the_calendar() {
+    let _guard = common::trains();
+    let dir = tmp("monthly");
+    let mut csv = String::from("month,sales\n");
+    let end = gatecast_data::Frequency::Months {
+        months: 1,
+        end: true,
+    };
+    let first = chrono::NaiveDate::from_ymd_opt(2000, 1, 31)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    for t in 0..240i64 {
+        let at = end.add(first, t);
+        let season = (t % 12) as f64 - 5.5;
+        csv += &format!(
+            "{},{:.2}\n",
+            at.format("%Y-%m-%d"),
+            100.0 + 4.0 * season + (t % 7) as f64
+        );
+    }
+    std::fs::write(dir.join("m.csv"), csv).unwrap();
+    let out = common::gatecast_ok(
+        &[
+            "train",
+            "--data",
+            "m.csv",
+            "--time-column",
+            "month",
+            "--target",
+            "sales",
+            "--lookback",
+            "24",
+            "--horizon",
+            "12",
+            "--epochs",
+            "2",
+            "--out",
+            "run",
+            "--quiet",
+        ],
+        &dir,
+    );
+    assert!(out.contains("| seasonal_naive(12) |"), "{out}");
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert!(
+        config.contains("calendar = [\"month_of_year\"]"),
+        "{config}"
+    );
+    let is_month_end = |t: &str| {
+        let day = chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .date();
+        day.succ_opt().unwrap().day0() == 0
+    };
+    use chrono::Datelike;
+    let tested = std::fs::read_to_string(dir.join("run/forecast.csv")).unwrap();
+    let times: Vec<&str> = tested
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert!(times.iter().all(|t| is_month_end(t)), "{times:?}");
+    assert!(times.contains(&"2016-02-29 00:00:00"), "{times:?}");
+    common::gatecast_ok(
+        &["forecast", "run", "--input", "m.csv", "--output", "f.csv"],
+        &dir,
+    );
+    let ahead: Vec<String> = rows(&dir.join("f.csv"))
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let want: Vec<String> = (240..252)
+        .map(|t| end.add(first, t).format("%Y-%m-%d %H:%M:%S").to_string())
+        .collect();
+    assert_eq!(want[0], "2020-01-31 00:00:00");
+    assert_eq!(want[1], "2020-02-29 00:00:00");
+    assert_eq!(ahead, want);
+}

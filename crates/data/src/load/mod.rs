@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -83,8 +82,9 @@ pub struct CsvOptions {
     pub duplicates: DuplicatePolicy,
     /// Missing rows.
     pub gaps: GapPolicy,
-    /// The sampling step; `None` infers the most common step.
-    pub frequency: Option<TimeDelta>,
+    /// The sampling step; `None` infers the most common step (calendar months where the rows
+    /// fall on one day of the month, or on months' last days).
+    pub frequency: Option<crate::Frequency>,
     /// Take the rows as they come, at any times (a transaction log), with no sampling step to
     /// keep and so no gaps: for a series that is resampled next ([`crate::resample()`]), which
     /// puts it on a regular grid. Missing cells are filled from the rows before and after.

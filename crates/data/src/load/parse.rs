@@ -23,6 +23,8 @@ const FORMATS: [&str; 6] = [
 enum TimeFormat {
     Pattern(usize),
     DateOnly,
+    /// `1949-01`: a month, read as its first day (monthly files as pandas writes periods).
+    YearMonth,
     Rfc3339,
     Given,
 }
@@ -34,12 +36,20 @@ fn parse_time(text: &str, format: TimeFormat, given: Option<&str>) -> Option<Nai
         TimeFormat::DateOnly => NaiveDate::parse_from_str(t, "%Y-%m-%d")
             .ok()
             .and_then(|d| d.and_hms_opt(0, 0, 0)),
+        TimeFormat::YearMonth => (t.len() == 7)
+            .then(|| NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d").ok())
+            .flatten()
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
         TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(t).ok().map(|d| d.naive_utc()),
         TimeFormat::Given => {
             let f = given.expect("a given format");
             NaiveDateTime::parse_from_str(t, f).ok().or_else(|| {
                 NaiveDate::parse_from_str(t, f)
                     .ok()
+                    // A format without a day (`%Y-%m`, `%b %Y`) names a month: its first day.
+                    .or_else(|| {
+                        NaiveDate::parse_from_str(&format!("{t} 1"), &format!("{f} %d")).ok()
+                    })
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
             })
         }
@@ -87,7 +97,11 @@ fn undetected_hint(text: &str) -> String {
 
 fn detect_format(text: &str) -> Option<TimeFormat> {
     let mut candidates: Vec<TimeFormat> = (0..FORMATS.len()).map(TimeFormat::Pattern).collect();
-    candidates.extend([TimeFormat::DateOnly, TimeFormat::Rfc3339]);
+    candidates.extend([
+        TimeFormat::DateOnly,
+        TimeFormat::YearMonth,
+        TimeFormat::Rfc3339,
+    ]);
     candidates
         .into_iter()
         .find(|f| parse_time(text, *f, None).is_some())

@@ -1,12 +1,13 @@
 //! One series' parsed rows to a validated [`Series`], in four steps, each under the user's
 //! policy: order, repeated timestamps, the sampling step and its gaps, missing values.
 
-use chrono::{NaiveDateTime, TimeDelta};
+use chrono::NaiveDateTime;
 
 use super::parse::RawRow;
 use super::{CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy, Repairs};
 use crate::error::DataError;
-use crate::series::{format_frequency, infer_frequency, Series};
+use crate::frequency::{infer_frequency, Frequency};
+use crate::series::Series;
 
 /// Validates and repairs one series' rows: order, duplicates, frequency, gaps, missing values;
 /// returns the series and what the policies changed.
@@ -139,7 +140,7 @@ struct Laid {
 fn lay_out(
     path: &str,
     merged: &[RawRow],
-    frequency: Option<TimeDelta>,
+    frequency: Option<Frequency>,
     gaps: GapPolicy,
     width: usize,
 ) -> Result<Laid, DataError> {
@@ -154,24 +155,23 @@ fn lay_out(
     for (i, row) in merged.iter().enumerate() {
         if let (Some(step), true) = (frequency, i > 0) {
             let prev = merged[i - 1].time;
-            let diff = row.time - prev;
-            let secs = step.num_seconds().max(1);
-            if diff.num_seconds() % secs != 0 || diff.subsec_nanos() != 0 {
-                let month = (28..=31).contains(&(step.num_seconds() / 86_400));
+            let Some(steps) = step.steps_between(prev, row.time) else {
+                let months = step.months().is_some()
+                    || (28..=31).contains(&(step.nominal().num_seconds() / 86_400));
                 return Err(DataError::Irregular {
                     path: path.into(),
                     line: row.line,
                     previous: prev.to_string(),
                     current: row.time.to_string(),
-                    frequency: format_frequency(step),
-                    hint: if month {
-                        "calendar months are not a fixed step, and series are read at a fixed step (seconds to weeks): monthly data is not supported yet"
+                    frequency: step.to_string(),
+                    hint: if months {
+                        "monthly rows must fall on one day of the month (or each on its month's last day) at one time of day"
                     } else {
                         "give the frequency (CsvOptions::frequency) or resample (data.resample in gatecast, e.g. \"1d\")"
                     },
                 });
-            }
-            let missing = diff.num_seconds() / secs - 1;
+            };
+            let missing = steps - 1;
             if missing > 0 {
                 match gaps {
                     GapPolicy::Error => {
@@ -181,7 +181,7 @@ fn lay_out(
                             previous: prev.to_string(),
                             current: row.time.to_string(),
                             missing,
-                            frequency: format_frequency(step),
+                            frequency: step.to_string(),
                         })
                     }
                     GapPolicy::Keep => {
@@ -199,12 +199,12 @@ fn lay_out(
                                 missing,
                                 invented,
                                 rows: merged.len(),
-                                frequency: format_frequency(step),
+                                frequency: step.to_string(),
                             });
                         }
                         // Rows whose cells are filled by linear interpolation in step 4.
                         for k in 1..=missing {
-                            laid.timestamps.push(prev + step * k as i32);
+                            laid.timestamps.push(step.add(prev, k));
                             laid.cells.extend(std::iter::repeat_n(None, width));
                         }
                     }

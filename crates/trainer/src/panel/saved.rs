@@ -295,7 +295,7 @@ fn forecast_panel(
         let keep = s.rows() - l;
         let mut times = s.timestamps[keep..].to_vec();
         let end = *times.last().expect("rows");
-        times.extend((1..=h as i32).map(|k| end + step * k));
+        times.extend((1..=h as i64).map(|k| step.add(end, k)));
         let (mut names, calendar) = calendar_covariates(&times, &d.calendar);
         let (y, mut dynamic) = data::target_and_dynamic(&s);
         let f = d.future_covariates.len();

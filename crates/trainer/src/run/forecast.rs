@@ -184,7 +184,7 @@ impl LastWindow {
             .map(|(r, c)| scaled.row(r)[c])
             .collect();
         let end = *series.timestamps.last().expect("rows");
-        let times: Vec<_> = (1..=h as i32).map(|k| end + step * k).collect();
+        let times: Vec<_> = (1..=h as i64).map(|k| step.add(end, k)).collect();
         // Per step: the file's known-future columns, then the calendar's, as in training.
         let given = known_future(exp, future_file, input, &times)?;
         let (_, calendar) = gatecast_data::calendar_covariates(&times, &exp.data.calendar);

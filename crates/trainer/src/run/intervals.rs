@@ -210,6 +210,29 @@ impl Rolling {
     pub(super) fn windows(&self) -> usize {
         self.sets.iter().map(|s| s.windows).max().unwrap_or(0)
     }
+
+    /// How many of the windows given intervals were calibrated on fewer windows than their
+    /// highest level needs ([`needed_windows`]).
+    pub(super) fn short(&self) -> usize {
+        self.of_window
+            .iter()
+            .flatten()
+            .filter(|&&i| {
+                let set = &self.sets[i];
+                let top = set.levels.iter().copied().fold(0.0, f64::max);
+                set.windows < needed_windows(top)
+            })
+            .count()
+    }
+}
+
+/// The fewest calibration windows `n` for which a split-conformal interval at `level` is
+/// bounded by errors seen: `(n + 1)(1 − level)/2 ≥ 1`, 9 for 80% and 39 for 95%. With fewer,
+/// its ends are the smallest and largest errors seen and it covers less than `level`.
+pub fn needed_windows(level: f64) -> usize {
+    ((2.0 / (1.0 - level).max(1e-9)) - 1.0 - 1e-9)
+        .ceil()
+        .max(1.0) as usize
 }
 
 /// How one level's intervals did on the test split.
@@ -255,4 +278,22 @@ pub(super) fn score(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `needed_windows` is the first `n` at which `conformal_offsets`' lower rank is no longer
+    /// clamped up to 1: with one window fewer, an interval's ends are the extreme errors.
+    #[test]
+    fn needed_windows_is_where_the_clamp_stops_binding() {
+        for (level, want) in [(0.5, 3), (0.8, 9), (0.9, 19), (0.95, 39), (0.99, 199)] {
+            assert_eq!(needed_windows(level), want, "{level}");
+            let tail = (1.0 - level) / 2.0;
+            let rank = |n: usize| ((n + 1) as f64 * tail + 1e-9).floor() as usize;
+            assert_eq!(rank(want), 1, "{level}");
+            assert_eq!(rank(want - 1), 0, "{level}");
+        }
+    }
 }

@@ -82,6 +82,23 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
     })
 }
 
+/// The sampling step of `[data]`'s file as a run reads it (the resampled step where
+/// `data.resample` is set; a panel's first series'), or `None` where the file does not load:
+/// the run that follows then reports why.
+pub fn file_step(d: &DataConfig) -> Option<gatecast_data::Frequency> {
+    if !d.resample.is_empty() {
+        return gatecast_data::parse_frequency(&d.resample).ok();
+    }
+    let (_, options) = csv_options(d);
+    let path = Path::new(&d.path);
+    if d.id_column.is_empty() {
+        load_csv_with_repairs(path, &options).ok()?.0.frequency
+    } else {
+        let panel = load_panel_with_repairs(path, &options).ok()?;
+        panel.into_iter().find_map(|(s, _)| s.frequency)
+    }
+}
+
 /// Says on standard error what the repair policies changed in `path` (duplicates merged, gaps
 /// kept or filled, missing values filled), so that no repair goes unseen; silent when the file
 /// was taken as it is.

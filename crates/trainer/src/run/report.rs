@@ -178,6 +178,10 @@ pub struct TestTable {
     /// How many windows the intervals were calibrated on (the latest known at each origin, up
     /// to `intervals.calibration`).
     pub calibration_windows: usize,
+    /// How many test windows' intervals were calibrated on fewer windows than the highest
+    /// level needs ([`super::intervals::needed_windows`]: 39 for 95%), so that their ends are
+    /// the extreme errors seen and cover less than that level.
+    pub short_calibration: usize,
 }
 
 impl TestTable {
@@ -220,6 +224,16 @@ impl TestTable {
                 self.calibration_windows,
                 parts.join("; ")
             );
+            if self.short_calibration > 0 {
+                let top = self.intervals.iter().map(|i| i.level).fold(0.0, f64::max);
+                s += &format!(
+                    "note: {} of the {} test windows were calibrated on fewer than the {} windows a {:.0}% interval needs: their ends are the extreme errors seen, so they cover less (a longer validation split, data.split, gives more)\n",
+                    self.short_calibration,
+                    self.windows,
+                    super::intervals::needed_windows(top),
+                    100.0 * top
+                );
+            }
         }
         s
     }
@@ -428,6 +442,7 @@ fn test_table(
             score(rolling, h, nt, &actual, forecasts)
         },
         calibration_windows: rolling.windows(),
+        short_calibration: rolling.short(),
     }
 }
 
