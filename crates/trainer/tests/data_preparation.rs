@@ -188,7 +188,7 @@ fn resume_refuses_changed_data() {
 /// A user's own month-end file, with no config: its step is calendar months, so the seasonal
 /// naive compares with last year (12), the calendar feature is the month, the test forecasts
 /// and the forecast after the file fall on months' last days (29 February in a leap year), and
-/// the forecast starts the month after the file's last.
+/// the forecast starts the month after the file's last; daily rows are refused as its input.
 #[test]
 fn an_own_monthly_file_runs_on_the_calendar() {
     let _guard = common::trains();
@@ -268,4 +268,24 @@ fn an_own_monthly_file_runs_on_the_calendar() {
     assert_eq!(want[0], "2020-01-31 00:00:00");
     assert_eq!(want[1], "2020-02-29 00:00:00");
     assert_eq!(ahead, want);
+
+    // Daily rows given to the monthly run: the model would read 24 days as 24 months.
+    let mut daily = String::from("month,sales\n");
+    for d in 0..60 {
+        let day = first.date() + chrono::TimeDelta::days(d);
+        daily += &format!("{day},{}\n", 100 + d % 7);
+    }
+    std::fs::write(dir.join("daily.csv"), daily).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(["forecast", "run", "--input", "daily.csv"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("daily.csv: its rows are 1d apart")
+            && err.contains("trained on rows 1 month (month ends) apart"),
+        "{err}"
+    );
 }

@@ -139,7 +139,11 @@ pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
     let rows = panel.series.iter().map(|s| s.rows()).sum();
     let first = panel.series.iter().filter_map(|s| s.times.first()).min();
     let last = panel.series.iter().filter_map(|s| s.times.last()).max();
-    DataFingerprint::of_rows(path, rows, first, last)
+    let step = panel
+        .series
+        .iter()
+        .find_map(|s| gatecast_data::infer_frequency(&s.times));
+    DataFingerprint::of_rows(path, rows, first, last, step)
 }
 
 /// The static-column encoding of the run in `dir`; an error if its experiment has static
@@ -363,6 +367,16 @@ pub fn forecast_run_with(
     let index = SeriesIndex::load(dir)?;
     let statics = saved_statics(dir, &exp)?;
     let (panel, skipped) = forecast_panel(&exp, input, future, &index, statics.as_ref(), only)?;
+    let l = exp.window.lookback;
+    let mut steps: Vec<_> = panel
+        .series
+        .iter()
+        .filter_map(|s| gatecast_data::infer_frequency(&s.times[..l]))
+        .collect();
+    steps.dedup();
+    for step in steps {
+        DataFingerprint::check_step(dir, input, Some(step))?;
+    }
     if !skipped.is_empty() {
         crate::tell!(
             "warning: {} series not forecast: {}",

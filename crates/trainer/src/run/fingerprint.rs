@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use gatecast_data::Series;
+use gatecast_data::{Frequency, Series};
 use serde::{Deserialize, Serialize};
 
 use crate::artifacts::write_atomic;
@@ -25,6 +25,10 @@ pub struct DataFingerprint {
     pub first: String,
     /// Its last timestamp.
     pub last: String,
+    /// Its sampling step (`1h`, `1 month`; empty where unknown, and in runs older than this
+    /// field): a forecast's input must have the same.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
 }
 
 /// The run directory's record of its data.
@@ -38,16 +42,18 @@ impl DataFingerprint {
             series.rows(),
             series.timestamps.first(),
             series.timestamps.last(),
+            series.frequency,
         )
     }
 
     /// The fingerprint of the file at `path`, prepared into `rows` rows from `first` to `last`
-    /// (a panel: all its series).
+    /// at sampling step `step` (a panel: all its series).
     pub fn of_rows(
         path: &str,
         rows: usize,
         first: Option<&chrono::NaiveDateTime>,
         last: Option<&chrono::NaiveDateTime>,
+        step: Option<Frequency>,
     ) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read"))?;
         let stamp =
@@ -59,6 +65,7 @@ impl DataFingerprint {
             rows,
             first: stamp(first),
             last: stamp(last),
+            step: step.map(|s| s.to_string()).unwrap_or_default(),
         })
     }
 
@@ -79,6 +86,9 @@ impl DataFingerprint {
         differ("rows", self.rows.to_string(), now.rows.to_string());
         differ("first timestamp", self.first.clone(), now.first.clone());
         differ("last timestamp", self.last.clone(), now.last.clone());
+        if !self.step.is_empty() && !now.step.is_empty() {
+            differ("sampling step", self.step.clone(), now.step.clone());
+        }
         if out.is_empty() && self.hash != now.hash {
             out.push("content (same size, rows and span; values edited)".into());
         }
@@ -99,6 +109,24 @@ impl DataFingerprint {
         toml::from_str(&text)
             .map(Some)
             .with_context(|| format!("{}: not a data fingerprint", path.display()))
+    }
+
+    /// Refuses a forecast input whose sampling step `step` is not the one the run in `dir`
+    /// trained on: the model would read its look-back, and stamp its forecast, at another step.
+    /// Silent for runs that recorded no step, and for inputs too short to have one.
+    pub(crate) fn check_step(dir: &Path, input: &Path, step: Option<Frequency>) -> Result<()> {
+        let (Some(saved), Some(step)) = (Self::load(dir)?, step) else {
+            return Ok(());
+        };
+        if saved.step.is_empty() || saved.step == step.to_string() {
+            return Ok(());
+        }
+        bail!(
+            "{}: its rows are {step} apart, but the run in {} trained on rows {} apart ({FILE}): the model would read the look-back, and date the forecast, at the wrong step; give the input at the run's step (the run's config.toml applies its data.resample to inputs)",
+            input.display(),
+            dir.display(),
+            saved.step
+        )
     }
 
     /// Refuses (or, with `allow`, warns about) data that differs from the run's record; `what`
@@ -161,6 +189,7 @@ mod tests {
             rows: 10,
             first: "2020-01-01 00:00:00".into(),
             last: "2020-01-01 09:00:00".into(),
+            step: "1h".into(),
         };
         assert!(a.changes(&a).is_empty());
         let edited = DataFingerprint {
@@ -182,5 +211,15 @@ mod tests {
             "{c}"
         );
         assert!(c.contains("last timestamp"), "{c}");
+        let daily = DataFingerprint {
+            step: "1d".into(),
+            ..a.clone()
+        };
+        assert_eq!(a.changes(&daily), ["sampling step 1h → 1d"]);
+        let unknown = DataFingerprint {
+            step: String::new(),
+            ..a.clone()
+        };
+        assert!(a.changes(&unknown).is_empty(), "an older run's record");
     }
 }

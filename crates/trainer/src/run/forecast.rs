@@ -59,6 +59,7 @@ pub fn forecast_with(
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
     let loaded = load(&exp.data, input)?;
+    DataFingerprint::check_step(dir, input, loaded.series.frequency)?;
     let last = LastWindow::of(&loaded, &exp, &scaler, input, future)?;
     let trained = load_model(dir, &exp, &loaded.window(&exp), device)?;
     let p = input_prepared(&loaded, &exp, &scaler)?;

@@ -29,7 +29,7 @@ pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;
 pub use forecast::{evaluate, evaluate_with, forecast, forecast_with};
-pub use intervals::{IntervalScore, Intervals};
+pub use intervals::{needed_windows, IntervalScore, Intervals};
 pub use prepare::{file_step, prepare, Prepared};
 pub use report::{evaluate_model, TestRow, TestTable};
 pub use saved::{last_checkpoint, load_model};

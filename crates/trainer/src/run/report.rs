@@ -179,7 +179,7 @@ pub struct TestTable {
     /// to `intervals.calibration`).
     pub calibration_windows: usize,
     /// How many test windows' intervals were calibrated on fewer windows than the highest
-    /// level needs ([`super::intervals::needed_windows`]: 39 for 95%), so that their ends are
+    /// level needs ([`crate::run::needed_windows`]: 39 for 95%), so that their ends are
     /// the extreme errors seen and cover less than that level.
     pub short_calibration: usize,
 }
