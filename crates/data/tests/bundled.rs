@@ -126,3 +126,41 @@ fn etth1_ltsf_protocol() {
         );
     }
 }
+
+/// The weekly CO2 record reads with its date format, and its monthly means are calendar months
+/// from March 1958 to December 2001, each the mean of its weeks (the 59 empty weeks
+/// interpolated first).
+#[test]
+fn co2_averages_into_calendar_months() {
+    let path = repo().join("datasets/mauna_loa_co2_weekly.csv");
+    let mut o = CsvOptions::new("date");
+    o.time_format = Some("%Y%m%d".into());
+    let e = load_csv(&path, &o).unwrap_err().to_string();
+    assert!(e.contains("missing"), "{e}");
+    o.missing = MissingPolicy::Interpolate;
+    o.irregular = true;
+    let (weekly, repairs) = load_csv_with_repairs(&path, &o).unwrap();
+    assert_eq!(weekly.rows(), 2284);
+    assert_eq!(repairs.filled, vec![59]);
+    let start = Frequency::Months {
+        months: 1,
+        end: false,
+    };
+    let monthly = resample(&weekly, start, Aggregation::Mean).unwrap();
+    assert_eq!(monthly.rows(), 526);
+    assert_eq!(monthly.frequency, Some(start));
+    assert_eq!(monthly.segments, vec![0..526]);
+    let day = |y, m| {
+        chrono::NaiveDate::from_ymd_opt(y, m, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+    };
+    assert_eq!(monthly.timestamps[0], day(1958, 3));
+    assert_eq!(monthly.timestamps[525], day(2001, 12));
+    // March 1958: the weeks of the 29th alone; December 2001: its five weeks.
+    assert_eq!(monthly.values[0], weekly.values[0]);
+    let december: Vec<f32> = weekly.values[2279..].to_vec();
+    let mean = december.iter().sum::<f32>() / 5.0;
+    assert!((monthly.values[525] - mean).abs() < 1e-3, "{december:?}");
+}

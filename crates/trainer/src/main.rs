@@ -220,6 +220,14 @@ struct TrainArgs {
     /// month_of_year; `none` for none (segrnn takes none).
     #[arg(long, value_delimiter = ',')]
     calendar: Option<Vec<String>>,
+    /// Aggregate the file to a coarser step after loading: 1d, 1w, MS (calendar months),
+    /// QS (quarters), ME (months labelled by their last day) (`data.resample`).
+    #[arg(long)]
+    resample: Option<String>,
+    /// How --resample combines the rows of a period: sum (empty periods are 0) or mean (empty
+    /// periods are gaps) (`data.aggregate`).
+    #[arg(long)]
+    aggregate: Option<String>,
     /// Panel runs: gaussian, student_t, negative_binomial or quantile.
     #[arg(long)]
     likelihood: Option<String>,
@@ -270,6 +278,10 @@ struct TrainArgs {
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
+    /// Rows between training windows (`window.stride`; a user's own file of daily or longer
+    /// steps uses every window, 1, unless this says otherwise).
+    #[arg(long)]
+    stride: Option<usize>,
     /// Steps to forecast.
     #[arg(long)]
     horizon: Option<usize>,
@@ -420,6 +432,9 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
     if let Some(v) = args.horizon {
         e.window.horizon = v;
     }
+    if let Some(v) = args.stride {
+        e.window.stride = v;
+    }
     if let Some(v) = args.epochs {
         e.train.epochs = v;
     }
@@ -458,7 +473,7 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
 }
 
 /// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--covariates`,
-/// `--future-covariates`, `--id-column`, `--calendar`, `--likelihood`, `--samples`,
+/// `--future-covariates`, `--id-column`, `--calendar`, `--resample`, `--aggregate`, `--likelihood`, `--samples`,
 /// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
@@ -499,6 +514,17 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         e.data.season = v;
     }
     let panel_season = own_file && args.id_column.is_some() && args.season.is_none();
+    if let Some(v) = &args.resample {
+        gatecast_data::parse_frequency(v).map_err(|e| anyhow::anyhow!("--resample: {e}"))?;
+        e.data.resample = v.clone();
+    }
+    if let Some(v) = &args.aggregate {
+        e.data.aggregate = match v.to_ascii_lowercase().as_str() {
+            "sum" => gatecast_data::Aggregation::Sum,
+            "mean" => gatecast_data::Aggregation::Mean,
+            _ => bail!("--aggregate '{v}': expected sum or mean (data.aggregate)"),
+        };
+    }
     // After --target and --id-column, which clear a user's own file's covariates.
     if let Some(v) = &args.covariates {
         e.data.covariates = if v.iter().all(|c| c == "none") {
@@ -520,12 +546,17 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("--calendar: {e}, or none"))?,
         };
     }
-    if own_file && (args.calendar.is_none() || panel_season) {
+    if own_file {
         // A user's own file gets the calendar features, and a panel the season, of its step
         // (a daily file's hour of day is constant, a monthly file's day of week noise).
         let step = gatecast_trainer::run::file_step(&e.data);
         if args.calendar.is_none() {
             e.data.calendar = DataConfig::calendar_for(step);
+        }
+        // The bundled default's stride of 4 suits 50,000 hours; a daily or monthly file is
+        // short, and every window counts.
+        if step.is_some_and(|s| s.nominal() >= chrono::TimeDelta::days(1)) {
+            e.window.stride = 1;
         }
         if panel_season && step.is_some() {
             let inferred = DataConfig {

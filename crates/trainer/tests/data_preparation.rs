@@ -236,6 +236,10 @@ fn an_own_monthly_file_runs_on_the_calendar() {
     assert!(out.contains("| seasonal_naive(12) |"), "{out}");
     let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(
+        config.contains("stride = 1"),
+        "every window of a short file: {config}"
+    );
+    assert!(
         config.contains("calendar = [\"month_of_year\"]"),
         "{config}"
     );
