@@ -65,7 +65,8 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDateTime {
 
 /// Monthly, quarterly and month-end files load on the calendar: their step is calendar months,
 /// a missing month is a gap (filled on the 1st of the month that is missing, or refused
-/// naming it), `1949-01` reads as a month, and a row off the month's day is refused.
+/// naming it), `1949-01`, `1990Q1` and `1990` read as a month, a quarter and a year, and a row
+/// off the month's day is refused.
 #[test]
 fn calendar_months_load_with_their_gaps() {
     let months = |months, end| Frequency::Months { months, end };
@@ -102,6 +103,21 @@ fn calendar_months_load_with_their_gaps() {
         e.contains("t.csv:5:") && e.contains("one day of the month") && e.contains("1 month"),
         "{e}"
     );
+    // Pandas' quarterly periods and bare years are quarters and years.
+    let q = load("date,x\n1990Q4,1\n1991Q1,2\n1991-Q2,3\n", &opts()).unwrap();
+    assert_eq!(
+        q.timestamps,
+        vec![day(1990, 10, 1), day(1991, 1, 1), day(1991, 4, 1)]
+    );
+    assert_eq!(q.frequency, Some(months(3, false)));
+    let y = load("date,x\n1700,5\n1701,11\n1702,16\n", &opts()).unwrap();
+    assert_eq!(y.timestamps[2], day(1702, 1, 1));
+    assert_eq!(y.frequency, Some(months(12, false)));
+    let e = err("date,x\n1990Q5,1\n", &opts());
+    assert!(e.contains("t.csv:2") && e.contains("1990Q5"), "{e}");
+    // Eight digits that make a date are advised as one.
+    let e = err("date,x\n19580329,316.1\n", &opts());
+    assert!(e.contains("'%Y%m%d'") && e.contains("'%s'"), "{e}");
     // A given format without a day names months, too.
     let mut given = opts();
     given.time_format = Some("%b %Y".into());

@@ -293,3 +293,49 @@ fn an_own_monthly_file_runs_on_the_calendar() {
         "{err}"
     );
 }
+
+/// A user's own yearly file (years written `1700`): no calendar feature tells years apart and
+/// no seasonal naive differs from repeat-last, so the run has neither; the forecast is dated
+/// on the years after the file's last.
+#[test]
+fn an_own_yearly_file_has_no_season() {
+    let _guard = common::trains();
+    let dir = tmp("yearly");
+    let mut csv = String::from("year,spots\n");
+    for y in 1700..1900 {
+        csv += &format!("{y},{}\n", 60 + (y * 37) % 50);
+    }
+    std::fs::write(dir.join("y.csv"), csv).unwrap();
+    let args = [
+        "train",
+        "--data",
+        "y.csv",
+        "--time-column",
+        "year",
+        "--target",
+        "spots",
+        "--lookback",
+        "22",
+        "--horizon",
+        "5",
+        "--epochs",
+        "1",
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    let out = common::gatecast_ok(&args, &dir);
+    assert!(
+        out.contains("| naive |") && !out.contains("seasonal_naive"),
+        "{out}"
+    );
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert!(config.contains("calendar = []"), "{config}");
+    common::gatecast_ok(
+        &["forecast", "run", "--input", "y.csv", "--output", "f.csv"],
+        &dir,
+    );
+    let years: Vec<String> = rows(&dir.join("f.csv")).into_iter().map(|r| r.0).collect();
+    assert_eq!(years[0], "1900-01-01 00:00:00");
+    assert_eq!(years[4], "1904-01-01 00:00:00");
+}

@@ -25,8 +25,23 @@ enum TimeFormat {
     DateOnly,
     /// `1949-01`: a month, read as its first day (monthly files as pandas writes periods).
     YearMonth,
+    /// `1990Q1`, `1990-Q1`: a quarter, read as its first day (pandas' quarterly periods).
+    YearQuarter,
+    /// `1990`: a year, read as 1 January (yearly files; epoch seconds have more digits).
+    Year,
     Rfc3339,
     Given,
+}
+
+/// The first day of a `1990Q1` or `1990-Q1` quarter.
+fn year_quarter(t: &str) -> Option<NaiveDate> {
+    let (year, quarter) = t.split_once(['Q', 'q'])?;
+    let year = year.strip_suffix('-').unwrap_or(year);
+    if year.len() != 4 || quarter.len() != 1 {
+        return None;
+    }
+    let quarter: u32 = quarter.parse().ok().filter(|q| (1..=4).contains(q))?;
+    NaiveDate::from_ymd_opt(year.parse().ok()?, 3 * quarter - 2, 1)
 }
 
 fn parse_time(text: &str, format: TimeFormat, given: Option<&str>) -> Option<NaiveDateTime> {
@@ -38,6 +53,11 @@ fn parse_time(text: &str, format: TimeFormat, given: Option<&str>) -> Option<Nai
             .and_then(|d| d.and_hms_opt(0, 0, 0)),
         TimeFormat::YearMonth => (t.len() == 7)
             .then(|| NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d").ok())
+            .flatten()
+            .and_then(|d| d.and_hms_opt(0, 0, 0)),
+        TimeFormat::YearQuarter => year_quarter(t).and_then(|d| d.and_hms_opt(0, 0, 0)),
+        TimeFormat::Year => (t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| NaiveDate::from_ymd_opt(t.parse().ok()?, 1, 1))
             .flatten()
             .and_then(|d| d.and_hms_opt(0, 0, 0)),
         TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(t).ok().map(|d| d.naive_utc()),
@@ -85,6 +105,7 @@ fn undetected_hint(text: &str) -> String {
     let example = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         match t.len() {
             13.. => "'%s' reads seconds since 1970-01-01; these look like milliseconds (13 digits), which need converting to seconds first".to_string(),
+            8 if NaiveDate::parse_from_str(t, "%Y%m%d").is_ok() => "'%Y%m%d' for dates written 19580329, or '%s' for seconds since 1970-01-01".to_string(),
             _ => "'%s' for seconds since 1970-01-01".to_string(),
         }
     } else if t.contains('/') {
@@ -100,6 +121,8 @@ fn detect_format(text: &str) -> Option<TimeFormat> {
     candidates.extend([
         TimeFormat::DateOnly,
         TimeFormat::YearMonth,
+        TimeFormat::YearQuarter,
+        TimeFormat::Year,
         TimeFormat::Rfc3339,
     ]);
     candidates

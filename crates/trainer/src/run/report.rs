@@ -373,10 +373,11 @@ fn test_table(
 ) -> TestTable {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let season = p.season;
-    // Repeat-last, then seasonal naive for every period the look-back covers.
+    // Repeat-last, then seasonal naive for every period the look-back covers (a period of 1,
+    // a yearly file's, is repeat-last again).
     let mut baselines = vec![Baseline::RepeatLast];
     for m in std::iter::once(season).chain(exp.data.baseline_seasons.iter().copied()) {
-        if l >= m && !baselines.contains(&Baseline::SeasonalNaive(m)) {
+        if m > 1 && l >= m && !baselines.contains(&Baseline::SeasonalNaive(m)) {
             baselines.push(Baseline::SeasonalNaive(m));
         }
     }
