@@ -1170,10 +1170,10 @@ fn daily_cycle(
 fn a_conformal_interval_covers_at_its_level() {
     let _rng = common::trains();
     let dir = tmp("conformal");
-    let csv = daily_cycle(&dir, "skewed.csv", 8, |_, rng| {
+    let csv_path = daily_cycle(&dir, "skewed.csv", 8, |_, rng| {
         -3.0 * (1.0 - rng.uniform()).ln()
     });
-    let mut exp = experiment(&csv);
+    let mut exp = experiment(&csv_path);
     exp.train.epochs = 6;
     let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true)
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -1200,6 +1200,42 @@ fn a_conformal_interval_covers_at_its_level() {
     );
     let csv = std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap();
     assert!(csv.starts_with("origin,time,step,target,actual,forecast,lo50,hi50,lo90,hi90\n"));
+
+    // Calibrated on 20 windows: enough for 80% (9), too few for 95% (39), whose ends would be
+    // the extreme errors seen. Its columns are empty, in the test split's forecasts and after
+    // the input alike, and it scores no value.
+    exp.intervals.levels = vec![0.8, 0.95];
+    exp.intervals.calibration = 20;
+    let run_dir = dir.join("few");
+    let report = run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    let t = &report.test;
+    assert_eq!(t.intervals[0].values, t.intervals[0].of, "{}", t.markdown());
+    assert!(t.intervals[0].coverage > 0.6, "{}", t.markdown());
+    assert_eq!(t.intervals[1].values, 0, "{}", t.markdown());
+    assert!(t.markdown().contains("95%: none"), "{}", t.markdown());
+    let ends = |text: &str, from: usize| -> Vec<[String; 4]> {
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                std::array::from_fn(|i| c[from + i].to_string())
+            })
+            .collect()
+    };
+    let tested = ends(
+        &std::fs::read_to_string(run_dir.join("forecast.csv")).unwrap(),
+        6,
+    );
+    let ahead_path = dir.join("ahead.csv");
+    run::forecast(&run_dir, &csv_path, Some(&ahead_path), &Device::flex()).unwrap();
+    let ahead = ends(&std::fs::read_to_string(&ahead_path).unwrap(), 3);
+    for row in tested.iter().chain(&ahead) {
+        let lo: f64 = row[0].parse().unwrap();
+        let hi: f64 = row[1].parse().unwrap();
+        assert!(lo < hi, "{row:?}");
+        assert!(row[2].is_empty() && row[3].is_empty(), "{row:?}");
+    }
+    assert_eq!(ahead.len(), exp.window.horizon);
 }
 
 /// `rows` hours of sales that jump by 40 in the hours of a promotion drawn at random, so no

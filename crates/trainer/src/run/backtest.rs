@@ -88,25 +88,41 @@ impl SeriesBacktest {
         for r in self.mean() {
             s += &line("mean", "", &r);
         }
-        // Every fold scores one window, so the folds' coverages average with equal weights.
+        // Every fold scores one window, so the folds' coverages average with equal weights,
+        // over the folds that had the level's intervals.
         let levels = self.folds[0].table.intervals.len();
         if levels > 0 && self.folds.iter().all(|f| f.table.intervals.len() == levels) {
             let parts: Vec<String> = (0..levels)
                 .map(|i| {
-                    let n = self.folds.len() as f64;
+                    let scores: Vec<&super::IntervalScore> = self
+                        .folds
+                        .iter()
+                        .map(|f| &f.table.intervals[i])
+                        .filter(|x| x.values > 0)
+                        .collect();
+                    let n = scores.len() as f64;
                     let mean = |get: fn(&super::IntervalScore) -> f64| {
-                        self.folds
-                            .iter()
-                            .map(|f| get(&f.table.intervals[i]))
-                            .sum::<f64>()
-                            / n
+                        scores.iter().map(|x| get(x)).sum::<f64>() / n
                     };
-                    format!(
-                        "{:.0}% covers {:.1}% of the folds' values (mean width {:.4})",
-                        100.0 * self.folds[0].table.intervals[i].level,
-                        100.0 * mean(|x| x.coverage),
-                        mean(|x| x.width)
-                    )
+                    let level = 100.0 * self.folds[0].table.intervals[i].level;
+                    match scores.len() {
+                        0 => format!(
+                            "{level:.0}%: none (no fold's calibration had the windows it needs)"
+                        ),
+                        k => format!(
+                            "{level:.0}% covers {:.1}% of the {} values (mean width {:.4})",
+                            100.0 * mean(|x| x.coverage),
+                            if k == self.folds.len() {
+                                "folds'".to_string()
+                            } else {
+                                format!(
+                                    "{k} of {} folds' with enough windows to calibrate on",
+                                    self.folds.len()
+                                )
+                            },
+                            mean(|x| x.width)
+                        ),
+                    }
                 })
                 .collect();
             s += &format!(
@@ -285,13 +301,14 @@ pub fn backtest_series(
                     p.raw.row(r)[col].to_string(),
                     forecast.to_string(),
                 ];
-                // Each level's ends, empty where a fold had no validation window to calibrate on.
+                // Each level's ends, empty where a fold had no validation window to calibrate
+                // on, or fewer than the level needs.
                 for i in 0..exp.intervals.levels.len() {
-                    match &intervals {
-                        Some(it) => {
-                            let (lo, hi) = it.bounds(i, step, j, forecast);
-                            row.extend([lo.to_string(), hi.to_string()]);
-                        }
+                    match intervals
+                        .as_ref()
+                        .and_then(|it| it.bounds(i, step, j, forecast))
+                    {
+                        Some((lo, hi)) => row.extend([lo.to_string(), hi.to_string()]),
                         None => row.extend([String::new(), String::new()]),
                     }
                 }

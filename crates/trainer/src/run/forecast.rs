@@ -88,13 +88,27 @@ pub fn forecast_with(
         Some(it) => Some(it),
         None => {
             let saved = Intervals::load(dir, &exp.data.targets, h)?;
+            let empty: Vec<String> = saved.as_ref().map_or(Vec::new(), |it| {
+                (0..it.levels.len())
+                    .filter(|&i| !it.has(i))
+                    .map(|i| format!("{:.0}%", 100.0 * it.levels[i]))
+                    .collect()
+            });
             crate::tell!(
-                "note: {}: fewer than {MIN_CALIBRATION} complete windows to calibrate the intervals on; {}",
+                "note: {}: fewer than the {} complete windows the intervals need to calibrate on; {}",
                 input.display(),
-                if saved.is_some() {
-                    "they are the run's, from its validation split (intervals.toml)"
-                } else {
-                    "and the run has no intervals.toml (it is older than intervals): no interval columns"
+                min_calibration(&exp),
+                match &saved {
+                    Some(it) if empty.is_empty() => format!(
+                        "they are the run's, from its validation split's {} windows (intervals.toml)",
+                        it.windows
+                    ),
+                    Some(it) => format!(
+                        "they are the run's, from its validation split's {} windows (intervals.toml), too few for the {} interval: its columns are empty",
+                        it.windows,
+                        empty.join(" and ")
+                    ),
+                    None => "and the run has no intervals.toml (it is older than intervals): no interval columns".into(),
                 }
             );
             saved
@@ -117,8 +131,13 @@ pub fn forecast_with(
             }
             text += &format!("{t},{},{}", exp.data.targets[k], v[0]);
             for i in 0..intervals.as_ref().map_or(0, |it| it.levels.len()) {
-                let (lo, hi) = intervals.as_ref().expect("levels").bounds(i, step, k, v[0]);
-                text += &format!(",{lo},{hi}");
+                match intervals
+                    .as_ref()
+                    .and_then(|it| it.bounds(i, step, k, v[0]))
+                {
+                    Some((lo, hi)) => text += &format!(",{lo},{hi}"),
+                    None => text += ",,",
+                }
             }
             text.push('\n');
         }
@@ -238,9 +257,16 @@ fn known_future(
     super::prepare::values_at(&given, times, &path.display().to_string())
 }
 
-/// The fewest windows the input must hold for its own intervals: below it the 95% interval's
-/// order statistics would be clamped to the extremes (`2 / (1 − 0.95) − 1`).
-const MIN_CALIBRATION: usize = 39;
+/// The fewest windows the input must hold for its own intervals: those its highest level
+/// needs ([`super::needed_windows`]: 39 for 95%).
+fn min_calibration(exp: &Experiment) -> usize {
+    exp.intervals
+        .levels
+        .iter()
+        .map(|&l| super::needed_windows(l))
+        .max()
+        .unwrap_or(1)
+}
 
 /// The input as a run's data, scaled by the run's scaler; its "training" rows, which the count
 /// test reads, are all of them, and so are its test rows, whose latest windows calibrate the
@@ -265,7 +291,7 @@ fn input_prepared(loaded: &Loaded, exp: &Experiment, scaler: &Scaler) -> Result<
 
 /// Intervals from the model's errors on the input's latest `intervals.calibration` complete
 /// windows (the input holds their actual values); `None` when the input holds fewer than
-/// [`MIN_CALIBRATION`].
+/// [`min_calibration`] and fewer than `intervals.calibration`.
 fn recent_intervals(
     model: &ForecastModel,
     p: &Prepared,
@@ -280,7 +306,8 @@ fn recent_intervals(
     );
     let from = rows.saturating_sub(k + l + h - 1);
     let (starts, forecasts, _) = forecasts_over(model, p, from..rows, device)?;
-    if starts.len() < MIN_CALIBRATION {
+    // The windows asked for, or those the highest level needs where fewer are asked for.
+    if starts.len() < min_calibration(exp).min(k) {
         return Ok(None);
     }
     let errors = window_errors(p, &starts, &forecasts);

@@ -178,10 +178,6 @@ pub struct TestTable {
     /// How many windows the intervals were calibrated on (the latest known at each origin, up
     /// to `intervals.calibration`).
     pub calibration_windows: usize,
-    /// How many test windows' intervals were calibrated on fewer windows than the highest
-    /// level needs ([`crate::run::needed_windows`]: 39 for 95%), so that their ends are
-    /// the extreme errors seen and cover less than that level.
-    pub short_calibration: usize,
 }
 
 impl TestTable {
@@ -210,28 +206,25 @@ impl TestTable {
             let parts: Vec<String> = self
                 .intervals
                 .iter()
-                .map(|i| {
-                    format!(
-                        "{:.0}% covers {:.1}% of the test values (mean width {:.4})",
-                        100.0 * i.level,
-                        100.0 * i.coverage,
-                        i.width
-                    )
-                })
+                .map(|i| i.describe("test values"))
                 .collect();
             s += &format!(
                 "\nmodel intervals (split conformal, each on the latest {} windows known at its origin): {}\n",
                 self.calibration_windows,
                 parts.join("; ")
             );
-            if self.short_calibration > 0 {
-                let top = self.intervals.iter().map(|i| i.level).fold(0.0, f64::max);
+            if self.intervals.iter().any(|i| i.values < i.of) {
+                let needs: Vec<String> = self
+                    .intervals
+                    .iter()
+                    .map(|i| {
+                        let n = super::intervals::needed_windows(i.level);
+                        format!("{n} for {:.0}%", 100.0 * i.level)
+                    })
+                    .collect();
                 s += &format!(
-                    "note: {} of the {} test windows were calibrated on fewer than the {} windows a {:.0}% interval needs: their ends are the extreme errors seen, so they cover less (a longer validation split, data.split, gives more)\n",
-                    self.short_calibration,
-                    self.windows,
-                    super::intervals::needed_windows(top),
-                    100.0 * top
+                    "note: a level's ends are left empty where fewer windows than it needs were known at the origin ({}): they would be the extreme errors seen, and cover less than the level says; a longer validation split (data.split) gives more\n",
+                    needs.join(", ")
                 );
             }
         }
@@ -256,7 +249,14 @@ impl TestTable {
                 // The intervals are the model's (the first row); the baselines have none.
                 for score in &self.intervals {
                     let (c, w) = if i == 0 {
-                        (score.coverage.to_string(), score.width.to_string())
+                        let cell = |x: f64| {
+                            if x.is_finite() {
+                                x.to_string()
+                            } else {
+                                String::new()
+                            }
+                        };
+                        (cell(score.coverage), cell(score.width))
                     } else {
                         (String::new(), String::new())
                     };
@@ -443,7 +443,6 @@ fn test_table(
             score(rolling, h, nt, &actual, forecasts)
         },
         calibration_windows: rolling.windows(),
-        short_calibration: rolling.short(),
     }
 }
 
@@ -501,8 +500,17 @@ fn write_forecasts(
                         }
                         continue;
                     };
-                    let (lo, hi) = it.bounds(i, step, k, forecast);
-                    row.extend([lo.to_string(), hi.to_string()]);
+                    // A level calibrated on too few windows has empty ends, and no band.
+                    let (lo, hi) = match it.bounds(i, step, k, forecast) {
+                        Some((lo, hi)) => {
+                            row.extend([lo.to_string(), hi.to_string()]);
+                            (lo, hi)
+                        }
+                        None => {
+                            row.extend([String::new(), String::new()]);
+                            (forecast, forecast)
+                        }
+                    };
                     if k == 0 && i == 0 {
                         let band = first.band.as_mut().expect("intervals");
                         band.0.push(lo as f64);
