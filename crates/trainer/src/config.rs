@@ -177,6 +177,21 @@ impl DataConfig {
         }
     }
 
+    /// The M4 competition's forecast horizon for a sampling step of a day or more (Makridakis
+    /// et al. 2020): 14 days, 13 weeks, 18 months, 8 quarters, 6 years; `None` for other steps.
+    /// A user's own file with no `--horizon` forecasts this far, from three times as far back.
+    pub fn horizon_for(step: Option<gatecast_data::Frequency>) -> Option<usize> {
+        use gatecast_data::Frequency;
+        match step? {
+            Frequency::Fixed(d) if d == chrono::TimeDelta::days(1) => Some(14),
+            Frequency::Fixed(d) if d == chrono::TimeDelta::days(7) => Some(13),
+            Frequency::Months { months: 1, .. } => Some(18),
+            Frequency::Months { months: 3, .. } => Some(8),
+            Frequency::Months { months: 12, .. } => Some(6),
+            _ => None,
+        }
+    }
+
     /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
     /// `mean_abs` for a panel (`data.id_column`).
     pub fn scaler_kind(&self) -> ScalerKind {

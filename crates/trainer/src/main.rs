@@ -220,6 +220,16 @@ struct TrainArgs {
     /// month_of_year; `none` for none (segrnn takes none).
     #[arg(long, value_delimiter = ',')]
     calendar: Option<Vec<String>>,
+    /// Missing values: error, interpolate or forward_fill (`data.missing`).
+    #[arg(long)]
+    missing: Option<String>,
+    /// Repeated timestamps: error, first, mean or sum (`data.duplicates`).
+    #[arg(long)]
+    duplicates: Option<String>,
+    /// Missing rows: error, interpolate (fill them) or keep (no window crosses one)
+    /// (`data.gaps`).
+    #[arg(long)]
+    gaps: Option<String>,
     /// Aggregate the file to a coarser step after loading: 1d, 1w, MS (calendar months),
     /// QS (quarters), ME (months labelled by their last day) (`data.resample`).
     #[arg(long)]
@@ -282,7 +292,8 @@ struct TrainArgs {
     /// steps uses every window, 1, unless this says otherwise).
     #[arg(long)]
     stride: Option<usize>,
-    /// Steps to forecast.
+    /// Steps to forecast (a user's own file of days, weeks, months, quarters or years: the
+    /// M4 competition's 14, 13, 18, 8 or 6 by default, with a look-back three times as long).
     #[arg(long)]
     horizon: Option<usize>,
     /// Maximum epochs.
@@ -473,7 +484,8 @@ fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment> {
 }
 
 /// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--covariates`,
-/// `--future-covariates`, `--id-column`, `--calendar`, `--resample`, `--aggregate`, `--likelihood`, `--samples`,
+/// `--future-covariates`, `--id-column`, `--calendar`, `--missing`, `--duplicates`, `--gaps`,
+/// `--resample`, `--aggregate`, `--likelihood`, `--samples`,
 /// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
 /// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
@@ -514,6 +526,15 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         e.data.season = v;
     }
     let panel_season = own_file && args.id_column.is_some() && args.season.is_none();
+    if let Some(v) = &args.missing {
+        e.data.missing = policy("--missing", v, "error, interpolate or forward_fill")?;
+    }
+    if let Some(v) = &args.duplicates {
+        e.data.duplicates = policy("--duplicates", v, "error, first, mean or sum")?;
+    }
+    if let Some(v) = &args.gaps {
+        e.data.gaps = policy("--gaps", v, "error, interpolate or keep")?;
+    }
     if let Some(v) = &args.resample {
         gatecast_data::parse_frequency(v).map_err(|e| anyhow::anyhow!("--resample: {e}"))?;
         e.data.resample = v.clone();
@@ -558,6 +579,12 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         if step.is_some_and(|s| s.nominal() >= chrono::TimeDelta::days(1)) {
             e.window.stride = 1;
         }
+        // The bundled default's week of hours back and day ahead would not fit a monthly file.
+        if let (Some(h), None) = (DataConfig::horizon_for(step), &args.id_column) {
+            let horizon = args.horizon.unwrap_or(h);
+            e.window.horizon = horizon;
+            e.window.lookback = 3 * horizon;
+        }
         if panel_season && step.is_some() {
             let inferred = DataConfig {
                 season: 0,
@@ -586,6 +613,13 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A loader policy named on the command line as `[data]` names it (`forward_fill`, `keep`).
+fn policy<T: serde::de::DeserializeOwned>(flag: &str, value: &str, choices: &str) -> Result<T> {
+    let option = format!("data.{}", flag.trim_start_matches('-'));
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(value))
+        .map_err(|_| anyhow::anyhow!("{flag} '{value}': expected {choices} ({option})"))
 }
 
 fn train(args: TrainArgs) -> Result<()> {

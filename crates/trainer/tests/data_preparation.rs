@@ -295,8 +295,8 @@ fn an_own_monthly_file_runs_on_the_calendar() {
 }
 
 /// A user's own yearly file (years written `1700`): no calendar feature tells years apart and
-/// no seasonal naive differs from repeat-last, so the run has neither; the forecast is dated
-/// on the years after the file's last.
+/// no seasonal naive differs from repeat-last, so the run has neither; with no window given it
+/// forecasts M4's 6 years from 18, dated on the years after the file's last.
 #[test]
 fn an_own_yearly_file_has_no_season() {
     let _guard = common::trains();
@@ -314,10 +314,6 @@ fn an_own_yearly_file_has_no_season() {
         "year",
         "--target",
         "spots",
-        "--lookback",
-        "22",
-        "--horizon",
-        "5",
         "--epochs",
         "1",
         "--out",
@@ -331,11 +327,17 @@ fn an_own_yearly_file_has_no_season() {
     );
     let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(config.contains("calendar = []"), "{config}");
+    // M4's yearly horizon, from three times as far back.
+    assert!(
+        config.contains("lookback = 18\nhorizon = 6\nstride = 1"),
+        "{config}"
+    );
     common::gatecast_ok(
         &["forecast", "run", "--input", "y.csv", "--output", "f.csv"],
         &dir,
     );
     let years: Vec<String> = rows(&dir.join("f.csv")).into_iter().map(|r| r.0).collect();
     assert_eq!(years[0], "1900-01-01 00:00:00");
-    assert_eq!(years[4], "1904-01-01 00:00:00");
+    assert_eq!(years[5], "1905-01-01 00:00:00");
+    assert_eq!(years.len(), 6);
 }

@@ -207,12 +207,12 @@ fn datasets(exp: &Experiment, p: &Prepared) -> Result<(WindowDataset, WindowData
     let valid_ds = WindowDataset::new(p.scaled.clone(), p.split.valid.clone(), p.window.clone())?;
     let test_windows =
         WindowDataset::new(p.scaled.clone(), p.split.test.clone(), p.window.clone())?.len();
-    let (name, rows) = if train_ds.len() == 0 {
-        ("training", p.split.train.len())
+    let (name, range) = if train_ds.len() == 0 {
+        ("training", &p.split.train)
     } else if valid_ds.len() == 0 {
-        ("validation", p.split.valid.len())
+        ("validation", &p.split.valid)
     } else if test_windows == 0 {
-        ("test", p.split.test.len())
+        ("test", &p.split.test)
     } else {
         return Ok((train_ds, valid_ds));
     };
@@ -220,13 +220,34 @@ fn datasets(exp: &Experiment, p: &Prepared) -> Result<(WindowDataset, WindowData
         Some(r) => ("data.split_rows", format!("{r:?}")),
         None => ("data.split", format!("{:?}", exp.data.split)),
     };
+    let need = exp.window.lookback + exp.window.horizon;
+    // Kept gaps split the rows into stretches, and no window crosses one: say so where the
+    // stretches, not the rows, are too short.
+    let longest = p
+        .raw
+        .segments
+        .iter()
+        .map(|s| {
+            s.end
+                .min(range.end)
+                .saturating_sub(s.start.max(range.start))
+        })
+        .max()
+        .unwrap_or(0);
+    let gaps = if p.raw.segments.len() > 1 && longest < need && longest < range.len() {
+        format!(
+            "; the longest stretch without a gap in it has {longest} rows (gaps are kept: data.gaps = \"keep\"; --gaps interpolate fills them, and --resample with --aggregate sum counts them as 0)"
+        )
+    } else {
+        String::new()
+    };
     bail!(
-        "{}: no complete window fits in the {name} split ({rows} rows of {}, {option} = {value}): window.lookback {} + window.horizon {} needs {} rows; shorten the window or change {option}",
+        "{}: no complete window fits in the {name} split ({} rows of {}, {option} = {value}): window.lookback {} + window.horizon {} needs {need} rows{gaps}; shorten the window or change {option}",
         exp.data.path,
+        range.len(),
         p.raw.rows(),
         exp.window.lookback,
         exp.window.horizon,
-        exp.window.lookback + exp.window.horizon
     )
 }
 
