@@ -570,7 +570,8 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if own_file {
         // A user's own file gets the calendar features, and a panel the season, of its step
         // (a daily file's hour of day is constant, a monthly file's day of week noise).
-        let step = gatecast_trainer::run::file_step(&e.data);
+        let shape = gatecast_trainer::run::file_step(&e.data);
+        let step = shape.map(|s| s.0);
         if args.calendar.is_none() {
             e.data.calendar = DataConfig::calendar_for(step);
         }
@@ -580,10 +581,19 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
             e.window.stride = 1;
         }
         // The bundled default's week of hours back and day ahead would not fit a monthly file.
-        if let (Some(h), None) = (DataConfig::horizon_for(step), &args.id_column) {
-            let horizon = args.horizon.unwrap_or(h);
+        if let (Some(m4), Some((_, rows)), None) =
+            (DataConfig::horizon_for(step), shape, &args.id_column)
+        {
+            let season = e.data.season_for(step);
+            let (horizon, lookback) = own_window(m4, rows, e.data.split, season, args);
+            if args.horizon.is_none() && horizon < m4 {
+                gatecast_trainer::tell!(
+                    "note: {}: {rows} rows: forecasting {horizon} steps from {lookback}, as M4's horizon of {m4} would leave no validation or training window (--horizon and --lookback choose them)",
+                    e.data.path
+                );
+            }
             e.window.horizon = horizon;
-            e.window.lookback = 3 * horizon;
+            e.window.lookback = lookback;
         }
         if panel_season && step.is_some() {
             let inferred = DataConfig {
@@ -613,6 +623,36 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The window of a user's own file of days to years with `rows` rows split by `split`: M4's
+/// horizon `m4` (or `--horizon`) from three times as far back (or `--lookback`), the horizon
+/// shortened where the file is too short for it to leave a validation window (which needs
+/// the horizon's rows) and a training window (the look-back's and the horizon's), to whole
+/// seasons where that leaves at least one.
+fn own_window(
+    m4: usize,
+    rows: usize,
+    split: [f64; 3],
+    season: usize,
+    args: &TrainArgs,
+) -> (usize, usize) {
+    let train = (rows as f64 * split[0]) as usize;
+    let valid = rows - train - (rows as f64 * split[2]) as usize;
+    let fits = |h: usize| {
+        let lookback = args.lookback.unwrap_or(3 * h);
+        h <= valid && lookback + h <= train
+    };
+    let horizon = match args.horizon {
+        Some(h) => h,
+        None if fits(m4) => m4,
+        None => match (1..m4).rev().find(|&h| fits(h)) {
+            Some(h) if season > 1 && h >= season => h / season * season,
+            Some(h) => h,
+            None => m4,
+        },
+    };
+    (horizon, args.lookback.unwrap_or(3 * horizon))
 }
 
 /// A loader policy named on the command line as `[data]` names it (`forward_fill`, `keep`).

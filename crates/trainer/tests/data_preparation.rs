@@ -341,3 +341,58 @@ fn an_own_yearly_file_has_no_season() {
     assert_eq!(years[5], "1905-01-01 00:00:00");
     assert_eq!(years.len(), 6);
 }
+
+/// A monthly file of 12 years (AirPassengers' length) is too short for M4's 18 months from 54:
+/// its own-file window is a year ahead from three years back, whole seasons, and the run says
+/// why; a horizon asked for is kept.
+#[test]
+fn a_short_own_file_gets_a_window_that_fits() {
+    let _guard = common::trains();
+    let dir = tmp("short");
+    let mut csv = String::from("month,passengers\n");
+    for t in 0..144 {
+        csv += &format!(
+            "{}-{:02},{}\n",
+            1949 + t / 12,
+            t % 12 + 1,
+            100 + 2 * t + 10 * (t % 12)
+        );
+    }
+    std::fs::write(dir.join("air.csv"), csv).unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            "air.csv",
+            "--time-column",
+            "month",
+            "--target",
+            "passengers",
+            "--epochs",
+            "1",
+            "--out",
+            "run",
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+        (err, config)
+    };
+    let (err, config) = train(&[]);
+    assert!(config.contains("lookback = 36\nhorizon = 12\n"), "{config}");
+    assert!(
+        err.contains("air.csv: 144 rows: forecasting 12 steps from 36")
+            && err.contains("M4's horizon of 18"),
+        "{err}"
+    );
+    let (err, config) = train(&["--horizon", "6"]);
+    assert!(config.contains("lookback = 18\nhorizon = 6\n"), "{config}");
+    assert!(!err.contains("M4"), "{err}");
+}

@@ -83,20 +83,27 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
 }
 
 /// The sampling step of `[data]`'s file as a run reads it (the resampled step where
-/// `data.resample` is set; a panel's first series'), or `None` where the file does not load:
-/// the run that follows then reports why.
-pub fn file_step(d: &DataConfig) -> Option<gatecast_data::Frequency> {
-    if !d.resample.is_empty() {
-        return gatecast_data::parse_frequency(&d.resample).ok();
-    }
+/// `data.resample` is set; a panel's first series') and its rows (a panel's first series'), or
+/// `None` where the file does not load or has one row: the run that follows then reports why.
+pub fn file_step(d: &DataConfig) -> Option<(gatecast_data::Frequency, usize)> {
     let (_, options) = csv_options(d);
     let path = Path::new(&d.path);
-    if d.id_column.is_empty() {
-        load_csv_with_repairs(path, &options).ok()?.0.frequency
+    let series = if d.id_column.is_empty() {
+        load_csv_with_repairs(path, &options).ok()?.0
     } else {
-        let panel = load_panel_with_repairs(path, &options).ok()?;
-        panel.into_iter().find_map(|(s, _)| s.frequency)
-    }
+        load_panel_with_repairs(path, &options)
+            .ok()?
+            .into_iter()
+            .map(|(s, _)| s)
+            .find(|s| s.frequency.is_some())?
+    };
+    let series = if d.resample.is_empty() {
+        series
+    } else {
+        let every = gatecast_data::parse_frequency(&d.resample).ok()?;
+        gatecast_data::resample(&series, every, d.aggregate).ok()?
+    };
+    Some((series.frequency?, series.rows()))
 }
 
 /// Says on standard error what the repair policies changed in `path` (duplicates merged, gaps
