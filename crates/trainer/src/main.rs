@@ -525,7 +525,6 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if let Some(v) = args.season {
         e.data.season = v;
     }
-    let panel_season = own_file && args.id_column.is_some() && args.season.is_none();
     if let Some(v) = &args.missing {
         e.data.missing = policy("--missing", v, "error, interpolate or forward_fill")?;
     }
@@ -568,40 +567,7 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         };
     }
     if own_file {
-        // A user's own file gets the calendar features, and a panel the season, of its step
-        // (a daily file's hour of day is constant, a monthly file's day of week noise).
-        let shape = gatecast_trainer::run::file_step(&e.data);
-        let step = shape.map(|s| s.0);
-        if args.calendar.is_none() {
-            e.data.calendar = DataConfig::calendar_for(step);
-        }
-        // The bundled default's stride of 4 suits 50,000 hours; a daily or monthly file is
-        // short, and every window counts.
-        if step.is_some_and(|s| s.nominal() >= chrono::TimeDelta::days(1)) {
-            e.window.stride = 1;
-        }
-        // The bundled default's week of hours back and day ahead would not fit a monthly file.
-        if let (Some(m4), Some((_, rows)), None) =
-            (DataConfig::horizon_for(step), shape, &args.id_column)
-        {
-            let season = e.data.season_for(step);
-            let (horizon, lookback) = own_window(m4, rows, e.data.split, season, args);
-            if args.horizon.is_none() && horizon < m4 {
-                gatecast_trainer::tell!(
-                    "note: {}: {rows} rows: forecasting {horizon} steps from {lookback}, as M4's horizon of {m4} would leave no validation or training window (--horizon and --lookback choose them)",
-                    e.data.path
-                );
-            }
-            e.window.horizon = horizon;
-            e.window.lookback = lookback;
-        }
-        if panel_season && step.is_some() {
-            let inferred = DataConfig {
-                season: 0,
-                ..DataConfig::default()
-            };
-            e.data.season = inferred.season_for(step);
-        }
+        fit_own_file(args, e);
     }
     if let Some(v) = &args.likelihood {
         e.model.likelihood =
@@ -625,11 +591,57 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     Ok(())
 }
 
-/// The window of a user's own file of days to years with `rows` rows split by `split`: M4's
-/// horizon `m4` (or `--horizon`) from three times as far back (or `--lookback`), the horizon
-/// shortened where the file is too short for it to leave a validation window (which needs
-/// the horizon's rows) and a training window (the look-back's and the horizon's), to whole
-/// seasons where that leaves at least one.
+/// A user's own file (no `--config`) gets what its sampling step calls for, where no flag says
+/// otherwise: the calendar features, a panel's season, every window of a file of days or
+/// more, and M4's horizon for days to years (the bundled default's week of hours back and a
+/// day ahead would not fit a monthly file).
+fn fit_own_file(args: &TrainArgs, e: &mut Experiment) {
+    let shape = gatecast_trainer::run::file_step(&e.data);
+    let step = shape.map(|s| s.0);
+    if args.calendar.is_none() {
+        // A daily file's hour of day is constant, a monthly file's day of week noise.
+        e.data.calendar = DataConfig::calendar_for(step);
+    }
+    let panel = args.id_column.is_some();
+    if panel && args.season.is_none() && step.is_some() {
+        let inferred = DataConfig {
+            season: 0,
+            ..DataConfig::default()
+        };
+        e.data.season = inferred.season_for(step);
+    }
+    if step.is_some_and(|s| s.nominal() >= chrono::TimeDelta::days(1)) {
+        e.window.stride = 1;
+    }
+    let (Some(m4), Some((_, rows))) = (DataConfig::horizon_for(step), shape) else {
+        return;
+    };
+    let season = e.data.season_for(step);
+    let (horizon, lookback) = own_window(m4, rows, e.data.split, season, args);
+    if args.horizon.is_none() && horizon < m4 {
+        let (rows_of, need) = if panel {
+            (
+                " in its longest series",
+                "series with the look-back and three horizons a panel run needs",
+            )
+        } else {
+            ("", "validation or training window")
+        };
+        gatecast_trainer::tell!(
+            "note: {}: {rows} rows{rows_of}: forecasting {horizon} steps from {lookback}, as M4's horizon of {m4} would leave no {need} (--horizon and --lookback choose them)",
+            e.data.path
+        );
+    }
+    e.window.horizon = horizon;
+    e.window.lookback = lookback;
+}
+
+/// The window of a user's own file of days to years with `rows` rows (a panel: its longest
+/// series') split by `split`: M4's horizon `m4` (or `--horizon`) from three times as far back
+/// (a panel: four times, at least 28; or `--lookback`), the horizon shortened where the file
+/// is too short for it to leave a validation window (which needs the horizon's rows) and a
+/// training window (the look-back's and the horizon's; a panel series the look-back and three
+/// horizons), to whole seasons where that leaves at least one.
 fn own_window(
     m4: usize,
     rows: usize,
@@ -637,11 +649,19 @@ fn own_window(
     season: usize,
     args: &TrainArgs,
 ) -> (usize, usize) {
+    let panel = args.id_column.is_some();
+    let lookback = |h: usize| {
+        args.lookback
+            .unwrap_or(if panel { 4 * h.max(7) } else { 3 * h })
+    };
     let train = (rows as f64 * split[0]) as usize;
     let valid = rows - train - (rows as f64 * split[2]) as usize;
     let fits = |h: usize| {
-        let lookback = args.lookback.unwrap_or(3 * h);
-        h <= valid && lookback + h <= train
+        if panel {
+            lookback(h) + 3 * h <= rows
+        } else {
+            h <= valid && lookback(h) + h <= train
+        }
     };
     let horizon = match args.horizon {
         Some(h) => h,
@@ -652,7 +672,7 @@ fn own_window(
             None => m4,
         },
     };
-    (horizon, args.lookback.unwrap_or(3 * horizon))
+    (horizon, lookback(horizon))
 }
 
 /// A loader policy named on the command line as `[data]` names it (`forward_fill`, `keep`).

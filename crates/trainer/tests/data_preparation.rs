@@ -396,3 +396,49 @@ fn a_short_own_file_gets_a_window_that_fits() {
     assert!(config.contains("lookback = 18\nhorizon = 6\n"), "{config}");
     assert!(!err.contains("M4"), "{err}");
 }
+
+/// An own monthly panel of ten years per series: the season is a year, the calendar the month,
+/// and M4's 18 months from 72 do not fit 120 rows beside two held-out horizons, so it forecasts
+/// a year from four.
+#[test]
+fn an_own_monthly_panel_gets_its_season_and_a_window_that_fits() {
+    let _guard = common::trains();
+    let dir = tmp("panel");
+    let mut csv = String::from("month,store,units\n");
+    for store in 0..3 {
+        for t in 0..120 {
+            csv += &format!(
+                "{}-{:02}-01,s{store},{}\n",
+                2010 + t / 12,
+                t % 12 + 1,
+                20 + 5 * store + (t % 12)
+            );
+        }
+    }
+    std::fs::write(dir.join("p.csv"), csv).unwrap();
+    let args = [
+        "train",
+        "--data",
+        "p.csv",
+        "--time-column",
+        "month",
+        "--id-column",
+        "store",
+        "--target",
+        "units",
+        "--epochs",
+        "1",
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    common::gatecast_ok(&args, &dir);
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    for want in [
+        "calendar = [\"month_of_year\"]",
+        "season = 12",
+        "lookback = 48\nhorizon = 12\n",
+    ] {
+        assert!(config.contains(want), "{want}: {config}");
+    }
+}

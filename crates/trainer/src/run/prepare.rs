@@ -83,7 +83,7 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
 }
 
 /// The sampling step of `[data]`'s file as a run reads it (the resampled step where
-/// `data.resample` is set; a panel's first series') and its rows (a panel's first series'), or
+/// `data.resample` is set) and its rows (a panel's longest series'), or
 /// `None` where the file does not load or has one row: the run that follows then reports why.
 pub fn file_step(d: &DataConfig) -> Option<(gatecast_data::Frequency, usize)> {
     let (_, options) = csv_options(d);
@@ -95,7 +95,8 @@ pub fn file_step(d: &DataConfig) -> Option<(gatecast_data::Frequency, usize)> {
             .ok()?
             .into_iter()
             .map(|(s, _)| s)
-            .find(|s| s.frequency.is_some())?
+            .filter(|s| s.frequency.is_some())
+            .max_by_key(|s| s.rows())?
     };
     let series = if d.resample.is_empty() {
         series
