@@ -1425,3 +1425,76 @@ fn an_own_files_season_follows_its_sampling_step() {
     let out = run(&["--season", "14"]);
     assert!(out.contains("| seasonal_naive(14) |"), "{out}");
 }
+
+/// `(time, forecast, lo80)` of each row of a `gatecast forecast` CSV.
+fn forecast_rows(path: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].to_string(), c[2].to_string(), c[3].to_string())
+        })
+        .collect()
+}
+
+/// Past the horizon a forecast is rolled out: its second horizon is exactly the forecast from
+/// the input with the first horizon's forecasts appended as if observed, its first horizon is
+/// the plain forecast's, and only the first has intervals. A run with past covariates, whose
+/// values to come are unknown, is refused.
+#[test]
+fn a_forecast_past_the_horizon_is_rolled_out() {
+    let _rng = common::trains();
+    let dir = tmp("rollout");
+    let csv = daily_cycle(&dir, "cycle.csv", 3, |_, rng| rng.normal());
+    let mut exp = experiment(&csv);
+    exp.data.covariates.clear();
+    let run_dir = dir.join("run");
+    run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    let device = Device::flex();
+    let h = exp.window.horizon;
+    let plain = dir.join("plain.csv");
+    run::forecast(&run_dir, &csv, Some(&plain), &device).unwrap();
+    let long = dir.join("long.csv");
+    run::forecast_steps(&run_dir, &csv, None, Some(3 * h - 5), Some(&long), &device).unwrap();
+    let (plain, long) = (forecast_rows(&plain), forecast_rows(&long));
+    assert_eq!(long.len(), 3 * h - 5);
+    assert_eq!(long[..h], plain[..]);
+    assert!(long[h..].iter().all(|r| r.2.is_empty()), "{long:?}");
+
+    // The input and the first horizon's forecasts as one file: its forecast is the second.
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    for (time, value, _) in &plain {
+        text += &format!("{time},{value},0\n");
+    }
+    let extended = dir.join("extended.csv");
+    std::fs::write(&extended, text).unwrap();
+    let next = dir.join("next.csv");
+    run::forecast(&run_dir, &extended, Some(&next), &device).unwrap();
+    let next = forecast_rows(&next);
+    for (a, b) in long[h..2 * h].iter().zip(&next) {
+        assert_eq!((&a.0, &a.1), (&b.0, &b.1));
+    }
+
+    // Past covariates have no values past the input.
+    let with_temp = experiment(&csv);
+    let temp_dir = dir.join("temp");
+    run::train(&with_temp, &temp_dir, &[Device::flex()], false, true).unwrap();
+    let err = run::forecast_steps(&temp_dir, &csv, None, Some(h + 1), None, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--steps 13") && err.contains("past covariates (temp)"),
+        "{err}"
+    );
+    run::forecast_steps(
+        &temp_dir,
+        &csv,
+        None,
+        Some(h),
+        Some(&dir.join("h.csv")),
+        &device,
+    )
+    .expect("a horizon needs no roll-out");
+}

@@ -56,34 +56,74 @@ pub fn forecast_with(
     output: Option<&Path>,
     device: &Device,
 ) -> Result<()> {
+    forecast_steps(dir, input, future, None, output, device)
+}
+
+/// [`forecast_with`] for `steps` steps after `input`'s end (`None`: the run's horizon). Past
+/// the horizon the forecast is rolled out, as Darts' `predict(n)` is past its output chunk:
+/// each horizon's forecasts join the input as if they had been observed, and the model
+/// forecasts the next horizon from them. A run with past covariates cannot be rolled out
+/// (their values to come are unknown), and the `future` file then holds the known-future
+/// values of whole horizons. Only the first horizon has intervals: the later steps' errors
+/// compound the earlier ones', which no calibration window measured.
+pub fn forecast_steps(
+    dir: &Path,
+    input: &Path,
+    future: Option<&Path>,
+    steps: Option<usize>,
+    output: Option<&Path>,
+    device: &Device,
+) -> Result<()> {
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
+    let h = exp.window.horizon;
+    let n = steps.unwrap_or(h);
+    if n == 0 {
+        bail!("--steps 0: forecast at least one step");
+    }
+    if n > h && !exp.data.covariates.is_empty() {
+        bail!(
+            "--steps {n}: past window.horizon = {h} the forecast is rolled out from its own forecasts, and the run's past covariates ({}) have no values there; forecast {h} steps at a time from inputs that hold them",
+            exp.data.covariates.join(", ")
+        );
+    }
     let loaded = load(&exp.data, input)?;
     DataFingerprint::check_step(dir, input, loaded.series.frequency)?;
-    let last = LastWindow::of(&loaded, &exp, &scaler, input, future)?;
     let trained = load_model(dir, &exp, &loaded.window(&exp), device)?;
     let p = input_prepared(&loaded, &exp, &scaler)?;
     let recent = recent_intervals(&trained, &p, &exp, device)?;
     let model = trained.valid();
-    let (l, h) = (exp.window.lookback, exp.window.horizon);
-    let x = Tensor::<3>::from_data(TensorData::new(last.x, [1, l, loaded.inputs.len()]), device);
-    let future = (!loaded.future.is_empty()).then(|| {
-        Tensor::<3>::from_data(
-            TensorData::new(last.future, [1, h, loaded.future.len()]),
-            device,
-        )
-    });
-    let steps = last.step.map(|s| vec![s]);
-    let pred = model
-        .predict(x, future, steps.as_deref())
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let targets = &p.targets;
     let nt = targets.len();
     // Count targets (as the test split's forecasts, judged on the rows given) are floored at 0.
     let counts = count_targets(&p);
     let mut floored = 0;
+    // Each horizon in original units, floored, then joined to the input for the next one.
+    let mut rolled = loaded.clone();
+    let (mut times, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n * nt));
+    while times.len() < n {
+        let last = LastWindow::of(&rolled, &exp, &scaler, input, future)?;
+        let pred = predict(&model, &last, &rolled, &exp, device)?;
+        let mut horizon = vec![0.0f32; h * nt];
+        for step in 0..h {
+            for (k, &col) in targets.iter().enumerate() {
+                let mut v = [pred[step * nt + k]];
+                scaler.inverse(col, &mut v);
+                if counts[k] && v[0] < 0.0 {
+                    floored += usize::from(times.len() + step < n);
+                    v[0] = 0.0;
+                }
+                horizon[step * nt + k] = v[0];
+            }
+        }
+        if times.len() + h < n {
+            last.append_to(&mut rolled.series, targets, &horizon);
+        }
+        times.extend_from_slice(&last.times);
+        values.extend_from_slice(&horizon);
+    }
+    times.truncate(n);
+    values.truncate(n * nt);
     let intervals = match recent {
         Some(it) => Some(it),
         None => {
@@ -114,6 +154,13 @@ pub fn forecast_with(
             saved
         }
     };
+    if n > h {
+        crate::tell!(
+            "note: {}: steps {} to {n} are forecast from the model's own forecasts, a horizon ({h} steps) at a time, and have no intervals",
+            input.display(),
+            h + 1
+        );
+    }
     let mut text = String::from("time,target,forecast");
     if let Some(it) = &intervals {
         for i in 0..it.levels.len() {
@@ -121,20 +168,16 @@ pub fn forecast_with(
         }
     }
     text.push('\n');
-    for (step, t) in last.times.iter().enumerate() {
-        for (k, &col) in targets.iter().enumerate() {
-            let mut v = [pred[step * nt + k]];
-            scaler.inverse(col, &mut v);
-            if counts[k] && v[0] < 0.0 {
-                floored += 1;
-                v[0] = 0.0;
-            }
-            text += &format!("{t},{},{}", exp.data.targets[k], v[0]);
+    for (step, t) in times.iter().enumerate() {
+        for k in 0..nt {
+            let v = values[step * nt + k];
+            text += &format!("{t},{},{v}", exp.data.targets[k]);
             for i in 0..intervals.as_ref().map_or(0, |it| it.levels.len()) {
-                match intervals
+                let ends = intervals
                     .as_ref()
-                    .and_then(|it| it.bounds(i, step, k, v[0]))
-                {
+                    .filter(|_| step < h)
+                    .and_then(|it| it.bounds(i, step, k, v));
+                match ends {
                     Some((lo, hi)) => text += &format!(",{lo},{hi}"),
                     None => text += ",,",
                 }
@@ -142,7 +185,7 @@ pub fn forecast_with(
             text.push('\n');
         }
     }
-    if let Some(note) = super::report::floored_note(floored, last.times.len() * nt) {
+    if let Some(note) = super::report::floored_note(floored, n * nt) {
         crate::tell!("note: {}: {note}", input.display());
     }
     match output {
@@ -150,6 +193,29 @@ pub fn forecast_with(
         None => crate::say!("{text}"),
     }
     Ok(())
+}
+
+/// The model's forecast from `last`, `[horizon, targets]` row-major, scaled.
+fn predict(
+    model: &ForecastModel,
+    last: &LastWindow,
+    loaded: &Loaded,
+    exp: &Experiment,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let x = TensorData::new(last.x.clone(), [1, l, loaded.inputs.len()]);
+    let x = Tensor::<3>::from_data(x, device);
+    let future = (!loaded.future.is_empty()).then(|| {
+        let f = TensorData::new(last.future.clone(), [1, h, loaded.future.len()]);
+        Tensor::<3>::from_data(f, device)
+    });
+    let steps = last.step.map(|s| vec![s]);
+    model
+        .predict(x, future, steps.as_deref())
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 /// The model's input for a forecast after the end of the data: the last look-back, scaled, and
@@ -161,6 +227,8 @@ struct LastWindow {
     future: Vec<f32>,
     /// The timestamps forecast.
     times: Vec<chrono::NaiveDateTime>,
+    /// `[horizon, future]` in original units: the known-future columns' values to come.
+    future_raw: Vec<f32>,
     /// The absolute step number of the look-back's first row (a learned cycle's phase).
     step: Option<i64>,
 }
@@ -215,6 +283,7 @@ impl LastWindow {
             future.extend_from_slice(&given[step * nf..(step + 1) * nf]);
             future.extend_from_slice(&calendar[step * ncal..(step + 1) * ncal]);
         }
+        let future_raw = future.clone();
         let first_future = series.width() - width;
         for (i, v) in future.iter_mut().enumerate() {
             let col = first_future + i % width.max(1);
@@ -225,8 +294,31 @@ impl LastWindow {
             x,
             future,
             times,
+            future_raw,
             step,
         })
+    }
+
+    /// Appends the forecast `values` (`[horizon, targets]`, original units, for the columns
+    /// `targets`) to `series` as rows at this window's times, beside their known-future
+    /// values: a roll-out's next input. The series holds no past covariates (their values to
+    /// come are unknown), so its other columns are the known-future ones, last.
+    fn append_to(&self, series: &mut gatecast_data::Series, targets: &[usize], values: &[f32]) {
+        let (w, nt) = (series.width(), targets.len());
+        let width = self.future_raw.len() / self.times.len().max(1);
+        for (step, &t) in self.times.iter().enumerate() {
+            let mut row = vec![0.0f32; w];
+            row[w - width..].copy_from_slice(&self.future_raw[step * width..(step + 1) * width]);
+            for (k, &c) in targets.iter().enumerate() {
+                row[c] = values[step * nt + k];
+            }
+            series.timestamps.push(t);
+            series.values.extend_from_slice(&row);
+        }
+        let rows = series.rows();
+        if let Some(last) = series.segments.last_mut() {
+            last.end = rows;
+        }
     }
 }
 

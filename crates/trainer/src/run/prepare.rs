@@ -35,6 +35,7 @@ pub struct Prepared {
 
 /// A CSV file as a run's model reads it: loaded and cleaned with `[data]`'s options, resampled,
 /// calendar covariates appended.
+#[derive(Clone)]
 pub(super) struct Loaded {
     /// Targets, covariates, then the calendar columns.
     pub(super) series: Series,

@@ -151,6 +151,10 @@ enum Command {
         /// Where to write the forecast CSV (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Single-series runs: steps to forecast (default: the run's window.horizon); past the
+        /// horizon the forecast is rolled out from its own forecasts, without intervals.
+        #[arg(long)]
+        steps: Option<usize>,
         /// Backend: flex, ndarray or wgpu (those compiled in).
         #[arg(long)]
         device: Option<String>,
@@ -494,9 +498,15 @@ fn main() -> ExitCode {
             output,
             series,
             future,
+            steps,
             device: d,
         } => device(d.as_deref()).and_then(|dev| {
             if panel::panel_run(&run_dir)?.is_some() {
+                if let Some(n) = steps {
+                    bail!(
+                        "--steps {n}: single-series runs only; a panel run forecasts its window.horizon"
+                    );
+                }
                 panel::forecast_run_with(
                     &run_dir,
                     &input,
@@ -511,7 +521,14 @@ fn main() -> ExitCode {
                     run_dir.display()
                 )
             } else {
-                run::forecast_with(&run_dir, &input, future.as_deref(), output.as_deref(), &dev)
+                run::forecast_steps(
+                    &run_dir,
+                    &input,
+                    future.as_deref(),
+                    steps,
+                    output.as_deref(),
+                    &dev,
+                )
             }
         }),
     };
