@@ -120,6 +120,49 @@ fn autoregressive_learns_a_fixed_batch() {
     assert!(losses[29] < 0.5 * losses[0], "{losses:?}");
 }
 
+/// RevIN makes the forecast follow an affine change of each input channel: scaling the
+/// targets' channel by 3 and shifting it by 10 (and the other channel by its own) scales and
+/// shifts the forecast the same way. Without it the same change does not carry over.
+#[test]
+fn revin_is_equivariant_to_each_channels_scale_and_level() {
+    let device = device();
+    let x = Tensor::<3>::random([4, 9, 2], Distribution::Normal(0.0, 1.0), &device);
+    let (scale, shift) = (
+        Tensor::<1>::from_floats([3.0, 0.5], &device).reshape([1, 1, 2]),
+        Tensor::<1>::from_floats([10.0, -4.0], &device).reshape([1, 1, 2]),
+    );
+    let moved = x.clone() * scale + shift;
+    for (revin, autoregressive) in [(true, false), (true, true), (false, false)] {
+        let f = ForecasterConfig::new(CellType::Lstm, 2, 8, 3, 1)
+            .with_revin(revin)
+            .with_autoregressive(autoregressive)
+            .init(&device);
+        let a = values(f.forward(x.clone(), None));
+        let b = values(f.forward(moved.clone(), None));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (q - (3.0 * p + 10.0)).abs())
+            .fold(0.0f32, f32::max);
+        if revin {
+            assert!(
+                worst < 1e-3,
+                "autoregressive {autoregressive}: off by {worst}"
+            );
+        } else {
+            assert!(
+                worst > 0.1,
+                "without RevIN the change carried over ({worst})"
+            );
+        }
+    }
+    let both = ForecasterConfig::new(CellType::Lstm, 2, 8, 3, 1)
+        .with_revin(true)
+        .with_last_value_norm(true)
+        .try_init(&device);
+    assert!(both.is_err());
+}
+
 /// Last-value normalisation makes the forecast shift with the level of the input.
 #[test]
 fn last_value_norm_is_shift_equivariant() {

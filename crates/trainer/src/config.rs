@@ -297,7 +297,9 @@ pub struct ModelSection {
     pub last_value_norm: bool,
     /// `segrnn` only: segment length in steps (the look-back must be a multiple).
     pub segment: usize,
-    /// `segrnn` only: reversible instance normalisation instead of `last_value_norm`.
+    /// Reversible instance normalisation (RevIN) instead of `last_value_norm`: each window's
+    /// channels standardised by their own look-back mean and deviation, the forecast scaled
+    /// back (affine weights for `segrnn`, none for the recurrent cells).
     pub revin: bool,
     /// `segrnn` only: the length in steps of a learned per-channel cycle taken out of each
     /// window before the network and put back into its forecast (CycleNet's residual cycle
@@ -491,6 +493,9 @@ impl Experiment {
     /// `[model]`, with what it needs of the window and the data.
     fn validate_model(&self) -> Result<(), String> {
         let m = &self.model;
+        if m.revin && m.last_value_norm {
+            return Err("model.revin = true: choose one window normalisation, model.revin or model.last_value_norm (--revin or --last-value-norm)".into());
+        }
         if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
             return Err(format!("model.dropout = {}: must be in [0, 1)", m.dropout));
         }
@@ -501,12 +506,6 @@ impl Experiment {
                     "model.cycle = {}: only model.cell = \"segrnn\" has a learned cycle (set model.cycle = 0)",
                     m.cycle
                 ));
-            }
-            if m.revin {
-                return Err(
-                    "model.revin = true: only model.cell = \"segrnn\" has RevIN; a recurrent cell's windows are normalised by model.last_value_norm = true (--last-value-norm)"
-                        .to_string(),
-                );
             }
             if m.channel_mix {
                 return Err(
@@ -593,8 +592,8 @@ impl Experiment {
                 "model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into(),
             );
         }
-        if m.bidirectional || m.last_value_norm {
-            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm (each series is scaled instead)".into());
+        if m.bidirectional || m.last_value_norm || m.revin {
+            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm or revin (each series is scaled instead)".into());
         }
         if self.data.season == 0 {
             return Err("data.season = 0 (inferred from the sampling step) is for single-series runs; give a panel run its period (7 for daily data)".into());
@@ -1017,7 +1016,10 @@ mod tests {
             ("[train]\nclip = \"sometimes\"", "train.clip"),
             ("[model]\ncycle = 24", "model.cycle"),
             ("[model]\nchannel_mix = true", "model.channel_mix"),
-            ("[model]\nrevin = true", "model.revin"),
+            (
+                "[model]\nrevin = true\nlast_value_norm = true",
+                "model.revin",
+            ),
             ("[train]\nfreq_loss = 1.5", "train.freq_loss"),
             ("[train]\nfreq_loss = -0.1", "train.freq_loss"),
             ("[train]\nfreq_loss = nan", "train.freq_loss"),

@@ -58,6 +58,13 @@ pub struct ForecasterConfig {
     /// features.
     #[config(default = false)]
     pub last_value_norm: bool,
+    /// Reversible instance normalisation (Kim et al., ICLR 2022), without its affine weights:
+    /// each sequence's input channels are standardised by their own look-back mean and
+    /// standard deviation before encoding, and the forecast is scaled back by the targets'.
+    /// Robust to level and scale shifts between training and test data; instead of
+    /// `last_value_norm`. Needs the targets as the first input features.
+    #[config(default = false)]
+    pub revin: bool,
 }
 
 /// The recurrent encoder of a [`Forecaster`].
@@ -173,6 +180,7 @@ pub struct Forecaster {
     future_size: usize,
     directions: usize,
     last_value_norm: bool,
+    revin: bool,
 }
 
 impl ForecasterConfig {
@@ -191,6 +199,24 @@ impl ForecasterConfig {
                     expected: "must be at least 1",
                 });
             }
+        }
+        if self.revin && self.last_value_norm {
+            return Err(RecurrentError::InvalidConfig {
+                option: "revin",
+                value: "true".into(),
+                expected: "one window normalisation: revin or last_value_norm, not both",
+            });
+        }
+        if (self.revin || self.last_value_norm) && self.input_size < self.targets {
+            return Err(RecurrentError::InvalidConfig {
+                option: if self.revin {
+                    "revin"
+                } else {
+                    "last_value_norm"
+                },
+                value: "true".into(),
+                expected: "the targets among the input features (input_size >= targets)",
+            });
         }
         let (i, h, l, p, b) = (
             self.input_size,
@@ -233,6 +259,7 @@ impl ForecasterConfig {
             future_size: self.future_size,
             directions,
             last_value_norm: self.last_value_norm,
+            revin: self.revin,
         })
     }
 }
@@ -260,20 +287,29 @@ impl Forecaster {
         future: Option<Tensor<3>>,
         lengths: Option<&[usize]>,
     ) -> Result<Tensor<3>, RecurrentError> {
-        if !self.last_value_norm {
+        if !self.last_value_norm && !self.revin {
             return self.forward_normalised(inputs, future, lengths);
         }
         if lengths.is_some() {
             return Err(RecurrentError::InvalidConfig {
-                option: "last_value_norm",
+                option: if self.revin { "revin" } else { "last_value_norm" },
                 value: "true".into(),
-                expected: "the last look-back value must be a real step: give full-length look-backs (no lengths)",
+                expected: "each look-back must be all real steps: give full-length look-backs (no lengths)",
             });
+        }
+        let t = self.targets;
+        if self.revin {
+            // [batch, 1, input_size]: each sequence's own mean and (sample) standard deviation.
+            let mean = inputs.clone().mean_dim(1);
+            let std = (inputs.clone().var(1) + 1e-5).sqrt();
+            let z = (inputs - mean.clone()) / std.clone();
+            let out = self.forward_normalised(z, future, None)?;
+            return Ok(out * std.narrow(2, 0, t) + mean.narrow(2, 0, t));
         }
         let lookback = inputs.dims()[1];
         let last = inputs.clone().narrow(1, lookback - 1, 1);
         let out = self.forward_normalised(inputs - last.clone(), future, None)?;
-        Ok(out + last.narrow(2, 0, self.targets))
+        Ok(out + last.narrow(2, 0, t))
     }
 
     fn forward_normalised(

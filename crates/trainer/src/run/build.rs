@@ -38,6 +38,7 @@ pub fn build_model(
                 .with_bidirectional(m.bidirectional)
                 .with_autoregressive(m.decoder == Decoder::Autoregressive)
                 .with_last_value_norm(m.last_value_norm)
+                .with_revin(m.revin)
                 .try_init(device)?,
             )
         }

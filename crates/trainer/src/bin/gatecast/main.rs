@@ -279,7 +279,8 @@ struct TrainArgs {
     /// `--cell segrnn`: segment length (must divide the look-back).
     #[arg(long)]
     segment: Option<usize>,
-    /// `--cell segrnn`: reversible instance normalisation (RevIN).
+    /// Reversible instance normalisation (RevIN): each window standardised by its own mean
+    /// and deviation, the forecast scaled back (instead of --last-value-norm).
     #[arg(long)]
     revin: bool,
     /// `--cell segrnn`: a learned per-channel cycle of this many steps (e.g. 24 for a daily
