@@ -9,8 +9,8 @@
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
 //! | `intervals.rs` | prediction intervals from the latest windows' errors (split conformal) |
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
-//! | `fingerprint.rs` | what the data was at training, so `evaluate` and `--resume` see changes |
-//! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data |
+//! | `fingerprint.rs` | what the data was at training (rows, span, step), so `evaluate`, `--resume` and `forecast` see changes |
+//! | `forecast.rs` | a finished run: `evaluate` again, `forecast` after new data (rolled out past the horizon) |
 //! | `backtest.rs` | rolling-origin folds, each a run split by rows, scored beside the baselines |
 
 mod backtest;
