@@ -442,3 +442,36 @@ fn an_own_monthly_panel_gets_its_season_and_a_window_that_fits() {
         assert!(config.contains(want), "{want}: {config}");
     }
 }
+
+/// An own weekly file: M4's 13 weeks ahead, from a year back (three horizons would be 39
+/// weeks, less than the season the seasonal naive repeats), so the table has its row.
+#[test]
+fn an_own_weekly_file_looks_back_a_season() {
+    let _guard = common::trains();
+    let dir = tmp("weekly");
+    let first = chrono::NaiveDate::from_ymd_opt(2015, 1, 3).unwrap();
+    let mut csv = String::from("week,orders\n");
+    for w in 0..300 {
+        let day = first + chrono::TimeDelta::weeks(w);
+        csv += &format!("{day},{}\n", 50 + (w * 7) % 52);
+    }
+    std::fs::write(dir.join("w.csv"), csv).unwrap();
+    let args = [
+        "train",
+        "--data",
+        "w.csv",
+        "--time-column",
+        "week",
+        "--target",
+        "orders",
+        "--epochs",
+        "1",
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    let out = common::gatecast_ok(&args, &dir);
+    assert!(out.contains("| seasonal_naive(52) |"), "{out}");
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert!(config.contains("lookback = 52\nhorizon = 13\n"), "{config}");
+}

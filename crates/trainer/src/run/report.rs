@@ -381,6 +381,11 @@ fn test_table(
             baselines.push(Baseline::SeasonalNaive(m));
         }
     }
+    if season > l {
+        crate::tell!(
+            "note: no seasonal_naive({season}) row: it repeats the last season, and window.lookback = {l} holds less (data.season = {season})"
+        );
+    }
     let mut actual = Vec::with_capacity(forecasts.len());
     let mut baseline_forecasts = vec![Vec::with_capacity(forecasts.len()); baselines.len()];
     for &s in starts {

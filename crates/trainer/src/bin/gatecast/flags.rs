@@ -272,7 +272,7 @@ fn fit_own_file(args: &TrainArgs, e: &mut Experiment) {
 
 /// The window of a user's own file of days to years with `rows` rows (a panel: its longest
 /// series') split by `split`: M4's horizon `m4` (or `--horizon`) from three times as far back
-/// (a panel: four times, at least 28; or `--lookback`), the horizon shortened where the file
+/// (a panel: four times, at least 28; at least a season; or `--lookback`), the horizon shortened where the file
 /// is too short for it to leave a validation window (which needs the horizon's rows) and a
 /// training window (the look-back's and the horizon's; a panel series the look-back and three
 /// horizons), to whole seasons where that leaves at least one.
@@ -284,9 +284,10 @@ fn own_window(
     args: &TrainArgs,
 ) -> (usize, usize) {
     let panel = args.id_column.is_some();
+    // At least a season back, so the seasonal naive has its last season to repeat.
     let lookback = |h: usize| {
         args.lookback
-            .unwrap_or(if panel { 4 * h.max(7) } else { 3 * h })
+            .unwrap_or(if panel { 4 * h.max(7) } else { 3 * h }.max(season))
     };
     let train = (rows as f64 * split[0]) as usize;
     let valid = rows - train - (rows as f64 * split[2]) as usize;
