@@ -55,6 +55,40 @@ fn rows(path: &Path) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// `gatecast train --data FILE --time-column TIME --target TARGET --out run --quiet EXTRA..`
+/// in `dir`, as a user with their own file and no config runs it: its standard output and
+/// error, after asserting that it succeeded, and the run's `config.toml`.
+fn train_own(
+    dir: &Path,
+    file: &str,
+    time: &str,
+    target: &str,
+    extra: &[&str],
+) -> (String, String, String) {
+    let mut args = vec![
+        "train",
+        "--data",
+        file,
+        "--time-column",
+        time,
+        "--target",
+        target,
+        "--out",
+        "run",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "gatecast {args:?}: {err}");
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    (String::from_utf8(out.stdout).unwrap(), err, config)
+}
+
 /// A run trained on hourly rows summed to days forecasts from the raw hourly file exactly as from
 /// the daily sums made by hand: days after the file's last day, on the scale of daily sums.
 #[test]
@@ -212,29 +246,14 @@ fn an_own_monthly_file_runs_on_the_calendar() {
         );
     }
     std::fs::write(dir.join("m.csv"), csv).unwrap();
-    let out = common::gatecast_ok(
-        &[
-            "train",
-            "--data",
-            "m.csv",
-            "--time-column",
-            "month",
-            "--target",
-            "sales",
-            "--lookback",
-            "24",
-            "--horizon",
-            "12",
-            "--epochs",
-            "2",
-            "--out",
-            "run",
-            "--quiet",
-        ],
+    let (out, _, config) = train_own(
         &dir,
+        "m.csv",
+        "month",
+        "sales",
+        &["--lookback", "24", "--horizon", "12", "--epochs", "2"],
     );
     assert!(out.contains("| seasonal_naive(12) |"), "{out}");
-    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(
         config.contains("stride = 1"),
         "every window of a short file: {config}"
@@ -306,26 +325,11 @@ fn an_own_yearly_file_has_no_season() {
         csv += &format!("{y},{}\n", 60 + (y * 37) % 50);
     }
     std::fs::write(dir.join("y.csv"), csv).unwrap();
-    let args = [
-        "train",
-        "--data",
-        "y.csv",
-        "--time-column",
-        "year",
-        "--target",
-        "spots",
-        "--epochs",
-        "1",
-        "--out",
-        "run",
-        "--quiet",
-    ];
-    let out = common::gatecast_ok(&args, &dir);
+    let (out, _, config) = train_own(&dir, "y.csv", "year", "spots", &["--epochs", "1"]);
     assert!(
         out.contains("| naive |") && !out.contains("seasonal_naive"),
         "{out}"
     );
-    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(config.contains("calendar = []"), "{config}");
     // M4's yearly horizon, from three times as far back.
     assert!(
@@ -360,29 +364,9 @@ fn a_short_own_file_gets_a_window_that_fits() {
     }
     std::fs::write(dir.join("air.csv"), csv).unwrap();
     let train = |extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--data",
-            "air.csv",
-            "--time-column",
-            "month",
-            "--target",
-            "passengers",
-            "--epochs",
-            "1",
-            "--out",
-            "run",
-            "--quiet",
-        ];
+        let mut args = vec!["--epochs", "1"];
         args.extend_from_slice(extra);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
-            .args(&args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(out.status.success(), "{err}");
-        let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+        let (_, err, config) = train_own(&dir, "air.csv", "month", "passengers", &args);
         (err, config)
     };
     let (err, config) = train(&[]);
@@ -416,24 +400,8 @@ fn an_own_monthly_panel_gets_its_season_and_a_window_that_fits() {
         }
     }
     std::fs::write(dir.join("p.csv"), csv).unwrap();
-    let args = [
-        "train",
-        "--data",
-        "p.csv",
-        "--time-column",
-        "month",
-        "--id-column",
-        "store",
-        "--target",
-        "units",
-        "--epochs",
-        "1",
-        "--out",
-        "run",
-        "--quiet",
-    ];
-    common::gatecast_ok(&args, &dir);
-    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    let extra = ["--id-column", "store", "--epochs", "1"];
+    let (_, _, config) = train_own(&dir, "p.csv", "month", "units", &extra);
     for want in [
         "calendar = [\"month_of_year\"]",
         "season = 12",
@@ -456,22 +424,7 @@ fn an_own_weekly_file_looks_back_a_season() {
         csv += &format!("{day},{}\n", 50 + (w * 7) % 52);
     }
     std::fs::write(dir.join("w.csv"), csv).unwrap();
-    let args = [
-        "train",
-        "--data",
-        "w.csv",
-        "--time-column",
-        "week",
-        "--target",
-        "orders",
-        "--epochs",
-        "1",
-        "--out",
-        "run",
-        "--quiet",
-    ];
-    let out = common::gatecast_ok(&args, &dir);
+    let (out, _, config) = train_own(&dir, "w.csv", "week", "orders", &["--epochs", "1"]);
     assert!(out.contains("| seasonal_naive(52) |"), "{out}");
-    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(config.contains("lookback = 52\nhorizon = 13\n"), "{config}");
 }
