@@ -81,6 +81,13 @@ pub fn forecast_steps(
     if n == 0 {
         bail!("--steps 0: forecast at least one step");
     }
+    // Each horizon past the first compounds the errors before it; a thousand is far past use.
+    if n > 1000 * h {
+        bail!(
+            "--steps {n}: at most 1000 horizons of window.horizon = {h} ({} steps)",
+            1000 * h
+        );
+    }
     if n > h && !exp.data.covariates.is_empty() {
         bail!(
             "--steps {n}: past window.horizon = {h} the forecast is rolled out from its own forecasts, and the run's past covariates ({}) have no values there; forecast {h} steps at a time from inputs that hold them",
