@@ -35,18 +35,27 @@ impl Frequency {
     /// The timestamp `k` steps after `t` (before it for a negative `k`). A monthly step keeps
     /// the time of day and the day of the month, or moves to the month's last day when that
     /// day does not exist there (31 January + 1 month is 28 or 29 February) or when `end`.
+    ///
+    /// # Panics
+    /// Past chrono's dates (year 262143); [`Frequency::checked_add`] says `None` instead.
     pub fn add(self, t: NaiveDateTime, k: i64) -> NaiveDateTime {
+        self.checked_add(t, k)
+            .expect("a timestamp within chrono's range")
+    }
+
+    /// [`Frequency::add`], or `None` past chrono's dates.
+    pub fn checked_add(self, t: NaiveDateTime, k: i64) -> Option<NaiveDateTime> {
         match self {
-            Frequency::Fixed(step) => t + step * i32::try_from(k).expect("a step count within i32"),
+            Frequency::Fixed(step) => {
+                t.checked_add_signed(step.checked_mul(i32::try_from(k).ok()?)?)
+            }
             Frequency::Months { months, end } => {
-                let index = month_index(t) + k * i64::from(months);
+                let index = month_index(t).checked_add(k.checked_mul(i64::from(months))?)?;
                 let (year, month) = (1970 + index.div_euclid(12), index.rem_euclid(12) as u32 + 1);
-                let year = i32::try_from(year).expect("a year within chrono's range");
+                let year = i32::try_from(year).ok()?;
                 let last = days_in_month(year, month);
                 let day = if end { last } else { t.day().min(last) };
-                NaiveDate::from_ymd_opt(year, month, day)
-                    .expect("a valid day")
-                    .and_time(t.time())
+                Some(NaiveDate::from_ymd_opt(year, month, day)?.and_time(t.time()))
             }
         }
     }
@@ -344,6 +353,16 @@ mod tests {
             assert_eq!(n.rem_euclid(12), i64::from(month) - 1);
         }
         assert_eq!(m.step_number(at(1969, 12, 1)), Some(-1));
+        // Past chrono's last year: no date, no panic.
+        let year = Frequency::Months {
+            months: 12,
+            end: false,
+        };
+        assert_eq!(year.checked_add(at(262_142, 1, 1), 1), None);
+        assert_eq!(
+            Frequency::Fixed(TimeDelta::days(365)).checked_add(at(262_142, 1, 1), 2),
+            None
+        );
         assert_eq!(q.step_number(at(1970, 6, 30)), Some(1));
     }
 

@@ -299,7 +299,13 @@ fn forecast_panel(
         let keep = s.rows() - l;
         let mut times = s.timestamps[keep..].to_vec();
         let end = *times.last().expect("rows");
-        times.extend((1..=h as i64).map(|k| step.add(end, k)));
+        let ahead = (1..=h as i64)
+            .map(|k| step.checked_add(end, k))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| {
+                format!("{file}: series {id}: the steps after {end} fall past the last date a timestamp can hold")
+            })?;
+        times.extend(ahead);
         let (mut names, calendar) = calendar_covariates(&times, &d.calendar);
         let (y, mut dynamic) = data::target_and_dynamic(&s);
         let f = d.future_covariates.len();

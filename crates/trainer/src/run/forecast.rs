@@ -279,7 +279,15 @@ impl LastWindow {
             .map(|(r, c)| scaled.row(r)[c])
             .collect();
         let end = *series.timestamps.last().expect("rows");
-        let times: Vec<_> = (1..=h as i64).map(|k| step.add(end, k)).collect();
+        let times = (1..=h as i64)
+            .map(|k| step.checked_add(end, k))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| {
+                format!(
+                    "{}: the steps after {end} fall past the last date a timestamp can hold",
+                    input.display()
+                )
+            })?;
         // Per step: the file's known-future columns, then the calendar's, as in training.
         let given = known_future(exp, future_file, input, &times)?;
         let (_, calendar) = gatecast_data::calendar_covariates(&times, &exp.data.calendar);
