@@ -815,10 +815,63 @@ fn a_panel_reads_a_known_future_column() {
         os("forecast"),
         run.clone().into(),
         os("--input"),
-        path.into(),
+        path.clone().into(),
         os("--series"),
         os("s0"),
     ]);
     assert!(!ok && err.contains("--future"), "{err}");
+
+    // The same column in other units (1000 + 500 · promo): standardized over the training
+    // rows, it reaches the model as before, and so do the forecast's values to come.
+    let units = |line: &str, column: usize| {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        let promo: f64 = cells[column].parse().unwrap();
+        cells[column] = format!("{}", 1000.0 + 500.0 * promo);
+        cells.join(",")
+    };
+    let rescale = |text: &str| -> String {
+        let mut lines = text.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for line in lines {
+            out += &format!("{}\n", units(line, 2));
+        }
+        out
+    };
+    let big = dir.join("big.csv");
+    std::fs::write(&big, rescale(&text_of(&path))).unwrap();
+    let big_future = dir.join("big_future.csv");
+    std::fs::write(&big_future, rescale(&future)).unwrap();
+    exp.data.path = big.display().to_string();
+    let big_run = dir.join("big");
+    let rescaled = gatecast_trainer::panel::train_panel(&exp, &big_run, &device, true).unwrap();
+    let c = rescaled.rows[0].mae.unwrap();
+    assert!((c - a).abs() < 1e-3 * a, "{c} in other units, {a} before");
+    let big_out = dir.join("big_f.csv");
+    let (ok, o, err) = gatecast(&[
+        os("forecast"),
+        big_run.into(),
+        os("--input"),
+        big.into(),
+        os("--series"),
+        os("s0"),
+        os("--future"),
+        big_future.into(),
+        os("--output"),
+        big_out.clone().into(),
+    ]);
+    assert!(ok, "{o}\n{err}");
+    let again: Vec<f64> = std::fs::read_to_string(&big_out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(p50).unwrap().parse().unwrap())
+        .collect();
+    for (x, y) in again.iter().zip(&median) {
+        assert!((x - y).abs() < 1e-2, "{again:?} against {median:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn text_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
 }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use chrono::NaiveDateTime;
 use gatecast_data::{calendar_covariates, fit_values, load_static_columns, ScalerKind};
 
+use super::dynamic::KnownFutureScale;
 use super::statics::{self, StaticEncoding};
 
 use crate::config::Experiment;
@@ -86,12 +87,33 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
     Ok(load_with(exp, None)?.0)
 }
 
-/// [`load`], with the static columns' encoding `saved` by a run (fitted on the panel's series
-/// when `None`); returns the encoding used, if the experiment has static columns.
-pub fn load_with(
-    exp: &Experiment,
-    saved: Option<&StaticEncoding>,
-) -> Result<(Panel, Option<StaticEncoding>)> {
+/// How a run turns the file's covariates into features: fitted on the rows it trains on, saved
+/// in its directory, and read back by `evaluate` and `forecast`.
+#[derive(Debug, Clone, Default)]
+pub struct Encodings {
+    /// The static columns' encoding, if the experiment has static columns.
+    pub statics: Option<StaticEncoding>,
+    /// The known-future columns' standardization, if the experiment has such columns (and a
+    /// scaler: `data.scaler = "none"` feeds them as they are, as runs before it did).
+    pub known_future: Option<KnownFutureScale>,
+}
+
+impl Encodings {
+    /// Writes each encoding into the run directory.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        if let Some(s) = &self.statics {
+            s.save(dir)?;
+        }
+        if let Some(k) = &self.known_future {
+            k.save(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// [`load`], with the encodings `saved` by a run (fitted on the panel's training rows when
+/// `None`); returns the encodings used.
+pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, Encodings)> {
     let d = &exp.data;
     let (_, options) = csv_options(d);
     let loaded = load_panel_noted(d, Path::new(&d.path), &options)?;
@@ -104,6 +126,8 @@ pub fn load_with(
         lookback,
         horizon,
     };
+    // (id, times, target, known-future columns) of each series long enough to train on.
+    let mut kept = Vec::new();
     for s in loaded {
         let id = id_of(&s.name, &d.path);
         if s.segments.len() > 1 {
@@ -117,16 +141,35 @@ pub fn load_with(
             panel.too_short.push((id, s.rows()));
             continue;
         }
-        let (mut names, calendar) = calendar_covariates(&s.timestamps, &d.calendar);
         let (y, dynamic) = target_and_dynamic(&s);
-        let calendar = with_dynamic(&calendar, names.len(), &dynamic, s.rows());
+        kept.push((id, s.timestamps.clone(), y, dynamic));
+    }
+    // The known-future columns' scale, from every series' training rows.
+    let known_future = match saved {
+        Some(saved) => saved.known_future.clone(),
+        None => {
+            (!d.future_covariates.is_empty() && d.scaler_kind() != ScalerKind::None).then(|| {
+                let rows: Vec<(&[f32], usize)> = kept
+                    .iter()
+                    .map(|(_, _, y, dynamic)| (&dynamic[..], y.len() - 2 * horizon))
+                    .collect();
+                KnownFutureScale::fit(&d.future_covariates, &rows)
+            })
+        }
+    };
+    for (id, times, y, mut dynamic) in kept {
+        if let Some(k) = &known_future {
+            k.apply(&mut dynamic);
+        }
+        let (mut names, calendar) = calendar_covariates(&times, &d.calendar);
+        let calendar = with_dynamic(&calendar, names.len(), &dynamic, times.len());
         names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
         let (offset, scale) = training_scaling(d.scaler_kind(), &y[..y.len() - 2 * horizon]);
         panel.series.push(PanelSeries {
             id,
             index: panel.series.len(),
-            times: s.timestamps.clone(),
+            times,
             offset,
             scale,
             y,
@@ -140,8 +183,19 @@ pub fn load_with(
             panel.too_short.iter().map(|s| s.1).max().unwrap_or(0)
         );
     }
-    let statics = add_statics(exp, &mut panel, Path::new(&d.path), saved)?;
-    Ok((panel, statics))
+    let statics = add_statics(
+        exp,
+        &mut panel,
+        Path::new(&d.path),
+        saved.and_then(|s| s.statics.as_ref()),
+    )?;
+    Ok((
+        panel,
+        Encodings {
+            statics,
+            known_future,
+        },
+    ))
 }
 
 /// A loaded series' target (its first column) and its known-future columns
@@ -153,9 +207,8 @@ pub(super) fn target_and_dynamic(s: &gatecast_data::Series) -> (Vec<f32>, Vec<f3
     (y, dynamic)
 }
 
-/// Per step, the calendar features (`c` of them) and then the file's known-future columns,
-/// `[steps, c + columns]` row-major. The file's columns go to the model as they are (as
-/// GluonTS's `feat_dynamic_real` do): scale them to about unit size.
+/// Per step, the calendar features (`c` of them) and then the file's known-future columns
+/// (standardized by the caller, [`KnownFutureScale`]), `[steps, c + columns]` row-major.
 pub(super) fn with_dynamic(calendar: &[f32], c: usize, dynamic: &[f32], steps: usize) -> Vec<f32> {
     if dynamic.is_empty() {
         return calendar.to_vec();

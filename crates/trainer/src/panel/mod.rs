@@ -8,10 +8,12 @@
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
 //! | `backtest.rs` | rolling-origin folds: train before the first (or each) origin, score every fold |
 //! | `statics.rs` | static columns (one value per series) as features: indicators per level, standardized reals |
+//! | `dynamic.rs` | the file's known-future columns, standardized over the training rows |
 //! | `saved.rs` | what a run keeps (series ids and scales, the data's fingerprint); `evaluate` and `forecast` of a finished run |
 
 mod backtest;
 mod data;
+mod dynamic;
 mod fit;
 mod report;
 mod saved;
@@ -41,15 +43,13 @@ pub fn train_panel(
     quiet: bool,
 ) -> Result<PanelReport> {
     let start = Instant::now();
-    let (panel, statics) = data::load_with(exp, None)?;
+    let (panel, encodings) = data::load_with(exp, None)?;
     crate::sayln!("{}", data::describe(exp, &panel));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     saved::fingerprint(&exp.data.path, &panel)?.save(dir)?;
     SeriesIndex::of(&panel).save(dir)?;
-    if let Some(statics) = statics {
-        statics.save(dir)?;
-    }
+    encodings.save(dir)?;
     let fitted = fit(exp, &panel, device, dir, quiet)?;
     let mut report = evaluate(exp, &panel, &fitted, dir)?;
     report.seconds = start.elapsed().as_secs_f64();

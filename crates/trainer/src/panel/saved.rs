@@ -11,7 +11,9 @@ use burn::tensor::Device;
 use gatecast_data::calendar_covariates;
 use gatecast_model::forecast::GlobalForecaster;
 
+use super::data::Encodings;
 use super::data::{self, Origin, Panel, PanelSeries};
+use super::dynamic::KnownFutureScale;
 use super::fit::model_config;
 use super::report::{label, levels, model_quantiles, test_table, Floored, PanelReport};
 use super::statics::StaticEncoding;
@@ -146,17 +148,32 @@ pub fn fingerprint(path: &str, panel: &Panel) -> Result<DataFingerprint> {
     DataFingerprint::of_rows(path, rows, first, last, step)
 }
 
-/// The static-column encoding of the run in `dir`; an error if its experiment has static
-/// columns and the run has no `statics.toml`.
-fn saved_statics(dir: &Path, exp: &Experiment) -> Result<Option<StaticEncoding>> {
-    let saved = StaticEncoding::load(dir)?;
-    if saved.is_none() && exp.data.has_statics() {
+/// The encodings of the run in `dir`; an error if its experiment has static columns and the
+/// run has no `statics.toml`. A run without `known_future.toml` reads its known-future columns
+/// as they are, as it was trained.
+fn saved_encodings(dir: &Path, exp: &Experiment) -> Result<Encodings> {
+    let statics = StaticEncoding::load(dir)?;
+    if statics.is_none() && exp.data.has_statics() {
         bail!(
             "{}: no statics.toml, though config.toml names static columns: the run is incomplete",
             dir.display()
         );
     }
-    Ok(saved)
+    let known_future = KnownFutureScale::load(dir)?;
+    if let Some(k) = &known_future {
+        if k.columns != exp.data.future_covariates {
+            bail!(
+                "{}: known_future.toml scales {:?}, config.toml names {:?} (was it edited?)",
+                dir.display(),
+                k.columns,
+                exp.data.future_covariates
+            );
+        }
+    }
+    Ok(Encodings {
+        statics,
+        known_future,
+    })
 }
 
 /// The run's experiment if `dir` holds a panel run, `None` for another run.
@@ -204,7 +221,7 @@ pub fn evaluate_run(
     only: Option<&str>,
 ) -> Result<PanelReport> {
     let exp = panel_run(dir)?.context("not a panel run")?;
-    let (mut panel, _) = data::load_with(&exp, saved_statics(dir, &exp)?.as_ref())?;
+    let (mut panel, _) = data::load_with(&exp, Some(&saved_encodings(dir, &exp)?))?;
     let now = fingerprint(&exp.data.path, &panel)?;
     DataFingerprint::check(dir, &now, allow_changed_data, "evaluate")?;
     let index = SeriesIndex::load(dir)?;
@@ -251,7 +268,7 @@ fn forecast_panel(
     input: &Path,
     future: Option<&Path>,
     index: &SeriesIndex,
-    statics: Option<&StaticEncoding>,
+    encodings: &Encodings,
     only: Option<&str>,
 ) -> Result<(Panel, Vec<String>)> {
     let d = &exp.data;
@@ -313,6 +330,9 @@ fn forecast_panel(
         if let Some(given) = &future {
             dynamic.extend(given.values(&id, &times[l..])?);
         }
+        if let Some(k) = &encodings.known_future {
+            k.apply(&mut dynamic);
+        }
         let calendar = data::with_dynamic(&calendar, names.len(), &dynamic, times.len());
         names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
@@ -341,7 +361,7 @@ fn forecast_panel(
     }
     index.apply(&mut panel, &file)?;
     // The static columns as the run encoded them, from --input.
-    data::add_statics(exp, &mut panel, input, statics)?;
+    data::add_statics(exp, &mut panel, input, encodings.statics.as_ref())?;
     Ok((panel, skipped))
 }
 
@@ -371,8 +391,8 @@ pub fn forecast_run_with(
 ) -> Result<()> {
     let exp = panel_run(dir)?.context("not a panel run")?;
     let index = SeriesIndex::load(dir)?;
-    let statics = saved_statics(dir, &exp)?;
-    let (panel, skipped) = forecast_panel(&exp, input, future, &index, statics.as_ref(), only)?;
+    let encodings = saved_encodings(dir, &exp)?;
+    let (panel, skipped) = forecast_panel(&exp, input, future, &index, &encodings, only)?;
     let l = exp.window.lookback;
     let mut steps: Vec<_> = panel
         .series

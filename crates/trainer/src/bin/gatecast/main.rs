@@ -419,7 +419,7 @@ fn train(args: TrainArgs) -> Result<()> {
         let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
         gatecast_trainer::sayln!("\n{}", report.markdown());
         gatecast_trainer::sayln!(
-            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}{}model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
             report.epoch_seconds,
@@ -427,6 +427,11 @@ fn train(args: TrainArgs) -> Result<()> {
             report.seconds,
             if exp.data.has_statics() {
                 "statics.toml, "
+            } else {
+                ""
+            },
+            if dir.join("known_future.toml").exists() {
+                "known_future.toml, "
             } else {
                 ""
             }
