@@ -232,6 +232,48 @@ pub fn forecast_vs_actual(
     )
 }
 
+/// A forecast after the end of the data (`gatecast forecast --plot`): the input's last values
+/// `history` at steps `1 - len ..= 0`, the forecast at steps `1 ..= n`, and the first interval
+/// level's ends shaded over the steps that have them.
+pub fn forecast_ahead(
+    path: &Path,
+    title: &str,
+    history: &[f64],
+    forecast: &[f64],
+    band: Option<(&str, &[f64], &[f64])>,
+) -> Result<()> {
+    let back = history.len() as f64 - 1.0;
+    let history = history
+        .iter()
+        .enumerate()
+        .map(|(i, y)| (i as f64 - back, *y))
+        .collect();
+    let ahead = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, y)| (i as f64 + 1.0, *y))
+            .collect()
+    };
+    let band = band.map(|(name, lo, hi)| {
+        let mut outline = ahead(lo);
+        outline.extend(ahead(hi).into_iter().rev());
+        (name, outline)
+    });
+    let labels = Labels {
+        title,
+        x: "steps after the input's end",
+        y: "",
+    };
+    lines(
+        path,
+        (1200, 540),
+        labels,
+        &[("input", history), ("forecast", ahead(forecast))],
+        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
+        false,
+    )
+}
+
 /// A single-series backtest: the actual values (row, value) and each fold's forecast as its own
 /// line.
 pub fn point_folds(

@@ -1457,7 +1457,14 @@ fn a_forecast_past_the_horizon_is_rolled_out() {
     let plain = dir.join("plain.csv");
     run::forecast(&run_dir, &csv, Some(&plain), &device).unwrap();
     let long = dir.join("long.csv");
-    run::forecast_steps(&run_dir, &csv, None, Some(3 * h - 5), Some(&long), &device).unwrap();
+    let png = dir.join("ahead.png");
+    let options = run::ForecastOptions {
+        steps: Some(3 * h - 5),
+        plot: Some(&png),
+        ..Default::default()
+    };
+    run::forecast_options(&run_dir, &csv, &options, Some(&long), &device).unwrap();
+    check_plot(&png, (1200, 540));
     let (plain, long) = (forecast_rows(&plain), forecast_rows(&long));
     assert_eq!(long.len(), 3 * h - 5);
     assert_eq!(long[..h], plain[..]);
@@ -1481,18 +1488,21 @@ fn a_forecast_past_the_horizon_is_rolled_out() {
     let with_temp = experiment(&csv);
     let temp_dir = dir.join("temp");
     run::train(&with_temp, &temp_dir, &[Device::flex()], false, true).unwrap();
-    let err = run::forecast_steps(&temp_dir, &csv, None, Some(h + 1), None, &device)
+    let steps = |n| run::ForecastOptions {
+        steps: Some(n),
+        ..Default::default()
+    };
+    let err = run::forecast_options(&temp_dir, &csv, &steps(h + 1), None, &device)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("--steps 13") && err.contains("past covariates (temp)"),
         "{err}"
     );
-    run::forecast_steps(
+    run::forecast_options(
         &temp_dir,
         &csv,
-        None,
-        Some(h),
+        &steps(h),
         Some(&dir.join("h.csv")),
         &device,
     )

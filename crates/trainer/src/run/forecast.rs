@@ -56,24 +56,41 @@ pub fn forecast_with(
     output: Option<&Path>,
     device: &Device,
 ) -> Result<()> {
-    forecast_steps(dir, input, future, None, output, device)
+    let options = ForecastOptions {
+        future,
+        ..ForecastOptions::default()
+    };
+    forecast_options(dir, input, &options, output, device)
 }
 
-/// [`forecast_with`] for `steps` steps after `input`'s end (`None`: the run's horizon). Past
-/// the horizon the forecast is rolled out, as Darts' `predict(n)` is past its output chunk:
-/// each horizon's forecasts join the input as if they had been observed, and the model
-/// forecasts the next horizon from them. A run with past covariates cannot be rolled out
-/// (their values to come are unknown), and the `future` file then holds the known-future
-/// values of whole horizons. Only the first horizon has intervals: the later steps' errors
-/// compound the earlier ones', which no calibration window measured.
-pub fn forecast_steps(
+/// What a forecast after the end of the data reads and writes beside its CSV.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForecastOptions<'a> {
+    /// The known-future covariates' values to come ([`forecast_with`]).
+    pub future: Option<&'a Path>,
+    /// Steps to forecast (`None`: the run's horizon). Past the horizon the forecast is rolled
+    /// out, as Darts' `predict(n)` is past its output chunk: each horizon's forecasts join the
+    /// input as if they had been observed, and the model forecasts the next horizon from them.
+    /// A run with past covariates cannot be rolled out (their values to come are unknown), and
+    /// the `future` file then holds the known-future values of whole horizons. Only the first
+    /// horizon has intervals: the later steps' errors compound the earlier ones', which no
+    /// calibration window measured.
+    pub steps: Option<usize>,
+    /// A PNG of the input's last values, the forecast of the first target and its first
+    /// interval level.
+    pub plot: Option<&'a Path>,
+}
+
+/// [`forecast_with`] with every [`ForecastOptions`].
+pub fn forecast_options(
     dir: &Path,
     input: &Path,
-    future: Option<&Path>,
-    steps: Option<usize>,
+    options: &ForecastOptions,
     output: Option<&Path>,
     device: &Device,
 ) -> Result<()> {
+    let future = options.future;
+    let steps = options.steps;
     let (mut exp, scaler) = read_run(dir)?;
     exp.data.path = input.display().to_string();
     let h = exp.window.horizon;
@@ -198,6 +215,37 @@ pub fn forecast_steps(
     match output {
         Some(path) => write_atomic(path, text.as_bytes())?,
         None => crate::say!("{text}"),
+    }
+    if let Some(path) = options.plot {
+        // The first target: three horizons of the input (its look-back at most), then the
+        // forecast, and the first level's ends where there are any.
+        let series = &loaded.series;
+        let back = (3 * h).max(exp.window.lookback).min(series.rows());
+        let history: Vec<f64> = (series.rows() - back..series.rows())
+            .map(|r| f64::from(series.row(r)[targets[0]]))
+            .collect();
+        let forecast: Vec<f64> = (0..n).map(|s| f64::from(values[s * nt])).collect();
+        let ends: Vec<(f64, f64)> = intervals
+            .as_ref()
+            .map(|it| {
+                (0..n.min(h))
+                    .map_while(|s| it.bounds(0, s, 0, values[s * nt]))
+                    .map(|(lo, hi)| (f64::from(lo), f64::from(hi)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (lo, hi): (Vec<f64>, Vec<f64>) = ends.into_iter().unzip();
+        let name = intervals
+            .as_ref()
+            .map(|it| format!("{:.0}% interval", 100.0 * it.levels[0]))
+            .unwrap_or_default();
+        let band = (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..]));
+        let title = format!(
+            "{}: forecast after {}",
+            exp.data.targets[0],
+            input.display()
+        );
+        crate::plots::forecast_ahead(path, &title, &history, &forecast, band)?;
     }
     Ok(())
 }

@@ -28,7 +28,9 @@ pub use backtest::{backtest_series, fold_rows, SeriesBacktest, SeriesFold};
 pub use budget::Estimate;
 pub use build::build_model;
 pub use fingerprint::DataFingerprint;
-pub use forecast::{evaluate, evaluate_with, forecast, forecast_steps, forecast_with};
+pub use forecast::{
+    evaluate, evaluate_with, forecast, forecast_options, forecast_with, ForecastOptions,
+};
 pub use intervals::{needed_windows, IntervalScore, Intervals};
 pub use prepare::{file_step, prepare, Prepared};
 pub use report::{evaluate_model, TestRow, TestTable};

@@ -155,6 +155,10 @@ enum Command {
         /// horizon the forecast is rolled out from its own forecasts, without intervals.
         #[arg(long)]
         steps: Option<usize>,
+        /// Single-series runs: also draw the input's last values, the forecast and its first
+        /// interval level into this PNG.
+        #[arg(long)]
+        plot: Option<PathBuf>,
         /// Backend: flex, ndarray or wgpu (those compiled in).
         #[arg(long)]
         device: Option<String>,
@@ -505,12 +509,18 @@ fn main() -> ExitCode {
             series,
             future,
             steps,
+            plot,
             device: d,
         } => device(d.as_deref()).and_then(|dev| {
             if panel::panel_run(&run_dir)?.is_some() {
                 if let Some(n) = steps {
                     bail!(
                         "--steps {n}: single-series runs only; a panel run forecasts its window.horizon"
+                    );
+                }
+                if plot.is_some() {
+                    bail!(
+                        "--plot: single-series runs only; `gatecast evaluate RUN --series ID` draws a panel series' forecast"
                     );
                 }
                 panel::forecast_run_with(
@@ -527,14 +537,12 @@ fn main() -> ExitCode {
                     run_dir.display()
                 )
             } else {
-                run::forecast_steps(
-                    &run_dir,
-                    &input,
-                    future.as_deref(),
+                let options = run::ForecastOptions {
+                    future: future.as_deref(),
                     steps,
-                    output.as_deref(),
-                    &dev,
-                )
+                    plot: plot.as_deref(),
+                };
+                run::forecast_options(&run_dir, &input, &options, output.as_deref(), &dev                )
             }
         }),
     };
