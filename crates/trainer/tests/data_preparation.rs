@@ -428,3 +428,34 @@ fn an_own_weekly_file_looks_back_a_season() {
     assert!(out.contains("| seasonal_naive(52) |"), "{out}");
     assert!(config.contains("lookback = 52\nhorizon = 13\n"), "{config}");
 }
+
+/// An own file needs no `--time-column` when one column reads as times: here the second, after
+/// a column of four-digit numbers that are not years, and the run says which it took.
+#[test]
+fn an_own_files_time_column_is_found() {
+    let _guard = common::trains();
+    let dir = tmp("timecol");
+    let mut csv = String::from("sales,month\n");
+    for t in 0..120 {
+        csv += &format!(
+            "{},{}-{:02}\n",
+            1000 + (t * 37) % 500,
+            2010 + t / 12,
+            t % 12 + 1
+        );
+    }
+    std::fs::write(dir.join("s.csv"), csv).unwrap();
+    let args = [
+        "train", "--data", "s.csv", "--target", "sales", "--epochs", "1", "--out", "run", "--quiet",
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("s.csv: time column 'month'"), "{err}");
+    let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert!(config.contains("time_column = \"month\""), "{config}");
+}

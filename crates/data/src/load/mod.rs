@@ -263,6 +263,21 @@ pub fn load_csv_str(
     Ok(loaded.into_iter().map(|(series, _)| series).collect())
 }
 
+/// The columns of the CSV file at `path` whose first row reads as a timestamp (as `options`
+/// would read it: its delimiter and `time_format`; bare years left out), in header order: to
+/// find a file's time column when none is named.
+pub fn time_columns(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+) -> Result<Vec<String>, DataError> {
+    let name = path.as_ref().display().to_string();
+    let bytes = std::fs::read(path.as_ref()).map_err(|error| DataError::Io {
+        path: name.clone(),
+        error,
+    })?;
+    parse::time_columns(&name, &bytes, options)
+}
+
 fn read(path: &Path, options: &CsvOptions) -> Result<Vec<(Series, Repairs)>, DataError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| DataError::Io {

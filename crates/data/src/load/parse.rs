@@ -283,6 +283,30 @@ pub(super) fn open<'a>(
     Ok((reader, lines, header))
 }
 
+/// The header's columns whose first row reads as a timestamp (under `time_format`, or a format
+/// the loader detects; bare years such as `1700` are left out, as a column of numbers reads so
+/// too), in header order.
+pub(super) fn time_columns(
+    path: &str,
+    bytes: &[u8],
+    options: &CsvOptions,
+) -> Result<Vec<String>, DataError> {
+    let (mut reader, _, header) = open(path, bytes, options)?;
+    let Some(Ok(first)) = reader.records().next() else {
+        return Ok(Vec::new());
+    };
+    let reads = |v: &str| match &options.time_format {
+        Some(f) => parse_time(v, TimeFormat::Given, Some(f)).is_some(),
+        None => detect_format(v).is_some_and(|f| f != TimeFormat::Year),
+    };
+    Ok(header
+        .iter()
+        .zip(first.iter())
+        .filter(|(_, v)| reads(v))
+        .map(|(h, _)| h.clone())
+        .collect())
+}
+
 /// Where the options' columns are in the header.
 struct Layout {
     time: usize,

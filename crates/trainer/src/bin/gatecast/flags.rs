@@ -137,6 +137,9 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if let Some(v) = &args.decimal {
         e.data.decimal = v.clone();
     }
+    if own_file && args.time_column.is_none() {
+        find_time_column(e);
+    }
     if let Some(v) = &args.target {
         e.data.targets = vec![v.clone()];
         if own_file {
@@ -223,6 +226,28 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A user's own file without `--time-column` whose header lacks the default's: its first
+/// column whose values read as times, said in a note; the default is left (and named by the
+/// error that follows) where no column reads so.
+fn find_time_column(e: &mut Experiment) {
+    let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
+    options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
+    options.time_format = (!e.data.time_format.is_empty()).then(|| e.data.time_format.clone());
+    let Ok(found) = gatecast_data::time_columns(&e.data.path, &options) else {
+        return;
+    };
+    if found.contains(&e.data.time_column) {
+        return;
+    }
+    if let Some(column) = found.first() {
+        gatecast_trainer::tell!(
+            "note: {}: time column '{column}', the first whose values read as times (--time-column chooses another)",
+            e.data.path
+        );
+        e.data.time_column = column.clone();
+    }
 }
 
 /// A user's own file (no `--config`) gets what its sampling step calls for, where no flag says
