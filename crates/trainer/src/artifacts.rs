@@ -33,3 +33,26 @@ pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<(
     }
     write_atomic(path, text.as_bytes())
 }
+
+/// Writes `value` as TOML to `file` in the run directory `dir`, atomically.
+pub fn save_toml<T: serde::Serialize>(dir: &Path, file: &str, value: &T) -> Result<()> {
+    write_atomic(&dir.join(file), toml::to_string_pretty(value)?.as_bytes())
+}
+
+/// `file` in the run directory `dir` read back as TOML, or `None` where the run has none;
+/// `what` names it in the error for a file that is there but unreadable.
+pub fn load_toml<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+    what: &str,
+) -> Result<Option<T>> {
+    let path = dir.join(file);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{}: not {what}", path.display()))
+}

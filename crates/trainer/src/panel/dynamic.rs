@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts::write_atomic;
+use crate::artifacts::{load_toml, save_toml};
 
 const FILE: &str = "known_future.toml";
 
@@ -72,21 +72,13 @@ impl KnownFutureScale {
 
     /// Writes `known_future.toml` into the run directory.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(FILE), toml::to_string_pretty(self)?.as_bytes())
+        save_toml(dir, FILE, self)
     }
 
     /// The run's `known_future.toml`, if it has one (runs before it fed the columns as they
     /// were, and still do).
     pub fn load(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("{}: not a known-future scale", path.display()))
+        load_toml(dir, FILE, "a known-future scale")
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use gatecast_data::StaticColumns;
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts::write_atomic;
+use crate::artifacts::{load_toml, save_toml};
 
 const FILE: &str = "statics.toml";
 
@@ -118,20 +118,12 @@ impl StaticEncoding {
 
     /// Writes `statics.toml`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(FILE), toml::to_string_pretty(self)?.as_bytes())
+        save_toml(dir, FILE, self)
     }
 
     /// The run's `statics.toml`, if it has one.
     pub fn load(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .map(Some)
-            .with_context(|| format!("{}: not a static-column encoding", path.display()))
+        load_toml(dir, FILE, "a static-column encoding")
     }
 }
 
