@@ -229,8 +229,8 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
 }
 
 /// A user's own file without `--time-column` whose header lacks the default's: its first
-/// column whose values read as times, said in a note; the default is left (and named by the
-/// error that follows) where no column reads so.
+/// column whose values read as times, said in a note; where no column reads so, the default is
+/// left (and named by the error that follows) beside a note on the flags that name it.
 fn find_time_column(e: &mut Experiment) {
     let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
     options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
@@ -241,12 +241,18 @@ fn find_time_column(e: &mut Experiment) {
     if found.contains(&e.data.time_column) {
         return;
     }
-    if let Some(column) = found.first() {
-        gatecast_trainer::tell!(
-            "note: {}: time column '{column}', the first whose values read as times (--time-column chooses another)",
+    match found.first() {
+        Some(column) => {
+            gatecast_trainer::tell!(
+                "note: {}: time column '{column}', the first whose values read as times (--time-column chooses another)",
+                e.data.path
+            );
+            e.data.time_column = column.clone();
+        }
+        None => gatecast_trainer::tell!(
+            "note: {}: no column's first value reads as a time in a format gatecast detects: name the time column with --time-column and its format with --time-format (e.g. '%Y%m%d' for 19580329)",
             e.data.path
-        );
-        e.data.time_column = column.clone();
+        ),
     }
 }
 
