@@ -148,36 +148,7 @@ pub fn forecast_options(
     }
     times.truncate(n);
     values.truncate(n * nt);
-    let intervals = match recent {
-        Some(it) => Some(it),
-        None => {
-            let saved = Intervals::load(dir, &exp.data.targets, h)?;
-            let empty: Vec<String> = saved.as_ref().map_or(Vec::new(), |it| {
-                (0..it.levels.len())
-                    .filter(|&i| !it.has(i))
-                    .map(|i| format!("{:.0}%", 100.0 * it.levels[i]))
-                    .collect()
-            });
-            crate::tell!(
-                "note: {}: fewer than the {} complete windows the intervals need to calibrate on; {}",
-                input.display(),
-                min_calibration(&exp),
-                match &saved {
-                    Some(it) if empty.is_empty() => format!(
-                        "they are the run's, from its validation split's {} windows (intervals.toml)",
-                        it.windows
-                    ),
-                    Some(it) => format!(
-                        "they are the run's, from its validation split's {} windows (intervals.toml), too few for the {} interval: its columns are empty",
-                        it.windows,
-                        empty.join(" and ")
-                    ),
-                    None => "and the run has no intervals.toml (it is older than intervals): no interval columns".into(),
-                }
-            );
-            saved
-        }
-    };
+    let intervals = intervals_or_saved(recent, dir, &exp, input)?;
     if n > h {
         crate::tell!(
             "note: {}: steps {} to {n} are forecast from the model's own forecasts, a horizon ({h} steps) at a time, and have no intervals",
@@ -217,37 +188,96 @@ pub fn forecast_options(
         None => crate::say!("{text}"),
     }
     if let Some(path) = options.plot {
-        // The first target: three horizons of the input (its look-back at most), then the
-        // forecast, and the first level's ends where there are any.
-        let series = &loaded.series;
-        let back = (3 * h).max(exp.window.lookback).min(series.rows());
-        let history: Vec<f64> = (series.rows() - back..series.rows())
-            .map(|r| f64::from(series.row(r)[targets[0]]))
-            .collect();
-        let forecast: Vec<f64> = (0..n).map(|s| f64::from(values[s * nt])).collect();
-        let ends: Vec<(f64, f64)> = intervals
-            .as_ref()
-            .map(|it| {
-                (0..n.min(h))
-                    .map_while(|s| it.bounds(0, s, 0, values[s * nt]))
-                    .map(|(lo, hi)| (f64::from(lo), f64::from(hi)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (lo, hi): (Vec<f64>, Vec<f64>) = ends.into_iter().unzip();
-        let name = intervals
-            .as_ref()
-            .map(|it| format!("{:.0}% interval", 100.0 * it.levels[0]))
-            .unwrap_or_default();
-        let band = (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..]));
-        let title = format!(
-            "{}: forecast after {}",
-            exp.data.targets[0],
-            input.display()
-        );
-        crate::plots::forecast_ahead(path, &title, &history, &forecast, band)?;
+        let first: Vec<f32> = values.iter().step_by(nt).copied().collect();
+        let column = targets[0];
+        let it = intervals.as_ref();
+        plot_ahead(path, &loaded.series, column, &first, it, &exp, input)?;
     }
     Ok(())
+}
+
+/// The intervals calibrated on the input (`recent`), or where it held too few windows the
+/// run's own from its validation split (`intervals.toml`), with a note saying so.
+fn intervals_or_saved(
+    recent: Option<Intervals>,
+    dir: &Path,
+    exp: &Experiment,
+    input: &Path,
+) -> Result<Option<Intervals>> {
+    let h = exp.window.horizon;
+    Ok(match recent {
+        Some(it) => Some(it),
+        None => {
+            let saved = Intervals::load(dir, &exp.data.targets, h)?;
+            let empty: Vec<String> = saved.as_ref().map_or(Vec::new(), |it| {
+                (0..it.levels.len())
+                    .filter(|&i| !it.has(i))
+                    .map(|i| format!("{:.0}%", 100.0 * it.levels[i]))
+                    .collect()
+            });
+            crate::tell!(
+                "note: {}: fewer than the {} complete windows the intervals need to calibrate on; {}",
+                input.display(),
+                min_calibration(exp),
+                match &saved {
+                    Some(it) if empty.is_empty() => format!(
+                        "they are the run's, from its validation split's {} windows (intervals.toml)",
+                        it.windows
+                    ),
+                    Some(it) => format!(
+                        "they are the run's, from its validation split's {} windows (intervals.toml), too few for the {} interval: its columns are empty",
+                        it.windows,
+                        empty.join(" and ")
+                    ),
+                    None => "and the run has no intervals.toml (it is older than intervals): no interval columns".into(),
+                }
+            );
+            saved
+        }
+    })
+}
+
+/// `--plot`: the input's last values of the first target (three horizons, its look-back at
+/// most; `series`' column `column`), its forecast `first` (original units) and the first
+/// interval level's ends where there are any.
+fn plot_ahead(
+    path: &Path,
+    series: &gatecast_data::Series,
+    column: usize,
+    first: &[f32],
+    intervals: Option<&Intervals>,
+    exp: &Experiment,
+    input: &Path,
+) -> Result<()> {
+    let h = exp.window.horizon;
+    let back = (3 * h).max(exp.window.lookback).min(series.rows());
+    let history: Vec<f64> = (series.rows() - back..series.rows())
+        .map(|r| f64::from(series.row(r)[column]))
+        .collect();
+    let forecast: Vec<f64> = first.iter().map(|&v| f64::from(v)).collect();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = intervals
+        .map(|it| {
+            first
+                .iter()
+                .take(h)
+                .enumerate()
+                .map_while(|(s, &v)| it.bounds(0, s, 0, v))
+                .map(|(lo, hi)| (f64::from(lo), f64::from(hi)))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .unzip();
+    let name = intervals.map_or(String::new(), |it| {
+        format!("{:.0}% interval", 100.0 * it.levels[0])
+    });
+    let band = (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..]));
+    let title = format!(
+        "{}: forecast after {}",
+        exp.data.targets[0],
+        input.display()
+    );
+    crate::plots::forecast_ahead(path, &title, &history, &forecast, band)
 }
 
 /// The model's forecast from `last`, `[horizon, targets]` row-major, scaled.
@@ -320,11 +350,12 @@ impl LastWindow {
                 input.display()
             )
         })?;
-        let scaled = scaler.transform(series);
-        let in_idx = scaled.column_indices(&loaded.inputs, "inputs")?;
+        // Only the look-back is scaled (as `Scaler::transform` would): a roll-out calls this
+        // once a horizon on an ever longer series.
+        let in_idx = series.column_indices(&loaded.inputs, "inputs")?;
         let x: Vec<f32> = (series.rows() - l..series.rows())
             .flat_map(|r| in_idx.iter().map(move |&c| (r, c)))
-            .map(|(r, c)| scaled.row(r)[c])
+            .map(|(r, c)| ((series.row(r)[c] as f64 - scaler.offset[c]) / scaler.scale[c]) as f32)
             .collect();
         let end = *series.timestamps.last().expect("rows");
         let times = (1..=h as i64)

@@ -269,11 +269,9 @@ fn fit_own_file(args: &TrainArgs, e: &mut Experiment) {
     }
     let panel = args.id_column.is_some();
     if panel && args.season.is_none() && step.is_some() {
-        let inferred = DataConfig {
-            season: 0,
-            ..DataConfig::default()
-        };
-        e.data.season = inferred.season_for(step);
+        // 0 asks season_for for the step's own period.
+        e.data.season = 0;
+        e.data.season = e.data.season_for(step);
     }
     if step.is_some_and(|s| s.nominal() >= chrono::TimeDelta::days(1)) {
         e.window.stride = 1;
