@@ -301,6 +301,11 @@ pub struct ModelSection {
     /// channels standardised by their own look-back mean and deviation, the forecast scaled
     /// back (affine weights for `segrnn`, none for the recurrent cells).
     pub revin: bool,
+    /// Choose the window normalisation on the validation split: train one model with none,
+    /// one with `last_value_norm` and one with `revin`, and keep the one whose kept epoch has
+    /// the lowest validation figure (`train.monitor`). The run's `config.toml` records the one
+    /// kept; `norm_choice.csv` lists all three. Single-series runs only; costs three trainings.
+    pub auto_norm: bool,
     /// `segrnn` only: the length in steps of a learned per-channel cycle taken out of each
     /// window before the network and put back into its forecast (CycleNet's residual cycle
     /// forecasting), its phase read from the timestamps, e.g. 24 for a daily cycle in hourly
@@ -336,6 +341,7 @@ impl Default for ModelSection {
             last_value_norm: false,
             segment: 24,
             revin: false,
+            auto_norm: false,
             cycle: 0,
             channel_mix: false,
             likelihood: LikelihoodKind::Auto,
@@ -496,6 +502,12 @@ impl Experiment {
         if m.revin && m.last_value_norm {
             return Err("model.revin = true: choose one window normalisation, model.revin or model.last_value_norm (--revin or --last-value-norm)".into());
         }
+        if m.auto_norm && (m.revin || m.last_value_norm) {
+            return Err(format!(
+                "model.auto_norm = true chooses the window normalisation itself: leave model.{} unset (or --norm auto with no --revin or --last-value-norm)",
+                if m.revin { "revin" } else { "last_value_norm" }
+            ));
+        }
         if !(m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout)) {
             return Err(format!("model.dropout = {}: must be in [0, 1)", m.dropout));
         }
@@ -592,8 +604,8 @@ impl Experiment {
                 "model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into(),
             );
         }
-        if m.bidirectional || m.last_value_norm || m.revin {
-            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm or revin (each series is scaled instead)".into());
+        if m.bidirectional || m.last_value_norm || m.revin || m.auto_norm {
+            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm, revin or auto_norm (each series is scaled instead)".into());
         }
         if self.data.season == 0 {
             return Err("data.season = 0 (inferred from the sampling step) is for single-series runs; give a panel run its period (7 for daily data)".into());

@@ -251,6 +251,7 @@ pub fn backtest_series(
             },
             _ => prepare(&fold_exp)?,
         };
+        let mut kept_norm = None;
         let (table, starts, forecasts, intervals) = if train_now {
             if !quiet {
                 crate::sayln!(
@@ -268,6 +269,14 @@ pub fn backtest_series(
                 options,
             )?;
             fits += 1;
+            kept_norm = report.norm_choice.iter().find(|c| c.kept).map(|c| c.norm);
+            if kept_norm.is_some() && !quiet {
+                crate::sayln!(
+                    "fold {}: {}",
+                    k + 1,
+                    super::describe_norm_choice(&report.norm_choice, exp.train.monitor)
+                );
+            }
             (
                 report.test,
                 report.test_starts,
@@ -325,7 +334,12 @@ pub fn backtest_series(
             table,
         });
         if trained.is_none() {
-            trained = Some((p, fold_exp));
+            // Later folds load fold 1's model, built as the normalisation it kept.
+            let built = match kept_norm {
+                Some(norm) => norm.apply(&fold_exp),
+                None => fold_exp,
+            };
+            trained = Some((p, built));
         }
     }
     let mut header: Vec<String> = ["fold", "target", "timestamp", "actual", "forecast"]

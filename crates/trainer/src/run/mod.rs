@@ -6,6 +6,7 @@
 //! | `budget.rs` | what a configuration needs, checked before anything is allocated |
 //! | `build.rs` | the model and the optimizer an experiment describes |
 //! | `train.rs` | training on Burn's Learner, resuming, keeping the best epoch |
+//! | `choose.rs` | `model.auto_norm`: a run per window normalisation, the best on validation kept |
 //! | `report.rs` | the test table beside the baselines, `forecast.csv`, the plots |
 //! | `intervals.rs` | prediction intervals from the latest windows' errors (split conformal) |
 //! | `saved.rs` | the run directory: weights, experiment and scaler written and read back |
@@ -16,6 +17,7 @@
 mod backtest;
 pub(crate) mod budget;
 mod build;
+mod choose;
 mod fingerprint;
 mod forecast;
 mod intervals;
@@ -27,6 +29,7 @@ mod train;
 pub use backtest::{backtest_series, fold_rows, SeriesBacktest, SeriesFold};
 pub use budget::Estimate;
 pub use build::build_model;
+pub use choose::{describe as describe_norm_choice, Norm, NormCandidate};
 pub use fingerprint::DataFingerprint;
 pub use forecast::{
     evaluate, evaluate_with, forecast, forecast_options, forecast_with, ForecastOptions,

@@ -59,6 +59,8 @@ pub struct RunReport {
     /// The model's prediction intervals (`intervals.toml`), calibrated on the validation split;
     /// `None` when it held no window.
     pub intervals: Option<super::Intervals>,
+    /// With `model.auto_norm`: every normalisation tried, the kept one marked (empty otherwise).
+    pub norm_choice: Vec<super::NormCandidate>,
 }
 
 /// How a run trains, besides its experiment.
@@ -103,6 +105,21 @@ pub fn train_with(
 
 /// [`train`] on data already prepared (the benchmark prepares ETT with the LTSF split itself).
 pub fn train_prepared(
+    exp: &Experiment,
+    p: &Prepared,
+    dir: &Path,
+    devices: &[Device],
+    options: TrainOptions,
+) -> Result<RunReport> {
+    if exp.model.auto_norm {
+        super::choose::train_choosing_norm(exp, p, dir, devices, options)
+    } else {
+        train_one(exp, p, dir, devices, options)
+    }
+}
+
+/// One run of `exp` as it is.
+pub(super) fn train_one(
     exp: &Experiment,
     p: &Prepared,
     dir: &Path,
@@ -195,6 +212,7 @@ pub fn train_prepared(
         test_starts: tested.starts,
         test_forecasts: tested.forecasts,
         intervals: tested.intervals,
+        norm_choice: Vec::new(),
     })
 }
 

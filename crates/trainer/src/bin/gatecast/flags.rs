@@ -56,6 +56,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if args.revin {
         e.model.revin = true;
     }
+    if let Some(v) = &args.norm {
+        apply_norm(v, args, &mut e)?;
+    }
     if let Some(v) = args.cycle {
         e.model.cycle = v;
     }
@@ -115,6 +118,30 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     }
     e.validate().map_err(anyhow::Error::msg)?;
     Ok(e)
+}
+
+/// `--norm`: one window normalisation, replacing the config's; with --revin or
+/// --last-value-norm as well, they must agree.
+fn apply_norm(value: &str, args: &TrainArgs, e: &mut Experiment) -> Result<()> {
+    let (last_value, revin, auto) = match value.to_ascii_lowercase().as_str() {
+        "none" => (false, false, false),
+        "last-value" | "last_value" => (true, false, false),
+        "revin" => (false, true, false),
+        "auto" => (false, false, true),
+        _ => bail!("--norm {value}: expected none, last-value, revin or auto"),
+    };
+    for (flag, given, wanted) in [
+        ("--last-value-norm", args.last_value_norm, last_value),
+        ("--revin", args.revin, revin),
+    ] {
+        if given && !wanted {
+            bail!("--norm {value} and {flag}: choose one window normalisation");
+        }
+    }
+    e.model.last_value_norm = last_value;
+    e.model.revin = revin;
+    e.model.auto_norm = auto;
+    Ok(())
 }
 
 /// `--time-column`, `--time-format`, `--delimiter`, `--decimal`, `--target`, `--covariates`,

@@ -287,6 +287,11 @@ struct TrainArgs {
     /// and deviation, the forecast scaled back (instead of --last-value-norm).
     #[arg(long)]
     revin: bool,
+    /// The window normalisation: `none`, `last-value` (as --last-value-norm), `revin` (as
+    /// --revin) or `auto` (train with each, keep the one with the lowest validation loss:
+    /// three trainings).
+    #[arg(long)]
+    norm: Option<String>,
     /// `--cell segrnn`: a learned per-channel cycle of this many steps (e.g. 24 for a daily
     /// cycle in hourly data), its phase read from the timestamps; 0 for none.
     #[arg(long)]
@@ -451,12 +456,23 @@ fn train(args: TrainArgs) -> Result<()> {
     if let Some(why) = &report.diverged {
         gatecast_trainer::tell!("{why}");
     }
+    if !report.norm_choice.is_empty() {
+        gatecast_trainer::sayln!(
+            "\n{}",
+            run::describe_norm_choice(&report.norm_choice, exp.train.monitor)
+        );
+    }
     gatecast_trainer::sayln!("\n{}", report.test.markdown());
     gatecast_trainer::sayln!(
-        "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, {}loss.png, forecast.png",
+        "run directory: {} ({:.0} s): config.toml, scaler.toml, data.toml, model.bpk, metrics.csv, test_metrics.csv, forecast.csv, {}loss.png, forecast.png{}",
         dir.display(),
         report.seconds,
-        if report.test.intervals.is_empty() { "" } else { "intervals.toml, " }
+        if report.test.intervals.is_empty() { "" } else { "intervals.toml, " },
+        if report.norm_choice.is_empty() {
+            ""
+        } else {
+            ", norm_choice.csv, and the runs not kept in norm/"
+        }
     );
     if report.diverged.is_some() {
         bail!("training diverged");
