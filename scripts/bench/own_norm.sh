@@ -13,6 +13,7 @@ out="${OUT:-/tmp/gatecast-own-norm}"
 norms=("$@")
 [ ${#norms[@]} -eq 0 ] && norms=(none last-value revin auto)
 python3 scripts/bench/own_files.py "$out/data" >/dev/null
+mkdir -p "$out/runs"
 files=(
   "monthly|$out/data/monthly.csv|--target sales"
   "quarterly|$out/data/quarterly.csv|--target gdp"

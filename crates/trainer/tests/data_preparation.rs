@@ -254,6 +254,13 @@ fn an_own_monthly_file_runs_on_the_calendar() {
         &["--lookback", "24", "--horizon", "12", "--epochs", "2"],
     );
     assert!(out.contains("| seasonal_naive(12) |"), "{out}");
+    // No normalisation flag: the three were tried and one kept (the run's config says which).
+    assert!(
+        out.contains("normalisation chosen on the validation split: "),
+        "{out}"
+    );
+    assert!(dir.join("run/norm_choice.csv").exists());
+    assert!(config.contains("auto_norm = false"), "{config}");
     assert!(
         config.contains("stride = 1"),
         "every window of a short file: {config}"
@@ -406,8 +413,73 @@ fn an_own_monthly_panel_gets_its_season_and_a_window_that_fits() {
         "calendar = [\"month_of_year\"]",
         "season = 12",
         "lookback = 48\nhorizon = 12\n",
+        // Each series is scaled on its own: no window normalisation to choose.
+        "auto_norm = false",
     ] {
         assert!(config.contains(want), "{want}: {config}");
+    }
+}
+
+/// An own single-series file chooses its window normalisation on the validation split unless a
+/// flag names one; an experiment file keeps its own; `--norm` refuses an unknown value and a
+/// second flag that disagrees.
+#[test]
+fn an_own_file_chooses_its_normalisation_unless_told() {
+    let dir = tmp("norm");
+    let mut csv = String::from("month,sales\n");
+    for t in 0..120 {
+        csv += &format!("{}-{:02},{}\n", 2010 + t / 12, t % 12 + 1, 100 + t + t % 12);
+    }
+    std::fs::write(dir.join("m.csv"), csv).unwrap();
+    let resolved = |extra: &[&str]| -> String {
+        let mut args = vec!["train", "--data", "m.csv", "--target", "sales", "--print-config"];
+        args.extend_from_slice(extra);
+        common::gatecast_ok(&args, &dir)
+    };
+    let norm = |config: &str| -> (bool, bool, bool) {
+        let e = Experiment::parse_toml(config, "printed").unwrap();
+        (e.model.auto_norm, e.model.last_value_norm, e.model.revin)
+    };
+    assert_eq!(norm(&resolved(&[])), (true, false, false));
+    assert_eq!(norm(&resolved(&["--norm", "none"])), (false, false, false));
+    assert_eq!(norm(&resolved(&["--norm", "revin"])), (false, false, true));
+    assert_eq!(norm(&resolved(&["--revin"])), (false, false, true));
+    assert_eq!(norm(&resolved(&["--last-value-norm"])), (false, true, false));
+    assert_eq!(
+        norm(&resolved(&["--norm", "last-value", "--last-value-norm"])),
+        (false, true, false)
+    );
+    // An experiment file says what it wants; --norm auto asks for the choice there too.
+    std::fs::write(dir.join("e.toml"), "[data]\ntime_column = \"month\"\n").unwrap();
+    let file = ["--config", "e.toml"];
+    assert_eq!(norm(&resolved(&file)), (false, false, false));
+    assert_eq!(
+        norm(&resolved(&["--config", "e.toml", "--norm", "auto"])),
+        (true, false, false)
+    );
+    for (extra, want) in [
+        (
+            &["--norm", "robust"][..],
+            "--norm robust: expected none, last-value, revin or auto",
+        ),
+        (
+            &["--norm", "none", "--revin"][..],
+            "--norm none and --revin: choose one window normalisation",
+        ),
+        (
+            &["--norm", "auto", "--last-value-norm"][..],
+            "--norm auto and --last-value-norm: choose one window normalisation",
+        ),
+    ] {
+        let mut args = vec!["train", "--data", "m.csv", "--target", "sales", "--print-config"];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
     }
 }
 

@@ -1530,3 +1530,64 @@ fn revin_carries_a_recurrent_cell_past_the_training_range() {
         plain.test.rows[0].mae
     );
 }
+
+/// `model.auto_norm` on the rising cycle: the three normalisations are trained, the one kept has
+/// the lowest validation loss of them, and the run directory is that normalisation's own run
+/// (its `config.toml` names it, and its test forecasts and `evaluate` equal those of a run
+/// trained with it alone on the same seed). A backtest that trains once loads fold 1's model as
+/// the normalisation kept, so its later folds equal a backtest with that normalisation given.
+#[test]
+fn auto_norm_keeps_the_normalisation_best_on_validation() {
+    let _rng = common::seeded_runs();
+    use gatecast_trainer::panel::Folds;
+    let dir = tmp("auto_norm");
+    let csv = daily_cycle(&dir, "rising.csv", 5, |i, rng| {
+        0.1 * i as f64 + rng.normal()
+    });
+    let mut exp = experiment(&csv);
+    exp.model.auto_norm = true;
+    let dev = Device::flex();
+    let auto = run::train(&exp, &dir.join("auto"), &[dev.clone()], false, true).unwrap();
+    let table = &auto.norm_choice;
+    let names: Vec<&str> = table.iter().map(|c| c.norm.name()).collect();
+    assert_eq!(names, ["none", "last-value", "revin"]);
+    let kept = table.iter().find(|c| c.kept).expect("one kept");
+    assert_eq!(table.iter().filter(|c| c.kept).count(), 1);
+    assert!(
+        table.iter().all(|c| kept.valid <= c.valid),
+        "kept {kept:?} of {table:?}"
+    );
+    // The level rises out of the training range: without a window normalisation the
+    // validation loss is far higher, so this test sees a kept run other than the plain one.
+    assert_ne!(kept.norm, run::Norm::None, "{table:?}");
+
+    let saved = std::fs::read_to_string(dir.join("auto/config.toml")).unwrap();
+    let saved = Experiment::parse_toml(&saved, "config.toml").unwrap();
+    assert!(!saved.model.auto_norm);
+    assert_eq!(saved.model.revin, kept.norm == run::Norm::Revin);
+    assert_eq!(saved.model.last_value_norm, kept.norm == run::Norm::LastValue);
+    let listed = std::fs::read_to_string(dir.join("auto/norm_choice.csv")).unwrap();
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert!(listed.contains(&format!("{},", kept.norm.name())), "{listed}");
+    for c in table.iter().filter(|c| !c.kept) {
+        assert!(dir.join("auto/norm").join(c.norm.name()).join("model.bpk").exists());
+    }
+
+    let alone_exp = kept.norm.apply(&exp);
+    let alone = run::train(&alone_exp, &dir.join("alone"), &[dev.clone()], false, true).unwrap();
+    assert_eq!(auto.test_forecasts, alone.test_forecasts);
+    let again = run::evaluate(&dir.join("auto"), &dev).unwrap();
+    assert_eq!(again.rows[0].mae, alone.test.rows[0].mae);
+
+    let folds = Folds {
+        count: 2,
+        stride: 12,
+        refit: false,
+    };
+    let model_mae = |r: &run::SeriesBacktest| -> Vec<f64> {
+        r.folds.iter().map(|f| f.table.rows[0].mae).collect()
+    };
+    let bt = run::backtest_series(&exp, folds, &dir.join("bt"), &dev, true).unwrap();
+    let fixed = run::backtest_series(&alone_exp, folds, &dir.join("bt_fixed"), &dev, true).unwrap();
+    assert_eq!(model_mae(&bt), model_mae(&fixed));
+}

@@ -59,6 +59,13 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if let Some(v) = &args.norm {
         apply_norm(v, args, &mut e)?;
     }
+    let own_file = args.config.is_none() && !args.resume && args.data.is_some();
+    let norm_given = args.norm.is_some() || args.last_value_norm || args.revin;
+    if own_file && !benchmark && !e.is_panel() && !norm_given {
+        // No one normalisation suits every file (a trend needs one, a stationary cycle can be
+        // hurt by it): docs/benchmarks.md, "Which normalisation for an own file".
+        e.model.auto_norm = true;
+    }
     if let Some(v) = args.cycle {
         e.model.cycle = v;
     }

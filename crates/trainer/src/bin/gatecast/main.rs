@@ -421,6 +421,11 @@ fn train(args: TrainArgs) -> Result<()> {
         exp.train.epochs,
         dir.display()
     );
+    if exp.model.auto_norm {
+        gatecast_trainer::sayln!(
+            "model.auto_norm: training with each window normalisation (none, last-value, revin) and keeping the one best on the validation split; --norm chooses one"
+        );
+    }
     if exp.is_panel() {
         if args.resume || devs.len() > 1 {
             bail!("--resume and --devices are not available for panel runs (data.id_column) yet");
