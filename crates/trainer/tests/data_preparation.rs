@@ -432,7 +432,14 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
     }
     std::fs::write(dir.join("m.csv"), csv).unwrap();
     let resolved = |extra: &[&str]| -> String {
-        let mut args = vec!["train", "--data", "m.csv", "--target", "sales", "--print-config"];
+        let mut args = vec![
+            "train",
+            "--data",
+            "m.csv",
+            "--target",
+            "sales",
+            "--print-config",
+        ];
         args.extend_from_slice(extra);
         common::gatecast_ok(&args, &dir)
     };
@@ -444,7 +451,10 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
     assert_eq!(norm(&resolved(&["--norm", "none"])), (false, false, false));
     assert_eq!(norm(&resolved(&["--norm", "revin"])), (false, false, true));
     assert_eq!(norm(&resolved(&["--revin"])), (false, false, true));
-    assert_eq!(norm(&resolved(&["--last-value-norm"])), (false, true, false));
+    assert_eq!(
+        norm(&resolved(&["--last-value-norm"])),
+        (false, true, false)
+    );
     assert_eq!(
         norm(&resolved(&["--norm", "last-value", "--last-value-norm"])),
         (false, true, false)
@@ -471,7 +481,14 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
             "--norm auto and --last-value-norm: choose one window normalisation",
         ),
     ] {
-        let mut args = vec!["train", "--data", "m.csv", "--target", "sales", "--print-config"];
+        let mut args = vec![
+            "train",
+            "--data",
+            "m.csv",
+            "--target",
+            "sales",
+            "--print-config",
+        ];
         args.extend_from_slice(extra);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
             .args(&args)
@@ -479,7 +496,10 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success() && err.contains(want), "{args:?}: {err}");
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
     }
 }
 

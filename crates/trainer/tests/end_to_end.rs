@@ -1565,12 +1565,22 @@ fn auto_norm_keeps_the_normalisation_best_on_validation() {
     let saved = Experiment::parse_toml(&saved, "config.toml").unwrap();
     assert!(!saved.model.auto_norm);
     assert_eq!(saved.model.revin, kept.norm == run::Norm::Revin);
-    assert_eq!(saved.model.last_value_norm, kept.norm == run::Norm::LastValue);
+    assert_eq!(
+        saved.model.last_value_norm,
+        kept.norm == run::Norm::LastValue
+    );
     let listed = std::fs::read_to_string(dir.join("auto/norm_choice.csv")).unwrap();
     assert_eq!(listed.lines().count(), 4, "{listed}");
-    assert!(listed.contains(&format!("{},", kept.norm.name())), "{listed}");
+    assert!(
+        listed.contains(&format!("{},", kept.norm.name())),
+        "{listed}"
+    );
     for c in table.iter().filter(|c| !c.kept) {
-        assert!(dir.join("auto/norm").join(c.norm.name()).join("model.bpk").exists());
+        assert!(dir
+            .join("auto/norm")
+            .join(c.norm.name())
+            .join("model.bpk")
+            .exists());
     }
 
     let alone_exp = kept.norm.apply(&exp);
