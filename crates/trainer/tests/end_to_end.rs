@@ -1547,7 +1547,14 @@ fn auto_norm_keeps_the_normalisation_best_on_validation() {
     let mut exp = experiment(&csv);
     exp.model.auto_norm = true;
     let dev = Device::flex();
-    let auto = run::train(&exp, &dir.join("auto"), &[dev.clone()], false, true).unwrap();
+    let auto = run::train(
+        &exp,
+        &dir.join("auto"),
+        std::slice::from_ref(&dev),
+        false,
+        true,
+    )
+    .unwrap();
     let table = &auto.norm_choice;
     let names: Vec<&str> = table.iter().map(|c| c.norm.name()).collect();
     assert_eq!(names, ["none", "last-value", "revin"]);
@@ -1584,7 +1591,14 @@ fn auto_norm_keeps_the_normalisation_best_on_validation() {
     }
 
     let alone_exp = kept.norm.apply(&exp);
-    let alone = run::train(&alone_exp, &dir.join("alone"), &[dev.clone()], false, true).unwrap();
+    let alone = run::train(
+        &alone_exp,
+        &dir.join("alone"),
+        std::slice::from_ref(&dev),
+        false,
+        true,
+    )
+    .unwrap();
     assert_eq!(auto.test_forecasts, alone.test_forecasts);
     let again = run::evaluate(&dir.join("auto"), &dev).unwrap();
     assert_eq!(again.rows[0].mae, alone.test.rows[0].mae);
