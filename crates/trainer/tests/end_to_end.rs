@@ -1615,3 +1615,65 @@ fn auto_norm_keeps_the_normalisation_best_on_validation() {
     let fixed = run::backtest_series(&alone_exp, folds, &dir.join("bt_fixed"), &dev, true).unwrap();
     assert_eq!(model_mae(&bt), model_mae(&fixed));
 }
+
+/// `gatecast forecast` on the file the run trained on calibrates its intervals only on windows
+/// whose forecast steps all lie after the rows the model trained on (`data.toml` records the
+/// last): on those rows its errors are smaller than on rows to come. A daily cycle that is clean
+/// up to the end of the training split and noisy (sd 10) after it: calibrated on the later
+/// windows alone, the 80% interval is about as wide as the noise calls for (2 × 1.28 × 10);
+/// with the training windows in the calibration too it would be far narrower.
+#[test]
+fn forecast_intervals_calibrate_after_the_training_rows() {
+    let _rng = common::trains();
+    let dir = tmp("calibrate_unseen");
+    let csv = daily_cycle(&dir, "late_noise.csv", 7, |i, rng| {
+        if i < 2100 {
+            0.0
+        } else {
+            10.0 * rng.normal()
+        }
+    });
+    let mut exp = experiment(&csv);
+    exp.data.split = [0.7, 0.1, 0.2];
+    exp.intervals.calibration = 3000;
+    let run_dir = dir.join("run");
+    run::train(&exp, &run_dir, &[Device::flex()], false, true).unwrap();
+    let data = std::fs::read_to_string(run_dir.join("data.toml")).unwrap();
+    assert!(
+        data.contains("trained_until = \"2023-03-29 11:00:00\""),
+        "row 2099: {data}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args([
+            "forecast",
+            "run",
+            "--input",
+            "late_noise.csv",
+            "--output",
+            "f.csv",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Forecasts from rows 2100 to 2988 (look-back 48, horizon 12, 3000 rows): 889 windows.
+    assert!(
+        err.contains(
+            "latest 889 complete windows after the rows it trained on (to 2023-03-29 11:00:00)"
+        ),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(dir.join("f.csv")).unwrap();
+    let widths: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').skip(3).map(|x| x.parse().unwrap()).collect();
+            v[1] - v[0]
+        })
+        .collect();
+    let mean = widths.iter().sum::<f64>() / widths.len() as f64;
+    assert!(mean > 20.0, "80% widths {widths:?}");
+}

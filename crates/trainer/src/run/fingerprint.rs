@@ -29,6 +29,12 @@ pub struct DataFingerprint {
     /// field): a forecast's input must have the same.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub step: String,
+    /// The timestamp of the last row the model trained on (the training split's last). Only
+    /// windows whose forecast steps all lie after it calibrate a forecast's intervals: on the
+    /// rows it was fitted to the model's errors are smaller than on rows to come. Empty for
+    /// panels and in runs older than this field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trained_until: String,
 }
 
 /// The run directory's record of its data.
@@ -66,7 +72,27 @@ impl DataFingerprint {
             first: stamp(first),
             last: stamp(last),
             step: step.map(|s| s.to_string()).unwrap_or_default(),
+            trained_until: String::new(),
         })
+    }
+
+    /// The run's [`DataFingerprint::trained_until`], `None` where it recorded none.
+    pub(crate) fn trained_until(dir: &Path) -> Result<Option<chrono::NaiveDateTime>> {
+        let Some(saved) = Self::load(dir)? else {
+            return Ok(None);
+        };
+        if saved.trained_until.is_empty() {
+            return Ok(None);
+        }
+        chrono::NaiveDateTime::parse_from_str(&saved.trained_until, "%Y-%m-%d %H:%M:%S%.f")
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "{}: trained_until = '{}' is not a timestamp",
+                    dir.join(FILE).display(),
+                    saved.trained_until
+                )
+            })
     }
 
     /// What differs from `now`, one item each: `rows 1000 → 990`, ...

@@ -115,7 +115,18 @@ pub fn forecast_options(
     DataFingerprint::check_step(dir, input, loaded.series.frequency)?;
     let trained = load_model(dir, &exp, &loaded.window(&exp), device)?;
     let p = input_prepared(&loaded, &exp, &scaler)?;
-    let recent = recent_intervals(&trained, &p, &exp, device)?;
+    let trained_until = DataFingerprint::trained_until(dir)?;
+    let recent = recent_intervals(&trained, &p, &exp, trained_until, device)?;
+    if let Some(it) = &recent {
+        crate::tell!(
+            "note: {}: intervals from the model's errors on the input's latest {} complete windows{}",
+            input.display(),
+            it.windows,
+            trained_until
+                .map(|t| format!(" after the rows it trained on (to {t})"))
+                .unwrap_or_default()
+        );
+    }
     let model = trained.valid();
     let targets = &p.targets;
     let nt = targets.len();
@@ -148,7 +159,7 @@ pub fn forecast_options(
     }
     times.truncate(n);
     values.truncate(n * nt);
-    let intervals = intervals_or_saved(recent, dir, &exp, input)?;
+    let intervals = intervals_or_saved(recent, dir, &exp, input, trained_until)?;
     if n > h {
         crate::tell!(
             "note: {}: steps {} to {n} are forecast from the model's own forecasts, a horizon ({h} steps) at a time, and have no intervals",
@@ -203,6 +214,7 @@ fn intervals_or_saved(
     dir: &Path,
     exp: &Experiment,
     input: &Path,
+    trained_until: Option<chrono::NaiveDateTime>,
 ) -> Result<Option<Intervals>> {
     let h = exp.window.horizon;
     Ok(match recent {
@@ -216,9 +228,12 @@ fn intervals_or_saved(
                     .collect()
             });
             crate::tell!(
-                "note: {}: fewer than the {} complete windows the intervals need to calibrate on; {}",
+                "note: {}: fewer than the {} complete windows the intervals need to calibrate on{}; {}",
                 input.display(),
                 min_calibration(exp),
+                trained_until
+                    .map(|t| format!(" after the rows the model trained on (to {t})"))
+                    .unwrap_or_default(),
                 match &saved {
                     Some(it) if empty.is_empty() => format!(
                         "they are the run's, from its validation split's {} windows (intervals.toml)",
@@ -476,12 +491,15 @@ fn input_prepared(loaded: &Loaded, exp: &Experiment, scaler: &Scaler) -> Result<
 }
 
 /// Intervals from the model's errors on the input's latest `intervals.calibration` complete
-/// windows (the input holds their actual values); `None` when the input holds fewer than
-/// [`min_calibration`] and fewer than `intervals.calibration`.
+/// windows (the input holds their actual values) whose forecast steps all lie after
+/// `trained_until` (the model fitted the rows up to it, and its errors there understate those
+/// to come); `None` when the input holds fewer such windows than [`min_calibration`] and than
+/// `intervals.calibration`.
 fn recent_intervals(
     model: &ForecastModel,
     p: &Prepared,
     exp: &Experiment,
+    trained_until: Option<chrono::NaiveDateTime>,
     device: &Device,
 ) -> Result<Option<Intervals>> {
     let rows = p.raw.rows();
@@ -490,7 +508,12 @@ fn recent_intervals(
         exp.window.horizon,
         exp.intervals.calibration,
     );
-    let from = rows.saturating_sub(k + l + h - 1);
+    // The first row the model did not train on: a window's forecast starts there or later.
+    let unseen = trained_until.map_or(0, |t| p.raw.timestamps.partition_point(|r| *r <= t));
+    let from = rows
+        .saturating_sub(k + l + h - 1)
+        .max(unseen.saturating_sub(l))
+        .min(rows);
     let (starts, forecasts, _) = forecasts_over(model, p, from..rows, device)?;
     // The windows asked for, or those the highest level needs where fewer are asked for.
     if starts.len() < min_calibration(exp).min(k) {

@@ -7,7 +7,7 @@
 //! forecast's origin, as Darts' conformal models calibrate on the input's recent history. On
 //! the test split each window is calibrated on the validation and earlier test windows known by
 //! its origin (recalibrated once a horizon); `gatecast forecast` calibrates on the input's last
-//! windows. A time series' errors drift, and recent ones describe the next ones better than
+//! windows after the rows the model trained on (`data.toml`'s `trained_until`). A time series' errors drift, and recent ones describe the next ones better than
 //! the validation split's alone (README, "prediction intervals"). The validation split's own
 //! calibration is saved (`intervals.toml`) for inputs too short to calibrate on.
 

@@ -151,7 +151,16 @@ pub(super) fn train_one(
             exp.train.batch_size
         );
     }
-    let data = DataFingerprint::of(&exp.data.path, &p.raw)?;
+    let mut data = DataFingerprint::of(&exp.data.path, &p.raw)?;
+    if let Some(t) = p
+        .split
+        .train
+        .end
+        .checked_sub(1)
+        .map(|r| p.raw.timestamps[r])
+    {
+        data.trained_until = t.to_string();
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create run directory {}", dir.display()))?;
     let resumed_from = if options.resume {
