@@ -551,3 +551,66 @@ fn an_own_files_time_column_is_found() {
     let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(config.contains("time_column = \"month\""), "{config}");
 }
+
+/// An own file without `--target`: its one column of numbers besides the time column is
+/// forecast, with a note; where several are left the error lists them, and columns other flags
+/// name (`--covariates`) are not candidates.
+#[test]
+fn an_own_files_target_is_found() {
+    let dir = tmp("target");
+    let mut csv = String::from("day,note,sales,price\n");
+    for d in 0..60 {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::TimeDelta::days(d);
+        csv += &format!("{day},x{d},{},{}\n", 100 + d % 7, 5 + d % 2);
+    }
+    std::fs::write(dir.join("two.csv"), &csv).unwrap();
+    let one: String = csv
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    std::fs::write(dir.join("one.csv"), one).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "--print-config"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let targets = |out: &std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Experiment::parse_toml(&text, "printed")
+            .unwrap()
+            .data
+            .targets
+    };
+    let out = run(&["--data", "one.csv"]);
+    assert_eq!(targets(&out), ["sales"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("forecasting 'sales', the one column of numbers"),
+        "{err}"
+    );
+
+    let out = run(&["--data", "two.csv"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("two.csv: which column to forecast? name it with --target (columns of numbers: sales, price;"),
+        "{err}"
+    );
+    assert_eq!(
+        targets(&run(&["--data", "two.csv", "--covariates", "price"])),
+        ["sales"]
+    );
+    assert_eq!(
+        targets(&run(&["--data", "two.csv", "--target", "price"])),
+        ["price"]
+    );
+}

@@ -278,6 +278,21 @@ pub fn time_columns(
     parse::time_columns(&name, &bytes, options)
 }
 
+/// The columns of the CSV file at `path`, other than `options.time_column`, whose first row
+/// reads as a number (with `options`' delimiter and decimal mark), in header order: the
+/// candidates for a target when none is named.
+pub fn number_columns(
+    path: impl AsRef<Path>,
+    options: &CsvOptions,
+) -> Result<Vec<String>, DataError> {
+    let name = path.as_ref().display().to_string();
+    let bytes = std::fs::read(path.as_ref()).map_err(|error| DataError::Io {
+        path: name.clone(),
+        error,
+    })?;
+    parse::number_columns(&name, &bytes, options)
+}
+
 fn read(path: &Path, options: &CsvOptions) -> Result<Vec<(Series, Repairs)>, DataError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| DataError::Io {

@@ -291,18 +291,39 @@ pub(super) fn time_columns(
     bytes: &[u8],
     options: &CsvOptions,
 ) -> Result<Vec<String>, DataError> {
+    let reads = |_: &str, v: &str| match &options.time_format {
+        Some(f) => parse_time(v, TimeFormat::Given, Some(f)).is_some(),
+        None => detect_format(v).is_some_and(|f| f != TimeFormat::Year),
+    };
+    first_row_columns(path, bytes, options, reads)
+}
+
+/// The columns other than the time column whose first row reads as a number, in header order.
+pub(super) fn number_columns(
+    path: &str,
+    bytes: &[u8],
+    options: &CsvOptions,
+) -> Result<Vec<String>, DataError> {
+    let reads =
+        |h: &str, v: &str| h != options.time_column && parse_number(v.trim(), options).is_some();
+    first_row_columns(path, bytes, options, reads)
+}
+
+/// The header's names whose first row's value passes `reads(name, value)`.
+fn first_row_columns(
+    path: &str,
+    bytes: &[u8],
+    options: &CsvOptions,
+    reads: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<String>, DataError> {
     let (mut reader, _, header) = open(path, bytes, options)?;
     let Some(Ok(first)) = reader.records().next() else {
         return Ok(Vec::new());
     };
-    let reads = |v: &str| match &options.time_format {
-        Some(f) => parse_time(v, TimeFormat::Given, Some(f)).is_some(),
-        None => detect_format(v).is_some_and(|f| f != TimeFormat::Year),
-    };
     Ok(header
         .iter()
         .zip(first.iter())
-        .filter(|(_, v)| reads(v))
+        .filter(|(h, v)| reads(h, v))
         .map(|(h, _)| h.clone())
         .collect())
 }

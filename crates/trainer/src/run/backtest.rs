@@ -110,13 +110,13 @@ impl SeriesBacktest {
                             "{level:.0}%: none (no fold's calibration had the windows it needs)"
                         ),
                         k => format!(
-                            "{level:.0}% covers {:.1}% of the {} values (mean width {:.4})",
+                            "{level:.0}% covers {:.1}% of the {} (mean width {:.4})",
                             100.0 * mean(|x| x.coverage),
                             if k == self.folds.len() {
-                                "folds'".to_string()
+                                "folds' values".to_string()
                             } else {
                                 format!(
-                                    "{k} of {} folds' with enough windows to calibrate on",
+                                    "values of the {k} of {} folds with enough windows to calibrate on",
                                     self.folds.len()
                                 )
                             },

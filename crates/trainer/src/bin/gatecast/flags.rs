@@ -174,7 +174,11 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
     if own_file && args.time_column.is_none() {
         find_time_column(e);
     }
-    if let Some(v) = &args.target {
+    let target = match &args.target {
+        None if own_file => find_target(args, e)?,
+        given => given.clone(),
+    };
+    if let Some(v) = &target {
         e.data.targets = vec![v.clone()];
         if own_file {
             e.data.covariates.clear();
@@ -286,6 +290,51 @@ fn find_time_column(e: &mut Experiment) {
         None => gatecast_trainer::tell!(
             "note: {}: no column's first value reads as a time in a format gatecast detects: name the time column with --time-column and its format with --time-format (e.g. '%Y%m%d' for 19580329)",
             e.data.path
+        ),
+    }
+}
+
+/// An own file's target where `--target` names none: the one column that reads as a number
+/// (besides the time column and the columns other flags name), with a note. `None` where the
+/// file has the experiment's own targets or cannot be read (the loader then says why); an error
+/// listing the candidates where there are several or none.
+fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
+    let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
+    options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
+    options.decimal_comma = e.data.decimal == ",";
+    let Ok(numbers) = gatecast_data::number_columns(&e.data.path, &options) else {
+        return Ok(None);
+    };
+    if e.data.targets.iter().all(|t| numbers.contains(t)) {
+        return Ok(None);
+    }
+    let named: Vec<&String> = args
+        .id_column
+        .iter()
+        .chain(args.covariates.iter().flatten())
+        .chain(args.future_covariates.iter().flatten())
+        .chain(&args.static_real)
+        .chain(&args.static_categorical)
+        .collect();
+    let left: Vec<&String> = numbers.iter().filter(|c| !named.contains(c)).collect();
+    match left[..] {
+        [one] => {
+            let others = if named.is_empty() { "" } else { " and those the flags name" };
+            gatecast_trainer::tell!(
+                "note: {}: forecasting '{one}', the one column of numbers besides the time column{others} (--target chooses another)",
+                e.data.path
+            );
+            Ok(Some(one.clone()))
+        }
+        [] => bail!(
+            "{}: no column besides the time column '{}' holds numbers in its first row to forecast; name it with --target",
+            e.data.path,
+            e.data.time_column
+        ),
+        _ => bail!(
+            "{}: which column to forecast? name it with --target (columns of numbers: {}; the others can be --covariates)",
+            e.data.path,
+            left.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
         ),
     }
 }
