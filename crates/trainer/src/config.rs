@@ -107,7 +107,8 @@ pub struct DataConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaler: Option<ScalerKind>,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data);
-    /// 0 infers it from the sampling step ([`DataConfig::season_for`]; single-series runs).
+    /// 0, the default, infers it from the sampling step ([`DataConfig::season_for`]; a panel's
+    /// from its longest series').
     pub season: usize,
     /// More seasonal-naive baselines for the test table (e.g. 168 for weekly on hourly data);
     /// each needs `window.lookback >= period`.
@@ -237,7 +238,7 @@ impl Default for DataConfig {
             split: [0.7, 0.1, 0.2],
             split_rows: None,
             scaler: None,
-            season: 24,
+            season: 0,
             baseline_seasons: Vec::new(),
             resample: String::new(),
             aggregate: gatecast_data::Aggregation::Sum,
@@ -606,9 +607,6 @@ impl Experiment {
         }
         if m.bidirectional || m.last_value_norm || m.revin || m.auto_norm {
             return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm, revin or auto_norm (each series is scaled instead)".into());
-        }
-        if self.data.season == 0 {
-            return Err("data.season = 0 (inferred from the sampling step) is for single-series runs; give a panel run its period (7 for daily data)".into());
         }
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
             return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());

@@ -614,3 +614,27 @@ fn an_own_files_target_is_found() {
         ["price"]
     );
 }
+
+/// An experiment file that leaves `data.season` out gets its sampling step's period (7 for a
+/// daily file), as an own file does, not the bundled hourly file's 24.
+#[test]
+fn a_config_without_a_season_infers_it() {
+    let _guard = common::trains();
+    let dir = tmp("config_season");
+    let mut csv = String::from("day,sales\n");
+    for d in 0..300 {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::TimeDelta::days(d);
+        csv += &format!("{day},{}\n", 100 + 3 * (d % 7) + d % 5);
+    }
+    std::fs::write(dir.join("d.csv"), csv).unwrap();
+    std::fs::write(
+        dir.join("e.toml"),
+        "[data]\npath = \"d.csv\"\ntime_column = \"day\"\ntargets = [\"sales\"]\ncovariates = []\ncalendar = []\n[window]\nlookback = 28\nhorizon = 7\n[train]\nepochs = 1\n",
+    )
+    .unwrap();
+    let out = common::gatecast_ok(
+        &["train", "--config", "e.toml", "--quiet", "--out", "run"],
+        &dir,
+    );
+    assert!(out.contains("| seasonal_naive(7) |"), "{out}");
+}

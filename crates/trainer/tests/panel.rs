@@ -875,3 +875,28 @@ fn a_panel_reads_a_known_future_column() {
 fn text_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+
+/// A panel experiment that leaves `data.season` out (0) gets its sampling step's period, 7 for
+/// daily series, as a single series does: the run's `config.toml` records it, and the seasonal
+/// naive's row is the one a run given 7 reports.
+#[test]
+fn a_panels_season_is_inferred_from_its_step() {
+    let dir = scratch("season");
+    let path = write_panel(&dir, 6, 120, 30);
+    let mut exp = experiment(&path);
+    exp.train.epochs = 1;
+    let device = burn::tensor::Device::flex();
+    let given =
+        gatecast_trainer::panel::train_panel(&exp, &dir.join("given"), &device, true).unwrap();
+    exp.data.season = 0;
+    exp.validate().unwrap();
+    let inferred =
+        gatecast_trainer::panel::train_panel(&exp, &dir.join("inferred"), &device, true).unwrap();
+    let saved = std::fs::read_to_string(dir.join("inferred/config.toml")).unwrap();
+    let saved = Experiment::parse_toml(&saved, "config.toml").unwrap();
+    assert_eq!(saved.data.season, 7);
+    assert_eq!(
+        format!("{:?}", inferred.rows[1]),
+        format!("{:?}", given.rows[1])
+    );
+}

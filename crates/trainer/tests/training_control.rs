@@ -218,7 +218,7 @@ fn monitor_chooses_what_early_stopping_and_the_kept_epoch_read() {
 /// Panel runs stop on their likelihood: another monitor is refused, naming the option.
 #[test]
 fn panel_runs_refuse_another_monitor() {
-    let text = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\n[model]\ncell = \"gru\"\n[train]\nmonitor = \"mse\"\n";
+    let text = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\nseason = 7\n[model]\ncell = \"gru\"\n[train]\nmonitor = \"mse\"\n";
     let err = Experiment::from_toml(text, "panel").unwrap_err();
     assert!(err.contains("train.monitor"), "{err}");
 }
@@ -227,7 +227,7 @@ fn panel_runs_refuse_another_monitor() {
 /// rather than silently ignored, naming the option.
 #[test]
 fn panel_runs_refuse_a_point_loss() {
-    let head = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\n[model]\ncell = \"gru\"\n[train]\n";
+    let head = "[data]\npath = \"x.csv\"\ntime_column = \"date\"\nid_column = \"store\"\ntargets = [\"units\"]\ncovariates = []\nseason = 7\n[model]\ncell = \"gru\"\n[train]\n";
     for (line, option) in [
         ("loss = \"mae\"\n", "train.loss"),
         ("freq_loss = 0.5\n", "train.freq_loss"),

@@ -225,6 +225,7 @@ pub fn backtest_panel(
         bail!("--folds and --stride must be at least 1");
     }
     let full = data::load(exp)?;
+    let exp = &data::with_season(exp, &full);
     let h = full.horizon;
     let need = folds.rows_needed(full.lookback, h);
     let (long, short): (Vec<PanelSeries>, Vec<PanelSeries>) =

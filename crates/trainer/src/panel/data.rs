@@ -87,6 +87,18 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
     Ok(load_with(exp, None)?.0)
 }
 
+/// `exp` with `data.season = 0` resolved to the period of the panel's sampling step (that of
+/// its longest series), as a single series' is: the run's `config.toml` then records it.
+pub fn with_season(exp: &Experiment, panel: &Panel) -> Experiment {
+    let mut e = exp.clone();
+    if e.data.season == 0 {
+        let longest = panel.series.iter().max_by_key(|s| s.rows());
+        let step = longest.and_then(|s| gatecast_data::infer_frequency(&s.times));
+        e.data.season = e.data.season_for(step);
+    }
+    e
+}
+
 /// How a run turns the file's covariates into features: fitted on the rows it trains on, saved
 /// in its directory, and read back by `evaluate` and `forecast`.
 #[derive(Debug, Clone, Default)]

@@ -44,6 +44,7 @@ pub fn train_panel(
 ) -> Result<PanelReport> {
     let start = Instant::now();
     let (panel, encodings) = data::load_with(exp, None)?;
+    let exp = &data::with_season(exp, &panel);
     crate::sayln!("{}", data::describe(exp, &panel));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;

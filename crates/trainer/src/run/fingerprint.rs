@@ -216,8 +216,15 @@ mod tests {
             first: "2020-01-01 00:00:00".into(),
             last: "2020-01-01 09:00:00".into(),
             step: "1h".into(),
+            trained_until: "2020-01-01 06:00:00".into(),
         };
         assert!(a.changes(&a).is_empty());
+        // Where training ended says nothing of the file: a fingerprint taken now has none.
+        let now = DataFingerprint {
+            trained_until: String::new(),
+            ..a.clone()
+        };
+        assert!(a.changes(&now).is_empty());
         let edited = DataFingerprint {
             hash: "2".into(),
             ..a.clone()

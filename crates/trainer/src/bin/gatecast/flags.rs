@@ -31,7 +31,7 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if let Some(v) = &args.data {
         e.data.path = v.clone();
     }
-    apply_data_flags(args, &mut e)?;
+    apply_data_flags(args, &mut e, benchmark)?;
     if let Some(v) = &args.cell {
         e.model.cell = Cell::parse(v).map_err(anyhow::Error::msg)?;
     }
@@ -156,8 +156,9 @@ fn apply_norm(value: &str, args: &TrainArgs, e: &mut Experiment) -> Result<()> {
 /// `--resample`, `--aggregate`, `--likelihood`, `--samples`,
 /// `--scaler`, `--static-categorical`, `--static-real`: a user's own CSV
 /// with no config file. A file given without --config is read as a user's own: the bundled
-/// default's covariates and calendar (hour of day) are dropped unless flags or a file say so.
-fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
+/// default's covariates and calendar (hour of day) are dropped unless flags or a file say so,
+/// and without `--target` (outside `benchmark`) its one column of numbers is the target.
+fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Result<()> {
     let own_file = args.config.is_none() && !args.resume && args.data.is_some();
     if let Some(v) = &args.time_column {
         e.data.time_column = v.clone();
@@ -175,7 +176,8 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment) -> Result<()> {
         find_time_column(e);
     }
     let target = match &args.target {
-        None if own_file => find_target(args, e)?,
+        // The benchmark reads ETT's own columns.
+        None if own_file && !benchmark => find_target(args, e)?,
         given => given.clone(),
     };
     if let Some(v) = &target {
