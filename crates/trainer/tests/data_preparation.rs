@@ -602,7 +602,7 @@ fn an_own_files_target_is_found() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()
-            && err.contains("two.csv: which column to forecast? name it with --target (columns of numbers: sales, price;"),
+            && err.contains("two.csv: which column to forecast? name it with --target, or several comma-separated (columns of numbers: sales, price;"),
         "{err}"
     );
     assert_eq!(
@@ -612,6 +612,10 @@ fn an_own_files_target_is_found() {
     assert_eq!(
         targets(&run(&["--data", "two.csv", "--target", "price"])),
         ["price"]
+    );
+    assert_eq!(
+        targets(&run(&["--data", "two.csv", "--target", "price,sales"])),
+        ["price", "sales"]
     );
 }
 

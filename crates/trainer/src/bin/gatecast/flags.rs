@@ -177,11 +177,11 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
     }
     let target = match &args.target {
         // The benchmark reads ETT's own columns.
-        None if own_file && !benchmark => find_target(args, e)?,
+        None if own_file && !benchmark => find_target(args, e)?.map(|t| vec![t]),
         given => given.clone(),
     };
-    if let Some(v) = &target {
-        e.data.targets = vec![v.clone()];
+    if let Some(v) = target {
+        e.data.targets = v;
         if own_file {
             e.data.covariates.clear();
             // The bundled default's 24 is an hourly file's day; a user's file may be daily.
@@ -334,7 +334,7 @@ fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
             e.data.time_column
         ),
         _ => bail!(
-            "{}: which column to forecast? name it with --target (columns of numbers: {}; the others can be --covariates)",
+            "{}: which column to forecast? name it with --target, or several comma-separated (columns of numbers: {}; the others can be --covariates)",
             e.data.path,
             left.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
         ),

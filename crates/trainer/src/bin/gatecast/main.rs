@@ -203,10 +203,11 @@ struct TrainArgs {
     /// (`data.decimal`).
     #[arg(long)]
     decimal: Option<String>,
-    /// The column to forecast (the only target; covariates are then cleared unless a --config
-    /// names them).
-    #[arg(long)]
-    target: Option<String>,
+    /// The column to forecast, or several comma-separated (one model forecasts them all);
+    /// covariates are then cleared unless a --config names them. Without it, an own file's one
+    /// column of numbers besides the time column.
+    #[arg(long, value_delimiter = ',')]
+    target: Option<Vec<String>>,
     /// Long format: the column naming each row's series; trains one model over all of them.
     #[arg(long)]
     id_column: Option<String>,
