@@ -1677,3 +1677,44 @@ fn forecast_intervals_calibrate_after_the_training_rows() {
     let mean = widths.iter().sum::<f64>() / widths.len() as f64;
     assert!(mean > 20.0, "80% widths {widths:?}");
 }
+
+/// Several targets: the table's rows pool them, and `per_target` (and `per_target.csv`) give
+/// each its own rows, the pooled MAE and MSE being their means. `temp` is forecast beside
+/// `load` at a fifth of its scale, so the two targets' rows differ.
+#[test]
+fn several_targets_are_scored_each_and_pooled() {
+    let _rng = common::trains();
+    let dir = tmp("per_target");
+    let csv = write_csv(&dir, 800);
+    let mut exp = experiment(&csv);
+    exp.data.targets = vec!["load".into(), "temp".into()];
+    exp.data.covariates = Vec::new();
+    let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
+    let t = &report.test;
+    let names: Vec<&str> = t.per_target.iter().map(|x| x.target.as_str()).collect();
+    assert_eq!(names, ["load", "temp"]);
+    for (i, pooled) in t.rows.iter().enumerate() {
+        let each: Vec<&run::TestRow> = t.per_target.iter().map(|x| &x.rows[i]).collect();
+        assert_eq!(each[0].name, pooled.name);
+        let mean = |get: fn(&run::TestRow) -> f64| (get(each[0]) + get(each[1])) / 2.0;
+        assert!(
+            (mean(|r| r.mae) - pooled.mae).abs() < 1e-9 * pooled.mae,
+            "{t:?}"
+        );
+        assert!(
+            (mean(|r| r.mse) - pooled.mse).abs() < 1e-9 * pooled.mse,
+            "{t:?}"
+        );
+        assert!(
+            (mean(|r| r.mase) - pooled.mase).abs() < 1e-9 * pooled.mase,
+            "{t:?}"
+        );
+        assert!(
+            each[0].mae > 2.0 * each[1].mae,
+            "load's scale is 5× temp's: {t:?}"
+        );
+    }
+    let csv = std::fs::read_to_string(dir.join("run/per_target.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * t.rows.len(), "{csv}");
+    assert!(t.markdown().contains("| temp | "), "{}", t.markdown());
+}

@@ -36,6 +36,6 @@ pub use forecast::{
 };
 pub use intervals::{needed_windows, IntervalScore, Intervals};
 pub use prepare::{file_step, prepare, Prepared};
-pub use report::{evaluate_model, TestRow, TestTable};
+pub use report::{evaluate_model, TargetRows, TestRow, TestTable};
 pub use saved::{last_checkpoint, load_model};
 pub use train::{train, train_prepared, train_with, RunReport, TrainOptions};

@@ -178,6 +178,18 @@ pub struct TestTable {
     /// How many windows the intervals were calibrated on (the latest known at each origin, up
     /// to `intervals.calibration`).
     pub calibration_windows: usize,
+    /// With several targets, each one's own rows (the model first, then the baselines, as in
+    /// `rows`, which pool the targets); empty with one target.
+    pub per_target: Vec<TargetRows>,
+}
+
+/// One target's rows of a test table with several targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRows {
+    /// The target column.
+    pub target: String,
+    /// Its errors: the model first, then the baselines.
+    pub rows: Vec<TestRow>,
 }
 
 impl TestTable {
@@ -201,6 +213,18 @@ impl TestTable {
                 "| {} | {:.4} | {:.4} | {:.4} | {:.2} | {mase} |\n",
                 r.name, r.mse, r.mae, r.rmse, r.smape
             );
+        }
+        if let Some(first) = self.per_target.first() {
+            let names: Vec<&str> = first.rows.iter().map(|r| r.name.as_str()).collect();
+            s += &format!(
+                "\nMAE per target (per_target.csv has every metric):\n\n| target | {} |\n|---|{}\n",
+                names.join(" | "),
+                "---|".repeat(names.len())
+            );
+            for t in &self.per_target {
+                let maes: Vec<String> = t.rows.iter().map(|r| format!("{:.4}", r.mae)).collect();
+                s += &format!("| {} | {} |\n", t.target, maes.join(" | "));
+            }
         }
         if !self.intervals.is_empty() {
             let parts: Vec<String> = self
@@ -273,7 +297,37 @@ impl TestTable {
             header.extend([format!("coverage{pct}"), format!("width{pct}")]);
         }
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        write_csv(&dir.join("test_metrics.csv"), &header, &rows)
+        write_csv(&dir.join("test_metrics.csv"), &header, &rows)?;
+        if self.per_target.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Vec<String>> = self
+            .per_target
+            .iter()
+            .flat_map(|t| {
+                t.rows.iter().map(|r| {
+                    vec![
+                        t.target.clone(),
+                        r.name.clone(),
+                        r.mse.to_string(),
+                        r.mae.to_string(),
+                        r.rmse.to_string(),
+                        r.smape.to_string(),
+                        r.mase.to_string(),
+                    ]
+                })
+            })
+            .collect();
+        let header = [
+            "target",
+            "forecaster",
+            "mse",
+            "mae",
+            "rmse",
+            "smape",
+            "mase",
+        ];
+        write_csv(&dir.join("per_target.csv"), &header, &rows)
     }
 }
 
@@ -413,30 +467,57 @@ fn test_table(
         .iter()
         .map(|&col| p.split.train.clone().map(|r| p.raw.row(r)[col]).collect())
         .collect();
-    let row = |name: String, f: &[f32]| -> TestRow {
+    // `targets`' values of `values` (`[windows, horizon, targets]` row-major).
+    let of = |values: &[f32], k: usize| -> Vec<f32> {
+        values.iter().skip(k).step_by(nt).copied().collect()
+    };
+    // The errors of `f` on the targets `ks` (all of them, or one).
+    let row = |name: String, f: &[f32], ks: &[usize]| -> TestRow {
+        let (a, g) = match ks {
+            [k] if nt > 1 => (of(&actual, *k), of(f, *k)),
+            _ => (actual.clone(), f.to_vec()),
+        };
         // MASE per target (its own scale), averaged over targets.
         // Undefined (NaN, shown as n/a) when any target's in-sample seasonal naive is exact.
-        let mase = (0..nt)
-            .map(|k| {
-                let a: Vec<f32> = actual.iter().skip(k).step_by(nt).copied().collect();
-                let g: Vec<f32> = f.iter().skip(k).step_by(nt).copied().collect();
-                metrics::mase(&a, &g, &histories[k], season).unwrap_or(f64::NAN)
+        let mase = ks
+            .iter()
+            .map(|&k| {
+                metrics::mase(&of(&actual, k), &of(f, k), &histories[k], season).unwrap_or(f64::NAN)
             })
             .sum::<f64>()
-            / nt as f64;
+            / ks.len() as f64;
         TestRow {
             name,
-            mse: metrics::mse(&actual, f).unwrap_or(f64::NAN),
-            mae: metrics::mae(&actual, f).unwrap_or(f64::NAN),
-            rmse: metrics::rmse(&actual, f).unwrap_or(f64::NAN),
-            smape: metrics::smape(&actual, f).unwrap_or(f64::NAN),
+            mse: metrics::mse(&a, &g).unwrap_or(f64::NAN),
+            mae: metrics::mae(&a, &g).unwrap_or(f64::NAN),
+            rmse: metrics::rmse(&a, &g).unwrap_or(f64::NAN),
+            smape: metrics::smape(&a, &g).unwrap_or(f64::NAN),
             mase,
         }
     };
-    let mut rows = vec![row(format!("model ({})", exp.model.cell.name()), forecasts)];
-    for (b, f) in baselines.iter().zip(&baseline_forecasts) {
-        rows.push(row(b.name(), f));
-    }
+    let model_name = format!("model ({})", exp.model.cell.name());
+    let rows_of = |ks: &[usize]| -> Vec<TestRow> {
+        let mut rows = vec![row(model_name.clone(), forecasts, ks)];
+        for (b, f) in baselines.iter().zip(&baseline_forecasts) {
+            rows.push(row(b.name(), f, ks));
+        }
+        rows
+    };
+    let all: Vec<usize> = (0..nt).collect();
+    let rows = rows_of(&all);
+    let per_target = if nt > 1 {
+        exp.data
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(k, target)| TargetRows {
+                target: target.clone(),
+                rows: rows_of(&[k]),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     TestTable {
         windows: starts.len(),
         rows,
@@ -448,6 +529,7 @@ fn test_table(
             score(rolling, h, nt, &actual, forecasts)
         },
         calibration_windows: rolling.windows(),
+        per_target,
     }
 }
 
