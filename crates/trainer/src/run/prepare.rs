@@ -270,6 +270,12 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let window = loaded.window(exp);
     let targets = raw.column_indices(&d.targets, "data.targets")?;
     let season = d.season_for(raw.frequency);
+    let l = exp.window.lookback;
+    if season > l {
+        crate::tell!(
+            "note: no seasonal_naive({season}) row: it repeats the last season, and window.lookback = {l} holds less (data.season = {season})"
+        );
+    }
     Ok(Prepared {
         raw: loaded.series,
         scaled,
