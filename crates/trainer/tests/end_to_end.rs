@@ -1034,6 +1034,20 @@ fn a_fresh_run_in_an_earlier_runs_directory_starts_clean() {
             "stale checkpoints: {kept:?}"
         );
     }
+    // An earlier run's per-target table and normalisation choice do not outlive it either.
+    exp.train.epochs = 1;
+    exp.data.targets = vec!["load".into(), "temp".into()];
+    exp.model.auto_norm = true;
+    run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+    for file in ["per_target.csv", "norm_choice.csv", "norm"] {
+        assert!(run_dir.join(file).exists(), "{file}");
+    }
+    exp.data.targets = vec!["load".into()];
+    exp.model.auto_norm = false;
+    run::train(&exp, &run_dir, std::slice::from_ref(&device), false, true).unwrap();
+    for file in ["per_target.csv", "norm_choice.csv", "norm"] {
+        assert!(!run_dir.join(file).exists(), "stale {file}");
+    }
 }
 
 /// An hourly count series: a daily burst on every day, zero for half of each day (a model's

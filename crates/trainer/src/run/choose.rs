@@ -115,6 +115,22 @@ pub(super) fn train_choosing_norm(
     Ok(report)
 }
 
+/// Removes an earlier `model.auto_norm` run's `norm_choice.csv` and `norm/` from `dir`, so a
+/// run of one normalisation there is not listed beside runs it did not compare.
+pub(super) fn clear_choice(dir: &Path) -> Result<()> {
+    let list = dir.join("norm_choice.csv");
+    if list.exists() {
+        std::fs::remove_file(&list)
+            .with_context(|| format!("cannot remove {} of an earlier run", list.display()))?;
+    }
+    let runs = dir.join("norm");
+    if runs.is_dir() {
+        std::fs::remove_dir_all(&runs)
+            .with_context(|| format!("cannot remove {} of an earlier run", runs.display()))?;
+    }
+    Ok(())
+}
+
 /// Moves every entry of `from` into `to` (replacing what is there) and removes `from`; the
 /// weights go last, so a run stopped half-way has no `model.bpk` beside another run's files.
 fn promote(from: &Path, to: &Path) -> Result<()> {

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -298,7 +298,14 @@ impl TestTable {
         }
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         write_csv(&dir.join("test_metrics.csv"), &header, &rows)?;
+        let per_target = dir.join("per_target.csv");
         if self.per_target.is_empty() {
+            // An earlier run's in the same directory would describe other targets.
+            if per_target.exists() {
+                std::fs::remove_file(&per_target).with_context(|| {
+                    format!("cannot remove {} of an earlier run", per_target.display())
+                })?;
+            }
             return Ok(());
         }
         let rows: Vec<Vec<String>> = self
@@ -327,7 +334,7 @@ impl TestTable {
             "smape",
             "mase",
         ];
-        write_csv(&dir.join("per_target.csv"), &header, &rows)
+        write_csv(&per_target, &header, &rows)
     }
 }
 

@@ -114,6 +114,9 @@ pub fn train_prepared(
     if exp.model.auto_norm {
         super::choose::train_choosing_norm(exp, p, dir, devices, options)
     } else {
+        if !options.resume {
+            super::choose::clear_choice(dir)?;
+        }
         train_one(exp, p, dir, devices, options)
     }
 }
