@@ -77,6 +77,50 @@ struct Labels<'a> {
 fn lines(
     path: &Path,
     size: (u32, u32),
+    labels: Labels,
+    series: &[(&str, Vec<(f64, f64)>)],
+    band: Option<(&str, &[(f64, f64)])>,
+    dots: bool,
+) -> Result<()> {
+    register_font();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    draw_lines(&root, labels, series, band, dots)?;
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// One chart of [`Lines`], one above another in a PNG of `width` pixels, each `height` high.
+fn stacked(path: &Path, width: u32, height: u32, charts: &[Lines]) -> Result<()> {
+    register_font();
+    let size = (width, height * charts.len().max(1) as u32);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    for (area, c) in root.split_evenly((charts.len(), 1)).iter().zip(charts) {
+        let labels = Labels {
+            title: &c.title,
+            x: &c.x,
+            y: "",
+        };
+        let band = c.band.as_ref().map(|(n, o)| (n.as_str(), o.as_slice()));
+        draw_lines(area, labels, &c.series, band, false)?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// A chart of [`stacked`]: its title, x-axis description, lines and shaded band (name and
+/// outline).
+struct Lines<'a> {
+    title: String,
+    x: String,
+    series: Vec<(&'a str, Vec<(f64, f64)>)>,
+    band: Option<(String, Vec<(f64, f64)>)>,
+}
+
+/// Draws [`lines`]' chart on `root`.
+fn draw_lines(
+    root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     Labels {
         title,
         x: x_desc,
@@ -86,9 +130,6 @@ fn lines(
     band: Option<(&str, &[(f64, f64)])>,
     dots: bool,
 ) -> Result<()> {
-    register_font();
-    let root = BitMapBackend::new(path, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
     let xs = || series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0));
     let first = xs().fold(f64::INFINITY, f64::min);
     let last = xs().fold(f64::NEG_INFINITY, f64::max);
@@ -110,7 +151,7 @@ fn lines(
             .flat_map(|(_, v)| v.iter().map(|p| p.1))
             .chain(band_ys),
     );
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(44)
@@ -176,9 +217,7 @@ fn lines(
                 .map_err(|e| anyhow!("{e:?}"))?;
         }
     }
-    legend_box(&mut chart, SeriesLabelPosition::MiddleRight)?;
-    root.present().map_err(|e| anyhow!("{e:?}"))?;
-    Ok(())
+    legend_box(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 
 /// A series' legend entry: a short line in its colour.
@@ -199,6 +238,25 @@ fn legend_box<'a, CT: CoordTranslate>(
         .draw()
         .map_err(|e| anyhow!("{e:?}"))
 }
+
+/// One target's values for [`forecast_vs_actual_targets`] and [`forecast_ahead_targets`]: its
+/// name, the actual values (or the input's last ones), the forecast, and the first interval
+/// level's name and ends where it has them.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetLines<'a> {
+    /// The target column, the start of its chart's title.
+    pub name: &'a str,
+    /// Actual values at the forecast's steps, or the input's last values before them.
+    pub actual: &'a [f64],
+    /// The forecast.
+    pub forecast: &'a [f64],
+    /// The interval's name (`80% interval`), lower and upper ends, from the forecast's first
+    /// step on.
+    pub band: Option<(&'a str, &'a [f64], &'a [f64])>,
+}
+
+/// The most targets a forecast plot draws, one chart each.
+pub const MAX_PLOTTED_TARGETS: usize = 8;
 
 /// Forecast against actual over consecutive test steps (`actual[i]`, `forecast[i]` at step i).
 pub fn forecast_vs_actual(
@@ -232,6 +290,39 @@ pub fn forecast_vs_actual(
     )
 }
 
+/// [`forecast_vs_actual`] for several targets, one chart each, one above another (at most
+/// [`MAX_PLOTTED_TARGETS`]); each title is the target's name followed by `what`.
+pub fn forecast_vs_actual_targets(
+    path: &Path,
+    what: &str,
+    targets: &[TargetLines],
+    horizon: usize,
+) -> Result<()> {
+    if let [one] = targets {
+        let title = format!("{}{what}", one.name);
+        return forecast_vs_actual(path, &title, one.actual, one.forecast, one.band, horizon);
+    }
+    let indexed = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+    let charts: Vec<Lines> = targets
+        .iter()
+        .take(MAX_PLOTTED_TARGETS)
+        .map(|t| Lines {
+            title: format!("{}{what}", t.name),
+            x: format!("test step (forecasts issued every {horizon} steps)"),
+            series: vec![
+                ("actual", indexed(t.actual)),
+                ("forecast", indexed(t.forecast)),
+            ],
+            band: t.band.map(|(name, lo, hi)| {
+                let mut outline: Vec<(f64, f64)> = indexed(lo);
+                outline.extend(hi.iter().enumerate().rev().map(|(i, y)| (i as f64, *y)));
+                (name.to_string(), outline)
+            }),
+        })
+        .collect();
+    stacked(path, 1200, 400, &charts)
+}
+
 /// A forecast after the end of the data (`gatecast forecast --plot`): the input's last values
 /// `history` at steps `1 - len ..= 0`, the forecast at steps `1 ..= n`, and the first interval
 /// level's ends shaded over the steps that have them.
@@ -242,6 +333,58 @@ pub fn forecast_ahead(
     forecast: &[f64],
     band: Option<(&str, &[f64], &[f64])>,
 ) -> Result<()> {
+    let (history, ahead, band) = ahead_points(history, forecast, band);
+    let labels = Labels {
+        title,
+        x: "steps after the input's end",
+        y: "",
+    };
+    lines(
+        path,
+        (1200, 540),
+        labels,
+        &[("input", history), ("forecast", ahead)],
+        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
+        false,
+    )
+}
+
+/// [`forecast_ahead`] for several targets, one chart each, one above another (at most
+/// [`MAX_PLOTTED_TARGETS`]); each title is the target's name followed by `what`, and each
+/// target's `actual` is the input's last values.
+pub fn forecast_ahead_targets(path: &Path, what: &str, targets: &[TargetLines]) -> Result<()> {
+    if let [one] = targets {
+        let title = format!("{}{what}", one.name);
+        return forecast_ahead(path, &title, one.actual, one.forecast, one.band);
+    }
+    let charts: Vec<Lines> = targets
+        .iter()
+        .take(MAX_PLOTTED_TARGETS)
+        .map(|t| {
+            let (history, ahead, band) = ahead_points(t.actual, t.forecast, t.band);
+            Lines {
+                title: format!("{}{what}", t.name),
+                x: "steps after the input's end".into(),
+                series: vec![("input", history), ("forecast", ahead)],
+                band: band.map(|(n, o)| (n.to_string(), o)),
+            }
+        })
+        .collect();
+    stacked(path, 1200, 400, &charts)
+}
+
+/// The points of [`forecast_ahead`]: the history at steps `1 - len ..= 0`, the forecast at
+/// `1 ..= n`, and the band's outline.
+#[allow(clippy::type_complexity)]
+fn ahead_points<'a>(
+    history: &[f64],
+    forecast: &[f64],
+    band: Option<(&'a str, &[f64], &[f64])>,
+) -> (
+    Vec<(f64, f64)>,
+    Vec<(f64, f64)>,
+    Option<(&'a str, Vec<(f64, f64)>)>,
+) {
     let back = history.len() as f64 - 1.0;
     let history = history
         .iter()
@@ -259,19 +402,7 @@ pub fn forecast_ahead(
         outline.extend(ahead(hi).into_iter().rev());
         (name, outline)
     });
-    let labels = Labels {
-        title,
-        x: "steps after the input's end",
-        y: "",
-    };
-    lines(
-        path,
-        (1200, 540),
-        labels,
-        &[("input", history), ("forecast", ahead(forecast))],
-        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
-        false,
-    )
+    (history, ahead(forecast), band)
 }
 
 /// A single-series backtest: the actual values (row, value) and each fold's forecast as its own

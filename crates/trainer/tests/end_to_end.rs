@@ -1699,8 +1699,8 @@ fn forecast_intervals_calibrate_after_the_training_rows() {
 fn several_targets_are_scored_each_and_pooled() {
     let _rng = common::trains();
     let dir = tmp("per_target");
-    let csv = write_csv(&dir, 800);
-    let mut exp = experiment(&csv);
+    let csv_path = write_csv(&dir, 800);
+    let mut exp = experiment(&csv_path);
     exp.data.targets = vec!["load".into(), "temp".into()];
     exp.data.covariates = Vec::new();
     let report = run::train(&exp, &dir.join("run"), &[Device::flex()], false, true).unwrap();
@@ -1731,4 +1731,39 @@ fn several_targets_are_scored_each_and_pooled() {
     let csv = std::fs::read_to_string(dir.join("run/per_target.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * t.rows.len(), "{csv}");
     assert!(t.markdown().contains("| temp | "), "{}", t.markdown());
+
+    // Each target has its own chart, one above the other, in the test plot and in a forecast's.
+    let ahead = dir.join("ahead.png");
+    let options = run::ForecastOptions {
+        plot: Some(&ahead),
+        ..Default::default()
+    };
+    let next = dir.join("next.csv");
+    run::forecast_options(
+        &dir.join("run"),
+        &csv_path,
+        &options,
+        Some(&next),
+        &Device::flex(),
+    )
+    .unwrap();
+    for png in [dir.join("run/forecast.png"), ahead] {
+        check_plot(&png, (1200, 800));
+        let img = image::open(&png).unwrap().to_rgb8();
+        for half in [0, 400] {
+            let part = image::imageops::crop_imm(&img, 0, half, 1200, 400).to_image();
+            let blue = part
+                .pixels()
+                .filter(|p| p.0[2] > 200 && p.0[0] < 80 && p.0[1] < 80);
+            let red = part
+                .pixels()
+                .filter(|p| p.0[0] > 200 && p.0[1] < 80 && p.0[2] < 80);
+            let (blue, red) = (blue.count(), red.count());
+            assert!(
+                blue > 300 && red > 300,
+                "{}: rows {half}..: blue {blue}, red {red}",
+                png.display()
+            );
+        }
+    }
 }

@@ -199,10 +199,8 @@ pub fn forecast_options(
         None => crate::say!("{text}"),
     }
     if let Some(path) = options.plot {
-        let first: Vec<f32> = values.iter().step_by(nt).copied().collect();
-        let column = targets[0];
         let it = intervals.as_ref();
-        plot_ahead(path, &loaded.series, column, &first, it, &exp, input)?;
+        plot_ahead(path, &loaded.series, targets, &values, it, &exp, input)?;
     }
     Ok(())
 }
@@ -252,47 +250,64 @@ fn intervals_or_saved(
     })
 }
 
-/// `--plot`: the input's last values of the first target (three horizons, its look-back at
-/// most; `series`' column `column`), its forecast `first` (original units) and the first
-/// interval level's ends where there are any.
+/// `--plot`: per target (the first [`crate::plots::MAX_PLOTTED_TARGETS`]), the input's last
+/// values (three horizons, its look-back at most; `series`' columns `columns`), its forecast
+/// (`values`: `[steps, targets]` row-major, original units) and the first interval level's ends
+/// where there are any.
 fn plot_ahead(
     path: &Path,
     series: &gatecast_data::Series,
-    column: usize,
-    first: &[f32],
+    columns: &[usize],
+    values: &[f32],
     intervals: Option<&Intervals>,
     exp: &Experiment,
     input: &Path,
 ) -> Result<()> {
-    let h = exp.window.horizon;
+    let (h, nt) = (exp.window.horizon, columns.len());
     let back = (3 * h).max(exp.window.lookback).min(series.rows());
-    let history: Vec<f64> = (series.rows() - back..series.rows())
-        .map(|r| f64::from(series.row(r)[column]))
-        .collect();
-    let forecast: Vec<f64> = first.iter().map(|&v| f64::from(v)).collect();
-    let (lo, hi): (Vec<f64>, Vec<f64>) = intervals
-        .map(|it| {
-            first
-                .iter()
-                .take(h)
-                .enumerate()
-                .map_while(|(s, &v)| it.bounds(0, s, 0, v))
-                .map(|(lo, hi)| (f64::from(lo), f64::from(hi)))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .unzip();
     let name = intervals.map_or(String::new(), |it| {
         format!("{:.0}% interval", 100.0 * it.levels[0])
     });
-    let band = (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..]));
-    let title = format!(
-        "{}: forecast after {}",
-        exp.data.targets[0],
-        input.display()
-    );
-    crate::plots::forecast_ahead(path, &title, &history, &forecast, band)
+    #[allow(clippy::type_complexity)]
+    let lines: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> = columns
+        .iter()
+        .enumerate()
+        .take(crate::plots::MAX_PLOTTED_TARGETS)
+        .map(|(k, &column)| {
+            let history: Vec<f64> = (series.rows() - back..series.rows())
+                .map(|r| f64::from(series.row(r)[column]))
+                .collect();
+            let own: Vec<f32> = values.iter().skip(k).step_by(nt).copied().collect();
+            let (lo, hi): (Vec<f64>, Vec<f64>) = intervals
+                .map(|it| {
+                    own.iter()
+                        .take(h)
+                        .enumerate()
+                        .map_while(|(s, &v)| it.bounds(0, s, k, v))
+                        .map(|(lo, hi)| (f64::from(lo), f64::from(hi)))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .unzip();
+            let forecast = own.iter().map(|&v| f64::from(v)).collect();
+            (history, forecast, lo, hi)
+        })
+        .collect();
+    let targets: Vec<crate::plots::TargetLines> = lines
+        .iter()
+        .zip(&exp.data.targets)
+        .map(
+            |((history, forecast, lo, hi), target)| crate::plots::TargetLines {
+                name: target,
+                actual: history,
+                forecast,
+                band: (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..])),
+            },
+        )
+        .collect();
+    let what = format!(": forecast after {}", input.display());
+    crate::plots::forecast_ahead_targets(path, &what, &targets)
 }
 
 /// The model's forecast from `last`, `[horizon, targets]` row-major, scaled.

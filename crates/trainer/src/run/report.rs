@@ -117,22 +117,35 @@ pub(super) fn write_report(
         &f.rolling,
     )?;
     crate::plots::loss_curves(&dir.join("loss.png"), epochs, &exp.train.loss_name())?;
-    let keep = (10 * exp.window.horizon).min(written.actual.len());
+    let keep = (10 * exp.window.horizon).min(written[0].actual.len());
     let tail = |v: &[f64]| v[v.len() - keep..].to_vec();
-    let band = written
-        .band
-        .as_ref()
-        .map(|(lo, hi)| (band_name(exp.intervals.levels[0]), tail(lo), tail(hi)));
-    crate::plots::forecast_vs_actual(
+    let name = band_name(exp.intervals.levels[0]);
+    #[allow(clippy::type_complexity)]
+    let tails: Vec<(Vec<f64>, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> = written
+        .iter()
+        .map(|w| {
+            let band = w.band.as_ref().map(|(lo, hi)| (tail(lo), tail(hi)));
+            (tail(&w.actual), tail(&w.forecast), band)
+        })
+        .collect();
+    let targets: Vec<crate::plots::TargetLines> = tails
+        .iter()
+        .zip(&exp.data.targets)
+        .map(
+            |((actual, forecast, band), target)| crate::plots::TargetLines {
+                name: target,
+                actual,
+                forecast,
+                band: band
+                    .as_ref()
+                    .map(|(lo, hi)| (name.as_str(), lo.as_slice(), hi.as_slice())),
+            },
+        )
+        .collect();
+    crate::plots::forecast_vs_actual_targets(
         &dir.join("forecast.png"),
-        &format!(
-            "{}: forecast vs actual, end of the test split",
-            exp.data.targets[0]
-        ),
-        &tail(&written.actual),
-        &tail(&written.forecast),
-        band.as_ref()
-            .map(|(n, lo, hi)| (n.as_str(), lo.as_slice(), hi.as_slice())),
+        ": forecast vs actual, end of the test split",
+        &targets,
         exp.window.horizon,
     )?;
     Ok(f.tested(table))
@@ -536,7 +549,7 @@ fn test_table(
     }
 }
 
-/// What `forecast.csv` held of the first target, for the plot.
+/// What `forecast.csv` held of one target, for the plot.
 struct Written {
     actual: Vec<f64>,
     forecast: Vec<f64>,
@@ -553,7 +566,7 @@ fn write_forecasts(
     starts: &[usize],
     forecasts: &[f32],
     rolling: &Rolling,
-) -> Result<Written> {
+) -> Result<Vec<Written>> {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let levels = if rolling.sets.is_empty() {
         0
@@ -561,11 +574,13 @@ fn write_forecasts(
         exp.intervals.levels.len()
     };
     let mut rows = Vec::new();
-    let mut first = Written {
-        actual: Vec::new(),
-        forecast: Vec::new(),
-        band: (levels > 0).then(|| (Vec::new(), Vec::new())),
-    };
+    let mut plotted: Vec<Written> = (0..nt.min(crate::plots::MAX_PLOTTED_TARGETS))
+        .map(|_| Written {
+            actual: Vec::new(),
+            forecast: Vec::new(),
+            band: (levels > 0).then(|| (Vec::new(), Vec::new())),
+        })
+        .collect();
     for (w, &s) in starts.iter().enumerate().step_by(h) {
         for step in 0..h {
             let r = s + l + step;
@@ -583,8 +598,8 @@ fn write_forecasts(
                     // A window before any calibration (none known yet) has empty ends.
                     let Some(it) = rolling.of(w) else {
                         row.extend([String::new(), String::new()]);
-                        if k == 0 && i == 0 {
-                            let band = first.band.as_mut().expect("levels");
+                        if let (Some(t), 0) = (plotted.get_mut(k), i) {
+                            let band = t.band.as_mut().expect("levels");
                             band.0.push(forecast as f64);
                             band.1.push(forecast as f64);
                         }
@@ -601,16 +616,16 @@ fn write_forecasts(
                             (forecast, forecast)
                         }
                     };
-                    if k == 0 && i == 0 {
-                        let band = first.band.as_mut().expect("intervals");
+                    if let (Some(t), 0) = (plotted.get_mut(k), i) {
+                        let band = t.band.as_mut().expect("intervals");
                         band.0.push(lo as f64);
                         band.1.push(hi as f64);
                     }
                 }
                 rows.push(row);
-                if k == 0 {
-                    first.actual.push(actual as f64);
-                    first.forecast.push(forecast as f64);
+                if let Some(t) = plotted.get_mut(k) {
+                    t.actual.push(actual as f64);
+                    t.forecast.push(forecast as f64);
                 }
             }
         }
@@ -623,5 +638,5 @@ fn write_forecasts(
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     write_csv(path, &header, &rows)?;
-    Ok(first)
+    Ok(plotted)
 }
