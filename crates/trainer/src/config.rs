@@ -732,6 +732,28 @@ impl DataConfig {
         if self.targets.is_empty() {
             return Err("data.targets is empty: name at least one column to forecast".into());
         }
+        for (option, list) in [
+            ("data.targets", &self.targets),
+            ("data.covariates", &self.covariates),
+            ("data.future_covariates", &self.future_covariates),
+        ] {
+            if let Some((i, c)) = list
+                .iter()
+                .enumerate()
+                .find(|(i, c)| list[..*i].contains(c))
+            {
+                return Err(format!(
+                    "{option}: '{c}' is listed twice (entries {} and {})",
+                    list[..i].iter().position(|x| x == c).expect("seen") + 1,
+                    i + 1
+                ));
+            }
+        }
+        if let Some(c) = self.covariates.iter().find(|c| self.targets.contains(c)) {
+            return Err(format!(
+                "data.covariates: '{c}' is also in data.targets; a target's own past is read over the look-back already"
+            ));
+        }
         for c in &self.future_covariates {
             if self.targets.contains(c) || self.covariates.contains(c) {
                 return Err(format!(

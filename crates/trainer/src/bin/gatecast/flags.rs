@@ -178,7 +178,10 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
     let target = match &args.target {
         // The benchmark reads ETT's own columns.
         None if own_file && !benchmark => find_target(args, e)?.map(|t| vec![t]),
-        given => given.clone(),
+        // `--target a,` means a: an empty name is no column.
+        given => given
+            .as_ref()
+            .map(|v| v.iter().filter(|t| !t.trim().is_empty()).cloned().collect()),
     };
     if let Some(v) = target {
         e.data.targets = v;
