@@ -507,3 +507,26 @@ fn irregular_rows_load_as_they_come_for_resampling() {
     let daily = resample(&s, TimeDelta::days(1), Aggregation::Sum).unwrap();
     assert_eq!(daily.values, vec![6.0, 4.0]);
 }
+
+/// The columns whose first row reads as a number, without the time column, in header order;
+/// with a decimal comma (and another delimiter) `12,5` is a number, without it not.
+#[test]
+fn number_columns_are_those_whose_first_row_is_a_number() {
+    let dir = std::env::temp_dir().join(format!("gatecast-numbers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("n.csv");
+    std::fs::write(&path, "date;name;price;units;note\n2024-01-01;a;12,5;3;\n").unwrap();
+    let mut options = opts();
+    options.delimiter = b';';
+    assert_eq!(number_columns(&path, &options).unwrap(), ["units"]);
+    options.decimal_comma = true;
+    assert_eq!(number_columns(&path, &options).unwrap(), ["price", "units"]);
+    std::fs::write(&path, "date;7;x\n2024-01-01;1;2\n").unwrap();
+    options.time_column = "7".into();
+    assert_eq!(number_columns(&path, &options).unwrap(), ["x"]);
+    let err = number_columns(dir.join("missing.csv"), &options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.csv"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -431,18 +431,13 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
         csv += &format!("{}-{:02},{}\n", 2010 + t / 12, t % 12 + 1, 100 + t + t % 12);
     }
     std::fs::write(dir.join("m.csv"), csv).unwrap();
-    let resolved = |extra: &[&str]| -> String {
-        let mut args = vec![
-            "train",
-            "--data",
-            "m.csv",
-            "--target",
-            "sales",
-            "--print-config",
-        ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut args = vec!["train", "--data", "m.csv", "--target", "sales"];
+        args.push("--print-config");
         args.extend_from_slice(extra);
-        common::gatecast_ok(&args, &dir)
+        args
     };
+    let resolved = |extra: &[&'static str]| -> String { common::gatecast_ok(&with(extra), &dir) };
     let norm = |config: &str| -> (bool, bool, bool) {
         let e = Experiment::parse_toml(config, "printed").unwrap();
         (e.model.auto_norm, e.model.last_value_norm, e.model.revin)
@@ -481,15 +476,7 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
             "--norm auto and --last-value-norm: choose one window normalisation",
         ),
     ] {
-        let mut args = vec![
-            "train",
-            "--data",
-            "m.csv",
-            "--target",
-            "sales",
-            "--print-config",
-        ];
-        args.extend_from_slice(extra);
+        let args = with(extra);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatecast"))
             .args(&args)
             .current_dir(&dir)

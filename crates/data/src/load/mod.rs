@@ -270,11 +270,7 @@ pub fn time_columns(
     path: impl AsRef<Path>,
     options: &CsvOptions,
 ) -> Result<Vec<String>, DataError> {
-    let name = path.as_ref().display().to_string();
-    let bytes = std::fs::read(path.as_ref()).map_err(|error| DataError::Io {
-        path: name.clone(),
-        error,
-    })?;
+    let (name, bytes) = read_bytes(path.as_ref())?;
     parse::time_columns(&name, &bytes, options)
 }
 
@@ -285,20 +281,22 @@ pub fn number_columns(
     path: impl AsRef<Path>,
     options: &CsvOptions,
 ) -> Result<Vec<String>, DataError> {
-    let name = path.as_ref().display().to_string();
-    let bytes = std::fs::read(path.as_ref()).map_err(|error| DataError::Io {
-        path: name.clone(),
-        error,
-    })?;
+    let (name, bytes) = read_bytes(path.as_ref())?;
     parse::number_columns(&name, &bytes, options)
 }
 
-fn read(path: &Path, options: &CsvOptions) -> Result<Vec<(Series, Repairs)>, DataError> {
+/// The file's name as messages give it, and its bytes.
+fn read_bytes(path: &Path) -> Result<(String, Vec<u8>), DataError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|error| DataError::Io {
         path: name.clone(),
         error,
     })?;
+    Ok((name, bytes))
+}
+
+fn read(path: &Path, options: &CsvOptions) -> Result<Vec<(Series, Repairs)>, DataError> {
+    let (name, bytes) = read_bytes(path)?;
     load_bytes(&name, &bytes, options)
 }
 

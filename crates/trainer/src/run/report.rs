@@ -173,6 +173,13 @@ pub struct TestRow {
     pub mase: f64,
 }
 
+impl TestRow {
+    /// The metrics as CSV cells: MSE, MAE, RMSE, sMAPE, MASE.
+    fn cells(&self) -> [String; 5] {
+        [self.mse, self.mae, self.rmse, self.smape, self.mase].map(|x| x.to_string())
+    }
+}
+
 /// The test table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestTable {
@@ -275,14 +282,8 @@ impl TestTable {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let mut row = vec![
-                    r.name.clone(),
-                    r.mse.to_string(),
-                    r.mae.to_string(),
-                    r.rmse.to_string(),
-                    r.smape.to_string(),
-                    r.mase.to_string(),
-                ];
+                let mut row = vec![r.name.clone()];
+                row.extend(r.cells());
                 // The intervals are the model's (the first row); the baselines have none.
                 for score in &self.intervals {
                     let (c, w) = if i == 0 {
@@ -326,15 +327,9 @@ impl TestTable {
             .iter()
             .flat_map(|t| {
                 t.rows.iter().map(|r| {
-                    vec![
-                        t.target.clone(),
-                        r.name.clone(),
-                        r.mse.to_string(),
-                        r.mae.to_string(),
-                        r.rmse.to_string(),
-                        r.smape.to_string(),
-                        r.mase.to_string(),
-                    ]
+                    let mut row = vec![t.target.clone(), r.name.clone()];
+                    row.extend(r.cells());
+                    row
                 })
             })
             .collect();
