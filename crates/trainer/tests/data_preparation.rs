@@ -288,6 +288,12 @@ fn an_own_monthly_file_runs_on_the_calendar() {
         &["forecast", "run", "--input", "m.csv", "--output", "f.csv"],
         &dir,
     );
+    // Without --input, the file the run trained on.
+    common::gatecast_ok(&["forecast", "run", "--output", "g.csv"], &dir);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("f.csv")).unwrap(),
+        std::fs::read_to_string(dir.join("g.csv")).unwrap()
+    );
     let ahead: Vec<String> = rows(&dir.join("f.csv"))
         .into_iter()
         .map(|(t, _)| t)

@@ -138,9 +138,11 @@ enum Command {
         run_dir: PathBuf,
         /// CSV with the same columns as the training data; its last `lookback` rows are used
         /// (each series' last `lookback` rows, for a panel run), and a single-series run's
-        /// intervals are calibrated on its latest `intervals.calibration` complete windows.
+        /// intervals are calibrated on its latest `intervals.calibration` complete windows
+        /// after the rows the model trained on. Default: the file the run trained on
+        /// (`data.path` in its config.toml).
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// Panel runs: forecast this series alone (default: every series in --input).
         #[arg(long)]
         series: Option<String>,
@@ -534,6 +536,10 @@ fn main() -> ExitCode {
             plot,
             device: d,
         } => device(d.as_deref()).and_then(|dev| {
+            let input = match input {
+                Some(path) => path,
+                None => trained_file(&run_dir)?,
+            };
             if panel::panel_run(&run_dir)?.is_some() {
                 if let Some(n) = steps {
                     bail!(
@@ -637,6 +643,33 @@ fn backtest(
         if refit { " per fold (fold<k>/)" } else { "" }
     );
     Ok(())
+}
+
+/// `gatecast forecast` without `--input`: the file the run in `dir` trained on, with a note.
+fn trained_file(dir: &std::path::Path) -> Result<PathBuf> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: cannot read; is {} a run directory?",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let exp = gatecast_trainer::config::Experiment::parse_toml(&text, &path.display().to_string())
+        .map_err(anyhow::Error::msg)?;
+    let file = PathBuf::from(&exp.data.path);
+    if !file.exists() {
+        bail!(
+            "{}: the file the run trained on (data.path in {}) is not found from here; give the data to forecast from with --input",
+            file.display(),
+            path.display()
+        );
+    }
+    gatecast_trainer::tell!(
+        "note: forecasting after the end of {}, the file the run trained on (--input gives another)",
+        file.display()
+    );
+    Ok(file)
 }
 
 /// `gatecast evaluate`: the run's test table again (a panel run's for one series with
