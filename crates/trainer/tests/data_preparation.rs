@@ -261,6 +261,20 @@ fn an_own_monthly_file_runs_on_the_calendar() {
     );
     assert!(dir.join("run/norm_choice.csv").exists());
     assert!(config.contains("auto_norm = false"), "{config}");
+    let kept = if config.contains("revin = true") {
+        "revin"
+    } else if config.contains("last_value_norm = true") {
+        "last-value"
+    } else {
+        "none"
+    };
+    let again = common::gatecast_ok(&["evaluate", "run"], &dir);
+    assert!(
+        again.contains(&format!(
+            "normalisation: {kept}, chosen on the validation split"
+        )),
+        "{again}"
+    );
     assert!(
         config.contains("stride = 1"),
         "every window of a short file: {config}"

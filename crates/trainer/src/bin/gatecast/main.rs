@@ -693,6 +693,21 @@ fn evaluate(
     }
     let table = run::evaluate_with(dir, dev, allow_changed)?;
     gatecast_trainer::say!("{}", table.markdown());
+    // A run that chose its normalisation says which, as `train` did.
+    let choice = dir.join("norm_choice.csv");
+    if let Ok(text) = std::fs::read_to_string(&choice) {
+        let kept = text
+            .lines()
+            .skip(1)
+            .find(|l| l.ends_with(",true"))
+            .and_then(|l| l.split(',').next());
+        if let Some(norm) = kept {
+            gatecast_trainer::sayln!(
+                "\nnormalisation: {norm}, chosen on the validation split ({})",
+                choice.display()
+            );
+        }
+    }
     Ok(())
 }
 
