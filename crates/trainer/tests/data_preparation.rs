@@ -474,6 +474,26 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
         norm(&resolved(&["--norm", "last-value", "--last-value-norm"])),
         (false, true, false)
     );
+    // The segment model on an own file: no calendar features, and segments that divide the
+    // look-back (or those --segment gives, which validation then judges).
+    let segrnn = |extra: &[&'static str]| -> Experiment {
+        let mut args = vec!["--cell", "segrnn"];
+        args.extend_from_slice(extra);
+        Experiment::parse_toml(&resolved(&args), "printed").unwrap()
+    };
+    let e = segrnn(&[]);
+    assert!(e.data.calendar.is_empty());
+    assert_eq!(e.window.lookback % e.model.segment, 0, "{e:?}");
+    assert!(
+        e.window.lookback % 24 != 0,
+        "the default segment would not divide it"
+    );
+    assert_eq!(
+        segrnn(&["--segment", "3", "--lookback", "36"])
+            .model
+            .segment,
+        3
+    );
     // An experiment file says what it wants; --norm auto asks for the choice there too.
     std::fs::write(dir.join("e.toml"), "[data]\ntime_column = \"month\"\n").unwrap();
     let file = ["--config", "e.toml"];

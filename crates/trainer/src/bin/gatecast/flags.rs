@@ -123,8 +123,30 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if let Some(v) = args.calibration {
         e.intervals.calibration = v;
     }
+    if own_file && !benchmark && e.model.is_segrnn() {
+        fit_segrnn(args, &mut e);
+    }
     e.validate().map_err(anyhow::Error::msg)?;
     Ok(e)
+}
+
+/// `--cell segrnn` on an own file: no calendar features (the segment model reads the look-back
+/// alone) unless `--calendar` names some, and where `--segment` is not given and the default
+/// does not divide the look-back, the longest segment that does, with a note.
+fn fit_segrnn(args: &TrainArgs, e: &mut Experiment) {
+    if args.calendar.is_none() {
+        e.data.calendar.clear();
+    }
+    let (l, segment) = (e.window.lookback, e.model.segment);
+    if args.segment.is_some() || segment == 0 || l % segment == 0 {
+        return;
+    }
+    let fits = (1..=segment.min(l)).rev().find(|d| l % d == 0).unwrap_or(1);
+    gatecast_trainer::tell!(
+        "note: {}: segments of {fits} steps, the longest up to {segment} that divides the look-back of {l} (--segment chooses another)",
+        e.data.path
+    );
+    e.model.segment = fits;
 }
 
 /// `--norm`: one window normalisation, replacing the config's; with --revin or
