@@ -494,6 +494,11 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
             .segment,
         3
     );
+    let split = Experiment::parse_toml(&resolved(&["--split-fractions", "0.6,0.2,0.2"]), "p")
+        .unwrap()
+        .data
+        .split;
+    assert_eq!(split, [0.6, 0.2, 0.2]);
     // An experiment file says what it wants; --norm auto asks for the choice there too.
     std::fs::write(dir.join("e.toml"), "[data]\ntime_column = \"month\"\n").unwrap();
     let file = ["--config", "e.toml"];
@@ -514,6 +519,10 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
         (
             &["--norm", "auto", "--last-value-norm"][..],
             "--norm auto and --last-value-norm: choose one window normalisation",
+        ),
+        (
+            &["--split-fractions", "0.8,0.2"][..],
+            "--split-fractions 0.8,0.2: three fractions",
         ),
     ] {
         let args = with(extra);

@@ -267,7 +267,7 @@ impl TestTable {
                     })
                     .collect();
                 s += &format!(
-                    "note: a level's ends are left empty where fewer windows than it needs were known at the origin ({}): they would be the extreme errors seen, and cover less than the level says; a longer validation split (data.split) gives more\n",
+                    "note: a level's ends are left empty where fewer windows than it needs were known at the origin ({}): they would be the extreme errors seen, and cover less than the level says; a longer validation split (data.split, --split-fractions) gives more\n",
                     needs.join(", ")
                 );
             }

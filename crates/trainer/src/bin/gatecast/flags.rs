@@ -197,6 +197,16 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
     if own_file && args.time_column.is_none() {
         find_time_column(e);
     }
+    // Before the own file's window, which is fitted to the split.
+    if let Some(v) = &args.split_fractions {
+        e.data.split = match v[..] {
+            [a, b, c] => [a, b, c],
+            _ => bail!(
+                "--split-fractions {}: three fractions, for training, validation and test (e.g. 0.7,0.1,0.2)",
+                v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+            ),
+        };
+    }
     let target = match &args.target {
         // The benchmark reads ETT's own columns.
         None if own_file && !benchmark => find_target(args, e)?.map(|t| vec![t]),

@@ -348,6 +348,10 @@ struct TrainArgs {
     /// calibrate its intervals (`intervals.calibration`; default 1000).
     #[arg(long)]
     calibration: Option<usize>,
+    /// Fractions of the rows for training, validation and test, comma-separated, in time
+    /// order (`data.split`; default 0.7,0.1,0.2).
+    #[arg(long, value_delimiter = ',')]
+    split_fractions: Option<Vec<f64>>,
     /// Validate, keep and test an exponential moving average of the weights with this decay
     /// (e.g. 0.99; 0: off).
     #[arg(long)]
