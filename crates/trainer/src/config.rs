@@ -35,6 +35,12 @@ pub struct IntervalsSection {
     /// How many of the latest windows whose actual values are known at a forecast's origin
     /// calibrate its intervals (Darts' `cal_length`).
     pub calibration: usize,
+    /// Adaptive conformal inference (Gibbs and Candès, 2021): the step size γ by which each
+    /// level's miscoverage rate α moves as windows' actual values become known, α ← α + γ(α₀ −
+    /// missed share), so intervals widen after misses and narrow after hits where the errors
+    /// drift; 0 keeps each level's α fixed. Default 0.005 (docs/benchmarks.md, "Adaptive
+    /// conformal intervals").
+    pub adapt: f64,
 }
 
 impl Default for IntervalsSection {
@@ -42,6 +48,7 @@ impl Default for IntervalsSection {
         Self {
             levels: vec![0.8, 0.95],
             calibration: 1000,
+            adapt: 0.005,
         }
     }
 }
@@ -50,6 +57,12 @@ impl IntervalsSection {
     fn validate(&self) -> Result<(), String> {
         if self.calibration == 0 {
             return Err("intervals.calibration = 0: must be at least 1".into());
+        }
+        if !(self.adapt.is_finite() && (0.0..=0.5).contains(&self.adapt)) {
+            return Err(format!(
+                "intervals.adapt = {}: a step size in [0, 0.5] (0.005 is usual; 0 for none)",
+                self.adapt
+            ));
         }
         let l = &self.levels;
         if l.is_empty()

@@ -540,11 +540,28 @@ fn recent_intervals(
         .map(Vec::as_slice)
         .collect();
     let (targets, levels) = (&exp.data.targets, &exp.intervals.levels);
-    Ok(Intervals::from_errors(
+    // Adaptive conformal inference: the levels as the input's windows, issued in time order
+    // and recalibrated once a horizon as on the test split, left them.
+    let at = if exp.intervals.adapt > 0.0 {
+        super::intervals::Rolling::calibrate(
+            p,
+            targets,
+            (&[], &[]),
+            (&starts, &errors),
+            k,
+            levels,
+            exp.intervals.adapt,
+        )
+        .levels_after
+    } else {
+        levels.clone()
+    };
+    Ok(Intervals::from_errors_at(
         &latest,
         h,
         targets,
         count_targets(p),
         levels,
+        &at,
     ))
 }

@@ -42,6 +42,10 @@ pub struct Intervals {
     pub lower: Vec<Vec<f32>>,
     /// `[level][step · targets + target]`: added to the forecast for the upper end.
     pub upper: Vec<Vec<f32>>,
+    /// With adaptive conformal inference (`intervals.adapt`), the central level each level's
+    /// ends were read at (above its level after misses, below after hits); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapted: Vec<f64>,
 }
 
 impl Intervals {
@@ -56,6 +60,19 @@ impl Intervals {
         counts: Vec<bool>,
         levels: &[f64],
     ) -> Option<Self> {
+        Self::from_errors_at(errors, horizon, targets, counts, levels, levels)
+    }
+
+    /// [`Intervals::from_errors`] with each level's ends read at `at[i]` instead (adaptive
+    /// conformal inference), the intervals still named by `levels`.
+    pub(super) fn from_errors_at(
+        errors: &[&[f32]],
+        horizon: usize,
+        targets: &[String],
+        counts: Vec<bool>,
+        levels: &[f64],
+        at: &[f64],
+    ) -> Option<Self> {
         if errors.is_empty() {
             return None;
         }
@@ -66,7 +83,7 @@ impl Intervals {
         for j in 0..cells {
             column.clear();
             column.extend(errors.iter().map(|e| e[j]));
-            for (i, &level) in levels.iter().enumerate() {
+            for (i, &level) in at.iter().enumerate() {
                 let (lo, hi) = gatecast_data::probabilistic::conformal_offsets(&column, level)?;
                 lower[i].push(lo);
                 upper[i].push(hi);
@@ -80,7 +97,26 @@ impl Intervals {
             counts,
             lower,
             upper,
+            adapted: if at == levels {
+                Vec::new()
+            } else {
+                at.to_vec()
+            },
         })
+    }
+
+    /// Which of a window's errors (`[horizon · targets]`, actual less forecast) lie outside
+    /// level `i`'s offsets, as a share; `None` where the level has no ends.
+    fn missed(&self, i: usize, errors: &[f32]) -> Option<f64> {
+        if !self.has(i) || errors.is_empty() {
+            return None;
+        }
+        let out = errors
+            .iter()
+            .zip(self.lower[i].iter().zip(&self.upper[i]))
+            .filter(|(e, (lo, hi))| !(**lo <= **e && **e <= **hi))
+            .count();
+        Some(out as f64 / errors.len() as f64)
     }
 
     /// The ends of level `i`'s interval around `forecast` of `target` at `step` (0-based);
@@ -106,7 +142,9 @@ impl Intervals {
         Some((lo, hi))
     }
 
-    /// Whether level `i` had the calibration windows it needs ([`needed_windows`]).
+    /// Whether level `i` had the calibration windows it needs ([`needed_windows`]). Where
+    /// adaptive conformal inference reads its ends at a higher level than the windows can
+    /// give, they are the extreme errors seen, the widest the calibration allows.
     pub fn has(&self, i: usize) -> bool {
         self.windows >= needed_windows(self.levels[i])
     }
@@ -176,11 +214,19 @@ pub(super) struct Rolling {
     pub sets: Vec<Intervals>,
     /// Per window, its calibration in `sets` (`None` while no window was known).
     pub of_window: Vec<Option<usize>>,
+    /// Each level's central level after every window's actual values were seen (with
+    /// `adapt` > 0; the levels themselves otherwise): what a forecast after them reads at.
+    pub levels_after: Vec<f64>,
 }
 
 impl Rolling {
     /// `history` and `windows`: (window starts, errors per window as [`window_errors`]), each in
     /// time order; the `windows` are the ones given intervals.
+    /// With adaptive conformal inference of step size `gamma` (0: none): once a
+    /// given window's actual values are all known, each level's miscoverage rate moves by
+    /// `gamma` × (its nominal rate − the share of the window's values outside its interval),
+    /// and the next calibration reads its ends at the moved level.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn calibrate(
         p: &Prepared,
         targets: &[String],
@@ -188,6 +234,7 @@ impl Rolling {
         windows: (&[usize], &[Vec<f32>]),
         k: usize,
         levels: &[f64],
+        gamma: f64,
     ) -> Self {
         let (l, h) = (p.window.lookback, p.window.horizon);
         // (the row after the window's last actual value, its errors), in that row's order even
@@ -203,19 +250,51 @@ impl Rolling {
         let counts = count_targets(p);
         let (mut sets, mut of_window) = (Vec::new(), Vec::with_capacity(windows.0.len()));
         let mut last: Option<usize> = None;
+        // Adaptive conformal inference: each level's miscoverage rate, and the next window
+        // (of `windows`, in time order) whose actual values have not yet moved it.
+        let mut alpha: Vec<f64> = levels.iter().map(|v| 1.0 - v).collect();
+        let mut seen = 0;
+        let mut adapt = |alpha: &mut Vec<f64>,
+                         of_window: &[Option<usize>],
+                         sets: &[Intervals],
+                         until: usize| {
+            while seen < of_window.len() && windows.0[seen] + l + h <= until {
+                if let Some(c) = of_window[seen] {
+                    for (i, a) in alpha.iter_mut().enumerate() {
+                        if let Some(missed) = sets[c].missed(i, &windows.1[seen]) {
+                            *a = (*a + gamma * ((1.0 - levels[i]) - missed)).clamp(1e-4, 0.9999);
+                        }
+                    }
+                }
+                seen += 1;
+            }
+        };
         for &s in windows.0 {
             let origin = s + l;
+            if gamma > 0.0 {
+                adapt(&mut alpha, &of_window, &sets, origin);
+            }
             if last.is_none_or(|at| origin >= at + h) {
                 let n = known.partition_point(|(end, _)| *end <= origin);
                 let cal: Vec<&[f32]> = known[n.saturating_sub(k)..n].iter().map(|w| w.1).collect();
-                if let Some(it) = Intervals::from_errors(&cal, h, targets, counts.clone(), levels) {
+                let at: Vec<f64> = alpha.iter().map(|a| 1.0 - a).collect();
+                if let Some(it) =
+                    Intervals::from_errors_at(&cal, h, targets, counts.clone(), levels, &at)
+                {
                     sets.push(it);
                     last = Some(origin);
                 }
             }
             of_window.push(last.map(|_| sets.len() - 1));
         }
-        Self { sets, of_window }
+        if gamma > 0.0 {
+            adapt(&mut alpha, &of_window, &sets, usize::MAX);
+        }
+        Self {
+            sets,
+            of_window,
+            levels_after: alpha.iter().map(|a| 1.0 - a).collect(),
+        }
     }
 
     /// The calibration of window `w`.

@@ -59,6 +59,7 @@ impl Forecasts {
             (&starts, &test_errors),
             exp.intervals.calibration,
             levels,
+            exp.intervals.adapt,
         );
         Ok(Self {
             starts,
@@ -198,6 +199,9 @@ pub struct TestTable {
     /// How many windows the intervals were calibrated on (the latest known at each origin, up
     /// to `intervals.calibration`).
     pub calibration_windows: usize,
+    /// The step size of the intervals' adaptive conformal inference (`intervals.adapt`; 0 for
+    /// none).
+    pub adapt: f64,
     /// With several targets, each one's own rows (the model first, then the baselines, as in
     /// `rows`, which pool the targets); empty with one target.
     pub per_target: Vec<TargetRows>,
@@ -252,8 +256,13 @@ impl TestTable {
                 .iter()
                 .map(|i| i.describe("test values"))
                 .collect();
+            let adaptive = if self.adapt > 0.0 {
+                format!(", adaptive with step {}", self.adapt)
+            } else {
+                String::new()
+            };
             s += &format!(
-                "\nmodel intervals (split conformal, each on the latest {} windows known at its origin): {}\n",
+                "\nmodel intervals (split conformal{adaptive}, each on the latest {} windows known at its origin): {}\n",
                 self.calibration_windows,
                 parts.join("; ")
             );
@@ -540,6 +549,7 @@ fn test_table(
             score(rolling, h, nt, &actual, forecasts)
         },
         calibration_windows: rolling.windows(),
+        adapt: exp.intervals.adapt,
         per_target,
     }
 }

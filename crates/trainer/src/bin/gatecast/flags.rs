@@ -123,6 +123,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if let Some(v) = args.calibration {
         e.intervals.calibration = v;
     }
+    if let Some(v) = args.adapt {
+        e.intervals.adapt = v;
+    }
     if own_file && !benchmark && e.model.is_segrnn() {
         fit_segrnn(args, &mut e);
     }

@@ -348,6 +348,11 @@ struct TrainArgs {
     /// calibrate its intervals (`intervals.calibration`; default 1000).
     #[arg(long)]
     calibration: Option<usize>,
+    /// Single-series runs: adaptive conformal inference's step size (`intervals.adapt`; e.g.
+    /// 0.005): each level's miscoverage rate moves after every window whose values become
+    /// known, so intervals widen where errors grow; 0 for none.
+    #[arg(long)]
+    adapt: Option<f64>,
     /// Fractions of the rows for training, validation and test, comma-separated, in time
     /// order (`data.split`; default 0.7,0.1,0.2).
     #[arg(long, value_delimiter = ',')]
