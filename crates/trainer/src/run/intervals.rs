@@ -7,9 +7,12 @@
 //! forecast's origin, as Darts' conformal models calibrate on the input's recent history. On
 //! the test split each window is calibrated on the validation and earlier test windows known by
 //! its origin (recalibrated once a horizon); `gatecast forecast` calibrates on the input's last
-//! windows after the rows the model trained on (`data.toml`'s `trained_until`). A time series' errors drift, and recent ones describe the next ones better than
-//! the validation split's alone (README, "prediction intervals"). The validation split's own
-//! calibration is saved (`intervals.toml`) for inputs too short to calibrate on.
+//! windows after the rows the model trained on (`data.toml`'s `trained_until`). A time
+//! series' errors drift, and recent ones describe the next ones better than the validation
+//! split's alone (README, "prediction intervals"); where they keep growing, adaptive conformal
+//! inference (`intervals.adapt`) also moves each level after the windows it missed or held.
+//! The validation split's own calibration is saved (`intervals.toml`) for inputs too short to
+//! calibrate on.
 
 use std::path::Path;
 
@@ -222,10 +225,11 @@ pub(super) struct Rolling {
 impl Rolling {
     /// `history` and `windows`: (window starts, errors per window as [`window_errors`]), each in
     /// time order; the `windows` are the ones given intervals.
-    /// With adaptive conformal inference of step size `gamma` (0: none): once a
-    /// given window's actual values are all known, each level's miscoverage rate moves by
-    /// `gamma` × (its nominal rate − the share of the window's values outside its interval),
-    /// and the next calibration reads its ends at the moved level.
+    ///
+    /// With adaptive conformal inference of step size `gamma` (0: none), once a window's actual
+    /// values are all known each level's miscoverage rate moves by `gamma` × (its nominal rate
+    /// − the share of the window's values outside its interval), and the next calibration
+    /// reads its ends at the moved level.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn calibrate(
         p: &Prepared,
