@@ -750,16 +750,14 @@ impl DataConfig {
             ("data.covariates", &self.covariates),
             ("data.future_covariates", &self.future_covariates),
         ] {
-            if let Some((i, c)) = list
-                .iter()
-                .enumerate()
-                .find(|(i, c)| list[..*i].contains(c))
-            {
-                return Err(format!(
-                    "{option}: '{c}' is listed twice (entries {} and {})",
-                    list[..i].iter().position(|x| x == c).expect("seen") + 1,
-                    i + 1
-                ));
+            for (i, c) in list.iter().enumerate() {
+                if let Some(first) = list[..i].iter().position(|x| x == c) {
+                    return Err(format!(
+                        "{option}: '{c}' is listed twice (entries {} and {})",
+                        first + 1,
+                        i + 1
+                    ));
+                }
             }
         }
         if let Some(c) = self.covariates.iter().find(|c| self.targets.contains(c)) {

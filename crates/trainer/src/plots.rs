@@ -239,69 +239,34 @@ fn legend_box<'a, CT: CoordTranslate>(
         .map_err(|e| anyhow!("{e:?}"))
 }
 
-/// One target's values for [`forecast_vs_actual_targets`] and [`forecast_ahead_targets`]: its
-/// name, the actual values (or the input's last ones), the forecast, and the first interval
-/// level's name and ends where it has them.
-#[derive(Debug, Clone, Copy)]
-pub struct TargetLines<'a> {
+/// One target's chart in [`forecast_vs_actual`] and [`forecast_ahead`]: its name, the actual
+/// values (or the input's last ones), the forecast, and the first interval level's lower and
+/// upper ends over the steps that have them.
+#[derive(Debug, Clone, Default)]
+pub struct TargetLines {
     /// The target column, the start of its chart's title.
-    pub name: &'a str,
+    pub name: String,
     /// Actual values at the forecast's steps, or the input's last values before them.
-    pub actual: &'a [f64],
+    pub actual: Vec<f64>,
     /// The forecast.
-    pub forecast: &'a [f64],
-    /// The interval's name (`80% interval`), lower and upper ends, from the forecast's first
-    /// step on.
-    pub band: Option<(&'a str, &'a [f64], &'a [f64])>,
+    pub forecast: Vec<f64>,
+    /// The interval's lower and upper ends, from the forecast's first step on.
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 /// The most targets a forecast plot draws, one chart each.
 pub const MAX_PLOTTED_TARGETS: usize = 8;
 
-/// Forecast against actual over consecutive test steps (`actual[i]`, `forecast[i]` at step i).
+/// Forecast against actual over consecutive test steps (`actual[i]`, `forecast[i]` at step i),
+/// one chart per target (at most [`MAX_PLOTTED_TARGETS`]), one above another; each title is
+/// the target's name followed by `what`, and `band` names the shaded interval.
 pub fn forecast_vs_actual(
     path: &Path,
-    title: &str,
-    actual: &[f64],
-    forecast: &[f64],
-    band: Option<(&str, &[f64], &[f64])>,
-    horizon: usize,
-) -> Result<()> {
-    let indexed = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
-    let band = band.map(|(name, lo, hi)| {
-        // The band's outline: along the lower ends, back along the upper ones.
-        let mut outline: Vec<(f64, f64)> = indexed(lo);
-        outline.extend(hi.iter().enumerate().rev().map(|(i, y)| (i as f64, *y)));
-        (name, outline)
-    });
-    let x = format!("test step (forecasts issued every {horizon} steps)");
-    let labels = Labels {
-        title,
-        x: &x,
-        y: "",
-    };
-    lines(
-        path,
-        (1200, 540),
-        labels,
-        &[("actual", indexed(actual)), ("forecast", indexed(forecast))],
-        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
-        false,
-    )
-}
-
-/// [`forecast_vs_actual`] for several targets, one chart each, one above another (at most
-/// [`MAX_PLOTTED_TARGETS`]); each title is the target's name followed by `what`.
-pub fn forecast_vs_actual_targets(
-    path: &Path,
     what: &str,
+    band: &str,
     targets: &[TargetLines],
     horizon: usize,
 ) -> Result<()> {
-    if let [one] = targets {
-        let title = format!("{}{what}", one.name);
-        return forecast_vs_actual(path, &title, one.actual, one.forecast, one.band, horizon);
-    }
     let indexed = |v: &[f64]| v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
     let charts: Vec<Lines> = targets
         .iter()
@@ -310,99 +275,66 @@ pub fn forecast_vs_actual_targets(
             title: format!("{}{what}", t.name),
             x: format!("test step (forecasts issued every {horizon} steps)"),
             series: vec![
-                ("actual", indexed(t.actual)),
-                ("forecast", indexed(t.forecast)),
+                ("actual", indexed(&t.actual)),
+                ("forecast", indexed(&t.forecast)),
             ],
-            band: t.band.map(|(name, lo, hi)| {
+            band: t.band.as_ref().map(|(lo, hi)| {
+                // The band's outline: along the lower ends, back along the upper ones.
                 let mut outline: Vec<(f64, f64)> = indexed(lo);
                 outline.extend(hi.iter().enumerate().rev().map(|(i, y)| (i as f64, *y)));
-                (name.to_string(), outline)
+                (band.to_string(), outline)
             }),
         })
         .collect();
-    stacked(path, 1200, 400, &charts)
+    stacked(path, 1200, chart_height(charts.len()), &charts)
 }
 
-/// A forecast after the end of the data (`gatecast forecast --plot`): the input's last values
-/// `history` at steps `1 - len ..= 0`, the forecast at steps `1 ..= n`, and the first interval
-/// level's ends shaded over the steps that have them.
-pub fn forecast_ahead(
-    path: &Path,
-    title: &str,
-    history: &[f64],
-    forecast: &[f64],
-    band: Option<(&str, &[f64], &[f64])>,
-) -> Result<()> {
-    let (history, ahead, band) = ahead_points(history, forecast, band);
-    let labels = Labels {
-        title,
-        x: "steps after the input's end",
-        y: "",
-    };
-    lines(
-        path,
-        (1200, 540),
-        labels,
-        &[("input", history), ("forecast", ahead)],
-        band.as_ref().map(|(n, o)| (*n, o.as_slice())),
-        false,
-    )
-}
-
-/// [`forecast_ahead`] for several targets, one chart each, one above another (at most
-/// [`MAX_PLOTTED_TARGETS`]); each title is the target's name followed by `what`, and each
-/// target's `actual` is the input's last values.
-pub fn forecast_ahead_targets(path: &Path, what: &str, targets: &[TargetLines]) -> Result<()> {
-    if let [one] = targets {
-        let title = format!("{}{what}", one.name);
-        return forecast_ahead(path, &title, one.actual, one.forecast, one.band);
-    }
-    let charts: Vec<Lines> = targets
-        .iter()
-        .take(MAX_PLOTTED_TARGETS)
-        .map(|t| {
-            let (history, ahead, band) = ahead_points(t.actual, t.forecast, t.band);
-            Lines {
-                title: format!("{}{what}", t.name),
-                x: "steps after the input's end".into(),
-                series: vec![("input", history), ("forecast", ahead)],
-                band: band.map(|(n, o)| (n.to_string(), o)),
-            }
-        })
-        .collect();
-    stacked(path, 1200, 400, &charts)
-}
-
-/// The points of [`forecast_ahead`]: the history at steps `1 - len ..= 0`, the forecast at
-/// `1 ..= n`, and the band's outline.
-#[allow(clippy::type_complexity)]
-fn ahead_points<'a>(
-    history: &[f64],
-    forecast: &[f64],
-    band: Option<(&'a str, &[f64], &[f64])>,
-) -> (
-    Vec<(f64, f64)>,
-    Vec<(f64, f64)>,
-    Option<(&'a str, Vec<(f64, f64)>)>,
-) {
-    let back = history.len() as f64 - 1.0;
-    let history = history
-        .iter()
-        .enumerate()
-        .map(|(i, y)| (i as f64 - back, *y))
-        .collect();
+/// A forecast after the end of the data (`gatecast forecast --plot`), one chart per target (at
+/// most [`MAX_PLOTTED_TARGETS`]), one above another: the input's last values (`actual`) at
+/// steps `1 - len ..= 0`, the forecast at steps `1 ..= n`, and the first interval level's ends
+/// (named `band`) shaded over the steps that have them; each title is the target's name
+/// followed by `what`.
+pub fn forecast_ahead(path: &Path, what: &str, band: &str, targets: &[TargetLines]) -> Result<()> {
     let ahead = |v: &[f64]| -> Vec<(f64, f64)> {
         v.iter()
             .enumerate()
             .map(|(i, y)| (i as f64 + 1.0, *y))
             .collect()
     };
-    let band = band.map(|(name, lo, hi)| {
-        let mut outline = ahead(lo);
-        outline.extend(ahead(hi).into_iter().rev());
-        (name, outline)
-    });
-    (history, ahead(forecast), band)
+    let charts: Vec<Lines> = targets
+        .iter()
+        .take(MAX_PLOTTED_TARGETS)
+        .map(|t| {
+            let back = t.actual.len() as f64 - 1.0;
+            let history = t
+                .actual
+                .iter()
+                .enumerate()
+                .map(|(i, y)| (i as f64 - back, *y))
+                .collect();
+            Lines {
+                title: format!("{}{what}", t.name),
+                x: "steps after the input's end".into(),
+                series: vec![("input", history), ("forecast", ahead(&t.forecast))],
+                band: t.band.as_ref().map(|(lo, hi)| {
+                    let mut outline = ahead(lo);
+                    outline.extend(ahead(hi).into_iter().rev());
+                    (band.to_string(), outline)
+                }),
+            }
+        })
+        .collect();
+    stacked(path, 1200, chart_height(charts.len()), &charts)
+}
+
+/// Pixels per chart: one alone is as tall as every other single chart here, several are
+/// shorter so that a stack stays readable.
+fn chart_height(charts: usize) -> u32 {
+    if charts <= 1 {
+        540
+    } else {
+        400
+    }
 }
 
 /// A single-series backtest: the actual values (row, value) and each fold's forecast as its own

@@ -265,19 +265,14 @@ fn plot_ahead(
 ) -> Result<()> {
     let (h, nt) = (exp.window.horizon, columns.len());
     let back = (3 * h).max(exp.window.lookback).min(series.rows());
-    let name = intervals.map_or(String::new(), |it| {
-        format!("{:.0}% interval", 100.0 * it.levels[0])
-    });
-    #[allow(clippy::type_complexity)]
-    let lines: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)> = columns
+    let targets: Vec<crate::plots::TargetLines> = columns
         .iter()
+        .zip(&exp.data.targets)
         .enumerate()
         .take(crate::plots::MAX_PLOTTED_TARGETS)
-        .map(|(k, &column)| {
-            let history: Vec<f64> = (series.rows() - back..series.rows())
-                .map(|r| f64::from(series.row(r)[column]))
-                .collect();
+        .map(|(k, (&column, name))| {
             let own: Vec<f32> = values.iter().skip(k).step_by(nt).copied().collect();
+            // The first level's ends over the first horizon, where it has them.
             let (lo, hi): (Vec<f64>, Vec<f64>) = intervals
                 .map(|it| {
                     own.iter()
@@ -290,24 +285,21 @@ fn plot_ahead(
                 .unwrap_or_default()
                 .into_iter()
                 .unzip();
-            let forecast = own.iter().map(|&v| f64::from(v)).collect();
-            (history, forecast, lo, hi)
+            crate::plots::TargetLines {
+                name: name.clone(),
+                actual: (series.rows() - back..series.rows())
+                    .map(|r| f64::from(series.row(r)[column]))
+                    .collect(),
+                forecast: own.iter().map(|&v| f64::from(v)).collect(),
+                band: (!lo.is_empty()).then_some((lo, hi)),
+            }
         })
         .collect();
-    let targets: Vec<crate::plots::TargetLines> = lines
-        .iter()
-        .zip(&exp.data.targets)
-        .map(
-            |((history, forecast, lo, hi), target)| crate::plots::TargetLines {
-                name: target,
-                actual: history,
-                forecast,
-                band: (!lo.is_empty()).then_some((name.as_str(), &lo[..], &hi[..])),
-            },
-        )
-        .collect();
+    let band = intervals.map_or(String::new(), |it| {
+        format!("{:.0}% interval", 100.0 * it.levels[0])
+    });
     let what = format!(": forecast after {}", input.display());
-    crate::plots::forecast_ahead_targets(path, &what, &targets)
+    crate::plots::forecast_ahead(path, &what, &band, &targets)
 }
 
 /// The model's forecast from `last`, `[horizon, targets]` row-major, scaled.

@@ -45,10 +45,6 @@ pub struct Intervals {
     pub lower: Vec<Vec<f32>>,
     /// `[level][step · targets + target]`: added to the forecast for the upper end.
     pub upper: Vec<Vec<f32>>,
-    /// With adaptive conformal inference (`intervals.adapt`), the central level each level's
-    /// ends were read at (above its level after misses, below after hits); empty otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub adapted: Vec<f64>,
 }
 
 impl Intervals {
@@ -100,11 +96,6 @@ impl Intervals {
             counts,
             lower,
             upper,
-            adapted: if at == levels {
-                Vec::new()
-            } else {
-                at.to_vec()
-            },
         })
     }
 

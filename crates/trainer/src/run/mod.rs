@@ -37,5 +37,5 @@ pub use forecast::{
 pub use intervals::{needed_windows, IntervalScore, Intervals};
 pub use prepare::{file_step, prepare, Prepared};
 pub use report::{evaluate_model, TargetRows, TestRow, TestTable};
-pub use saved::{last_checkpoint, load_model};
+pub use saved::{last_checkpoint, load_model, read_config};
 pub use train::{train, train_prepared, train_with, RunReport, TrainOptions};

@@ -16,6 +16,7 @@ use super::prepare::Prepared;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::{Choice, Experiment};
 use crate::model::ForecastModel;
+use crate::plots::TargetLines;
 use crate::renderer::EpochRow;
 
 /// What testing a trained model leaves.
@@ -120,33 +121,20 @@ pub(super) fn write_report(
     crate::plots::loss_curves(&dir.join("loss.png"), epochs, &exp.train.loss_name())?;
     let keep = (10 * exp.window.horizon).min(written[0].actual.len());
     let tail = |v: &[f64]| v[v.len() - keep..].to_vec();
-    let name = band_name(exp.intervals.levels[0]);
-    #[allow(clippy::type_complexity)]
-    let tails: Vec<(Vec<f64>, Vec<f64>, Option<(Vec<f64>, Vec<f64>)>)> = written
+    let tails: Vec<TargetLines> = written
         .iter()
-        .map(|w| {
-            let band = w.band.as_ref().map(|(lo, hi)| (tail(lo), tail(hi)));
-            (tail(&w.actual), tail(&w.forecast), band)
+        .map(|t| TargetLines {
+            name: t.name.clone(),
+            actual: tail(&t.actual),
+            forecast: tail(&t.forecast),
+            band: t.band.as_ref().map(|(lo, hi)| (tail(lo), tail(hi))),
         })
         .collect();
-    let targets: Vec<crate::plots::TargetLines> = tails
-        .iter()
-        .zip(&exp.data.targets)
-        .map(
-            |((actual, forecast, band), target)| crate::plots::TargetLines {
-                name: target,
-                actual,
-                forecast,
-                band: band
-                    .as_ref()
-                    .map(|(lo, hi)| (name.as_str(), lo.as_slice(), hi.as_slice())),
-            },
-        )
-        .collect();
-    crate::plots::forecast_vs_actual_targets(
+    crate::plots::forecast_vs_actual(
         &dir.join("forecast.png"),
         ": forecast vs actual, end of the test split",
-        &targets,
+        &band_name(exp.intervals.levels[0]),
+        &tails,
         exp.window.horizon,
     )?;
     Ok(f.tested(table))
@@ -487,15 +475,19 @@ fn test_table(
         .iter()
         .map(|&col| p.split.train.clone().map(|r| p.raw.row(r)[col]).collect())
         .collect();
-    // `targets`' values of `values` (`[windows, horizon, targets]` row-major).
+    // Target `k`'s values of `values` (`[windows, horizon, targets]` row-major).
     let of = |values: &[f32], k: usize| -> Vec<f32> {
         values.iter().skip(k).step_by(nt).copied().collect()
     };
     // The errors of `f` on the targets `ks` (all of them, or one).
     let row = |name: String, f: &[f32], ks: &[usize]| -> TestRow {
-        let (a, g) = match ks {
-            [k] if nt > 1 => (of(&actual, *k), of(f, *k)),
-            _ => (actual.clone(), f.to_vec()),
+        let one;
+        let (a, g): (&[f32], &[f32]) = match ks {
+            [k] if nt > 1 => {
+                one = (of(&actual, *k), of(f, *k));
+                (&one.0, &one.1)
+            }
+            _ => (&actual, f),
         };
         // MASE per target (its own scale), averaged over targets.
         // Undefined (NaN, shown as n/a) when any target's in-sample seasonal naive is exact.
@@ -508,10 +500,10 @@ fn test_table(
             / ks.len() as f64;
         TestRow {
             name,
-            mse: metrics::mse(&a, &g).unwrap_or(f64::NAN),
-            mae: metrics::mae(&a, &g).unwrap_or(f64::NAN),
-            rmse: metrics::rmse(&a, &g).unwrap_or(f64::NAN),
-            smape: metrics::smape(&a, &g).unwrap_or(f64::NAN),
+            mse: metrics::mse(a, g).unwrap_or(f64::NAN),
+            mae: metrics::mae(a, g).unwrap_or(f64::NAN),
+            rmse: metrics::rmse(a, g).unwrap_or(f64::NAN),
+            smape: metrics::smape(a, g).unwrap_or(f64::NAN),
             mase,
         }
     };
@@ -554,14 +546,6 @@ fn test_table(
     }
 }
 
-/// What `forecast.csv` held of one target, for the plot.
-struct Written {
-    actual: Vec<f64>,
-    forecast: Vec<f64>,
-    /// The first level's interval (`intervals.levels[0]`), lower and upper ends.
-    band: Option<(Vec<f64>, Vec<f64>)>,
-}
-
 /// `forecast.csv`: for non-overlapping test windows, every horizon step's forecast beside the
 /// actual value, in original units, and each level's interval (`lo80`, `hi80`, ...).
 fn write_forecasts(
@@ -571,7 +555,7 @@ fn write_forecasts(
     starts: &[usize],
     forecasts: &[f32],
     rolling: &Rolling,
-) -> Result<Vec<Written>> {
+) -> Result<Vec<TargetLines>> {
     let (l, h, nt) = (p.window.lookback, p.window.horizon, p.targets.len());
     let levels = if rolling.sets.is_empty() {
         0
@@ -579,11 +563,16 @@ fn write_forecasts(
         exp.intervals.levels.len()
     };
     let mut rows = Vec::new();
-    let mut plotted: Vec<Written> = (0..nt.min(crate::plots::MAX_PLOTTED_TARGETS))
-        .map(|_| Written {
-            actual: Vec::new(),
-            forecast: Vec::new(),
+    // What the plot draws of the first targets: actual, forecast, the first level's ends.
+    let mut plotted: Vec<TargetLines> = exp
+        .data
+        .targets
+        .iter()
+        .take(crate::plots::MAX_PLOTTED_TARGETS)
+        .map(|name| TargetLines {
+            name: name.clone(),
             band: (levels > 0).then(|| (Vec::new(), Vec::new())),
+            ..TargetLines::default()
         })
         .collect();
     for (w, &s) in starts.iter().enumerate().step_by(h) {

@@ -115,7 +115,7 @@ pub(crate) fn load_weights_file<M: Module>(path: &Path, model: M) -> Result<M> {
 }
 
 /// The experiment of the run in `dir` (its `config.toml`).
-pub(crate) fn read_config(dir: &Path) -> Result<Experiment> {
+pub fn read_config(dir: &Path) -> Result<Experiment> {
     let config_path = dir.join("config.toml");
     let text = std::fs::read_to_string(&config_path).with_context(|| {
         format!(

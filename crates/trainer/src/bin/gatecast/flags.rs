@@ -310,10 +310,7 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
 /// column whose values read as times, said in a note; where no column reads so, the default is
 /// left (and named by the error that follows) beside a note on the flags that name it.
 fn find_time_column(e: &mut Experiment) {
-    let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
-    options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
-    options.time_format = (!e.data.time_format.is_empty()).then(|| e.data.time_format.clone());
-    let Ok(found) = gatecast_data::time_columns(&e.data.path, &options) else {
+    let Ok(found) = gatecast_data::time_columns(&e.data.path, &first_row_options(e)) else {
         return;
     };
     if found.contains(&e.data.time_column) {
@@ -334,15 +331,22 @@ fn find_time_column(e: &mut Experiment) {
     }
 }
 
+/// How an own file's header and first row are read to find its time column and its target:
+/// the experiment's time column and format, delimiter and decimal mark.
+fn first_row_options(e: &Experiment) -> gatecast_data::CsvOptions {
+    let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
+    options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
+    options.time_format = (!e.data.time_format.is_empty()).then(|| e.data.time_format.clone());
+    options.decimal_comma = e.data.decimal == ",";
+    options
+}
+
 /// An own file's target where `--target` names none: the one column that reads as a number
 /// (besides the time column and the columns other flags name), with a note. `None` where the
 /// file has the experiment's own targets or cannot be read (the loader then says why); an error
 /// listing the candidates where there are several or none.
 fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
-    let mut options = gatecast_data::CsvOptions::new(e.data.time_column.clone());
-    options.delimiter = e.data.delimiter_byte().unwrap_or(b',');
-    options.decimal_comma = e.data.decimal == ",";
-    let Ok(numbers) = gatecast_data::number_columns(&e.data.path, &options) else {
+    let Ok(numbers) = gatecast_data::number_columns(&e.data.path, &first_row_options(e)) else {
         return Ok(None);
     };
     if e.data.targets.iter().all(|t| numbers.contains(t)) {

@@ -656,22 +656,12 @@ fn backtest(
 
 /// `gatecast forecast` without `--input`: the file the run in `dir` trained on, with a note.
 fn trained_file(dir: &std::path::Path) -> Result<PathBuf> {
-    let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{}: cannot read; is {} a run directory?",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    let exp = gatecast_trainer::config::Experiment::parse_toml(&text, &path.display().to_string())
-        .map_err(anyhow::Error::msg)?;
-    let file = PathBuf::from(&exp.data.path);
+    let file = PathBuf::from(run::read_config(dir)?.data.path);
     if !file.exists() {
         bail!(
             "{}: the file the run trained on (data.path in {}) is not found from here; give the data to forecast from with --input",
             file.display(),
-            path.display()
+            dir.join("config.toml").display()
         );
     }
     gatecast_trainer::tell!(
