@@ -206,16 +206,6 @@ impl DataConfig {
         }
     }
 
-    /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
-    /// `mean_abs` for a panel (`data.id_column`).
-    pub fn scaler_kind(&self) -> ScalerKind {
-        self.scaler.unwrap_or(if self.id_column.is_empty() {
-            ScalerKind::Standard
-        } else {
-            ScalerKind::MeanAbs
-        })
-    }
-
     /// Whether the run names any static columns (`static_categorical` or `static_real`).
     pub fn has_statics(&self) -> bool {
         !(self.static_categorical.is_empty() && self.static_real.is_empty())
@@ -569,9 +559,31 @@ impl Experiment {
 }
 
 impl Experiment {
-    /// Whether this is a panel run (`data.id_column`): one model over many series.
+    /// Whether this is a panel run: one global model over the series of `data.id_column`, or
+    /// over the file's one series where `model.likelihood` asks for a distribution head
+    /// without an id column (DeepAR on a single series).
     pub fn is_panel(&self) -> bool {
-        !self.data.id_column.is_empty()
+        !self.data.id_column.is_empty() || self.model.likelihood != LikelihoodKind::Auto
+    }
+
+    /// What makes this a panel run, as its errors name it: `data.id_column`, or
+    /// `model.likelihood` for one series.
+    fn panel_option(&self) -> &'static str {
+        if self.data.id_column.is_empty() {
+            "model.likelihood (a distribution head: a panel run of the file's one series)"
+        } else {
+            "data.id_column"
+        }
+    }
+
+    /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
+    /// `mean_abs` (DeepAR's) for a panel run ([`Experiment::is_panel`]).
+    pub fn scaler_kind(&self) -> ScalerKind {
+        self.data.scaler.unwrap_or(if self.is_panel() {
+            ScalerKind::MeanAbs
+        } else {
+            ScalerKind::Standard
+        })
     }
 
     /// The likelihood and quantile options, and what a panel run supports.
@@ -583,12 +595,6 @@ impl Experiment {
         if !self.is_panel() {
             if self.data.has_statics() {
                 return Err("data.static_categorical / data.static_real: static columns hold one value per series of a panel; set data.id_column".into());
-            }
-            if m.likelihood != LikelihoodKind::Auto {
-                return Err(format!(
-                    "model.likelihood = {}: distribution heads are trained by panel runs; set data.id_column (a file with one series id works)",
-                    m.likelihood.name()
-                ));
             }
             return Ok(());
         }
@@ -614,23 +620,24 @@ impl Experiment {
             ));
         }
         if m.is_segrnn() {
-            return Err(
-                "model.cell = segrnn: a panel run (data.id_column) needs rnn, gru or lstm".into(),
-            );
+            return Err(format!(
+                "model.cell = segrnn: a panel run ({}) needs rnn, gru or lstm",
+                self.panel_option()
+            ));
         }
         if m.bidirectional || m.last_value_norm || m.revin || m.auto_norm {
-            return Err("data.id_column: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm, revin or auto_norm (each series is scaled instead)".into());
+            return Err(format!("{}: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm, revin or auto_norm (each series is scaled instead)", self.panel_option()));
         }
         if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
-            return Err("data.id_column: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)".into());
+            return Err(format!("{}: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)", self.panel_option()));
         }
-        if self.data.scaler_kind() != ScalerKind::MeanAbs
-            && self.data.scaler_kind() != ScalerKind::None
+        if self.scaler_kind() != ScalerKind::MeanAbs
+            && self.scaler_kind() != ScalerKind::None
             && m.likelihood == LikelihoodKind::NegativeBinomial
         {
             return Err(format!(
                 "data.scaler = {}: model.likelihood = negative_binomial models counts, which an offset would shift below 0; use data.scaler = \"mean_abs\" (the default for panels) or \"none\"",
-                scaler_name(self.data.scaler_kind())
+                scaler_name(self.scaler_kind())
             ));
         }
         if self.data.split_rows.is_some() {

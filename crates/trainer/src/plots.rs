@@ -413,14 +413,18 @@ pub fn gradient_flow(path: &Path, series: &[(String, Vec<f64>)]) -> Result<()> {
     Ok(())
 }
 
-/// The test horizon of up to four series of a panel (the four with the largest test volume):
+/// The test horizon of up to four series of a panel (the four with the largest volume over it):
 /// the last weeks of history, the actual values, the median forecast and its 80% and 95%
 /// intervals shaded, one chart each (one chart alone for a panel of one series).
+/// `quantiles[k]` is series `k`'s `[level][step]` forecast. With `ahead`, the forecast follows
+/// each series' last row (`gatecast forecast`: no actual values yet, the volume read over the
+/// last horizon of history).
 pub fn panel_intervals(
     path: &Path,
     panel: &crate::panel::Panel,
     levels: &[f64],
     quantiles: &[Vec<Vec<f32>>],
+    ahead: bool,
 ) -> Result<()> {
     register_font();
     let h = panel.horizon;
@@ -433,9 +437,21 @@ pub fn panel_intervals(
         ));
     };
     let mut order: Vec<usize> = (0..panel.series.len()).collect();
+    let origin = |s: &crate::panel::PanelSeries| {
+        if ahead {
+            s.rows()
+        } else {
+            s.test_start(h)
+        }
+    };
     let volume = |k: usize| -> f64 {
         let s = &panel.series[k];
-        s.y[s.test_start(h)..].iter().map(|v| v.abs() as f64).sum()
+        let from = if ahead {
+            s.rows().saturating_sub(h)
+        } else {
+            origin(s)
+        };
+        s.y[from..].iter().map(|v| v.abs() as f64).sum()
     };
     order.sort_by(|a, b| volume(*b).total_cmp(&volume(*a)));
     order.truncate(4);
@@ -454,7 +470,7 @@ pub fn panel_intervals(
     for (area, &k) in areas.iter().zip(&order) {
         let s = &panel.series[k];
         let q = &quantiles[k];
-        let start = s.test_start(h);
+        let start = origin(s);
         let from = start.saturating_sub(3 * h);
         let x = |t: usize| t as f64 - start as f64;
         let history: Vec<(f64, f64)> = (from..start).map(|t| (x(t), s.y[t] as f64)).collect();
@@ -503,6 +519,9 @@ pub fn panel_intervals(
             ("actual", actual, RED),
             ("median", line(m), BLUE),
         ] {
+            if points.is_empty() {
+                continue;
+            }
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(|e| anyhow!("{e:?}"))?

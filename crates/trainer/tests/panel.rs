@@ -342,11 +342,14 @@ fn a_users_csv_trains_from_flags_alone() {
 
 #[test]
 fn likelihood_options_are_checked() {
+    // A likelihood without an id column makes a panel of the file's one series, with the
+    // panel's limits: the default experiment's covariates are refused, naming why.
     let mut e = Experiment::default();
     e.model.likelihood = LikelihoodKind::Gaussian;
+    assert!(e.is_panel());
     let err = e.validate().unwrap_err();
     assert!(
-        err.contains("model.likelihood") && err.contains("data.id_column"),
+        err.contains("model.likelihood") && err.contains("data.covariates"),
         "{err}"
     );
     let mut e = Experiment::default();
@@ -899,4 +902,113 @@ fn a_panels_season_is_inferred_from_its_step() {
         format!("{:?}", inferred.rows[1]),
         format!("{:?}", given.rows[1])
     );
+}
+
+/// A file of one series with `--likelihood` and no id column trains a panel of that one series
+/// (DeepAR on a single series): the same run, to every printed digit, as the file with an id
+/// column holding one id; `forecast` reads another copy of the file and draws its intervals.
+#[test]
+fn one_series_with_a_likelihood_is_a_panel_of_one() {
+    let dir = scratch("one");
+    let panel = text_of(&write_panel(&dir, 4, 150, 10));
+    let (mut with_id, mut alone) = (
+        String::from("date,store,units\n"),
+        String::from("date,units\n"),
+    );
+    for line in panel.lines().filter(|l| l.contains(",s2,")) {
+        with_id += &format!("{line}\n");
+        alone += &format!("{}\n", line.replace(",s2,", ","));
+    }
+    let (with_id_path, alone_path) = (dir.join("with_id.csv"), dir.join("alone.csv"));
+    std::fs::write(&with_id_path, with_id).unwrap();
+    std::fs::write(&alone_path, &alone).unwrap();
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let train = |data: &Path, run: &Path, more: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec![os("train"), os("--data"), data.into()];
+        args.extend(
+            [
+                "--likelihood",
+                "gaussian",
+                "--horizon",
+                "7",
+                "--epochs",
+                "2",
+                "--quiet",
+            ]
+            .map(os),
+        );
+        args.extend(more.iter().map(|m| os(m)));
+        args.extend([os("--out"), run.into()]);
+        gatecast(&args)
+    };
+    let (one, panel_run) = (dir.join("one"), dir.join("panel"));
+    let (ok, out, err) = train(&alone_path, &one, &[]);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("1 series") && out.contains("--folds K"),
+        "{out}"
+    );
+    let (ok, panel_out, err) = train(&with_id_path, &panel_run, &["--id-column", "store"]);
+    assert!(ok, "{panel_out}\n{err}");
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| gatecast |") || l.starts_with("| seasonal_naive"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(rows(&out).len(), 2, "{out}");
+    assert_eq!(rows(&out), rows(&panel_out));
+    // The quantiles of the test horizon, without the series column (the target's name here,
+    // the file's id there).
+    let quantiles = |run: &Path| -> Vec<String> {
+        text_of(&run.join("forecast.csv"))
+            .lines()
+            .skip(1)
+            .map(|l| l.split_once(',').unwrap().1.to_string())
+            .collect()
+    };
+    assert_eq!(quantiles(&one), quantiles(&panel_run));
+    let config = Experiment::parse_toml(&text_of(&one.join("config.toml")), "config.toml").unwrap();
+    assert!(config.data.id_column.is_empty() && config.is_panel());
+    assert_eq!(config.model.likelihood, LikelihoodKind::Gaussian);
+
+    // A forecast from a copy of the file: the series is known by the target's name, not by the
+    // file's.
+    let copy = dir.join("later.csv");
+    std::fs::write(&copy, &alone).unwrap();
+    let (csv, png) = (dir.join("ahead.csv"), dir.join("ahead.png"));
+    let mut args: Vec<std::ffi::OsString> = vec![os("forecast"), one.clone().into()];
+    args.extend([
+        os("--input"),
+        copy.into(),
+        os("--output"),
+        csv.clone().into(),
+    ]);
+    args.extend([os("--plot"), png.clone().into()]);
+    let (ok, out, err) = gatecast(&args);
+    assert!(ok, "{out}\n{err}");
+    let ahead = text_of(&csv);
+    assert_eq!(ahead.lines().count(), 1 + 7, "{ahead}");
+    assert!(
+        ahead.lines().skip(1).all(|l| l.starts_with("units,")),
+        "{ahead}"
+    );
+    let image = image_size(&png);
+    assert_eq!(image, (900, 560));
+
+    // The panel's limits name the option that made the run a panel.
+    let (ok, _, err) = train(&alone_path, &dir.join("x"), &["--revin"]);
+    assert!(
+        !ok && err.contains("model.likelihood") && err.contains("revin"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PNG's width and height, from its header.
+fn image_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG", "{}", path.display());
+    let at = |k: usize| u32::from_be_bytes(bytes[k..k + 4].try_into().unwrap());
+    (at(16), at(20))
 }

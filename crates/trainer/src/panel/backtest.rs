@@ -280,7 +280,7 @@ pub fn backtest_panel(
     for k in 0..folds.count {
         let origin_of = |s: &PanelSeries| folds.origin(s.rows(), h, k);
         if model.is_none() || folds.refit {
-            let kind = exp.data.scaler_kind();
+            let kind = exp.scaler_kind();
             let train = panel_like(
                 series
                     .iter()

@@ -160,7 +160,7 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
     let known_future = match saved {
         Some(saved) => saved.known_future.clone(),
         None => {
-            (!d.future_covariates.is_empty() && d.scaler_kind() != ScalerKind::None).then(|| {
+            (!d.future_covariates.is_empty() && exp.scaler_kind() != ScalerKind::None).then(|| {
                 let rows: Vec<(&[f32], usize)> = kept
                     .iter()
                     .map(|(_, _, y, dynamic)| (&dynamic[..], y.len() - 2 * horizon))
@@ -177,7 +177,7 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
         let calendar = with_dynamic(&calendar, names.len(), &dynamic, times.len());
         names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
-        let (offset, scale) = training_scaling(d.scaler_kind(), &y[..y.len() - 2 * horizon]);
+        let (offset, scale) = training_scaling(exp.scaler_kind(), &y[..y.len() - 2 * horizon]);
         panel.series.push(PanelSeries {
             id,
             index: panel.series.len(),

@@ -1,5 +1,6 @@
 //! Panel runs (`data.id_column`): one global probabilistic model over every series of a
-//! long-format file, DeepAR-style.
+//! long-format file, DeepAR-style; a file of one series with a distribution head
+//! (`model.likelihood`) and no id column is a panel of that one series.
 //!
 //! | file | stage |
 //! |---|---|

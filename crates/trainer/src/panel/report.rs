@@ -55,9 +55,14 @@ impl PanelReport {
     /// The table as Markdown.
     pub fn markdown(&self) -> String {
         let f = |v: Option<f64>, d: usize| v.map_or("n/a".into(), |v| format!("{v:.d$}"));
+        let which = if self.series == 1 {
+            // One horizon of one series is a small sample; a backtest scores several.
+            "the last horizon of 1 series (`gatecast backtest --folds K` scores K horizons)".into()
+        } else {
+            format!("the last horizon of {} series", self.series)
+        };
         let mut s = format!(
-            "test: the last horizon of {} series\n\n| model | mean wQL | 80% coverage | 95% coverage | MASE | sMAPE % | MAE |\n|---|---|---|---|---|---|---|\n",
-            self.series
+            "test: {which}\n\n| model | mean wQL | 80% coverage | 95% coverage | MASE | sMAPE % | MAE |\n|---|---|---|---|---|---|---|\n"
         );
         for r in &self.rows {
             s += &format!(
@@ -299,7 +304,7 @@ pub fn evaluate(
     let (rows, model, naive) = test_table(exp, panel, &fitted.model, None)?;
     write_forecasts(dir, panel, &levels, &model)?;
     write_per_series(dir, panel, &levels, exp.data.season, &model, &naive)?;
-    crate::plots::panel_intervals(&dir.join("forecast.png"), panel, &levels, &model)?;
+    crate::plots::panel_intervals(&dir.join("forecast.png"), panel, &levels, &model, false)?;
     let n = fitted.epochs.len();
     let report = PanelReport {
         rows,

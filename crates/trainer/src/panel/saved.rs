@@ -20,8 +20,8 @@ use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 use crate::run::prepare::{
-    blame_option, csv_options, future_file_options, load_panel_noted, refuse_unread_future,
-    values_at,
+    blame_option, csv_options, future_file_options, load_panel_noted, load_panel_series,
+    refuse_unread_future, values_at,
 };
 use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
@@ -246,7 +246,13 @@ pub fn evaluate_run(
             horizon: panel.horizon,
         };
         let path = dir.join(format!("forecast_{name}.png"));
-        crate::plots::panel_intervals(&path, &alone, &levels(&exp), &[quantiles.swap_remove(k)])?;
+        crate::plots::panel_intervals(
+            &path,
+            &alone,
+            &levels(&exp),
+            &[quantiles.swap_remove(k)],
+            false,
+        )?;
         crate::tell!("{}", path.display());
     }
     Ok(PanelReport {
@@ -375,17 +381,20 @@ pub fn forecast_run(
     only: Option<&str>,
     device: &Device,
 ) -> Result<()> {
-    forecast_run_with(dir, input, None, output, only, device)
+    forecast_run_with(dir, input, None, output, None, only, device)
 }
 
 /// [`forecast_run`], with the values of the run's known-future columns
 /// (`data.future_covariates`) for the steps forecast read from `future`: a long-format CSV with
-/// the time and id columns and those columns, a row for each series and step.
+/// the time and id columns and those columns, a row for each series and step. With `plot`, the
+/// forecast of up to four series (the largest over their last horizon) with its intervals is
+/// drawn there as a PNG.
 pub fn forecast_run_with(
     dir: &Path,
     input: &Path,
     future: Option<&Path>,
     output: Option<&Path>,
+    plot: Option<&Path>,
     only: Option<&str>,
     device: &Device,
 ) -> Result<()> {
@@ -452,6 +461,11 @@ pub fn forecast_run_with(
         Some(path) => write_atomic(path, text.as_bytes())?,
         None => crate::say!("{text}"),
     }
+    if let Some(path) = plot {
+        // Each series' history is its look-back, as `forecast_panel` keeps it.
+        crate::plots::panel_intervals(path, &panel, &levels, &q, true)?;
+        crate::tell!("{}", path.display());
+    }
     Ok(())
 }
 
@@ -478,11 +492,11 @@ impl KnownFuture {
             ),
             (false, Some(path)) => {
                 let name = path.display().to_string();
-                let loaded = gatecast_data::load_panel(path, &future_file_options(d))
+                let loaded = load_panel_series(d, path, &future_file_options(d))
                     .map_err(|e| blame_option(e, d))?;
                 let series = loaded
                     .into_iter()
-                    .map(|s| (data::id_of(&s.name, &name), s))
+                    .map(|(s, _)| (data::id_of(&s.name, &name), s))
                     .collect();
                 Ok(Some(Self { path: name, series }))
             }

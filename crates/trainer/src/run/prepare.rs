@@ -124,7 +124,7 @@ pub(crate) fn load_panel_noted(
     path: &Path,
     options: &CsvOptions,
 ) -> Result<Vec<Series>> {
-    let loaded = load_panel_with_repairs(path, options).map_err(|e| blame_option(e, d))?;
+    let loaded = load_panel_series(d, path, options).map_err(|e| blame_option(e, d))?;
     let mut total = Repairs::default();
     let repaired = loaded.iter().filter(|(_, r)| !r.is_empty()).count();
     for (_, r) in &loaded {
@@ -139,6 +139,24 @@ pub(crate) fn load_panel_noted(
         );
     }
     Ok(loaded.into_iter().map(|(s, _)| s).collect())
+}
+
+/// The series of a panel run's file with what the repair policies changed in each: one per id
+/// of `data.id_column`, or, without an id column, the file's one series, its id the target's
+/// name (a distribution head on a single series), named `path [id]` as the panel loader names
+/// its series.
+pub(crate) fn load_panel_series(
+    d: &DataConfig,
+    path: &Path,
+    options: &CsvOptions,
+) -> std::result::Result<Vec<(Series, Repairs)>, DataError> {
+    if options.id_column.is_some() {
+        return load_panel_with_repairs(path, options);
+    }
+    let (mut series, repairs) = load_csv_with_repairs(path, options)?;
+    let id = d.targets.first().map_or("series", String::as_str);
+    series.name = format!("{} [{id}]", path.display());
+    Ok(vec![(series, repairs)])
 }
 
 /// The value columns (targets, then covariates) and the loader options of `[data]` (with its
@@ -265,7 +283,7 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
                 )
             })?,
     };
-    let scaler = Scaler::fit(d.scaler_kind(), raw, split.train.clone());
+    let scaler = Scaler::fit(exp.scaler_kind(), raw, split.train.clone());
     let scaled = Arc::new(scaler.transform(raw));
     let window = loaded.window(exp);
     let targets = raw.column_indices(&d.targets, "data.targets")?;

@@ -61,7 +61,7 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     }
     let own_file = args.config.is_none() && !args.resume && args.data.is_some();
     let norm_given = args.norm.is_some() || args.last_value_norm || args.revin;
-    if own_file && !benchmark && !e.is_panel() && !norm_given {
+    if own_file && !benchmark && !e.is_panel() && !panel_asked(args) && !norm_given {
         // No one normalisation suits every file (a trend needs one, a stationary cycle can be
         // hurt by it): docs/benchmarks.md, "Which normalisation for an own file".
         e.model.auto_norm = true;
@@ -228,14 +228,14 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
     }
     if let Some(v) = &args.id_column {
         e.data.id_column = v.clone();
-        if own_file {
-            // A panel's season and calendar features follow its step (below); a daily
-            // panel's seasonal naive and MASE compare with last week.
-            e.data.covariates.clear();
-            e.data.season = 7;
-            e.data.gaps = gatecast_data::GapPolicy::Interpolate;
-            e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
-        }
+    }
+    if panel_asked(args) && own_file {
+        // A panel's season and calendar features follow its step (below); a daily panel's
+        // seasonal naive and MASE compare with last week.
+        e.data.covariates.clear();
+        e.data.season = 7;
+        e.data.gaps = gatecast_data::GapPolicy::Interpolate;
+        e.window.lookback = 4 * args.horizon.unwrap_or(e.window.horizon).max(7);
     }
     if let Some(v) = args.season {
         e.data.season = v;
@@ -331,6 +331,16 @@ fn find_time_column(e: &mut Experiment) {
     }
 }
 
+/// Whether the flags ask for a panel run: an id column, or a distribution head (`--likelihood`
+/// other than `auto`), which on a file of one series trains a panel of that one series.
+fn panel_asked(args: &TrainArgs) -> bool {
+    args.id_column.is_some()
+        || args
+            .likelihood
+            .as_deref()
+            .is_some_and(|l| !l.eq_ignore_ascii_case("auto"))
+}
+
 /// How an own file's header and first row are read to find its time column and its target:
 /// the experiment's time column and format, delimiter and decimal mark.
 fn first_row_options(e: &Experiment) -> gatecast_data::CsvOptions {
@@ -394,7 +404,7 @@ fn fit_own_file(args: &TrainArgs, e: &mut Experiment) {
         // A daily file's hour of day is constant, a monthly file's day of week noise.
         e.data.calendar = DataConfig::calendar_for(step);
     }
-    let panel = args.id_column.is_some();
+    let panel = panel_asked(args);
     if panel && args.season.is_none() && step.is_some() {
         // 0 asks season_for for the step's own period.
         e.data.season = 0;
@@ -439,7 +449,7 @@ fn own_window(
     season: usize,
     args: &TrainArgs,
 ) -> (usize, usize) {
-    let panel = args.id_column.is_some();
+    let panel = panel_asked(args);
     // At least a season back, so the seasonal naive has its last season to repeat.
     let lookback = |h: usize| {
         args.lookback

@@ -157,8 +157,9 @@ enum Command {
         /// horizon the forecast is rolled out from its own forecasts, without intervals.
         #[arg(long)]
         steps: Option<usize>,
-        /// Single-series runs: also draw the input's last values, the forecast and its first
-        /// interval level into this PNG.
+        /// Also draw the input's last values, the forecast and its intervals into this PNG (a
+        /// single-series run: its first interval level; a panel run: the 80% and 95% intervals
+        /// of up to four series, or of --series).
         #[arg(long)]
         plot: Option<PathBuf>,
         /// Backend: flex, ndarray or wgpu (those compiled in).
@@ -249,7 +250,8 @@ struct TrainArgs {
     /// periods are gaps) (`data.aggregate`).
     #[arg(long)]
     aggregate: Option<String>,
-    /// Panel runs: gaussian, student_t, negative_binomial or quantile.
+    /// A distribution head: gaussian, student_t, negative_binomial or quantile (a panel run;
+    /// without --id-column, a panel of the file's one series, DeepAR-style).
     #[arg(long)]
     likelihood: Option<String>,
     /// Panel runs: columns holding one category per series (comma-separated).
@@ -555,16 +557,12 @@ fn main() -> ExitCode {
                         "--steps {n}: single-series runs only; a panel run forecasts its window.horizon"
                     );
                 }
-                if plot.is_some() {
-                    bail!(
-                        "--plot: single-series runs only; `gatecast evaluate RUN --series ID` draws a panel series' forecast"
-                    );
-                }
                 panel::forecast_run_with(
                     &run_dir,
                     &input,
                     future.as_deref(),
                     output.as_deref(),
+                    plot.as_deref(),
                     series.as_deref(),
                     &dev,
                 )
