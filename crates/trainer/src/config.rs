@@ -413,6 +413,12 @@ pub struct TrainSection {
     /// `loss` (the training loss, the default), `mse` or `mae` of the scaled forecasts.
     #[serde(with = "as_name")]
     pub monitor: Monitor,
+    /// Panel runs: the fewest validation windows early stopping reads across the panel. Each
+    /// series validates on the horizon before its test horizon, and where the panel has fewer
+    /// series than this, on up to `⌈valid_windows / series⌉` origins (a span of up to
+    /// `data.split`'s validation share of its rows); 1, the default, is one horizon per
+    /// series (docs/benchmarks.md, "Panels of few series", says why).
+    pub valid_windows: usize,
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
     /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
@@ -449,6 +455,7 @@ impl Default for TrainSection {
             clip_value: 1.0,
             patience: 4,
             monitor: Monitor::Loss,
+            valid_windows: 1,
             seed: 42,
             schedule: crate::schedule::Schedule::default(),
             plateau_patience: 0,
@@ -600,6 +607,9 @@ impl Experiment {
         }
         if m.samples == 0 {
             return Err("model.samples = 0: must be at least 1".into());
+        }
+        if self.train.valid_windows == 0 {
+            return Err("train.valid_windows = 0: early stopping needs at least 1".into());
         }
         if self.train.loss != Loss::Mse {
             return Err(format!(

@@ -43,12 +43,19 @@ impl Folds {
 }
 
 /// `s` as training sees it for a fold whose origin is `origin`: the rows before `origin + h`
-/// (the loader holds out that last horizon as test and the one before as validation, and
-/// trains on the rest), its offset and scale (of `kind`) from those training rows alone.
-pub fn cut(s: &PanelSeries, origin: usize, h: usize, kind: ScalerKind) -> PanelSeries {
+/// (the loader holds out that last horizon as test and the `valid` rows before it as
+/// validation, and trains on the rest), its offset and scale (of `kind`) from those training
+/// rows alone.
+pub fn cut(
+    s: &PanelSeries,
+    origin: usize,
+    h: usize,
+    valid: usize,
+    kind: ScalerKind,
+) -> PanelSeries {
     let end = origin + h;
     let c = s.calendar.len() / s.times.len().max(1);
-    let (offset, scale) = data::training_scaling(kind, &s.y[..end - 2 * h]);
+    let (offset, scale) = data::training_scaling(kind, &s.y[..end - h - valid]);
     PanelSeries {
         id: s.id.clone(),
         index: s.index,
@@ -57,6 +64,7 @@ pub fn cut(s: &PanelSeries, origin: usize, h: usize, kind: ScalerKind) -> PanelS
         offset,
         scale,
         calendar: s.calendar[..end * c].to_vec(),
+        valid,
     }
 }
 
@@ -281,10 +289,11 @@ pub fn backtest_panel(
         let origin_of = |s: &PanelSeries| folds.origin(s.rows(), h, k);
         if model.is_none() || folds.refit {
             let kind = exp.scaler_kind();
+            let valid = |s: &PanelSeries| data::valid_span(exp, origin_of(s) + h, series.len());
             let train = panel_like(
                 series
                     .iter()
-                    .map(|s| cut(s, origin_of(s), h, kind))
+                    .map(|s| cut(s, origin_of(s), h, valid(s), kind))
                     .collect(),
             );
             let fold_dir = if folds.refit {
@@ -295,9 +304,10 @@ pub fn backtest_panel(
             std::fs::create_dir_all(&fold_dir)?;
             if !quiet {
                 crate::sayln!(
-                    "fold {}: training on the rows before {} (the horizon before it validates)",
+                    "fold {}: training on the rows before {} (the {} rows before it validate)",
                     k + 1,
-                    series[0].times[origin_of(&series[0])]
+                    series[0].times[origin_of(&series[0])],
+                    valid(&series[0])
                 );
             }
             let fitted = fit(exp, &train, device, &fold_dir, quiet)?;
@@ -457,12 +467,16 @@ mod tests {
             offset: 0.0,
             scale: 0.0,
             calendar: vec![0.5; rows * 2],
+            valid: h,
         };
-        let c = cut(&s, origin, h, ScalerKind::MeanAbs);
+        let c = cut(&s, origin, h, h, ScalerKind::MeanAbs);
         assert_eq!(c.scale, 2.0, "the scale saw rows after the training rows");
         assert_eq!(c.rows(), origin + h);
         assert_eq!(c.calendar.len(), (origin + h) * 2);
         assert_eq!(c.train_end(h), origin - h);
+        // A longer validation span moves the training rows' end back with it.
+        let longer = cut(&s, origin, h, h + 3, ScalerKind::MeanAbs);
+        assert_eq!(longer.train_end(h), origin - h - 3);
         let panel = Panel {
             series: vec![c],
             too_short: Vec::new(),

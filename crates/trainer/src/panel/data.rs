@@ -35,6 +35,8 @@ pub struct PanelSeries {
     /// Known-future covariates (calendar, then static features), `[times, calendar]`
     /// row-major.
     pub calendar: Vec<f32>,
+    /// Validation rows before the test horizon: at least one horizon ([`valid_span`]).
+    pub valid: usize,
 }
 
 impl PanelSeries {
@@ -45,7 +47,7 @@ impl PanelSeries {
 
     /// First row of validation (the training rows end here).
     pub fn train_end(&self, horizon: usize) -> usize {
-        self.rows() - 2 * horizon
+        self.rows() - horizon - self.valid
     }
 
     /// First row of the test horizon.
@@ -78,6 +80,19 @@ pub(super) fn id_of(name: &str, path: &str) -> String {
         .and_then(|s| s.strip_suffix(']'))
         .unwrap_or(name)
         .to_string()
+}
+
+/// The validation rows of a series of `rows` rows in a panel of `series` series: one horizon,
+/// or, where the panel has fewer series than `train.valid_windows`, a span holding up to
+/// `⌈valid_windows / series⌉` validation origins, no more than `data.split`'s validation share
+/// of the rows, and leaving the look-back and a horizon of training rows before it (so a series
+/// of `lookback + 3 · horizon` rows, the fewest a panel takes, validates on one horizon).
+pub fn valid_span(exp: &Experiment, rows: usize, series: usize) -> usize {
+    let (l, h) = (exp.window.lookback, exp.window.horizon);
+    let origins = exp.train.valid_windows.div_ceil(series.max(1)).max(1);
+    let share = (rows as f64 * exp.data.split[1]) as usize;
+    let room = rows.saturating_sub(l + 2 * h);
+    share.min(room).clamp(h, h + origins - 1)
 }
 
 /// Loads the experiment's long-format file. A series needs `lookback + 3 · horizon` rows (one
@@ -156,6 +171,8 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
         let (y, dynamic) = target_and_dynamic(&s);
         kept.push((id, s.timestamps.clone(), y, dynamic));
     }
+    let count = kept.len();
+    let valid_of = |rows: usize| valid_span(exp, rows, count);
     // The known-future columns' scale, from every series' training rows.
     let known_future = match saved {
         Some(saved) => saved.known_future.clone(),
@@ -163,7 +180,7 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
             (!d.future_covariates.is_empty() && exp.scaler_kind() != ScalerKind::None).then(|| {
                 let rows: Vec<(&[f32], usize)> = kept
                     .iter()
-                    .map(|(_, _, y, dynamic)| (&dynamic[..], y.len() - 2 * horizon))
+                    .map(|(_, _, y, dynamic)| (&dynamic[..], y.len() - horizon - valid_of(y.len())))
                     .collect();
                 KnownFutureScale::fit(&d.future_covariates, &rows)
             })
@@ -177,7 +194,8 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
         let calendar = with_dynamic(&calendar, names.len(), &dynamic, times.len());
         names.extend(d.future_covariates.iter().cloned());
         panel.calendar = names;
-        let (offset, scale) = training_scaling(exp.scaler_kind(), &y[..y.len() - 2 * horizon]);
+        let valid = valid_of(y.len());
+        let (offset, scale) = training_scaling(exp.scaler_kind(), &y[..y.len() - horizon - valid]);
         panel.series.push(PanelSeries {
             id,
             index: panel.series.len(),
@@ -186,6 +204,7 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
             scale,
             y,
             calendar,
+            valid,
         });
     }
     if panel.series.is_empty() {
@@ -317,6 +336,19 @@ impl Panel {
                     .rev()
                     .step_by(stride)
                     .map(|origin| Origin { series: k, origin }),
+            );
+        }
+        out
+    }
+
+    /// The validation origins: each series' from its training rows' end on, while the
+    /// horizon stays within its validation rows (one per series where those are one horizon).
+    pub fn valid_origins(&self) -> Vec<Origin> {
+        let mut out = Vec::new();
+        for (k, s) in self.series.iter().enumerate() {
+            let first = s.train_end(self.horizon);
+            out.extend(
+                (first..=first + s.valid - self.horizon).map(|origin| Origin { series: k, origin }),
             );
         }
         out
@@ -511,5 +543,72 @@ mod tests {
         }
         let target = b.target.to_data().try_to_vec_as::<f32>().unwrap();
         assert_eq!(target, [-6.5, -6.5, -6.5, -6.5, 6.5, 6.5, 6.5, 6.5]);
+    }
+
+    /// A panel of `series` series of `rows` rows, values 1 before `1e6` from row `huge` on.
+    fn few(series: usize, rows: usize, huge: usize, valid_windows: usize) -> Panel {
+        let dir = std::env::temp_dir().join(format!(
+            "gatecast-valid-{}-{series}-{rows}-{valid_windows}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::from("day,id,v\n");
+        let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for k in 0..series {
+            for d in 0..rows {
+                let v = if d >= huge { 1e6 } else { 1.0 };
+                text += &format!("{},s{k},{v}\n", t0 + chrono::TimeDelta::days(d as i64));
+            }
+        }
+        let path = dir.join("p.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut exp = Experiment::default();
+        exp.data.path = path.display().to_string();
+        exp.data.time_column = "day".into();
+        exp.data.id_column = "id".into();
+        exp.data.targets = vec!["v".into()];
+        exp.data.covariates.clear();
+        exp.data.calendar.clear();
+        exp.window.lookback = 8;
+        exp.window.horizon = 4;
+        exp.train.valid_windows = valid_windows;
+        let p = load(&exp).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        p
+    }
+
+    /// A panel of fewer series than `train.valid_windows` validates each on a span of several
+    /// origins (at most 10% of its rows), and trains and scales on the rows before it only; a
+    /// panel of as many series, or `valid_windows = 1`, on one horizon each.
+    #[test]
+    fn few_series_validate_on_more_windows_held_out_of_training() {
+        // One series of 200 rows, horizon 4: 20 validation rows (10%), 17 origins.
+        let p = few(1, 200, 176, 64);
+        let s = &p.series[0];
+        assert_eq!((s.valid, s.train_end(4)), (20, 176));
+        assert_eq!(s.scale, 1.0, "validation rows moved the scale");
+        let valid = p.valid_origins();
+        assert_eq!(valid.len(), 17);
+        for o in &valid {
+            assert!(
+                o.origin >= s.train_end(4) && o.origin + 4 <= s.test_start(4),
+                "{o:?}"
+            );
+        }
+        for o in p.train_origins(1) {
+            assert!(o.origin + 4 <= s.train_end(4), "{o:?} reaches validation");
+        }
+        // Two series: up to 32 origins each, still capped at 10% of the rows.
+        let p = few(2, 300, 266, 64);
+        assert!(p.series.iter().all(|s| s.valid == 30));
+        assert_eq!(p.valid_origins().len(), 2 * 27);
+        // 40 rows: the span leaves a look-back and a horizon of training rows (40 − 16 = 24
+        // rows of room, 10% is 4), so one horizon.
+        assert_eq!(few(1, 40, 40, 64).series[0].valid, 4);
+        // Enough series, or one window asked for: one horizon per series, as before.
+        let p = few(8, 200, 200, 8);
+        assert!(p.series.iter().all(|s| s.valid == 4));
+        assert_eq!(p.valid_origins().len(), 8);
+        assert_eq!(few(1, 200, 200, 1).valid_origins().len(), 1);
     }
 }

@@ -88,7 +88,7 @@ pub fn fit(
         _ => Some(GradientClippingConfig::Norm(t.clip_value as f32)),
     };
     let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
-    let valid = panel.origins_at(|s| s.train_end(panel.horizon));
+    let valid = panel.valid_origins();
     if !quiet {
         crate::sayln!(
             "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}",

@@ -350,6 +350,8 @@ fn forecast_panel(
             offset: 0.0,
             scale: 1.0,
             calendar,
+            // Nothing is held out of a forecast's history.
+            valid: 0,
         });
     }
     if panel.series.is_empty() {
