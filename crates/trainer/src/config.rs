@@ -116,7 +116,7 @@ pub struct DataConfig {
     pub split_rows: Option<[usize; 3]>,
     /// `standard`, `min_max`, `mean_abs` or `none`, fitted on the training rows only (each
     /// series' own in a panel run). Unset: `standard` for one series, `mean_abs` (DeepAR's
-    /// scale) for a panel; see [`DataConfig::scaler_kind`].
+    /// scale) for a panel; see [`Experiment::scaler_kind`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaler: Option<ScalerKind>,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data);
@@ -419,6 +419,11 @@ pub struct TrainSection {
     /// `data.split`'s validation share of its rows); 1, the default, is one horizon per
     /// series (docs/benchmarks.md, "Panels of few series", says why).
     pub valid_windows: usize,
+    /// Panel runs: the fewest batches an epoch runs (GluonTS's `num_batches_per_epoch`). Where
+    /// one pass over the training windows is shorter, an epoch passes over them again,
+    /// reshuffled, until it has run this many; 0 is one pass. Default 50 (docs/benchmarks.md,
+    /// "Panels of few series").
+    pub epoch_batches: usize,
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
     /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
@@ -456,6 +461,7 @@ impl Default for TrainSection {
             patience: 4,
             monitor: Monitor::Loss,
             valid_windows: 1,
+            epoch_batches: 50,
             seed: 42,
             schedule: crate::schedule::Schedule::default(),
             plateau_patience: 0,

@@ -1012,3 +1012,33 @@ fn image_size(path: &Path) -> (u32, u32) {
     let at = |k: usize| u32::from_be_bytes(bytes[k..k + 4].try_into().unwrap());
     (at(16), at(20))
 }
+
+/// An epoch over few training windows runs `train.epoch_batches` batches, passing over the
+/// windows again: after one epoch of 50 batches the validation loss is lower than after one
+/// pass of 5, and `metrics.csv` records one epoch either way.
+#[test]
+fn an_epoch_of_few_windows_runs_its_batches() {
+    let dir = scratch("batches");
+    let path = write_panel(&dir, 1, 200, 10);
+    let mut exp = experiment(&path);
+    exp.train.epochs = 1;
+    let device = burn::tensor::Device::flex();
+    let valid_loss = |exp: &Experiment, name: &str| -> f64 {
+        let run = dir.join(name);
+        gatecast_trainer::panel::train_panel(exp, &run, &device, true).unwrap();
+        let metrics = text_of(&run.join("metrics.csv"));
+        let rows: Vec<&str> = metrics.lines().skip(1).collect();
+        assert_eq!(rows.len(), 1, "{metrics}");
+        rows[0].split(',').nth(2).unwrap().parse().unwrap()
+    };
+    // 200 days less the look-back and three horizons: 130 windows, 5 batches of 32 a pass.
+    exp.train.epoch_batches = 0;
+    let one_pass = valid_loss(&exp, "one_pass");
+    exp.train.epoch_batches = 50;
+    let fifty = valid_loss(&exp, "fifty");
+    assert!(
+        fifty < one_pass,
+        "{fifty} after 50 batches, {one_pass} after 5"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,7 +35,7 @@ pub struct PanelSeries {
     /// Known-future covariates (calendar, then static features), `[times, calendar]`
     /// row-major.
     pub calendar: Vec<f32>,
-    /// Validation rows before the test horizon: at least one horizon ([`valid_span`]).
+    /// Validation rows before the test horizon: at least one horizon (`train.valid_windows`).
     pub valid: usize,
 }
 

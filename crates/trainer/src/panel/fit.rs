@@ -89,15 +89,21 @@ pub fn fit(
     };
     let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
     let valid = panel.valid_origins();
+    let passes = passes_per_epoch(origins.len(), batch, t.epoch_batches);
     if !quiet {
         crate::sayln!(
-            "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}",
+            "model: {} parameters, {} ({}); {} training windows over {} series, batches of {}{}",
             model.num_params(),
             exp.model.cell,
             m.panel_likelihood().name(),
             origins.len(),
             panel.series.len(),
-            batch
+            batch,
+            if passes > 1 {
+                format!(", {passes} passes an epoch (train.epoch_batches)")
+            } else {
+                String::new()
+            }
         );
         crate::sayln!(
             "{:>5} {:>11} {:>11} {:>7}",
@@ -115,20 +121,22 @@ pub fn fit(
     let mut best_loss = f64::INFINITY;
     for epoch in 1..=t.epochs {
         let started = Instant::now();
-        shuffle(&mut origins, &mut rng);
         let (mut sum, mut batches) = (0.0, 0usize);
-        for chunk in origins.chunks(batch) {
-            let l = loss(&model, panel, chunk, &train_device)?;
-            let v = scalar(l.clone());
-            if !v.is_finite() {
-                bail!("training stopped at epoch {epoch}: the loss became {v}; lower train.lr or set train.clip");
-            }
-            sum += v;
-            batches += 1;
-            let grads = GradientsParams::from_grads(l.backward(), &model);
-            model = optim.step(t.lr, model, grads);
-            if let Some(e) = &mut ema {
-                e.update(&model);
+        for _ in 0..passes {
+            shuffle(&mut origins, &mut rng);
+            for chunk in origins.chunks(batch) {
+                let l = loss(&model, panel, chunk, &train_device)?;
+                let v = scalar(l.clone());
+                if !v.is_finite() {
+                    bail!("training stopped at epoch {epoch}: the loss became {v}; lower train.lr or set train.clip");
+                }
+                sum += v;
+                batches += 1;
+                let grads = GradientsParams::from_grads(l.backward(), &model);
+                model = optim.step(t.lr, model, grads);
+                if let Some(e) = &mut ema {
+                    e.update(&model);
+                }
             }
         }
         let inference = match &ema {
@@ -186,6 +194,13 @@ pub(super) fn model_config(
     .with_autoregressive(m.decoder == Decoder::Autoregressive))
 }
 
+/// Passes over `windows` training windows in batches of `batch` that an epoch of at least
+/// `epoch_batches` batches takes (`train.epoch_batches`; 0 is one pass).
+fn passes_per_epoch(windows: usize, batch: usize, epoch_batches: usize) -> usize {
+    let per_pass = windows.div_ceil(batch.max(1)).max(1);
+    epoch_batches.div_ceil(per_pass).max(1)
+}
+
 /// Fisher–Yates with the run's generator: the same seed, the same order.
 fn shuffle(v: &mut [Origin], rng: &mut Rng) {
     for i in (1..v.len()).rev() {
@@ -212,4 +227,19 @@ fn write_epochs(dir: &Path, epochs: &[(f64, f64, f64)]) -> Result<()> {
         &["epoch", "train_loss", "valid_loss", "seconds"],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passes_per_epoch;
+
+    #[test]
+    fn an_epoch_passes_until_it_has_its_batches() {
+        // 642 windows in batches of 64: 11 a pass, so 50 batches take 5 passes (55 batches).
+        assert_eq!(passes_per_epoch(642, 64, 50), 5);
+        assert_eq!(passes_per_epoch(642, 64, 0), 1);
+        assert_eq!(passes_per_epoch(54_400, 64, 50), 1);
+        assert_eq!(passes_per_epoch(640, 64, 50), 5);
+        assert_eq!(passes_per_epoch(3, 64, 50), 50);
+    }
 }
