@@ -119,6 +119,13 @@ pub struct DataConfig {
     /// scale) for a panel; see [`Experiment::scaler_kind`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaler: Option<ScalerKind>,
+    /// Panel runs: scale each window by the mean absolute value of its own look-back (DeepAR's
+    /// `MeanScaler`), the series' training scale (`mean_abs`) where the look-back is all zero,
+    /// rather than every window of a series by that training scale. Unset: on with the
+    /// `mean_abs` scaler ([`Experiment::window_scale`]); a run's `config.toml` records what it
+    /// used, and one that names nothing predates the option (off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_scale: Option<bool>,
     /// Seasonal period in steps for the seasonal-naive baseline and MASE (24 for hourly data);
     /// 0, the default, infers it from the sampling step ([`DataConfig::season_for`]; a panel's
     /// from its longest series').
@@ -248,6 +255,7 @@ impl Default for DataConfig {
             delimiter: ",".into(),
             decimal: ".".into(),
             id_column: String::new(),
+            window_scale: None,
             static_categorical: Vec::new(),
             static_real: Vec::new(),
         }
@@ -589,6 +597,17 @@ impl Experiment {
         }
     }
 
+    /// Whether a panel run scales each window by its own look-back: `data.window_scale`, by
+    /// default where the scaler is `mean_abs` (the panel default; docs/benchmarks.md, "Panels
+    /// of few series", says why).
+    pub fn window_scale(&self) -> bool {
+        self.is_panel()
+            && self
+                .data
+                .window_scale
+                .unwrap_or(self.scaler_kind() == ScalerKind::MeanAbs)
+    }
+
     /// The scaler a run uses: `data.scaler`, or by default `standard` for one series and
     /// `mean_abs` (DeepAR's) for a panel run ([`Experiment::is_panel`]).
     pub fn scaler_kind(&self) -> ScalerKind {
@@ -606,6 +625,9 @@ impl Experiment {
             .validate()
             .map_err(|e| format!("model.quantiles: {e}"))?;
         if !self.is_panel() {
+            if self.data.window_scale == Some(true) {
+                return Err("data.window_scale: scales the windows of a panel run (data.id_column or model.likelihood); a single-series run normalises its windows with model.last_value_norm or model.revin".into());
+            }
             if self.data.has_statics() {
                 return Err("data.static_categorical / data.static_real: static columns hold one value per series of a panel; set data.id_column".into());
             }
@@ -613,6 +635,12 @@ impl Experiment {
         }
         if m.samples == 0 {
             return Err("model.samples = 0: must be at least 1".into());
+        }
+        if self.window_scale() && self.scaler_kind() != ScalerKind::MeanAbs {
+            return Err(format!(
+                "data.window_scale: a window's scale is its look-back's mean absolute value, with no offset; it takes data.scaler = \"mean_abs\" (the panel default), not {}",
+                scaler_name(self.scaler_kind())
+            ));
         }
         if self.train.valid_windows == 0 {
             return Err("train.valid_windows = 0: early stopping needs at least 1".into());

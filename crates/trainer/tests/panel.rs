@@ -1042,3 +1042,36 @@ fn an_epoch_of_few_windows_runs_its_batches() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A run records whether it scaled each window by its own look-back; a run directory from
+/// before `data.window_scale` (its config.toml names nothing) is evaluated as it was trained,
+/// with each series' training scale, though new runs scale windows by default.
+#[test]
+fn a_run_from_before_window_scaling_evaluates_as_trained() {
+    let dir = scratch("wscale");
+    let path = write_panel(&dir, 4, 120, 10);
+    let mut exp = experiment(&path);
+    exp.train.epochs = 2;
+    exp.data.scaler = Some(gatecast_data::ScalerKind::MeanAbs);
+    exp.data.window_scale = None;
+    assert!(exp.window_scale(), "the panel default");
+    let device = burn::tensor::Device::flex();
+    let row = |r: &gatecast_trainer::panel::PanelReport| format!("{:?}", r.rows[0]);
+    let scaled =
+        gatecast_trainer::panel::train_panel(&exp, &dir.join("new"), &device, true).unwrap();
+    assert!(text_of(&dir.join("new/config.toml")).contains("window_scale = true"));
+    exp.data.window_scale = Some(false);
+    let run = dir.join("old");
+    let unscaled = gatecast_trainer::panel::train_panel(&exp, &run, &device, true).unwrap();
+    assert_ne!(row(&scaled), row(&unscaled));
+    let config = text_of(&run.join("config.toml"));
+    assert!(config.contains("window_scale = false\n"), "{config}");
+    std::fs::write(
+        run.join("config.toml"),
+        config.replace("window_scale = false\n", ""),
+    )
+    .unwrap();
+    let again = gatecast_trainer::panel::evaluate_run(&run, &device, false, None).unwrap();
+    assert_eq!(row(&again), row(&unscaled));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! Rolling-origin backtests of a panel run: `K` folds of one horizon each at the end of the
 //! data, `stride` steps apart (the last fold ends with the data). The model trains on what lies
 //! before the first fold's origin (or, with `refit`, before each fold's own), early-stopping on
-//! the horizon just before it; each series' scale comes from its training rows only. Every fold
+//! the rows just before it; each series' scale comes from its training rows only (and each
+//! window's, by default, from its own look-back). Every fold
 //! is then forecast from the history up to its origin and scored beside the seasonal naive.
 
 use std::path::Path;
@@ -273,6 +274,7 @@ pub fn backtest_panel(
         calendar: full.calendar.clone(),
         lookback: full.lookback,
         horizon: h,
+        window_scale: full.window_scale,
     };
     std::fs::create_dir_all(dir)?;
     write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
@@ -483,6 +485,7 @@ mod tests {
             calendar: vec!["x".into(), "y".into()],
             lookback: 10,
             horizon: h,
+            window_scale: false,
         };
         for o in panel.train_origins(1) {
             assert!(

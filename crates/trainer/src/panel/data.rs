@@ -1,6 +1,7 @@
 //! A long-format file as a panel: each series loaded and validated on its own, held out at its
-//! end (the last horizon for test, the one before it for validation), scaled by the mean
-//! absolute value of its training rows only, and cut into windows across series and time.
+//! end (the last horizon for test, the rows before it for validation), given a scale from its
+//! training rows only (the mean absolute value by default), and cut into windows across series
+//! and time, each window scaled by its own look-back by default (DeepAR's, `data.window_scale`).
 
 use std::path::Path;
 
@@ -70,6 +71,16 @@ pub struct Panel {
     pub lookback: usize,
     /// Horizon steps.
     pub horizon: usize,
+    /// Each window scaled by its own look-back (`data.window_scale`) rather
+    /// than by its series' training scale.
+    pub window_scale: bool,
+}
+
+/// The scale of a window whose look-back's target is `lookback`: its mean absolute value
+/// (GluonTS's `MeanScaler`, DeepAR's), or `None` where that is 0 or not finite.
+pub fn window_scale(lookback: &[f32]) -> Option<f32> {
+    let mean = lookback.iter().map(|v| v.abs() as f64).sum::<f64>() / lookback.len().max(1) as f64;
+    (mean > 0.0 && mean.is_finite()).then_some(mean as f32)
 }
 
 /// The id of a series named `path [id]` by the loader.
@@ -103,9 +114,11 @@ pub fn load(exp: &Experiment) -> Result<Panel> {
 }
 
 /// `exp` with `data.season = 0` resolved to the period of the panel's sampling step (that of
-/// its longest series), as a single series' is: the run's `config.toml` then records it.
+/// its longest series), as a single series' is, and `data.window_scale` to what the run does:
+/// the run's `config.toml` then records both.
 pub fn with_season(exp: &Experiment, panel: &Panel) -> Experiment {
     let mut e = exp.clone();
+    e.data.window_scale = Some(panel.window_scale);
     if e.data.season == 0 {
         let longest = panel.series.iter().max_by_key(|s| s.rows());
         let step = longest.and_then(|s| gatecast_data::infer_frequency(&s.times));
@@ -152,6 +165,7 @@ pub fn load_with(exp: &Experiment, saved: Option<&Encodings>) -> Result<(Panel, 
         calendar: Vec::new(),
         lookback,
         horizon,
+        window_scale: exp.window_scale(),
     };
     // (id, times, target, known-future columns) of each series long enough to train on.
     let mut kept = Vec::new();
@@ -374,13 +388,19 @@ impl Panel {
         let mut inputs = Vec::with_capacity(b * l * f);
         let mut future = Vec::with_capacity(b * h * c);
         let mut target = Vec::with_capacity(b * h);
-        let mut scale = Vec::with_capacity(b);
+        let mut scales = Vec::with_capacity(b);
         let mut ids = Vec::with_capacity(b);
         for o in origins {
             let s = &self.series[o.series];
-            let log_scale = s.scale.ln_1p();
+            let scale = if self.window_scale {
+                // The series' training scale where the look-back is all zero.
+                window_scale(&s.y[o.origin - l..o.origin]).unwrap_or(s.scale)
+            } else {
+                s.scale
+            };
+            let log_scale = scale.ln_1p();
             for t in o.origin - l..o.origin {
-                inputs.push((s.y[t] - s.offset) / s.scale);
+                inputs.push((s.y[t] - s.offset) / scale);
                 inputs.extend_from_slice(&s.calendar[t * c..(t + 1) * c]);
                 inputs.push(log_scale);
             }
@@ -389,14 +409,14 @@ impl Panel {
                 future.extend_from_slice(&s.calendar[cal..cal + c]);
                 target.push(s.y.get(t).map_or(0.0, |y| y - s.offset));
             }
-            scale.push(s.scale);
+            scales.push(scale);
             ids.push(s.index as i64);
         }
         PanelBatch {
             inputs: Tensor::from_data(TensorData::new(inputs, [b, l, f]), device),
             series: Tensor::from_data(TensorData::new(ids, [b]), device),
             future: (c > 0).then(|| Tensor::from_data(TensorData::new(future, [b, h, c]), device)),
-            scale: Tensor::from_data(TensorData::new(scale, [b, 1, 1]), device),
+            scale: Tensor::from_data(TensorData::new(scales, [b, 1, 1]), device),
             target: Tensor::from_data(TensorData::new(target, [b, h, 1]), device),
         }
     }
@@ -478,6 +498,8 @@ mod tests {
         exp.window.lookback = 4;
         exp.window.horizon = 4;
         exp.data.scaler = scaler;
+        // One scale per series: window scales have a test of their own.
+        exp.data.window_scale = Some(false);
         let p = load(&exp).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         p
@@ -610,5 +632,61 @@ mod tests {
         assert!(p.series.iter().all(|s| s.valid == 4));
         assert_eq!(p.valid_origins().len(), 8);
         assert_eq!(few(1, 200, 200, 1).valid_origins().len(), 1);
+    }
+
+    /// `data.window_scale`: a window's scale is its look-back's mean absolute value, whatever
+    /// the series' training scale; a look-back of zeros takes the series' training scale.
+    #[test]
+    fn a_window_is_scaled_by_its_own_lookback() {
+        let dir = std::env::temp_dir().join(format!("gatecast-wscale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = String::from("day,id,v\n");
+        let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for d in 0..60 {
+            // Zero for 20 days, then a level of 10 rising by 1 a day.
+            let v = if d < 20 { 0.0 } else { (d - 10) as f32 };
+            text += &format!("{},a,{v}\n", t0 + chrono::TimeDelta::days(d as i64));
+        }
+        let path = dir.join("p.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut exp = Experiment::default();
+        exp.data.path = path.display().to_string();
+        exp.data.time_column = "day".into();
+        exp.data.id_column = "id".into();
+        exp.data.targets = vec!["v".into()];
+        exp.data.covariates.clear();
+        exp.data.calendar.clear();
+        exp.window.lookback = 4;
+        exp.window.horizon = 4;
+        exp.data.window_scale = Some(true);
+        exp.validate().unwrap();
+        let p = load(&exp).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(p.window_scale);
+        let s = &p.series[0];
+        // Training rows 0..52: 20 zeros and 10..=41.
+        let trained = (10..=41).sum::<i32>() as f32 / 52.0;
+        assert!((s.scale - trained).abs() < 1e-5, "{}", s.scale);
+        let device = Device::flex();
+        let at = |origin| Origin { series: 0, origin };
+        // Origin 30: look-back rows 26..30 hold 16..=19, mean 17.5. Origin 10: all zero.
+        let b = p.batch(&[at(30), at(10)], &device);
+        let scales = b.scale.to_data().try_to_vec_as::<f32>().unwrap();
+        assert_eq!(scales[0], 17.5);
+        assert!((scales[1] - trained).abs() < 1e-5, "{scales:?}");
+        let x = b.inputs.narrow(2, 0, 1).reshape([2, 4]);
+        let first = x.to_data().try_to_vec_as::<f32>().unwrap();
+        assert_eq!(
+            first[..4],
+            [16.0 / 17.5, 17.0 / 17.5, 18.0 / 17.5, 19.0 / 17.5]
+        );
+        // Off: every window of the series has its training scale.
+        let mut off = p.clone();
+        off.window_scale = false;
+        let b = off.batch(&[at(30)], &device);
+        let scales = b.scale.to_data().try_to_vec_as::<f32>().unwrap();
+        assert!((scales[0] - trained).abs() < 1e-5, "{scales:?}");
+        assert_eq!(window_scale(&[0.0, 0.0]), None);
+        assert_eq!(window_scale(&[-2.0, 4.0]), Some(3.0));
     }
 }

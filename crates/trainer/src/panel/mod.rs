@@ -4,7 +4,7 @@
 //!
 //! | file | stage |
 //! |---|---|
-//! | `data.rs` | the file as a panel: per-series hold-out, mean-absolute scale, windows |
+//! | `data.rs` | the file as a panel: per-series hold-out, series and window scales, windows |
 //! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
 //! | `backtest.rs` | rolling-origin folds: train before the first (or each) origin, score every fold |

@@ -178,7 +178,10 @@ fn saved_encodings(dir: &Path, exp: &Experiment) -> Result<Encodings> {
 
 /// The run's experiment if `dir` holds a panel run, `None` for another run.
 pub fn panel_run(dir: &Path) -> Result<Option<Experiment>> {
-    let exp = read_config(dir)?;
+    let mut exp = read_config(dir)?;
+    // Runs record data.window_scale since it exists; one that names nothing scaled each window
+    // by its series' training scale, and its model reads windows only as it was trained.
+    exp.data.window_scale.get_or_insert(false);
     Ok(exp.is_panel().then_some(exp))
 }
 
@@ -244,6 +247,7 @@ pub fn evaluate_run(
             calendar: panel.calendar.clone(),
             lookback: panel.lookback,
             horizon: panel.horizon,
+            window_scale: panel.window_scale,
         };
         let path = dir.join(format!("forecast_{name}.png"));
         crate::plots::panel_intervals(
@@ -289,6 +293,7 @@ fn forecast_panel(
         calendar: Vec::new(),
         lookback: l,
         horizon: h,
+        window_scale: exp.window_scale(),
     };
     let known = index.positions();
     let mut skipped = Vec::new();
