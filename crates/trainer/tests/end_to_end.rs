@@ -1814,3 +1814,45 @@ fn adaptive_intervals_follow_growing_errors() {
     };
     assert!(width("adapted") > width("fixed"));
 }
+
+/// A backtest says what the loader repaired once, though it loads the file to count its rows
+/// and again for every fold it trains (`--refit`).
+#[test]
+fn a_backtest_says_its_repairs_once() {
+    let dir = tmp("repairs_once");
+    let mut text = String::from("date,sales\n");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    for i in 0..300 {
+        let v = if i % 50 == 7 {
+            String::new()
+        } else {
+            format!("{}", 100 + (i * 7) % 13)
+        };
+        text += &format!("{},{v}\n", t0 + chrono::TimeDelta::days(i));
+    }
+    std::fs::write(dir.join("gaps.csv"), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gatecast"))
+        .args([
+            "backtest",
+            "--data",
+            "gaps.csv",
+            "--missing",
+            "interpolate",
+            "--norm",
+            "none",
+            "--folds",
+            "2",
+            "--refit",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            "bt",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("6 missing value(s) filled").count(), 1, "{err}");
+}

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use gatecast_data::TimeSplit;
 
 use super::intervals::level_columns;
-use super::prepare::{load, prepare, Prepared};
+use super::prepare::{load_noted, prepare_noted, Prepared};
 use super::report::{test, TestRow, TestTable};
 use super::saved::load_model;
 use super::train::{train_prepared, TrainOptions};
@@ -211,7 +211,10 @@ pub fn backtest_series(
     if exp.data.split_rows.is_some() {
         bail!("data.split_rows: the backtest sets each fold's rows itself; leave it unset");
     }
-    let rows = load(&exp.data, Path::new(&exp.data.path))?.series.rows();
+    // The folds' preparation says what the loader repaired.
+    let rows = load_noted(&exp.data, Path::new(&exp.data.path), false)?
+        .series
+        .rows();
     let splits: Vec<[usize; 3]> = (0..folds.count)
         .map(|k| fold_rows(exp, rows, folds, k))
         .collect::<Result<_>>()?;
@@ -249,7 +252,7 @@ pub fn backtest_series(
                 targets: first.targets.clone(),
                 season: first.season,
             },
-            _ => prepare(&fold_exp)?,
+            _ => prepare_noted(&fold_exp, k == 0)?,
         };
         let mut kept_norm = None;
         let (table, starts, forecasts, intervals) = if train_now {

@@ -62,10 +62,18 @@ impl Loaded {
 
 /// Loads `path` as `[data]` says: the one preparation `train`, `evaluate` and `forecast` share.
 pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
+    load_noted(d, path, true)
+}
+
+/// [`load`], saying what the repair policies changed only where `noted` (a run that loads the
+/// same file again says it once).
+pub(super) fn load_noted(d: &DataConfig, path: &Path, noted: bool) -> Result<Loaded> {
     let (columns, options) = csv_options(d);
     let (mut series, repairs) =
         load_csv_with_repairs(path, &options).map_err(|e| blame_option(e, d))?;
-    note_repairs(path, &series.columns, &repairs, &options);
+    if noted {
+        note_repairs(path, &series.columns, &repairs, &options);
+    }
     if !d.resample.is_empty() {
         let every = gatecast_data::parse_frequency(&d.resample)?;
         series = gatecast_data::resample(&series, every, d.aggregate)?;
@@ -258,8 +266,14 @@ pub(crate) fn blame_option(e: DataError, d: &DataConfig) -> anyhow::Error {
 
 /// Loads, validates, adds calendar covariates, splits and scales the experiment's data.
 pub fn prepare(exp: &Experiment) -> Result<Prepared> {
+    prepare_noted(exp, true)
+}
+
+/// [`prepare`], with its notes (repairs, a season longer than the look-back) only where
+/// `noted`: a backtest's later folds prepare the same file again.
+pub(super) fn prepare_noted(exp: &Experiment, noted: bool) -> Result<Prepared> {
     let d = &exp.data;
-    let loaded = load(d, Path::new(&d.path))?;
+    let loaded = load_noted(d, Path::new(&d.path), noted)?;
     let raw = &loaded.series;
     let lookback = exp.window.lookback;
     let split = match d.split_rows {
@@ -289,7 +303,7 @@ pub fn prepare(exp: &Experiment) -> Result<Prepared> {
     let targets = raw.column_indices(&d.targets, "data.targets")?;
     let season = d.season_for(raw.frequency);
     let l = exp.window.lookback;
-    if season > l {
+    if noted && season > l {
         crate::tell!(
             "note: no seasonal_naive({season}) row: it repeats the last season, and window.lookback = {l} holds less (data.season = {season})"
         );
