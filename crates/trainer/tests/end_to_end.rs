@@ -1728,8 +1728,29 @@ fn several_targets_are_scored_each_and_pooled() {
             "load's scale is 5× temp's: {t:?}"
         );
     }
+    // Each target's intervals: their values add up to the pooled ones, the pooled coverage is
+    // their values-weighted mean, and load's are wider than temp's, at a fifth of its scale.
+    assert!(!t.intervals.is_empty(), "{}", t.markdown());
+    for (i, pooled) in t.intervals.iter().enumerate() {
+        let each: Vec<_> = t.per_target.iter().map(|p| &p.intervals[i]).collect();
+        assert_eq!(each.iter().map(|s| s.values).sum::<usize>(), pooled.values);
+        let weighted = each
+            .iter()
+            .map(|s| s.coverage * s.values as f64)
+            .sum::<f64>()
+            / pooled.values as f64;
+        assert!(
+            (weighted - pooled.coverage).abs() < 1e-9,
+            "{each:?} {pooled:?}"
+        );
+        assert!(each[0].width > 2.0 * each[1].width, "{each:?}");
+    }
     let csv = std::fs::read_to_string(dir.join("run/per_target.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * t.rows.len(), "{csv}");
+    assert!(
+        csv.starts_with("target,forecaster,mse,mae,rmse,smape,mase,coverage80,width80,"),
+        "{csv}"
+    );
     assert!(t.markdown().contains("| temp | "), "{}", t.markdown());
 
     // Each target has its own chart, one above the other, in the test plot and in a forecast's.

@@ -360,13 +360,15 @@ impl IntervalScore {
 }
 
 /// Each level's coverage and mean width over `actual` and `forecasts`, both `[windows,
-/// horizon, targets]` row-major, of the windows that have intervals.
+/// horizon, targets]` row-major, of the windows that have intervals: over every target, or
+/// target `only`'s values alone.
 pub(super) fn score(
     rolling: &Rolling,
     horizon: usize,
     targets: usize,
     actual: &[f32],
     forecasts: &[f32],
+    only: Option<usize>,
 ) -> Vec<IntervalScore> {
     let per_window = horizon * targets;
     let levels = rolling.sets.first().map_or(&[][..], |s| &s.levels[..]);
@@ -375,6 +377,9 @@ pub(super) fn score(
             let (mut inside, mut width, mut n) = (0usize, 0.0f64, 0usize);
             for (j, (&y, &f)) in actual.iter().zip(forecasts).enumerate() {
                 let (step, k) = ((j % per_window) / targets, j % targets);
+                if only.is_some_and(|o| o != k) {
+                    continue;
+                }
                 let Some((lo, hi)) = rolling
                     .of(j / per_window)
                     .and_then(|it| it.bounds(i, step, k, f))
@@ -391,7 +396,11 @@ pub(super) fn score(
                 coverage: share(inside as f64),
                 width: share(width),
                 values: n,
-                of: actual.len(),
+                of: if only.is_some() {
+                    actual.len() / targets
+                } else {
+                    actual.len()
+                },
             }
         })
         .collect()

@@ -202,6 +202,9 @@ pub struct TargetRows {
     pub target: String,
     /// Its errors: the model first, then the baselines.
     pub rows: Vec<TestRow>,
+    /// The model's intervals on this target's values, one per level (as
+    /// [`TestTable::intervals`], which pools the targets).
+    pub intervals: Vec<IntervalScore>,
 }
 
 impl TestTable {
@@ -227,15 +230,29 @@ impl TestTable {
             );
         }
         if let Some(first) = self.per_target.first() {
-            let names: Vec<&str> = first.rows.iter().map(|r| r.name.as_str()).collect();
+            let mut names: Vec<String> = first.rows.iter().map(|r| r.name.clone()).collect();
+            names.extend(
+                first
+                    .intervals
+                    .iter()
+                    .map(|i| format!("{:.0}% covers", 100.0 * i.level)),
+            );
             s += &format!(
-                "\nMAE per target (per_target.csv has every metric):\n\n| target | {} |\n|---|{}\n",
+                "\nMAE per target, and the model's interval coverage (per_target.csv has every metric):\n\n| target | {} |\n|---|{}\n",
                 names.join(" | "),
                 "---|".repeat(names.len())
             );
             for t in &self.per_target {
-                let maes: Vec<String> = t.rows.iter().map(|r| format!("{:.4}", r.mae)).collect();
-                s += &format!("| {} | {} |\n", t.target, maes.join(" | "));
+                let mut cells: Vec<String> =
+                    t.rows.iter().map(|r| format!("{:.4}", r.mae)).collect();
+                cells.extend(t.intervals.iter().map(|i| {
+                    if i.coverage.is_finite() {
+                        format!("{:.1}%", 100.0 * i.coverage)
+                    } else {
+                        "n/a".into()
+                    }
+                }));
+                s += &format!("| {} | {} |\n", t.target, cells.join(" | "));
             }
         }
         if !self.intervals.is_empty() {
@@ -281,32 +298,14 @@ impl TestTable {
             .map(|(i, r)| {
                 let mut row = vec![r.name.clone()];
                 row.extend(r.cells());
-                // The intervals are the model's (the first row); the baselines have none.
-                for score in &self.intervals {
-                    let (c, w) = if i == 0 {
-                        let cell = |x: f64| {
-                            if x.is_finite() {
-                                x.to_string()
-                            } else {
-                                String::new()
-                            }
-                        };
-                        (cell(score.coverage), cell(score.width))
-                    } else {
-                        (String::new(), String::new())
-                    };
-                    row.extend([c, w]);
-                }
+                row.extend(interval_cells(&self.intervals, i == 0));
                 row
             })
             .collect();
         let mut header: Vec<String> = ["forecaster", "mse", "mae", "rmse", "smape", "mase"]
             .map(String::from)
             .to_vec();
-        for score in &self.intervals {
-            let pct = (score.level * 1000.0).round() / 10.0;
-            header.extend([format!("coverage{pct}"), format!("width{pct}")]);
-        }
+        header.extend(interval_header(&self.intervals));
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         write_csv(&dir.join("test_metrics.csv"), &header, &rows)?;
         let per_target = dir.join("per_target.csv");
@@ -323,14 +322,15 @@ impl TestTable {
             .per_target
             .iter()
             .flat_map(|t| {
-                t.rows.iter().map(|r| {
+                t.rows.iter().enumerate().map(|(i, r)| {
                     let mut row = vec![t.target.clone(), r.name.clone()];
                     row.extend(r.cells());
+                    row.extend(interval_cells(&t.intervals, i == 0));
                     row
                 })
             })
             .collect();
-        let header = [
+        let mut header: Vec<String> = [
             "target",
             "forecaster",
             "mse",
@@ -338,9 +338,40 @@ impl TestTable {
             "rmse",
             "smape",
             "mase",
-        ];
+        ]
+        .map(String::from)
+        .to_vec();
+        header.extend(interval_header(&self.intervals));
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
         write_csv(&per_target, &header, &rows)
     }
+}
+
+/// The `coverage<level>` and `width<level>` columns of a metrics CSV, one pair per level.
+fn interval_header(intervals: &[IntervalScore]) -> Vec<String> {
+    intervals
+        .iter()
+        .flat_map(|score| {
+            let pct = (score.level * 1000.0).round() / 10.0;
+            [format!("coverage{pct}"), format!("width{pct}")]
+        })
+        .collect()
+}
+
+/// A row's coverage and width cells: the model's (`model`, the first row) where it had
+/// intervals, empty for the baselines, which have none.
+fn interval_cells(intervals: &[IntervalScore], model: bool) -> Vec<String> {
+    let cell = |x: f64| {
+        if model && x.is_finite() {
+            x.to_string()
+        } else {
+            String::new()
+        }
+    };
+    intervals
+        .iter()
+        .flat_map(|score| [cell(score.coverage), cell(score.width)])
+        .collect()
 }
 
 /// What a table says of forecasts raised to 0 on count data, if any were.
@@ -525,6 +556,11 @@ fn test_table(
             .map(|(k, target)| TargetRows {
                 target: target.clone(),
                 rows: rows_of(&[k]),
+                intervals: if rolling.sets.is_empty() {
+                    Vec::new()
+                } else {
+                    score(rolling, h, nt, &actual, forecasts, Some(k))
+                },
             })
             .collect()
     } else {
@@ -538,7 +574,7 @@ fn test_table(
         intervals: if rolling.sets.is_empty() {
             Vec::new()
         } else {
-            score(rolling, h, nt, &actual, forecasts)
+            score(rolling, h, nt, &actual, forecasts, None)
         },
         calibration_windows: rolling.windows(),
         adapt: exp.intervals.adapt,
