@@ -470,20 +470,21 @@ mod tests {
         panel_scaled(last_rows, None)
     }
 
-    fn panel_scaled(last_rows: f32, scaler: Option<ScalerKind>) -> Panel {
-        let dir =
-            std::env::temp_dir().join(format!("gatecast-scale-{}-{last_rows}", std::process::id()));
+    /// The panel of `series` (id and daily values from 2020-01-01) in a file `day,id,v`, loaded
+    /// with a look-back of `lookback` and a horizon of 4 as `setup` sets the experiment.
+    fn load_values(
+        name: &str,
+        series: &[(&str, Vec<f32>)],
+        lookback: usize,
+        setup: impl FnOnce(&mut Experiment),
+    ) -> Panel {
+        let dir = std::env::temp_dir().join(format!("gatecast-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut text = String::from("day,id,v\n");
-        for (id, sign) in [("a", 1.0f32), ("b", -1.0)] {
-            for d in 0..20 {
-                // Rows 12.. are validation and test (horizon 4): their values must not matter.
-                let v = if d >= 12 {
-                    last_rows
-                } else {
-                    sign * (d as f32 + 1.0)
-                };
-                text += &format!("2024-01-{:02},{id},{v}\n", d + 1);
+        let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+        for (id, values) in series {
+            for (d, v) in values.iter().enumerate() {
+                text += &format!("{},{id},{v}\n", t0 + chrono::TimeDelta::days(d as i64));
             }
         }
         let path = dir.join("p.csv");
@@ -495,14 +496,34 @@ mod tests {
         exp.data.targets = vec!["v".into()];
         exp.data.covariates.clear();
         exp.data.calendar.clear();
-        exp.window.lookback = 4;
+        exp.window.lookback = lookback;
         exp.window.horizon = 4;
-        exp.data.scaler = scaler;
-        // One scale per series: window scales have a test of their own.
-        exp.data.window_scale = Some(false);
+        setup(&mut exp);
+        exp.validate().unwrap();
         let p = load(&exp).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         p
+    }
+
+    fn panel_scaled(last_rows: f32, scaler: Option<ScalerKind>) -> Panel {
+        // Rows 12.. are validation and test (horizon 4): their values must not matter.
+        let values = |sign: f32| -> Vec<f32> {
+            (0..20)
+                .map(|d| {
+                    if d >= 12 {
+                        last_rows
+                    } else {
+                        sign * (d as f32 + 1.0)
+                    }
+                })
+                .collect()
+        };
+        let series = [("a", values(1.0)), ("b", values(-1.0))];
+        load_values(&format!("scale-{last_rows}"), &series, 4, |exp| {
+            exp.data.scaler = scaler;
+            // One scale per series: window scales have a test of their own.
+            exp.data.window_scale = Some(false);
+        })
     }
 
     /// Each series' scale is the mean absolute value of its own training rows only; the model
@@ -569,34 +590,17 @@ mod tests {
 
     /// A panel of `series` series of `rows` rows, values 1 before `1e6` from row `huge` on.
     fn few(series: usize, rows: usize, huge: usize, valid_windows: usize) -> Panel {
-        let dir = std::env::temp_dir().join(format!(
-            "gatecast-valid-{}-{series}-{rows}-{valid_windows}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut text = String::from("day,id,v\n");
-        let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-        for k in 0..series {
-            for d in 0..rows {
-                let v = if d >= huge { 1e6 } else { 1.0 };
-                text += &format!("{},s{k},{v}\n", t0 + chrono::TimeDelta::days(d as i64));
-            }
-        }
-        let path = dir.join("p.csv");
-        std::fs::write(&path, text).unwrap();
-        let mut exp = Experiment::default();
-        exp.data.path = path.display().to_string();
-        exp.data.time_column = "day".into();
-        exp.data.id_column = "id".into();
-        exp.data.targets = vec!["v".into()];
-        exp.data.covariates.clear();
-        exp.data.calendar.clear();
-        exp.window.lookback = 8;
-        exp.window.horizon = 4;
-        exp.train.valid_windows = valid_windows;
-        let p = load(&exp).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        p
+        let values: Vec<f32> = (0..rows)
+            .map(|d| if d >= huge { 1e6 } else { 1.0 })
+            .collect();
+        let ids: Vec<String> = (0..series).map(|k| format!("s{k}")).collect();
+        let series: Vec<(&str, Vec<f32>)> =
+            ids.iter().map(|id| (id.as_str(), values.clone())).collect();
+        let name = format!("valid-{}-{rows}-{valid_windows}", series.len());
+        load_values(&name, &series, 8, |exp| {
+            exp.train.valid_windows = valid_windows;
+            exp.data.window_scale = Some(false);
+        })
     }
 
     /// A panel of fewer series than `train.valid_windows` validates each on a span of several
@@ -638,30 +642,13 @@ mod tests {
     /// the series' training scale; a look-back of zeros takes the series' training scale.
     #[test]
     fn a_window_is_scaled_by_its_own_lookback() {
-        let dir = std::env::temp_dir().join(format!("gatecast-wscale-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut text = String::from("day,id,v\n");
-        let t0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
-        for d in 0..60 {
-            // Zero for 20 days, then a level of 10 rising by 1 a day.
-            let v = if d < 20 { 0.0 } else { (d - 10) as f32 };
-            text += &format!("{},a,{v}\n", t0 + chrono::TimeDelta::days(d as i64));
-        }
-        let path = dir.join("p.csv");
-        std::fs::write(&path, text).unwrap();
-        let mut exp = Experiment::default();
-        exp.data.path = path.display().to_string();
-        exp.data.time_column = "day".into();
-        exp.data.id_column = "id".into();
-        exp.data.targets = vec!["v".into()];
-        exp.data.covariates.clear();
-        exp.data.calendar.clear();
-        exp.window.lookback = 4;
-        exp.window.horizon = 4;
-        exp.data.window_scale = Some(true);
-        exp.validate().unwrap();
-        let p = load(&exp).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
+        // Zero for 20 days, then a level of 10 rising by 1 a day.
+        let values = (0..60)
+            .map(|d| if d < 20 { 0.0 } else { (d - 10) as f32 })
+            .collect();
+        let p = load_values("wscale", &[("a", values)], 4, |exp| {
+            exp.data.window_scale = Some(true);
+        });
         assert!(p.window_scale);
         let s = &p.series[0];
         // Training rows 0..52: 20 zeros and 10..=41.
