@@ -687,12 +687,6 @@ impl Experiment {
         if self.data.split_rows.is_some() {
             return Err("data.split_rows: panel runs hold out each series' last horizons (validation, then test); row boundaries are for single-series runs".into());
         }
-        if !self.data.resample.is_empty() {
-            return Err(
-                "data.resample: not available for panel runs yet; give one row per series and step"
-                    .into(),
-            );
-        }
         Ok(())
     }
 }

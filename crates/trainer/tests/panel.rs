@@ -1078,3 +1078,68 @@ fn a_run_from_before_window_scaling_evaluates_as_trained() {
     assert_eq!(row(&again), row(&unscaled));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--resample` on a panel aggregates each series on its own: a daily panel resampled to
+/// calendar months (`MS`, summed) is tested on the last 3 months of each series, whose actual
+/// values are that series' monthly sums by hand.
+#[test]
+fn a_panel_is_resampled_series_by_series() {
+    let dir = scratch("resample");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2018, 1, 1).unwrap();
+    let mut text = String::from("date,store,units\n");
+    let mut sums = std::collections::HashMap::new();
+    for (k, id) in ["a", "b"].iter().enumerate() {
+        for d in 0..1461 {
+            let day = t0 + chrono::TimeDelta::days(d);
+            let v = (d as usize * (k + 3)) % 11;
+            text += &format!("{day},{id},{v}\n");
+            *sums
+                .entry((id.to_string(), day.format("%Y-%m-01 00:00:00").to_string()))
+                .or_insert(0usize) += v;
+        }
+    }
+    let path = dir.join("daily.csv");
+    std::fs::write(&path, text).unwrap();
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let mut args: Vec<std::ffi::OsString> = vec![os("train"), os("--data"), path.into()];
+    args.extend(
+        [
+            "--id-column",
+            "store",
+            "--resample",
+            "MS",
+            "--aggregate",
+            "sum",
+            "--horizon",
+            "3",
+            "--lookback",
+            "12",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+        ]
+        .map(os),
+    );
+    let run = dir.join("run");
+    args.push(run.clone().into());
+    let (ok, out, err) = gatecast(&args);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("2 series (96 rows)"), "{out}");
+    let forecast = text_of(&run.join("forecast.csv"));
+    let rows: Vec<Vec<&str>> = forecast
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2 * 3, "{forecast}");
+    for r in &rows {
+        let want = sums[&(r[0].to_string(), r[1].to_string())];
+        assert_eq!(r[2].parse::<f64>().unwrap(), want as f64, "{r:?}");
+    }
+    assert!(
+        rows.iter().any(|r| r[1] == "2021-12-01 00:00:00"),
+        "{forecast}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -126,7 +126,7 @@ fn note_repairs(path: &Path, columns: &[String], repairs: &Repairs, options: &Cs
 }
 
 /// A panel file's series, loaded as `[data]` says, with one note on what the repair policies
-/// changed across them.
+/// changed across them, each resampled where `data.resample` asks.
 pub(crate) fn load_panel_noted(
     d: &DataConfig,
     path: &Path,
@@ -146,7 +146,17 @@ pub(crate) fn load_panel_noted(
             loaded.len()
         );
     }
-    Ok(loaded.into_iter().map(|(s, _)| s).collect())
+    let series = loaded.into_iter().map(|(s, _)| s);
+    if d.resample.is_empty() {
+        return Ok(series.collect());
+    }
+    let every = gatecast_data::parse_frequency(&d.resample)?;
+    series
+        .map(|s| {
+            gatecast_data::resample(&s, every, d.aggregate)
+                .with_context(|| format!("{}: series {}", path.display(), s.name))
+        })
+        .collect()
 }
 
 /// The series of a panel run's file with what the repair policies changed in each: one per id
