@@ -42,8 +42,8 @@ pub use error::DataError;
 pub use frequency::{format_frequency, infer_frequency, parse_frequency, Frequency};
 pub use load::{
     load_csv, load_csv_str, load_csv_with_repairs, load_panel, load_panel_with_repairs,
-    load_static_columns, number_columns, time_columns, CsvOptions, DuplicatePolicy, GapPolicy,
-    MissingPolicy, Repairs, StaticColumns,
+    load_static_columns, number_columns, time_columns, CsvOptions, DuplicatePolicy, FilledGap,
+    GapPolicy, MissingPolicy, Repairs, StaticColumns,
 };
 pub use resample::{resample, Aggregation};
 pub use scaler::{fit_panel, fit_values, Scaler, ScalerKind, ScalerScope};

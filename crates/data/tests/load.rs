@@ -431,6 +431,7 @@ fn repairs_are_counted_and_named_by_their_options() {
             inserted_rows: 0,
             kept_gaps: 0,
             filled: vec![0, 0],
+            longest_gap: None,
         }
     );
     let (_, r) = repaired(MISSING, &o);
@@ -448,9 +449,21 @@ fn repairs_are_counted_and_named_by_their_options() {
         (r.inserted_rows, r.kept_gaps, r.filled.clone()),
         (2, 0, vec![0])
     );
+    // Two gaps, of 1 and 3 rows: the note names the longer, where the interpolated line is.
+    let two = "date,a\n2024-01-01 00:00:00,0\n2024-01-01 02:00:00,2\n2024-01-01 03:00:00,3\n2024-01-01 07:00:00,7\n";
+    let (_, r) = repaired(two, &o);
+    let g = r.longest_gap.clone().unwrap();
+    assert_eq!((r.inserted_rows, g.rows, g.series.as_str()), (4, 3, ""));
+    assert_eq!(g.after.to_string(), "2024-01-01 03:00:00");
+    let line = r.describe(&["a".into()], &o).unwrap();
+    assert!(
+        line.contains("the longest 3 rows, between 2024-01-01 03:00:00 and 2024-01-01 07:00:00"),
+        "{line}"
+    );
     o.gaps = GapPolicy::Keep;
     let (_, r) = repaired(GAPPY, &o);
     assert_eq!((r.inserted_rows, r.kept_gaps), (0, 1));
+    assert_eq!(r.longest_gap, None);
     let line = r.describe(&["a".into()], &o).unwrap();
     assert!(
         line.contains("1 gap(s) kept") && line.contains("data.gaps = \"keep\""),
@@ -478,12 +491,27 @@ fn repairs_are_counted_and_named_by_their_options() {
             inserted_rows: 2,
             kept_gaps: 0,
             filled: vec![1],
+            longest_gap: Some(FilledGap {
+                series: "B".into(),
+                after: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                    .unwrap()
+                    .and_hms_opt(1, 0, 0)
+                    .unwrap(),
+                before: chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+                    .unwrap()
+                    .and_hms_opt(4, 0, 0)
+                    .unwrap(),
+                rows: 2,
+            }),
         }
     );
     let line = total.describe(&["v".into()], &o).unwrap();
     assert!(
         line.contains("1 row(s) repeating a timestamp dropped")
             && line.contains("2 row(s) inserted into gaps")
+            && line.contains(
+                "the longest 2 rows in series B, between 2024-01-01 01:00:00 and 2024-01-01 04:00:00"
+            )
             && line.contains("1 missing value(s) filled"),
         "{line}"
     );

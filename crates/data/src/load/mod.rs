@@ -132,6 +132,22 @@ pub struct Repairs {
     /// Missing cells of the file filled by `missing`, per value column in the series' order
     /// (not counting the cells of inserted rows).
     pub filled: Vec<usize>,
+    /// The longest run of rows inserted into one gap (`gaps = interpolate`), where any were:
+    /// interpolation across a long gap draws a straight line the model then trains on.
+    pub longest_gap: Option<FilledGap>,
+}
+
+/// One gap filled by interpolation: the rows inserted between two rows of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilledGap {
+    /// The series' id in a long-format file (empty for a file of one series).
+    pub series: String,
+    /// The file's row before the gap.
+    pub after: chrono::NaiveDateTime,
+    /// The file's row after it.
+    pub before: chrono::NaiveDateTime,
+    /// Rows inserted.
+    pub rows: usize,
 }
 
 impl Repairs {
@@ -153,6 +169,15 @@ impl Repairs {
         }
         for (a, b) in self.filled.iter_mut().zip(&other.filled) {
             *a += b;
+        }
+        if let Some(g) = &other.longest_gap {
+            if self
+                .longest_gap
+                .as_ref()
+                .is_none_or(|mine| g.rows > mine.rows)
+            {
+                self.longest_gap = Some(g.clone());
+            }
         }
     }
 
@@ -179,8 +204,22 @@ impl Repairs {
             ));
         }
         if self.inserted_rows > 0 {
+            let longest = match &self.longest_gap {
+                Some(g) if g.rows > 1 => {
+                    let series = if g.series.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in series {}", g.series)
+                    };
+                    format!(
+                        "; the longest {} rows{series}, between {} and {}",
+                        g.rows, g.after, g.before
+                    )
+                }
+                _ => String::new(),
+            };
             parts.push(format!(
-                "{} row(s) inserted into gaps and interpolated (data.gaps = \"interpolate\")",
+                "{} row(s) inserted into gaps and interpolated (data.gaps = \"interpolate\"{longest})",
                 self.inserted_rows
             ));
         }

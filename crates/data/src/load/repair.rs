@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 
 use super::parse::RawRow;
-use super::{CsvOptions, DuplicatePolicy, GapPolicy, MissingPolicy, Repairs};
+use super::{CsvOptions, DuplicatePolicy, FilledGap, GapPolicy, MissingPolicy, Repairs};
 use crate::error::DataError;
 use crate::frequency::{infer_frequency, Frequency};
 use crate::series::Series;
@@ -47,9 +47,26 @@ pub(super) fn build(
             format!(" in series '{id}'")
         },
     })?;
+    let longest_gap = grid
+        .filter(|_| options.gaps == GapPolicy::Interpolate)
+        .and_then(|step| {
+            merged
+                .windows(2)
+                .filter_map(|w| {
+                    let steps = step.steps_between(w[0].time, w[1].time)?;
+                    (steps > 1).then(|| FilledGap {
+                        series: id.to_string(),
+                        after: w[0].time,
+                        before: w[1].time,
+                        rows: steps as usize - 1,
+                    })
+                })
+                .max_by_key(|g| g.rows)
+        });
     let repairs = Repairs {
         duplicate_rows: read - merged.len(),
         inserted_rows: laid.timestamps.len() - merged.len(),
+        longest_gap,
         kept_gaps: if options.gaps == GapPolicy::Keep {
             laid.segments.len() - 1
         } else {
