@@ -580,9 +580,10 @@ impl Experiment {
 }
 
 impl Experiment {
-    /// Whether this is a panel run: one global model over the series of `data.id_column`, or
-    /// over the file's one series where `model.likelihood` asks for a distribution head
-    /// without an id column (DeepAR on a single series).
+    /// Whether this is a panel run: one global model over the series of `data.id_column`, or,
+    /// where `model.likelihood` asks for a distribution head without an id column, over the
+    /// file's target columns, each a series (DeepAR on a single series, or on series side by
+    /// side).
     pub fn is_panel(&self) -> bool {
         !self.data.id_column.is_empty() || self.model.likelihood != LikelihoodKind::Auto
     }
@@ -591,7 +592,7 @@ impl Experiment {
     /// `model.likelihood` for one series.
     fn panel_option(&self) -> &'static str {
         if self.data.id_column.is_empty() {
-            "model.likelihood (a distribution head: a panel run of the file's one series)"
+            "model.likelihood (a distribution head: a panel run whose series are the file's target columns)"
         } else {
             "data.id_column"
         }
@@ -672,7 +673,12 @@ impl Experiment {
         if m.bidirectional || m.last_value_norm || m.revin || m.auto_norm {
             return Err(format!("{}: panel runs need a forward encoder (model.bidirectional = false) and no last_value_norm, revin or auto_norm (each series is scaled instead)", self.panel_option()));
         }
-        if !self.data.covariates.is_empty() || self.data.targets.len() != 1 {
+        // Without an id column each target column is a series of its own.
+        let one_target = self.data.targets.len() == 1 || self.data.id_column.is_empty();
+        if self.data.id_column.is_empty() && self.data.has_statics() {
+            return Err("data.static_categorical / data.static_real: static columns hold one value per series of a long-format file; set data.id_column".into());
+        }
+        if !self.data.covariates.is_empty() || !one_target || self.data.targets.is_empty() {
             return Err(format!("{}: a panel run forecasts one target column per series (data.targets = [one]) and takes no data.covariates (calendar features are known-future covariates)", self.panel_option()));
         }
         if self.scaler_kind() != ScalerKind::MeanAbs

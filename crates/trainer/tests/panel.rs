@@ -342,7 +342,7 @@ fn a_users_csv_trains_from_flags_alone() {
 
 #[test]
 fn likelihood_options_are_checked() {
-    // A likelihood without an id column makes a panel of the file's one series, with the
+    // A likelihood without an id column makes a panel of the file's target columns, with the
     // panel's limits: the default experiment's covariates are refused, naming why.
     let mut e = Experiment::default();
     e.model.likelihood = LikelihoodKind::Gaussian;
@@ -1141,5 +1141,110 @@ fn a_panel_is_resampled_series_by_series() {
         rows.iter().any(|r| r[1] == "2021-12-01 00:00:00"),
         "{forecast}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file of series side by side, `--target north,south` with `--likelihood` and no id column,
+/// is the panel of its columns: the same test rows and quantiles as the long-format file of the
+/// same values (a `store` column holding the column's name), with a known-future column shared
+/// by the series in training and in a forecast's `--future` file.
+#[test]
+fn series_side_by_side_are_a_panel_of_their_columns() {
+    let dir = scratch("wide");
+    let t0 = chrono::NaiveDate::from_ymd_opt(2022, 1, 3).unwrap();
+    let day = |d: i64| t0 + chrono::TimeDelta::days(d);
+    let promo = |d: i64| u8::from(d % 9 == 4);
+    let value = |k: i64, d: i64| 20 * (k + 1) + (d * (k + 2)) % 7 + 15 * i64::from(promo(d));
+    let (mut wide, mut long) = (
+        String::from("date,north,south,promo\n"),
+        String::from("date,store,units,promo\n"),
+    );
+    for d in 0..200 {
+        wide += &format!("{},{},{},{}\n", day(d), value(0, d), value(1, d), promo(d));
+    }
+    for (k, id) in ["north", "south"].iter().enumerate() {
+        for d in 0..200 {
+            long += &format!("{},{id},{},{}\n", day(d), value(k as i64, d), promo(d));
+        }
+    }
+    let (mut wide_future, mut long_future) = (
+        String::from("date,promo\n"),
+        String::from("date,store,promo\n"),
+    );
+    for d in 200..207 {
+        wide_future += &format!("{},{}\n", day(d), promo(d));
+        for id in ["north", "south"] {
+            long_future += &format!("{},{id},{}\n", day(d), promo(d));
+        }
+    }
+    for (name, text) in [
+        ("wide.csv", &wide),
+        ("long.csv", &long),
+        ("wide_future.csv", &wide_future),
+        ("long_future.csv", &long_future),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let run = |args: &[&str]| {
+        let (ok, out, err) = gatecast(&args.iter().map(|a| os(a)).collect::<Vec<_>>());
+        assert!(ok, "{args:?}\n{out}\n{err}");
+        out
+    };
+    let common = [
+        "--likelihood",
+        "gaussian",
+        "--future-covariates",
+        "promo",
+        "--horizon",
+        "7",
+        "--epochs",
+        "2",
+        "--quiet",
+    ];
+    let d = |name: &str| dir.join(name).display().to_string();
+    let mut wide_args = vec!["train", "--data"];
+    let (wide_csv, long_csv, wide_run, long_run) = (d("wide.csv"), d("long.csv"), d("w"), d("l"));
+    wide_args.extend([
+        wide_csv.as_str(),
+        "--target",
+        "north,south",
+        "--out",
+        &wide_run,
+    ]);
+    wide_args.extend(common);
+    let mut long_args = vec!["train", "--data"];
+    long_args.extend([
+        long_csv.as_str(),
+        "--id-column",
+        "store",
+        "--target",
+        "units",
+    ]);
+    long_args.extend(["--out", long_run.as_str()]);
+    long_args.extend(common);
+    let wide_out = run(&wide_args);
+    let long_out = run(&long_args);
+    assert!(wide_out.contains("2 series"), "{wide_out}");
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("| gatecast |") || l.starts_with("| seasonal_naive"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(rows(&wide_out).len(), 2, "{wide_out}");
+    assert_eq!(rows(&wide_out), rows(&long_out));
+    assert_eq!(
+        text_of(&dir.join("w/forecast.csv")),
+        text_of(&dir.join("l/forecast.csv"))
+    );
+    // A forecast, the known-future values from a file without ids for the wide run.
+    let (wf, lf) = (d("wide_future.csv"), d("long_future.csv"));
+    let (wa, la) = (d("wide_ahead.csv"), d("long_ahead.csv"));
+    run(&["forecast", &wide_run, "--future", &wf, "--output", &wa]);
+    run(&["forecast", &long_run, "--future", &lf, "--output", &la]);
+    let ahead = text_of(Path::new(&wa));
+    assert_eq!(ahead.lines().count(), 1 + 2 * 7, "{ahead}");
+    assert_eq!(ahead, text_of(Path::new(&la)));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,6 @@
 //! Panel runs (`data.id_column`): one global probabilistic model over every series of a
-//! long-format file, DeepAR-style; a file of one series with a distribution head
-//! (`model.likelihood`) and no id column is a panel of that one series.
+//! long-format file, DeepAR-style; with a distribution head (`model.likelihood`) and no id
+//! column, a file's target columns are the series (one, or several side by side).
 //!
 //! | file | stage |
 //! |---|---|

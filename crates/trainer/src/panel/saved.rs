@@ -20,8 +20,8 @@ use super::statics::StaticEncoding;
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 use crate::run::prepare::{
-    blame_option, csv_options, future_file_options, load_panel_noted, load_panel_series,
-    refuse_unread_future, values_at,
+    blame_option, csv_options, future_file_options, load_panel_noted, refuse_unread_future,
+    values_at,
 };
 use crate::run::saved::{load_weights, read_config};
 use crate::run::DataFingerprint;
@@ -499,12 +499,19 @@ impl KnownFuture {
             ),
             (false, Some(path)) => {
                 let name = path.display().to_string();
-                let loaded = load_panel_series(d, path, &future_file_options(d))
-                    .map_err(|e| blame_option(e, d))?;
-                let series = loaded
-                    .into_iter()
-                    .map(|(s, _)| (data::id_of(&s.name, &name), s))
-                    .collect();
+                let options = future_file_options(d);
+                let series = if options.id_column.is_some() {
+                    gatecast_data::load_panel(path, &options)
+                        .map_err(|e| blame_option(e, d))?
+                        .into_iter()
+                        .map(|s| (data::id_of(&s.name, &name), s))
+                        .collect()
+                } else {
+                    // Series side by side share the file's known-future values.
+                    let s = gatecast_data::load_csv(path, &options)
+                        .map_err(|e| blame_option(e, d))?;
+                    d.targets.iter().map(|t| (t.clone(), s.clone())).collect()
+                };
                 Ok(Some(Self { path: name, series }))
             }
         }

@@ -126,32 +126,42 @@ fn note_repairs(path: &Path, columns: &[String], repairs: &Repairs, options: &Cs
 }
 
 /// A panel file's series, loaded as `[data]` says, with one note on what the repair policies
-/// changed across them, each resampled where `data.resample` asks.
+/// changed, each resampled where `data.resample` asks: one series per id of `data.id_column`,
+/// or, without an id column (a distribution head on a file of series side by side), one per
+/// target column ([`by_target`]).
 pub(crate) fn load_panel_noted(
     d: &DataConfig,
     path: &Path,
     options: &CsvOptions,
 ) -> Result<Vec<Series>> {
-    let loaded = load_panel_series(d, path, options).map_err(|e| blame_option(e, d))?;
-    let mut total = Repairs::default();
-    let repaired = loaded.iter().filter(|(_, r)| !r.is_empty()).count();
-    for (_, r) in &loaded {
-        total.add(r);
-    }
-    let columns = loaded.first().map_or(&[][..], |(s, _)| &s.columns[..]);
-    if let Some(what) = total.describe(columns, options) {
-        crate::tell!(
-            "note: {}: in {repaired} of {} series, {what}",
-            path.display(),
-            loaded.len()
-        );
-    }
-    let series = loaded.into_iter().map(|(s, _)| s);
+    let series = if options.id_column.is_some() {
+        let loaded = load_panel_with_repairs(path, options).map_err(|e| blame_option(e, d))?;
+        let mut total = Repairs::default();
+        let repaired = loaded.iter().filter(|(_, r)| !r.is_empty()).count();
+        for (_, r) in &loaded {
+            total.add(r);
+        }
+        let columns = loaded.first().map_or(&[][..], |(s, _)| &s.columns[..]);
+        if let Some(what) = total.describe(columns, options) {
+            crate::tell!(
+                "note: {}: in {repaired} of {} series, {what}",
+                path.display(),
+                loaded.len()
+            );
+        }
+        loaded.into_iter().map(|(s, _)| s).collect()
+    } else {
+        let (series, repairs) =
+            load_csv_with_repairs(path, options).map_err(|e| blame_option(e, d))?;
+        note_repairs(path, &series.columns, &repairs, options);
+        by_target(&series, &d.targets, path)
+    };
     if d.resample.is_empty() {
-        return Ok(series.collect());
+        return Ok(series);
     }
     let every = gatecast_data::parse_frequency(&d.resample)?;
     series
+        .into_iter()
         .map(|s| {
             gatecast_data::resample(&s, every, d.aggregate)
                 .with_context(|| format!("{}: series {}", path.display(), s.name))
@@ -159,22 +169,31 @@ pub(crate) fn load_panel_noted(
         .collect()
 }
 
-/// The series of a panel run's file with what the repair policies changed in each: one per id
-/// of `data.id_column`, or, without an id column, the file's one series, its id the target's
-/// name (a distribution head on a single series), named `path [id]` as the panel loader names
-/// its series.
-pub(crate) fn load_panel_series(
-    d: &DataConfig,
-    path: &Path,
-    options: &CsvOptions,
-) -> std::result::Result<Vec<(Series, Repairs)>, DataError> {
-    if options.id_column.is_some() {
-        return load_panel_with_repairs(path, options);
-    }
-    let (mut series, repairs) = load_csv_with_repairs(path, options)?;
-    let id = d.targets.first().map_or("series", String::as_str);
-    series.name = format!("{} [{id}]", path.display());
-    Ok(vec![(series, repairs)])
+/// A file of series side by side as a panel: one series per column of `targets`, named `path
+/// [target]` as the panel loader names a long file's series (so its id is the column's name),
+/// each with the file's other columns (the known-future ones) after its own.
+pub(crate) fn by_target(series: &Series, targets: &[String], path: &Path) -> Vec<Series> {
+    let width = series.width();
+    let others: Vec<usize> = (0..width)
+        .filter(|&c| !targets.contains(&series.columns[c]))
+        .collect();
+    targets
+        .iter()
+        .filter_map(|t| series.columns.iter().position(|c| c == t))
+        .map(|k| {
+            let keep: Vec<usize> = std::iter::once(k).chain(others.iter().copied()).collect();
+            Series {
+                name: format!("{} [{}]", path.display(), series.columns[k]),
+                columns: keep.iter().map(|&c| series.columns[c].clone()).collect(),
+                values: series
+                    .values
+                    .chunks(width)
+                    .flat_map(|row| keep.iter().map(move |&c| row[c]))
+                    .collect(),
+                ..series.clone()
+            }
+        })
+        .collect()
 }
 
 /// The value columns (targets, then covariates) and the loader options of `[data]` (with its

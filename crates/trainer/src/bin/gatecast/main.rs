@@ -251,7 +251,7 @@ struct TrainArgs {
     #[arg(long)]
     aggregate: Option<String>,
     /// A distribution head: gaussian, student_t, negative_binomial or quantile (a panel run;
-    /// without --id-column, a panel of the file's one series, DeepAR-style).
+    /// without --id-column, a panel whose series are the file's target columns, DeepAR-style).
     #[arg(long)]
     likelihood: Option<String>,
     /// Panel runs: columns holding one category per series (comma-separated).
