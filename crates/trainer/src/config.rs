@@ -435,8 +435,10 @@ pub struct TrainSection {
     /// Seed for initialisation, shuffling and dropout.
     pub seed: u64,
     /// Learning-rate schedule over the run, e.g. `{ kind = "warmup_cosine", warmup_epochs = 1,
-    /// min_lr = 1e-5 }`; kinds: constant, step, exponential, cosine, warmup_cosine.
-    pub schedule: crate::schedule::Schedule,
+    /// min_lr = 1e-5 }`; kinds: constant, step, exponential, cosine, warmup_cosine. Unset:
+    /// cosine to 1e-5 for one series, constant for a panel ([`Experiment::schedule`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
     /// Reduce-on-plateau: epochs without a better validation loss (or `monitor`) before the
     /// rate is multiplied by `plateau_factor` (0 = off).
     pub plateau_patience: usize,
@@ -471,7 +473,7 @@ impl Default for TrainSection {
             valid_windows: 1,
             epoch_batches: 50,
             seed: 42,
-            schedule: crate::schedule::Schedule::default(),
+            schedule: None,
             plateau_patience: 0,
             plateau_factor: 0.5,
             ema_decay: 0.0,
@@ -496,7 +498,10 @@ impl Experiment {
 
     /// The experiment as TOML (what a run saves as `config.toml`).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("an experiment serializes")
+        // The schedule the run follows, so that the file says it whatever the default.
+        let mut resolved = self.clone();
+        resolved.train.schedule = Some(self.schedule());
+        toml::to_string_pretty(&resolved).expect("an experiment serializes")
     }
 
     /// Checks every value, naming the option that is wrong.
@@ -596,6 +601,17 @@ impl Experiment {
         } else {
             "data.id_column"
         }
+    }
+
+    /// The learning-rate schedule a run follows: `train.schedule`, or by default cosine decay
+    /// to 1e-5 for one series and a constant rate for a panel (docs/benchmarks.md, "Panels of
+    /// few series", says why).
+    pub fn schedule(&self) -> crate::schedule::Schedule {
+        self.train.schedule.clone().unwrap_or(if self.is_panel() {
+            crate::schedule::Schedule::Constant
+        } else {
+            crate::schedule::Schedule::default()
+        })
     }
 
     /// Whether a panel run scales each window by its own look-back: `data.window_scale`, by
@@ -750,7 +766,9 @@ impl TrainSection {
                 self.freq_loss
             ));
         }
-        self.schedule.validate()?;
+        if let Some(schedule) = &self.schedule {
+            schedule.validate()?;
+        }
         if self.plateau_patience > 0 && !(self.plateau_factor > 0.0 && self.plateau_factor < 1.0) {
             return Err(format!(
                 "train.plateau_factor = {}: must be in (0, 1)",
@@ -1091,7 +1109,14 @@ mod tests {
         let e = Experiment::from_toml("", "x.toml").unwrap();
         assert_eq!(e, Experiment::default());
         let back = Experiment::from_toml(&e.to_toml(), "y.toml").unwrap();
-        assert_eq!(back, e);
+        // The saved file names the schedule the default resolves to.
+        let mut resolved = e.clone();
+        resolved.train.schedule = Some(e.schedule());
+        assert_eq!(back, resolved);
+        assert_eq!(
+            Experiment::from_toml(&back.to_toml(), "z.toml").unwrap(),
+            back
+        );
     }
 
     #[test]

@@ -342,7 +342,7 @@ fn divergence_keeps_the_best_checkpoint_loadable() {
     exp.train.epochs = 5;
     exp.train.lr = 1e12;
     exp.train.clip = ClipMode::None;
-    exp.train.schedule = gatecast_trainer::schedule::Schedule::Constant;
+    exp.train.schedule = Some(gatecast_trainer::schedule::Schedule::Constant);
     let bad = run::train(&exp, &run_dir, std::slice::from_ref(&device), true, true).unwrap();
     let why = bad.diverged.expect("the guard fires");
     assert!(why.contains("train.lr"), "{why}");
@@ -1006,7 +1006,7 @@ fn a_fresh_run_in_an_earlier_runs_directory_starts_clean() {
     exp.model.hidden_size = 32;
     exp.train.optimizer = Optimizer::Adam;
     exp.train.lr = 0.03;
-    exp.train.schedule = gatecast_trainer::schedule::Schedule::Constant;
+    exp.train.schedule = Some(gatecast_trainer::schedule::Schedule::Constant);
     exp.train.epochs = 13;
     exp.train.patience = 13;
     exp.train.loss = Loss::Mae;

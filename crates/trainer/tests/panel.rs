@@ -1248,3 +1248,44 @@ fn series_side_by_side_are_a_panel_of_their_columns() {
     assert_eq!(ahead, text_of(Path::new(&la)));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A panel run reads `train.schedule`, `train.optimizer` and reduce-on-plateau: a step
+/// schedule whose rate falls to a billionth after the first epoch leaves the second epoch's
+/// validation loss where the first left it, while a constant rate (the panel default) moves it;
+/// SGD trains to another loss than Adam.
+#[test]
+fn a_panel_follows_the_schedule_and_optimizer_it_is_given() {
+    let dir = scratch("schedule");
+    let path = write_panel(&dir, 3, 120, 10);
+    let device = burn::tensor::Device::flex();
+    let losses = |exp: &Experiment, name: &str| -> Vec<f64> {
+        let run = dir.join(name);
+        gatecast_trainer::panel::train_panel(exp, &run, &device, true).unwrap();
+        text_of(&run.join("metrics.csv"))
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect()
+    };
+    let mut exp = experiment(&path);
+    exp.train.epochs = 2;
+    assert_eq!(
+        exp.schedule(),
+        gatecast_trainer::schedule::Schedule::Constant
+    );
+    let constant = losses(&exp, "constant");
+    assert!((constant[1] - constant[0]).abs() > 1e-4, "{constant:?}");
+    exp.train.schedule = Some(gatecast_trainer::schedule::Schedule::Step {
+        every: 1,
+        gamma: 1e-9,
+    });
+    let stepped = losses(&exp, "step");
+    assert_eq!(stepped[0], constant[0]);
+    assert!((stepped[1] - stepped[0]).abs() < 1e-6, "{stepped:?}");
+    assert!(text_of(&dir.join("step/config.toml")).contains("kind = \"step\""));
+    exp.train.schedule = None;
+    exp.train.optimizer = gatecast_trainer::config::Optimizer::Sgd;
+    let sgd = losses(&exp, "sgd");
+    assert_ne!(sgd[0], constant[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

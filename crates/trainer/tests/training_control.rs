@@ -26,7 +26,7 @@ fn frozen(dir: &std::path::Path) -> Experiment {
     let mut e = common::small_experiment(&csv);
     e.model.hidden_size = 8;
     e.train.lr = 1e-30;
-    e.train.schedule = Schedule::Constant;
+    e.train.schedule = Some(Schedule::Constant);
     e
 }
 
@@ -141,7 +141,7 @@ fn noisy(dir: &std::path::Path) -> Experiment {
     e.model.hidden_size = 32;
     e.train.optimizer = Optimizer::Adam;
     e.train.lr = 0.03;
-    e.train.schedule = Schedule::Constant;
+    e.train.schedule = Some(Schedule::Constant);
     e.train.loss = Loss::Mae;
     e.train.epochs = 13;
     e.train.patience = 13;
@@ -312,7 +312,7 @@ fn plateau_reduction_reads_the_monitored_figure() {
     e.train.loss = Loss::Mae;
     e.train.monitor = Monitor::Mse;
     e.train.lr = 0.05;
-    e.train.schedule = Schedule::Constant;
+    e.train.schedule = Some(Schedule::Constant);
     e.train.epochs = 16;
     e.train.patience = 100;
     e.train.plateau_patience = 1;
@@ -375,7 +375,7 @@ fn the_huber_loss_is_half_the_mse_and_delta_times_the_mae_at_its_limits() {
         e.train.momentum = 0.0;
         e.train.clip = ClipMode::None;
         e.train.lr = 0.02;
-        e.train.schedule = Schedule::Constant;
+        e.train.schedule = Some(Schedule::Constant);
         e
     };
     let train = |e: &Experiment, name: &str| {
@@ -458,7 +458,7 @@ fn the_frequency_loss_mixes_into_a_real_run() {
         e.train.loss = Loss::Mae;
         e.train.epochs = 1;
         e.train.lr = 1e-12;
-        e.train.schedule = Schedule::Constant;
+        e.train.schedule = Some(Schedule::Constant);
         e
     };
     let first_loss = |w: f64| {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use gatecast_model::forecast::{GlobalForecaster, GlobalForecasterConfig, Likelihood, Rng};
 
@@ -16,6 +16,7 @@ use crate::artifacts::write_csv;
 use crate::config::{ClipMode, Decoder, Experiment};
 use crate::run::budget::{self, Estimate};
 use crate::run::saved::save_model;
+use crate::schedule::ReduceOnPlateau;
 
 /// A trained panel model and its history.
 pub struct Fitted {
@@ -87,7 +88,11 @@ pub fn fit(
         ClipMode::Value => Some(GradientClippingConfig::Value(t.clip_value as f32)),
         _ => Some(GradientClippingConfig::Norm(t.clip_value as f32)),
     };
-    let mut optim = AdamConfig::new().with_grad_clipping(clip).init();
+    // `train.optimizer` and `weight_decay`; the rate each step from `train.schedule` and
+    // reduce-on-plateau, as a single-series run sets it.
+    let mut optim = crate::run::build::optimizer_clipped(exp, clip);
+    let mut plateau = (t.plateau_patience > 0)
+        .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
     let valid = panel.valid_origins();
     let passes = passes_per_epoch(origins.len(), batch, t.epoch_batches);
     if !quiet {
@@ -119,6 +124,10 @@ pub fn fit(
     // `train.ema_decay`: validate and keep the weight average instead of the weights.
     let mut ema = (t.ema_decay > 0.0).then(|| crate::ema::Ema::new(t.ema_decay));
     let mut best_loss = f64::INFINITY;
+    let schedule = exp.schedule();
+    let per_epoch = passes * origins.len().div_ceil(batch.max(1));
+    let total = t.epochs * per_epoch;
+    let mut step = 0usize;
     for epoch in 1..=t.epochs {
         let started = Instant::now();
         let (mut sum, mut batches) = (0.0, 0usize);
@@ -133,7 +142,10 @@ pub fn fit(
                 sum += v;
                 batches += 1;
                 let grads = GradientsParams::from_grads(l.backward(), &model);
-                model = optim.step(t.lr, model, grads);
+                let scale = plateau.as_ref().map_or(1.0, ReduceOnPlateau::scale);
+                let lr = schedule.lr(t.lr, step, total, per_epoch) * scale;
+                step += 1;
+                model = optim.step(lr, model, grads);
                 if let Some(e) = &mut ema {
                     e.update(&model);
                 }
@@ -157,6 +169,9 @@ pub fn fit(
             );
         }
         write_epochs(dir, &epochs)?;
+        if let Some(p) = plateau.as_mut() {
+            p.observe(valid_loss, t.lr);
+        }
         if valid_loss < best_loss {
             (best_loss, best, best_epoch) = (valid_loss, inference, epoch);
         } else if epoch - best_epoch >= t.patience {

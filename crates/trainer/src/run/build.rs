@@ -96,6 +96,16 @@ pub(super) fn optimizer(exp: &Experiment) -> ModuleOptimizer {
         ClipMode::Value => Some(GradientClippingConfig::Value(t.clip_value as f32)),
         ClipMode::GlobalNorm | ClipMode::None => None,
     };
+    optimizer_clipped(exp, clipping)
+}
+
+/// The optimizer of `[train]` (`train.optimizer`, `weight_decay`, `momentum`) with Burn's
+/// `clipping` of each gradient.
+pub(crate) fn optimizer_clipped(
+    exp: &Experiment,
+    clipping: Option<GradientClippingConfig>,
+) -> ModuleOptimizer {
+    let t = &exp.train;
     let decay = (t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32));
     match t.optimizer {
         Optimizer::Adamw => AdamWConfig::new()

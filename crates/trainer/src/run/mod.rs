@@ -16,7 +16,7 @@
 
 mod backtest;
 pub(crate) mod budget;
-mod build;
+pub(crate) mod build;
 mod choose;
 mod fingerprint;
 mod forecast;

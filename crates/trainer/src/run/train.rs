@@ -392,7 +392,7 @@ impl Session<'_> {
             .renderer(rows.clone(), mon.clone(), &interrupter)
             .with_pending(lines.clone());
         let scheduler = PlannedLr::new(
-            t.schedule.clone(),
+            exp.schedule(),
             t.lr,
             t.epochs * per_epoch,
             per_epoch,
