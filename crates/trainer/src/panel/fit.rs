@@ -1,5 +1,7 @@
-//! Training a global model: windows shuffled across series and time each epoch, the likelihood's
-//! loss, Adam, early stopping on the validation horizon with the best epoch's weights kept.
+//! Training a global model: windows shuffled across series and time, passed over until an
+//! epoch has its batches (`train.epoch_batches`), the likelihood's loss, the optimizer and rate
+//! of `[train]` (Adam at a constant rate unless set; gradients clipped per tensor), early
+//! stopping on the validation rows with the best epoch's weights kept.
 
 use std::path::Path;
 use std::time::Instant;
