@@ -411,6 +411,8 @@ pub struct TrainSection {
     /// SGD momentum.
     pub momentum: f64,
     /// `global_norm` (PyTorch's `clip_grad_norm_`), `norm` (per tensor), `value`, or `none`.
+    /// Panel runs clip per tensor under `global_norm` too (docs/benchmarks.md, "Panels of few
+    /// series", says why).
     #[serde(with = "as_name")]
     pub clip: ClipMode,
     /// Threshold for clipping.

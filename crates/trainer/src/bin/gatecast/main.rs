@@ -321,7 +321,8 @@ struct TrainArgs {
     /// Peak learning rate (> 0).
     #[arg(long)]
     lr: Option<f64>,
-    /// Gradient clipping: global_norm, norm, value or none.
+    /// Gradient clipping: global_norm, norm, value or none (a panel run clips each tensor's
+    /// norm under global_norm).
     #[arg(long)]
     clip: Option<String>,
     /// Training loss: mse, mae or huber.
