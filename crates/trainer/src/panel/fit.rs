@@ -69,6 +69,13 @@ pub fn fit(
 ) -> Result<Fitted> {
     let m = &exp.model;
     let t = &exp.train;
+    if matches!(m.panel_likelihood(), Likelihood::NegativeBinomial) && !panel.is_counts() {
+        // Its log-likelihood reads other values through lgamma, a continuous extension, which
+        // trains but is no longer a distribution of counts.
+        crate::tell!(
+            "note: model.likelihood = negative_binomial models counts, and the training values are not all whole numbers of at least 0 (interpolated gaps or missing values can make halves); student_t or gaussian model other values"
+        );
+    }
     let mut origins = panel.train_origins(exp.window.stride);
     // What the run needs, before anything is allocated.
     let batch = budget::batch_size(exp, origins.len());
