@@ -1238,6 +1238,22 @@ fn series_side_by_side_are_a_panel_of_their_columns() {
         text_of(&dir.join("w/forecast.csv")),
         text_of(&dir.join("l/forecast.csv"))
     );
+    // Without --target, a distribution head takes every column of numbers the flags leave
+    // (promo is a known-future column) as the series: the same run.
+    let found = d("found");
+    let mut args = vec![
+        "train",
+        "--data",
+        wide_csv.as_str(),
+        "--out",
+        found.as_str(),
+    ];
+    args.extend(common);
+    run(&args);
+    assert_eq!(
+        text_of(&dir.join("found/forecast.csv")),
+        text_of(&dir.join("w/forecast.csv"))
+    );
     // A forecast, the known-future values from a file without ids for the wide run.
     let (wf, lf) = (d("wide_future.csv"), d("long_future.csv"));
     let (wa, la) = (d("wide_ahead.csv"), d("long_ahead.csv"));

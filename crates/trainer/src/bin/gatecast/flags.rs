@@ -212,7 +212,7 @@ fn apply_data_flags(args: &TrainArgs, e: &mut Experiment, benchmark: bool) -> Re
     }
     let target = match &args.target {
         // The benchmark reads ETT's own columns.
-        None if own_file && !benchmark => find_target(args, e)?.map(|t| vec![t]),
+        None if own_file && !benchmark => find_target(args, e)?,
         // `--target a,` means a: an empty name is no column.
         given => given
             .as_ref()
@@ -351,11 +351,13 @@ fn first_row_options(e: &Experiment) -> gatecast_data::CsvOptions {
     options
 }
 
-/// An own file's target where `--target` names none: the one column that reads as a number
-/// (besides the time column and the columns other flags name), with a note. `None` where the
-/// file has the experiment's own targets or cannot be read (the loader then says why); an error
-/// listing the candidates where there are several or none.
-fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
+/// An own file's targets where `--target` names none: the one column that reads as a number
+/// (besides the time column and the columns other flags name), with a note; with
+/// `--likelihood` and no id column, every such column, each a series of the panel (a file of
+/// series side by side). `None` where the file has the experiment's own targets or cannot be
+/// read (the loader then says why); an error listing the candidates where there are several
+/// (for a point forecast) or none.
+fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<Vec<String>>> {
     let Ok(numbers) = gatecast_data::number_columns(&e.data.path, &first_row_options(e)) else {
         return Ok(None);
     };
@@ -372,13 +374,22 @@ fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
         .collect();
     let left: Vec<&String> = numbers.iter().filter(|c| !named.contains(c)).collect();
     match left[..] {
+        [_, _, ..] if panel_asked(args) && args.id_column.is_none() => {
+            gatecast_trainer::tell!(
+                "note: {}: forecasting its {} columns of numbers as the series of one panel ({}; --target chooses others)",
+                e.data.path,
+                left.len(),
+                left.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            Ok(Some(left.into_iter().cloned().collect()))
+        }
         [one] => {
             let others = if named.is_empty() { "" } else { " and those the flags name" };
             gatecast_trainer::tell!(
                 "note: {}: forecasting '{one}', the one column of numbers besides the time column{others} (--target chooses another)",
                 e.data.path
             );
-            Ok(Some(one.clone()))
+            Ok(Some(vec![one.clone()]))
         }
         [] => bail!(
             "{}: no column besides the time column '{}' holds numbers in its first row to forecast; name it with --target",
@@ -386,7 +397,7 @@ fn find_target(args: &TrainArgs, e: &Experiment) -> Result<Option<String>> {
             e.data.time_column
         ),
         _ => bail!(
-            "{}: which column to forecast? name it with --target, or several comma-separated (columns of numbers: {}; the others can be --covariates)",
+            "{}: which column to forecast? name it with --target, or several comma-separated (columns of numbers: {}; the others can be --covariates); with --likelihood each is a series of one panel",
             e.data.path,
             left.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
         ),
