@@ -596,7 +596,7 @@ impl Experiment {
     }
 
     /// What makes this a panel run, as its errors name it: `data.id_column`, or
-    /// `model.likelihood` for one series.
+    /// `model.likelihood` for a file whose target columns are the series.
     fn panel_option(&self) -> &'static str {
         if self.data.id_column.is_empty() {
             "model.likelihood (a distribution head: a panel run whose series are the file's target columns)"

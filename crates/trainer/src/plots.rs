@@ -444,14 +444,13 @@ pub fn panel_intervals(
             s.test_start(h)
         }
     };
+    // Over the last horizon of the rows: the test horizon, or ahead the last of history.
     let volume = |k: usize| -> f64 {
         let s = &panel.series[k];
-        let from = if ahead {
-            s.rows().saturating_sub(h)
-        } else {
-            origin(s)
-        };
-        s.y[from..].iter().map(|v| v.abs() as f64).sum()
+        s.y[s.rows().saturating_sub(h)..]
+            .iter()
+            .map(|v| v.abs() as f64)
+            .sum()
     };
     order.sort_by(|a, b| volume(*b).total_cmp(&volume(*a)));
     order.truncate(4);

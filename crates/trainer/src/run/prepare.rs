@@ -69,15 +69,12 @@ pub(super) fn load(d: &DataConfig, path: &Path) -> Result<Loaded> {
 /// same file again says it once).
 pub(super) fn load_noted(d: &DataConfig, path: &Path, noted: bool) -> Result<Loaded> {
     let (columns, options) = csv_options(d);
-    let (mut series, repairs) =
+    let (series, repairs) =
         load_csv_with_repairs(path, &options).map_err(|e| blame_option(e, d))?;
     if noted {
         note_repairs(path, &series.columns, &repairs, &options);
     }
-    if !d.resample.is_empty() {
-        let every = gatecast_data::parse_frequency(&d.resample)?;
-        series = gatecast_data::resample(&series, every, d.aggregate)?;
-    }
+    let mut series = resampled(d, series)?;
     // The known-future columns: the file's (the last value columns), then the calendar's
     // (appended after them), so that they are the series' last columns.
     let mut future = d.future_covariates.clone();
@@ -107,13 +104,17 @@ pub fn file_step(d: &DataConfig) -> Option<(gatecast_data::Frequency, usize)> {
             .filter(|s| s.frequency.is_some())
             .max_by_key(|s| s.rows())?
     };
-    let series = if d.resample.is_empty() {
-        series
-    } else {
-        let every = gatecast_data::parse_frequency(&d.resample).ok()?;
-        gatecast_data::resample(&series, every, d.aggregate).ok()?
-    };
+    let series = resampled(d, series).ok()?;
     Some((series.frequency?, series.rows()))
+}
+
+/// `series` aggregated to `data.resample`'s step, or as it is where that is unset.
+fn resampled(d: &DataConfig, series: Series) -> Result<Series> {
+    if d.resample.is_empty() {
+        return Ok(series);
+    }
+    let every = gatecast_data::parse_frequency(&d.resample)?;
+    Ok(gatecast_data::resample(&series, every, d.aggregate)?)
 }
 
 /// Says on standard error what the repair policies changed in `path` (duplicates merged, gaps
@@ -156,15 +157,11 @@ pub(crate) fn load_panel_noted(
         note_repairs(path, &series.columns, &repairs, options);
         by_target(&series, &d.targets, path)
     };
-    if d.resample.is_empty() {
-        return Ok(series);
-    }
-    let every = gatecast_data::parse_frequency(&d.resample)?;
     series
         .into_iter()
         .map(|s| {
-            gatecast_data::resample(&s, every, d.aggregate)
-                .with_context(|| format!("{}: series {}", path.display(), s.name))
+            let name = s.name.clone();
+            resampled(d, s).with_context(|| format!("{}: series {name}", path.display()))
         })
         .collect()
 }
@@ -172,7 +169,7 @@ pub(crate) fn load_panel_noted(
 /// A file of series side by side as a panel: one series per column of `targets`, named `path
 /// [target]` as the panel loader names a long file's series (so its id is the column's name),
 /// each with the file's other columns (the known-future ones) after its own.
-pub(crate) fn by_target(series: &Series, targets: &[String], path: &Path) -> Vec<Series> {
+fn by_target(series: &Series, targets: &[String], path: &Path) -> Vec<Series> {
     let width = series.width();
     let others: Vec<usize> = (0..width)
         .filter(|&c| !targets.contains(&series.columns[c]))
@@ -184,13 +181,15 @@ pub(crate) fn by_target(series: &Series, targets: &[String], path: &Path) -> Vec
             let keep: Vec<usize> = std::iter::once(k).chain(others.iter().copied()).collect();
             Series {
                 name: format!("{} [{}]", path.display(), series.columns[k]),
+                timestamps: series.timestamps.clone(),
                 columns: keep.iter().map(|&c| series.columns[c].clone()).collect(),
                 values: series
                     .values
                     .chunks(width)
                     .flat_map(|row| keep.iter().map(move |&c| row[c]))
                     .collect(),
-                ..series.clone()
+                segments: series.segments.clone(),
+                frequency: series.frequency,
             }
         })
         .collect()
