@@ -1305,3 +1305,155 @@ fn a_panel_follows_the_schedule_and_optimizer_it_is_given() {
     assert_ne!(sgd[0], constant[0]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Per-epoch losses of a finished run (metrics.csv: epoch, train, valid, seconds), without
+/// the seconds.
+fn epoch_losses(run: &Path) -> Vec<(String, String)> {
+    text_of(&run.join("metrics.csv"))
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// A panel run stopped after two epochs and resumed to four repeats the four-epoch run to
+/// every digit: the same losses each epoch and the same test forecast (of an epoch after the
+/// stop). It carries the optimizer's moments, the weight average and the batch order across
+/// the stop (dropout is off: its masks cannot be carried). A damaged newest checkpoint
+/// and a killed save's temporary directory are skipped; a run without checkpoints, or of other
+/// series, is refused by name.
+#[test]
+fn a_resumed_panel_run_repeats_the_uninterrupted_one() {
+    let dir = scratch("resume");
+    let path = write_panel(&dir, 12, 150, 10);
+    let device = burn::tensor::Device::flex();
+    let mut exp = experiment(&path);
+    exp.model.dropout = 0.0;
+    exp.train.ema_decay = 0.9;
+    exp.train.plateau_patience = 1;
+    exp.train.epochs = 4;
+    exp.train.lr = 1e-3;
+    // Several passes an epoch, so the batch order after a stop is not the first pass's.
+    exp.train.epoch_batches = 30;
+    let train = |exp: &Experiment, run: &Path, resume: bool| {
+        let options = gatecast_trainer::run::TrainOptions {
+            resume,
+            quiet: true,
+            allow_changed_data: false,
+        };
+        gatecast_trainer::panel::train_panel_with(exp, run, &device, options)
+    };
+    let whole = dir.join("whole");
+    let report = train(&exp, &whole, false).unwrap();
+    let losses = epoch_losses(&whole);
+    assert_eq!(losses.len(), 4);
+    // The forecast is of weights trained after the stop.
+    assert!(
+        report.best_epoch > 2,
+        "best epoch {}: {losses:?}",
+        report.best_epoch
+    );
+    let forecast = text_of(&whole.join("forecast.csv"));
+
+    let parts = dir.join("parts");
+    let mut short = exp.clone();
+    short.train.epochs = 2;
+    train(&short, &parts, false).unwrap();
+    assert_eq!(epoch_losses(&parts), losses[..2]);
+    let ck = parts.join("checkpoint");
+    assert!(ck.join("panel-1").is_dir() && ck.join("panel-2").is_dir());
+    train(&exp, &parts, true).unwrap();
+    assert_eq!(epoch_losses(&parts), losses);
+    assert_eq!(text_of(&parts.join("forecast.csv")), forecast);
+    // Only the two newest epochs are kept.
+    assert!(!ck.join("panel-2").exists() && ck.join("panel-4").is_dir());
+
+    // The newest checkpoint damaged, as by a disk fault, and a save killed half-way: the run
+    // resumes from epoch 3 and ends where the whole run did.
+    std::fs::write(ck.join("panel-4/optim.bpk"), b"truncated").unwrap();
+    std::fs::create_dir_all(ck.join(".panel-5.tmp1")).unwrap();
+    train(&exp, &parts, true).unwrap();
+    assert_eq!(epoch_losses(&parts), losses);
+    assert_eq!(text_of(&parts.join("forecast.csv")), forecast);
+    assert!(!ck.join(".panel-5.tmp1").exists());
+    // A finished run resumed trains nothing more and evaluates the same weights.
+    train(&exp, &parts, true).unwrap();
+    assert_eq!(epoch_losses(&parts), losses);
+    assert_eq!(text_of(&parts.join("forecast.csv")), forecast);
+
+    // Nothing to resume from.
+    let fresh = dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(whole.join("config.toml"), fresh.join("config.toml")).unwrap();
+    std::fs::copy(whole.join("data.toml"), fresh.join("data.toml")).unwrap();
+    std::fs::copy(whole.join("series.csv"), fresh.join("series.csv")).unwrap();
+    let e = format!("{:#}", train(&exp, &fresh, true).err().unwrap());
+    assert!(e.contains("no intact checkpoint"), "{e}");
+    // Other series (the file rewritten with five): the embedding's rows would belong to other
+    // ids.
+    let other = write_panel(&dir, 13, 150, 10);
+    let mut changed = exp.clone();
+    changed.data.path = other.display().to_string();
+    let options = gatecast_trainer::run::TrainOptions {
+        resume: true,
+        quiet: true,
+        allow_changed_data: true,
+    };
+    let e = format!(
+        "{:#}",
+        gatecast_trainer::panel::train_panel_with(&changed, &parts, &device, options)
+            .err()
+            .unwrap()
+    );
+    assert!(
+        e.contains("series differ") && e.contains("series.csv"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `gatecast train --resume --out DIR` continues a panel run with its own config.toml; the
+/// flags may lengthen it.
+#[test]
+fn the_cli_resumes_a_panel_run() {
+    let dir = scratch("resume-cli");
+    let path = write_panel(&dir, 3, 100, 10);
+    let run = dir.join("run");
+    let args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec!["train".into()];
+        v.extend(extra.iter().map(Into::into));
+        v.push("--out".into());
+        v.push(run.clone().into());
+        v
+    };
+    let first = args(&[
+        "--data",
+        path.to_str().unwrap(),
+        "--time-column",
+        "date",
+        "--id-column",
+        "store",
+        "--target",
+        "units",
+        "--likelihood",
+        "student_t",
+        "--lookback",
+        "14",
+        "--horizon",
+        "7",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    let (ok, out, err) = gatecast(&first);
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = gatecast(&args(&["--resume", "--epochs", "2", "--quiet"]));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("resuming after epoch 1"), "{out}");
+    assert_eq!(epoch_losses(&run).len(), 2);
+    assert!(text_of(&run.join("config.toml")).contains("epochs = 2"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

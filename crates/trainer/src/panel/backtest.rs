@@ -312,7 +312,11 @@ pub fn backtest_panel(
                     valid(&series[0])
                 );
             }
-            let fitted = fit(exp, &train, device, &fold_dir, quiet)?;
+            let options = super::FitOptions {
+                quiet,
+                ..Default::default()
+            };
+            let fitted = fit(exp, &train, device, &fold_dir, options)?;
             fits += 1;
             // Forecasts read the full history up to each origin, scaled as in training.
             let scales: Vec<(f32, f32)> =

@@ -1,7 +1,8 @@
 //! Training a global model: windows shuffled across series and time, passed over until an
 //! epoch has its batches (`train.epoch_batches`), the likelihood's loss, the optimizer and rate
 //! of `[train]` (Adam at a constant rate unless set; gradients clipped per tensor), early
-//! stopping on the validation rows with the best epoch's weights kept.
+//! stopping on the validation rows with the best epoch's weights kept; a checkpoint after every
+//! epoch that `--resume` continues from (`checkpoint.rs`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -13,6 +14,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use gatecast_model::forecast::{GlobalForecaster, GlobalForecasterConfig, Likelihood, Rng};
 
+use super::checkpoint::{self, FitState};
 use super::data::{Origin, Panel};
 use crate::artifacts::write_csv;
 use crate::config::{ClipMode, Decoder, Experiment};
@@ -58,6 +60,21 @@ fn scalar(t: Tensor<1>) -> f64 {
     t.into_scalar::<f64>()
 }
 
+/// How [`fit`] reports, checkpoints and starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FitOptions {
+    /// No per-epoch lines.
+    pub quiet: bool,
+    /// Write `checkpoint/panel-N/` after every epoch (a backtest's folds do not).
+    pub checkpoints: bool,
+    /// Continue from the newest intact checkpoint in the run directory: the same weights,
+    /// optimizer moments, weight average, schedule position, early-stopping and plateau state
+    /// and batch order as the uninterrupted run. Dropout draws other masks after a resume (the
+    /// backend's generator is not saved), so only a run without dropout repeats the
+    /// uninterrupted one exactly.
+    pub resume: bool,
+}
+
 /// Trains the experiment's global model on `panel` (on `device`, with autodiff), writing
 /// `metrics.csv` after every epoch and the best weights to `model.bpk`.
 pub fn fit(
@@ -65,8 +82,9 @@ pub fn fit(
     panel: &Panel,
     device: &Device,
     dir: &Path,
-    quiet: bool,
+    options: FitOptions,
 ) -> Result<Fitted> {
+    let quiet = options.quiet;
     let m = &exp.model;
     let t = &exp.train;
     if matches!(m.panel_likelihood(), Likelihood::NegativeBinomial) && !panel.is_counts() {
@@ -89,9 +107,9 @@ pub fn fit(
         Estimate::of_sizes(exp, sizes, batch),
         budget::limit(exp),
     )?;
-    device.seed(t.seed);
     let train_device = device.clone().autodiff();
-    let mut model = model_config(exp, panel, panel.series.len())?.try_init(&train_device)?;
+    let config = model_config(exp, panel, panel.series.len())?;
+    let mut model = seeded(device, t.seed, || config.try_init(&train_device))?;
     let clip = match t.clip {
         ClipMode::None => None,
         ClipMode::Value => Some(GradientClippingConfig::Value(t.clip_value as f32)),
@@ -99,7 +117,8 @@ pub fn fit(
     };
     // `train.optimizer` and `weight_decay`; the rate each step from `train.schedule` and
     // reduce-on-plateau, as a single-series run sets it.
-    let mut optim = crate::run::build::optimizer_clipped(exp, clip);
+    let new_optim = || crate::run::build::optimizer_clipped(exp, clip.clone());
+    let mut optim = new_optim();
     let mut plateau = (t.plateau_patience > 0)
         .then(|| ReduceOnPlateau::new(t.plateau_factor, t.plateau_patience, 1e-4, 0.0));
     let valid = panel.valid_origins();
@@ -119,16 +138,9 @@ pub fn fit(
                 String::new()
             }
         );
-        crate::sayln!(
-            "{:>5} {:>11} {:>11} {:>7}",
-            "epoch",
-            "train_loss",
-            "valid_loss",
-            "sec"
-        );
     }
     let mut rng = Rng::new(t.seed);
-    let mut epochs = Vec::new();
+    let mut epochs: Vec<(f64, f64, f64)> = Vec::new();
     let (mut best, mut best_epoch) = (model.valid(), 0usize);
     // `train.ema_decay`: validate and keep the weight average instead of the weights.
     let mut ema = (t.ema_decay > 0.0).then(|| crate::ema::Ema::new(t.ema_decay));
@@ -137,11 +149,71 @@ pub fn fit(
     let per_epoch = passes * origins.len().div_ceil(batch.max(1));
     let total = t.epochs * per_epoch;
     let mut step = 0usize;
-    for epoch in 1..=t.epochs {
+    let mut shuffles = 0usize;
+    let mut first = 1;
+    if options.resume {
+        let fresh = |on: &Device| Ok(config.try_init(on)?);
+        let r = checkpoint::restore(dir, &fresh, &train_device, device, &new_optim, t.ema_decay)?;
+        let s = r.state;
+        (model, optim, best, ema) = (r.model, r.optim, r.best, r.ema);
+        (best_epoch, best_loss, step) = (s.best_epoch, s.best_loss, s.step);
+        epochs = s.epochs.iter().map(|e| (e[0], e[1], e[2])).collect();
+        if plateau.is_some() {
+            plateau = s.plateau.clone().or(plateau);
+        }
+        // The batches the uninterrupted run would draw next: the same generator after the
+        // same shuffles of the same windows.
+        for _ in 0..s.shuffles {
+            shuffle(&mut origins, &mut rng);
+        }
+        shuffles = s.shuffles;
+        // Dropout's masks cannot continue the saved run's; a seed of its own keeps a resumed
+        // run repeatable.
+        seeded(device, t.seed.wrapping_add(s.epoch as u64), || ());
+        first = s.epoch + 1;
+        crate::sayln!(
+            "resuming after epoch {} from {} (best epoch {}, validation loss {:.5})",
+            s.epoch,
+            dir.join("checkpoint")
+                .join(format!("panel-{}", s.epoch))
+                .display(),
+            s.best_epoch,
+            s.best_loss
+        );
+        if s.stopped_early(t.patience) {
+            crate::sayln!(
+                "the run had stopped early: no better validation loss in the {} epochs after epoch {} (train.patience = {}); to train on, raise train.patience in a copy of {} and give it with --config",
+                s.epoch - s.best_epoch,
+                s.best_epoch,
+                t.patience,
+                dir.join("config.toml").display()
+            );
+            first = usize::MAX;
+        } else if first > t.epochs {
+            crate::sayln!(
+                "the run had trained its {} epochs (train.epochs); raise train.epochs to train on",
+                s.epoch
+            );
+        }
+        write_epochs(dir, &epochs)?;
+    } else if options.checkpoints {
+        checkpoint::clear(dir)?;
+    }
+    if !quiet && first <= t.epochs {
+        crate::sayln!(
+            "{:>5} {:>11} {:>11} {:>7}",
+            "epoch",
+            "train_loss",
+            "valid_loss",
+            "sec"
+        );
+    }
+    for epoch in first..=t.epochs {
         let started = Instant::now();
         let (mut sum, mut batches) = (0.0, 0usize);
         for _ in 0..passes {
             shuffle(&mut origins, &mut rng);
+            shuffles += 1;
             for chunk in origins.chunks(batch) {
                 let l = loss(&model, panel, chunk, &train_device)?;
                 let v = scalar(l.clone());
@@ -181,9 +253,24 @@ pub fn fit(
         if let Some(p) = plateau.as_mut() {
             p.observe(valid_loss, t.lr);
         }
-        if valid_loss < best_loss {
+        let improved = valid_loss < best_loss;
+        if improved {
             (best_loss, best, best_epoch) = (valid_loss, inference, epoch);
-        } else if epoch - best_epoch >= t.patience {
+        }
+        if options.checkpoints {
+            let state = FitState {
+                epoch,
+                step,
+                shuffles,
+                best_epoch,
+                best_loss,
+                ema_updates: ema.as_ref().map_or(0, crate::ema::Ema::updates),
+                epochs: epochs.iter().map(|e| [e.0, e.1, e.2]).collect(),
+                plateau: plateau.clone(),
+            };
+            checkpoint::save(dir, &state, &model, &optim, &best, ema.as_ref())?;
+        }
+        if !improved && epoch - best_epoch >= t.patience {
             break;
         }
     }
@@ -193,6 +280,19 @@ pub fn fit(
         epochs,
         best_epoch,
     })
+}
+
+/// Seeds `device`'s generator and runs `draw` (a model's initialisation) while no other fit in
+/// this process can seed it: the generator is the backend's, shared by every thread, so two
+/// fits started side by side (a test binary's threads) would otherwise interleave their
+/// draws and neither would get its seed's weights.
+fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) -> T {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    device.seed(seed);
+    draw()
 }
 
 /// The experiment's global model for `panel`, with an embedding for `series` ids.

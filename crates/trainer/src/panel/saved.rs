@@ -107,6 +107,11 @@ impl SeriesIndex {
         Ok(out)
     }
 
+    /// The series ids, in the order of the model's embedding rows.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
     /// Each series id's row (its embedding id).
     fn positions(&self) -> HashMap<&str, usize> {
         self.ids

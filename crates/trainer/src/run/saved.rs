@@ -21,7 +21,7 @@ pub fn last_checkpoint(dir: &Path) -> Option<usize> {
 /// `--resume` may change how long and how fast the run trains (epochs, learning rate, schedule,
 /// clipping, patience), not what it trains: the model, the window, the columns or the optimizer
 /// (whose saved state would not fit).
-pub(super) fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
+pub(crate) fn check_resumable(exp: &Experiment, dir: &Path) -> Result<()> {
     let path = dir.join("config.toml");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(());

@@ -442,13 +442,18 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     if exp.is_panel() {
-        if args.resume || devs.len() > 1 {
-            bail!("--resume and --devices are not available for panel runs (data.id_column) yet");
+        if devs.len() > 1 {
+            bail!("--devices: panel runs train on one device");
         }
-        let report = panel::train_panel(&exp, &dir, &devs[0], args.quiet)?;
+        let options = run::TrainOptions {
+            resume: args.resume,
+            quiet: args.quiet,
+            allow_changed_data: args.allow_changed_data,
+        };
+        let report = panel::train_panel_with(&exp, &dir, &devs[0], options)?;
         gatecast_trainer::sayln!("\n{}", report.markdown());
         gatecast_trainer::sayln!(
-            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}{}model.bpk, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}{}model.bpk, checkpoint/, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
             report.epoch_seconds,
