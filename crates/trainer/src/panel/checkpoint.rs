@@ -79,6 +79,20 @@ pub(super) fn epochs(run: &Path) -> Vec<(usize, PathBuf)> {
     found
 }
 
+/// Refuses `--resume` for a run directory that holds no panel checkpoint at all, before its
+/// other files are compared.
+pub(super) fn require_any(run: &Path) -> Result<()> {
+    if epochs(run).is_empty() {
+        bail!(
+            "--resume: no intact checkpoint under {} to resume from{NONE_SAVED}",
+            checkpoint_dir(run).display()
+        );
+    }
+    Ok(())
+}
+
+const NONE_SAVED: &str = " (the run saved none: it was trained by a gatecast without panel checkpoints, or stopped before its first epoch ended)";
+
 /// Removes every panel checkpoint of `run` (a fresh run in an earlier run's directory), and
 /// temporary directories a killed save left.
 pub(super) fn clear(run: &Path) -> Result<()> {
@@ -260,7 +274,7 @@ pub(super) fn restore(
         "--resume: no intact checkpoint under {} to resume from{}",
         checkpoint_dir(run).display(),
         if skipped.is_empty() {
-            " (the run saved none: it was trained by a gatecast without panel checkpoints, or stopped before its first epoch ended)".to_string()
+            NONE_SAVED.to_string()
         } else {
             format!(" ({})", skipped.join("; "))
         }

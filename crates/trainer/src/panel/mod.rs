@@ -71,6 +71,7 @@ pub fn train_panel_with(
     let fingerprint = saved::fingerprint(&exp.data.path, &panel)?;
     let series = SeriesIndex::of(&panel);
     if options.resume {
+        checkpoint::require_any(dir)?;
         check_resumable(exp, dir)?;
         DataFingerprint::check(dir, &fingerprint, options.allow_changed_data, "--resume")?;
         // The series embedding has a row per series, in this order.
