@@ -142,6 +142,7 @@ fn damage(run: &Path, edit: &str) {
             let bytes: Vec<u8> = (0..len).map(|_| (rng.uniform() * 256.0) as u8).collect();
             std::fs::write(&path, bytes).unwrap();
         }
+        "remove" if path.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
         "remove" => std::fs::remove_file(&path).unwrap(),
         "write" => std::fs::write(&path, arg).unwrap(),
         "edit" => {

@@ -88,6 +88,15 @@ pub fn load_model(
 /// does not fit.
 pub(crate) fn load_weights<M: Module>(dir: &Path, model: M) -> Result<M> {
     let path: PathBuf = dir.join("model.bpk");
+    let checkpointed =
+        std::fs::read_dir(dir.join("checkpoint")).is_ok_and(|mut entries| entries.next().is_some());
+    if !path.exists() && checkpointed {
+        bail!(
+            "{}: no model.bpk: the run stopped before it finished training (it has checkpoints); `gatecast train --out {} --resume` finishes it",
+            dir.display(),
+            dir.display()
+        );
+    }
     load_weights_file(&path, model)
 }
 
