@@ -1416,7 +1416,7 @@ fn a_resumed_panel_run_repeats_the_uninterrupted_one() {
 }
 
 /// `gatecast train --resume --out DIR` continues a panel run with its own config.toml; the
-/// flags may lengthen it.
+/// flags may lengthen it, but not add a weight average the run never kept.
 #[test]
 fn the_cli_resumes_a_panel_run() {
     let dir = scratch("resume-cli");
@@ -1455,5 +1455,21 @@ fn the_cli_resumes_a_panel_run() {
     assert!(out.contains("resuming after epoch 1"), "{out}");
     assert_eq!(epoch_losses(&run).len(), 2);
     assert!(text_of(&run.join("config.toml")).contains("epochs = 2"));
+    // A weight average the run never kept cannot be continued.
+    let (ok, out, err) = gatecast(&args(&[
+        "--resume",
+        "--epochs",
+        "3",
+        "--ema-decay",
+        "0.9",
+        "--quiet",
+    ]));
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("holds no weight average")
+            && err.contains("train.ema_decay")
+            && !err.contains("earlier checkpoint"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -212,12 +212,7 @@ fn read(
         OptimizerRecord::load(&p).with_context(|| format!("{} is damaged", p.display()))?;
     let optim = optim.load_record(record);
     let ema = if ema_decay > 0.0 {
-        if !file("ema.bpk").exists() {
-            bail!(
-                "{} holds no weight average (ema.bpk), and train.ema_decay = {ema_decay}: the run trained without one; resume with its own train.ema_decay",
-                path.display()
-            );
-        }
+        no_average(path, ema_decay)?;
         let average = load("ema.bpk", device)?;
         Some(Ema::starting_at(ema_decay, &average, state.ema_updates))
     } else {
@@ -240,6 +235,18 @@ fn read(
     })
 }
 
+/// Refuses a weight average (`train.ema_decay` > 0) that the run in `path` never kept: a
+/// setting that does not fit, not damage, so no earlier checkpoint is tried.
+fn no_average(path: &Path, ema_decay: f64) -> Result<()> {
+    if ema_decay > 0.0 && !path.join("ema.bpk").exists() {
+        bail!(
+            "--resume: {} holds no weight average (ema.bpk), and train.ema_decay = {ema_decay}: the run trained without one; resume with its own train.ema_decay",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// The newest checkpoint of `run` that reads back whole; newer damaged ones are named in a
 /// warning and skipped, and removed once an intact one is found (the resumed run writes
 /// those epochs again).
@@ -252,6 +259,9 @@ pub(super) fn restore(
     ema_decay: f64,
 ) -> Result<Restored> {
     remove_temporaries(run)?;
+    if let Some((_, newest)) = epochs(run).first() {
+        no_average(newest, ema_decay)?;
+    }
     let mut skipped = Vec::new();
     for (_, path) in epochs(run) {
         match read(&path, fresh, train_device, device, optim(), ema_decay) {
