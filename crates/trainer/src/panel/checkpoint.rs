@@ -8,17 +8,17 @@
 //! `panel-N` on disk is complete; a process killed mid-write leaves only a temporary directory,
 //! which the next save or resume removes. The two newest epochs are kept.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
-use burn::tensor::Device;
+use burn::tensor::{Bytes, Device};
 use gatecast_model::forecast::GlobalForecaster;
 use serde::{Deserialize, Serialize};
 
+use crate::artifacts::write_atomic;
 use crate::checkpoint::numbered;
 use crate::ema::Ema;
 use crate::schedule::ReduceOnPlateau;
@@ -42,7 +42,7 @@ pub(super) struct FitState {
     /// Updates of the weight average (0 without one).
     pub ema_updates: u64,
     /// Per finished epoch: train loss, validation loss, seconds.
-    pub epochs: Vec<[f64; 3]>,
+    pub epochs: Vec<(f64, f64, f64)>,
     /// Reduce-on-plateau's state, when set.
     pub plateau: Option<ReduceOnPlateau>,
 }
@@ -56,6 +56,8 @@ impl FitState {
 
 /// A checkpoint read back into a model of the run's shape.
 pub(super) struct Restored {
+    /// Its `panel-N` directory.
+    pub path: PathBuf,
     pub state: FitState,
     /// The training weights (on the autodiff device).
     pub model: GlobalForecaster,
@@ -117,31 +119,23 @@ fn remove_temporaries(run: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn module_bytes(module: &GlobalForecaster) -> Result<Vec<u8>> {
-    Ok(module
+fn module_bytes(module: &GlobalForecaster) -> Result<Bytes> {
+    module
         .clone()
         .into_record()
         .into_bytes()
-        .context("cannot serialise the model")?
-        .to_vec())
+        .context("cannot serialise the model")
 }
 
-/// Writes epoch `state.epoch`'s checkpoint and removes those older than the one before it.
+/// Writes epoch `state.epoch`'s checkpoint and removes those older than the one before it;
+/// `average` is the weight average's model, when the run keeps one.
 pub(super) fn save(
     run: &Path,
     state: &FitState,
     model: &GlobalForecaster,
     optim: &ModuleOptimizer,
     best: &GlobalForecaster,
-    ema: Option<&Ema>,
+    average: Option<&GlobalForecaster>,
 ) -> Result<()> {
     let dir = checkpoint_dir(run);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -151,21 +145,19 @@ pub(super) fn save(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    write_synced(&tmp.join("model.bpk"), &module_bytes(model)?)?;
+    // Each file synced (`write_atomic`) before the directory is renamed into place.
+    write_atomic(&tmp.join("model.bpk"), &module_bytes(model)?)?;
     let optim_bytes = optim
         .to_record()
         .into_bytes()
         .context("cannot serialise the optimizer's state")?;
-    write_synced(&tmp.join("optim.bpk"), &optim_bytes)?;
-    write_synced(&tmp.join("best.bpk"), &module_bytes(best)?)?;
-    if let Some(e) = ema {
-        write_synced(
-            &tmp.join("ema.bpk"),
-            &module_bytes(&e.apply(model.valid()))?,
-        )?;
+    write_atomic(&tmp.join("optim.bpk"), &optim_bytes)?;
+    write_atomic(&tmp.join("best.bpk"), &module_bytes(best)?)?;
+    if let Some(a) = average {
+        write_atomic(&tmp.join("ema.bpk"), &module_bytes(a)?)?;
     }
     let text = toml::to_string(state).context("cannot write the training state")?;
-    write_synced(&tmp.join("state.toml"), text.as_bytes())?;
+    write_atomic(&tmp.join("state.toml"), text.as_bytes())?;
     let target = dir.join(&name);
     if target.exists() {
         std::fs::remove_dir_all(&target)
@@ -227,6 +219,7 @@ fn read(
         );
     }
     Ok(Restored {
+        path: path.to_path_buf(),
         state,
         model,
         optim,
@@ -310,7 +303,7 @@ mod tests {
             best_epoch: 1,
             best_loss: 2.0,
             ema_updates: 90,
-            epochs: vec![[2.1, 2.0, 0.5], [2.0, 2.5, 0.4], [1.9, f64::INFINITY, 0.4]],
+            epochs: vec![(2.1, 2.0, 0.5), (2.0, 2.5, 0.4), (1.9, f64::INFINITY, 0.4)],
             plateau: Some(plateau),
         };
         let text = toml::to_string(&state).unwrap();

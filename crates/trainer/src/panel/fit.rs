@@ -157,9 +157,9 @@ pub fn fit(
         let s = r.state;
         (model, optim, best, ema) = (r.model, r.optim, r.best, r.ema);
         (best_epoch, best_loss, step) = (s.best_epoch, s.best_loss, s.step);
-        epochs = s.epochs.iter().map(|e| (e[0], e[1], e[2])).collect();
-        if plateau.is_some() {
-            plateau = s.plateau.clone().or(plateau);
+        epochs.clone_from(&s.epochs);
+        if let (Some(p), Some(saved)) = (plateau.as_mut(), &s.plateau) {
+            p.clone_from(saved);
         }
         // The batches the uninterrupted run would draw next: the same generator after the
         // same shuffles of the same windows.
@@ -174,9 +174,7 @@ pub fn fit(
         crate::sayln!(
             "resuming after epoch {} from {} (best epoch {}, validation loss {:.5})",
             s.epoch,
-            dir.join("checkpoint")
-                .join(format!("panel-{}", s.epoch))
-                .display(),
+            r.path.display(),
             s.best_epoch,
             s.best_loss
         );
@@ -253,6 +251,8 @@ pub fn fit(
         if let Some(p) = plateau.as_mut() {
             p.observe(valid_loss, t.lr);
         }
+        // The weight average's model for the checkpoint, before `inference` may become `best`.
+        let average = (options.checkpoints && ema.is_some()).then(|| inference.clone());
         let improved = valid_loss < best_loss;
         if improved {
             (best_loss, best, best_epoch) = (valid_loss, inference, epoch);
@@ -265,10 +265,10 @@ pub fn fit(
                 best_epoch,
                 best_loss,
                 ema_updates: ema.as_ref().map_or(0, crate::ema::Ema::updates),
-                epochs: epochs.iter().map(|e| [e.0, e.1, e.2]).collect(),
+                epochs: epochs.clone(),
                 plateau: plateau.clone(),
             };
-            checkpoint::save(dir, &state, &model, &optim, &best, ema.as_ref())?;
+            checkpoint::save(dir, &state, &model, &optim, &best, average.as_ref())?;
         }
         if !improved && epoch - best_epoch >= t.patience {
             break;
