@@ -6,7 +6,9 @@ mod common;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use common::*;
-use gatecast_model::forecast::{SegNorm, SegRnnConfig};
+use gatecast_model::forecast::{SegCell, SegNorm, SegRnnConfig};
+
+const CELLS: [SegCell; 2] = [SegCell::Gru, SegCell::SLstm];
 
 fn max_abs(a: Tensor<3>, b: Tensor<3>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
@@ -15,14 +17,27 @@ fn max_abs(a: Tensor<3>, b: Tensor<3>) -> f32 {
 #[test]
 fn shapes_and_the_last_segment_cut_to_the_horizon() {
     let device = device();
-    let model = SegRnnConfig::new(48, 20, 3)
+    for cell in CELLS {
+        let model = SegRnnConfig::new(48, 20, 3)
+            .with_segment(12)
+            .with_hidden_size(8)
+            .with_cell(cell)
+            .init(&device);
+        let x = Tensor::<3>::random([4, 48, 3], Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(model.forward(x).dims(), [4, 20, 3]);
+        let wrong = Tensor::<3>::zeros([4, 47, 3], &device);
+        assert!(model.try_forward(wrong).is_err());
+    }
+    // The channel mix mixes GRU states only.
+    let e = SegRnnConfig::new(48, 20, 3)
         .with_segment(12)
         .with_hidden_size(8)
-        .init(&device);
-    let x = Tensor::<3>::random([4, 48, 3], Distribution::Normal(0.0, 1.0), &device);
-    assert_eq!(model.forward(x).dims(), [4, 20, 3]);
-    let wrong = Tensor::<3>::zeros([4, 47, 3], &device);
-    assert!(model.try_forward(wrong).is_err());
+        .with_cell(SegCell::SLstm)
+        .with_channel_mix(true)
+        .try_init(&device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("channel_mix"), "{e}");
     for (l, d) in [(50, 8), (48, 7), (0, 8)] {
         let e = SegRnnConfig::new(l, 20, 3)
             .with_segment(12)
@@ -37,20 +52,26 @@ fn shapes_and_the_last_segment_cut_to_the_horizon() {
 #[test]
 fn channels_are_forecast_independently() {
     let device = device();
-    let model = SegRnnConfig::new(24, 8, 3)
-        .with_segment(8)
-        .with_hidden_size(8)
-        .init(&device);
-    let x = Tensor::<3>::random([2, 24, 3], Distribution::Normal(0.0, 1.0), &device);
-    let noise = Tensor::<3>::random([2, 24, 1], Distribution::Normal(0.0, 1.0), &device);
-    let changed = Tensor::cat(
-        vec![x.clone().narrow(2, 0, 2), x.clone().narrow(2, 2, 1) + noise],
-        2,
-    );
-    let (a, b) = (model.forward(x), model.forward(changed));
-    // Channels 0 and 1 do not see channel 2; channel 2's forecast does change.
-    assert!(max_abs(a.clone().narrow(2, 0, 2), b.clone().narrow(2, 0, 2)) < 1e-6);
-    assert!(max_abs(a.narrow(2, 2, 1), b.narrow(2, 2, 1)) > 1e-4);
+    for cell in CELLS {
+        let model = SegRnnConfig::new(24, 8, 3)
+            .with_segment(8)
+            .with_hidden_size(8)
+            .with_cell(cell)
+            .init(&device);
+        let x = Tensor::<3>::random([2, 24, 3], Distribution::Normal(0.0, 1.0), &device);
+        let noise = Tensor::<3>::random([2, 24, 1], Distribution::Normal(0.0, 1.0), &device);
+        let changed = Tensor::cat(
+            vec![x.clone().narrow(2, 0, 2), x.clone().narrow(2, 2, 1) + noise],
+            2,
+        );
+        let (a, b) = (model.forward(x), model.forward(changed));
+        // Channels 0 and 1 do not see channel 2; channel 2's forecast does change.
+        assert!(max_abs(a.clone().narrow(2, 0, 2), b.clone().narrow(2, 0, 2)) < 1e-6);
+        assert!(
+            max_abs(a.narrow(2, 2, 1), b.narrow(2, 2, 1)) > 1e-4,
+            "{cell:?}"
+        );
+    }
 }
 
 #[test]
@@ -58,13 +79,16 @@ fn normalisations_make_forecasts_follow_the_level_and_scale() {
     let device = device();
     let x = Tensor::<3>::random([3, 24, 2], Distribution::Normal(0.0, 1.0), &device);
     // Last-value subtraction: a level shift moves the forecast by the same amount.
-    let lv = SegRnnConfig::new(24, 8, 2)
-        .with_segment(6)
-        .with_hidden_size(8)
-        .with_norm(SegNorm::LastValue)
-        .init(&device);
-    let shifted = lv.forward(x.clone() + 100.0) - 100.0;
-    assert!(max_abs(lv.forward(x.clone()), shifted) < 1e-3);
+    for cell in CELLS {
+        let lv = SegRnnConfig::new(24, 8, 2)
+            .with_segment(6)
+            .with_hidden_size(8)
+            .with_norm(SegNorm::LastValue)
+            .with_cell(cell)
+            .init(&device);
+        let shifted = lv.forward(x.clone() + 100.0) - 100.0;
+        assert!(max_abs(lv.forward(x.clone()), shifted) < 1e-3);
+    }
     // RevIN: an affine change of the input (scale 5, shift -30) changes the forecast likewise.
     let ri = SegRnnConfig::new(24, 8, 2)
         .with_segment(6)
@@ -85,6 +109,12 @@ fn normalisations_make_forecasts_follow_the_level_and_scale() {
 
 #[test]
 fn learns_a_seasonal_series_better_than_repeat_last() {
+    for cell in CELLS {
+        learns_a_seasonal_series_with(cell);
+    }
+}
+
+fn learns_a_seasonal_series_with(cell: SegCell) {
     let device = device().autodiff();
     device.seed(3);
     let (l, h, period) = (48usize, 12usize, 12.0f32);
@@ -120,6 +150,7 @@ fn learns_a_seasonal_series_better_than_repeat_last() {
     let mut model = SegRnnConfig::new(l, h, 2)
         .with_segment(12)
         .with_hidden_size(16)
+        .with_cell(cell)
         .init(&device);
     let mut optim = AdamConfig::new().init();
     let mut loss_value = f32::NAN;
@@ -129,10 +160,10 @@ fn learns_a_seasonal_series_better_than_repeat_last() {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-2, model, grads);
     }
-    eprintln!("SegRNN training MSE {loss_value:.4}, repeat-last {naive:.4}");
+    eprintln!("SegRNN ({cell:?}) training MSE {loss_value:.4}, repeat-last {naive:.4}");
     assert!(
         loss_value < 0.2 * naive,
-        "MSE {loss_value} vs repeat-last {naive}"
+        "{cell:?}: MSE {loss_value} vs repeat-last {naive}"
     );
 }
 

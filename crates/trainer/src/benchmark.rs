@@ -620,18 +620,27 @@ fn describe(exp: &Experiment) -> String {
     } else {
         ""
     };
+    let cell = segment_cell(exp);
     let loss = exp.train.mixed_name(&match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),
     });
     format!(
-        "{}, look-back {}, hidden {}, {} layer(s){norm}{cycle}{mix}, {loss} loss{}",
+        "{}{cell}, look-back {}, hidden {}, {} layer(s){norm}{cycle}{mix}, {loss} loss{}",
         exp.model.cell,
         exp.window.lookback,
         exp.model.hidden_size,
         exp.model.num_layers,
         strided(exp)
     )
+}
+
+/// `, sLSTM cell` for a segment model with the sLSTM, nothing for SegRNN's GRU.
+fn segment_cell(exp: &Experiment) -> &'static str {
+    match exp.model.segment_cell {
+        gatecast_model::forecast::SegCell::SLstm if exp.model.is_segrnn() => ", sLSTM cell",
+        _ => "",
+    }
 }
 
 /// `, training windows: one in k` when the experiment's stride is not the protocol's 1.
@@ -651,11 +660,12 @@ fn markdown(
     let exp = &members[0];
     let what = if members.len() == 1 {
         format!(
-            "look-back {}, {} (hidden {}, {} layer(s)){}",
+            "look-back {}, {} (hidden {}, {} layer(s){}){}",
             exp.window.lookback,
             exp.model.cell,
             exp.model.hidden_size,
             exp.model.num_layers,
+            segment_cell(exp),
             strided(exp)
         )
     } else {

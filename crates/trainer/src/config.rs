@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use gatecast_data::{Calendar, DuplicatePolicy, GapPolicy, MissingPolicy, ScalerKind};
-use gatecast_model::forecast::CellType;
+use gatecast_model::forecast::{CellType, SegCell};
 
 pub use crate::choice::Choice;
 use crate::choice::{as_name, as_names};
@@ -327,6 +327,10 @@ pub struct ModelSection {
     /// a learned `[channels, channels]` mix of the channels' final states (zero at the start,
     /// so training begins channel-independent).
     pub channel_mix: bool,
+    /// `segrnn` only: the recurrent cell over the segments, `gru` (SegRNN's) or `slstm`
+    /// (xLSTM's sLSTM: exponential input gates with a normaliser state, as in P-sLSTM).
+    #[serde(with = "as_name")]
+    pub segment_cell: SegCell,
     /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
     /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
     /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
@@ -356,6 +360,7 @@ impl Default for ModelSection {
             auto_norm: false,
             cycle: 0,
             channel_mix: false,
+            segment_cell: SegCell::Gru,
             likelihood: LikelihoodKind::Auto,
             quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
             embedding_size: 8,
@@ -557,7 +562,19 @@ impl Experiment {
                         .to_string(),
                 );
             }
+            if m.segment_cell != SegCell::Gru {
+                return Err(format!(
+                    "model.segment_cell = \"{}\": only model.cell = \"segrnn\" has a segment cell (remove model.segment_cell)",
+                    m.segment_cell.name()
+                ));
+            }
             return Ok(());
+        }
+        if m.channel_mix && m.segment_cell == SegCell::SLstm {
+            return Err(
+                "model.channel_mix = true mixes GRU states: not with model.segment_cell = \"slstm\" (set model.channel_mix = false)"
+                    .to_string(),
+            );
         }
         if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
             return Err(format!(
@@ -880,6 +897,12 @@ impl std::fmt::Display for Cell {
     }
 }
 
+impl Choice for SegCell {
+    const OPTION: &'static str = "model.segment_cell";
+    const VALUES: &'static [(&'static str, Self)] =
+        &[("gru", SegCell::Gru), ("slstm", SegCell::SLstm)];
+}
+
 impl Choice for Cell {
     const OPTION: &'static str = "model.cell";
     const VALUES: &'static [(&'static str, Self)] = &[
@@ -1137,6 +1160,12 @@ mod tests {
             ("[train]\nclip = \"sometimes\"", "train.clip"),
             ("[model]\ncycle = 24", "model.cycle"),
             ("[model]\nchannel_mix = true", "model.channel_mix"),
+            ("[model]\nsegment_cell = \"slstm\"", "model.segment_cell"),
+            ("[model]\nsegment_cell = \"mlstm\"", "model.segment_cell"),
+            (
+                "[data]\ncalendar = []\n[window]\nlookback = 48\n[model]\ncell = \"segrnn\"\nsegment_cell = \"slstm\"\nchannel_mix = true",
+                "model.segment_cell",
+            ),
             (
                 "[model]\nrevin = true\nlast_value_norm = true",
                 "model.revin",

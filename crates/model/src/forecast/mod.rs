@@ -5,7 +5,7 @@
 //!   known-future covariates: `[batch, lookback, inputs]` → `[batch, horizon, targets]`.
 //! - [`SegRnn`]: the segment-recurrent model (Lin et al. 2023): a GRU over look-back segments and
 //!   parallel decoding of the output segments, channel-independent, with optional reversible
-//!   instance normalisation ([`SegNorm`]).
+//!   instance normalisation ([`SegNorm`]); its cell a GRU or xLSTM's sLSTM ([`SLstm`]).
 //! - [`GlobalForecaster`]: one model over many series (DeepAR-class): a series-id embedding, a
 //!   recurrent encoder and a distribution head for every horizon step, in each series' units.
 //! - [`Likelihood`]: distribution heads (Gaussian, Student-t, negative binomial, quantiles), their
@@ -16,9 +16,11 @@ mod global;
 mod likelihood;
 mod sampling;
 mod segrnn;
+mod slstm;
 
 pub use forecaster::{CellType, Forecaster, ForecasterConfig};
 pub use global::{GlobalForecaster, GlobalForecasterConfig};
 pub use likelihood::{lgamma, pinball, Likelihood, Predicted, DEFAULT_QUANTILES};
 pub use sampling::{empirical_quantile, normal_quantile, HostDistribution, Rng};
-pub use segrnn::{SegNorm, SegRnn, SegRnnConfig};
+pub use segrnn::{SegCell, SegNorm, SegRnn, SegRnnConfig};
+pub use slstm::{SLstm, SLstmConfig, SLstmState};

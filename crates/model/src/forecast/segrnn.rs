@@ -8,7 +8,8 @@
 //! forecasts the residual, and the cycle over the horizon is added back. Optionally the
 //! channels' final states are mixed before decoding (a learned `[channels, channels]` map, the
 //! channel-mixing step of xLSTM-Mixer and xLSTMTime at its smallest), so each channel's forecast
-//! can read the others' look-backs.
+//! can read the others' look-backs. The recurrent cell is a GRU, as SegRNN's, or optionally
+//! xLSTM's sLSTM ([`SegCell::SLstm`], the cell P-sLSTM and xLSTMTime run over patches).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -16,8 +17,18 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
+use super::slstm::{SLstm, SLstmConfig, SLstmState};
 use crate::error::RecurrentError;
 use crate::{Gru, GruConfig};
+
+/// The recurrent cell that runs over the segments and decodes them.
+#[derive(Config, Debug, PartialEq, Eq, Copy)]
+pub enum SegCell {
+    /// A GRU (SegRNN's).
+    Gru,
+    /// xLSTM's sLSTM ([`SLstm`]): exponential input gates with a normaliser state.
+    SLstm,
+}
 
 /// How each window is normalised before the network sees it (and the forecast de-normalised).
 #[derive(Config, Debug, PartialEq, Eq, Copy)]
@@ -63,6 +74,9 @@ pub struct SegRnnConfig {
     /// at zero, so an untrained model is still channel-independent.
     #[config(default = false)]
     pub channel_mix: bool,
+    /// The recurrent cell.
+    #[config(default = "SegCell::Gru")]
+    pub cell: SegCell,
 }
 
 /// SegRNN: `[batch, lookback, channels]` → `[batch, horizon, channels]`.
@@ -70,8 +84,10 @@ pub struct SegRnnConfig {
 pub struct SegRnn {
     /// Segment embedding `[segment] → [hidden]`, followed by ReLU.
     pub embed: Linear,
-    /// The GRU over segments, also used for the one decoding step.
-    pub gru: Gru,
+    /// The GRU over segments, also used for the one decoding step (absent with the sLSTM).
+    pub gru: Option<Gru>,
+    /// The sLSTM over segments and for the decoding step (absent with the GRU).
+    pub slstm: Option<SLstm>,
     /// Output segment positions `[segments out, hidden / 2]`.
     pub position: Param<Tensor<2>>,
     /// Channels `[channels, hidden / 2]`.
@@ -143,12 +159,26 @@ impl SegRnnConfig {
                 expected: "must be in [0, 1)",
             });
         }
+        if self.channel_mix && self.cell == SegCell::SLstm {
+            return Err(RecurrentError::InvalidConfig {
+                option: "channel_mix",
+                value: "true".into(),
+                expected: "mixes GRU states: not with the sLSTM cell",
+            });
+        }
         let d = self.hidden_size;
         let out_segments = self.horizon.div_ceil(self.segment);
         let normal = Distribution::Normal(0.0, 1.0);
         Ok(SegRnn {
             embed: LinearConfig::new(self.segment, d).init(device),
-            gru: GruConfig::new(d, d).try_init(device)?,
+            gru: match self.cell {
+                SegCell::Gru => Some(GruConfig::new(d, d).try_init(device)?),
+                SegCell::SLstm => None,
+            },
+            slstm: match self.cell {
+                SegCell::Gru => None,
+                SegCell::SLstm => Some(SLstmConfig::new(d, d).try_init(device)?),
+            },
             position: Param::from_tensor(Tensor::random([out_segments, d / 2], normal, device)),
             channel: Param::from_tensor(Tensor::random([self.channels, d / 2], normal, device)),
             predict: LinearConfig::new(d, self.segment).init(device),
@@ -241,12 +271,25 @@ impl SegRnn {
 
         // [b, l, c] → [b·c, n, w] → embedded [b·c, n, d].
         let segments = x.swap_dims(1, 2).reshape([b * c, n, w]);
-        let embedded = relu(self.embed.forward(segments));
-        let (_, hn) = self.gru.try_forward(embedded, None, None)?; // [1, b·c, d]
-        let hn = self.mix_channels(hn.reshape([b * c, d]), b);
-
         // One decoding step per output segment, all in parallel: input = [position ‖ channel].
-        let hd = self.decode(hn, b, m, crate::fused_enabled())?;
+        let hd = match (&self.gru, &self.slstm) {
+            (Some(gru), _) => {
+                let embedded = relu(self.embed.forward(segments));
+                let (_, hn) = gru.try_forward(embedded, None, None)?; // [1, b·c, d]
+                let hn = self.mix_channels(hn.reshape([b * c, d]), b);
+                self.decode(gru, hn, b, m, crate::fused_enabled())?
+            }
+            (None, Some(cell)) => {
+                // Segments are sliced before the embedding, so a step's slice carries no
+                // gradient of the embedded sequence (see `SLstm::run`).
+                let state = cell.run(n, |t| {
+                    let segment = segments.clone().narrow(1, t, 1).reshape([b * c, w]);
+                    relu(self.embed.forward(segment))
+                });
+                self.decode_slstm(cell, state, b, m)
+            }
+            (None, None) => unreachable!("a SegRnn is built with one cell"),
+        };
         let y = self
             .predict
             .forward(self.dropout.forward(hd.reshape([b * c * m, d])))
@@ -328,25 +371,10 @@ impl SegRnn {
         ])))
     }
 
-    /// The decoder's GRU step from each window's state `h [b·c, d]` (row `b·c`) to every output
-    /// segment `[b·c·m, d]` (row `(b·c)·m + segment`), its input the segment's position ‖ its
-    /// channel.
-    ///
-    /// Where `fused` and the fused CPU op applies (f32 on flex or ndarray), the input gates are
-    /// computed once per (channel, segment) and the hidden gates once per state, and the op
-    /// combines them (`crate::fused_cpu::try_gru_fanout`); otherwise one GRU step runs over
-    /// the `b·c·m` expanded rows. Both compute the same function.
-    fn decode(
-        &self,
-        h: Tensor<2>,
-        b: usize,
-        m: usize,
-        fused: bool,
-    ) -> Result<Tensor<2>, RecurrentError> {
-        let (c, d) = (self.channels, self.hidden);
-        let half = d / 2;
-        // Every distinct input, `[c, m, d]`: segment position ‖ channel.
-        let queries = Tensor::cat(
+    /// Every distinct decoder input, `[c, m, d]`: segment position ‖ channel.
+    fn queries(&self, m: usize) -> Tensor<3> {
+        let (c, half) = (self.channels, self.hidden / 2);
+        Tensor::cat(
             vec![
                 self.position
                     .val()
@@ -358,10 +386,48 @@ impl SegRnn {
                     .expand([c, m, half]),
             ],
             2,
-        );
+        )
+    }
+
+    /// The decoder's sLSTM step from each window's final encoder state (rows `b·c`) to every
+    /// output segment `[b·c·m, d]` (row `(b·c)·m + segment`): the input gates are computed once
+    /// per (channel, segment) and the recurrent gates once per state, then broadcast.
+    fn decode_slstm(&self, cell: &SLstm, state: SLstmState, b: usize, m: usize) -> Tensor<2> {
+        let (c, d) = (self.channels, self.hidden);
+        let gi = cell
+            .input
+            .forward(self.queries(m))
+            .reshape([1, c, m, 4 * d])
+            .expand([b, c, m, 4 * d]);
+        let gh = cell
+            .recurrent_gates(state.h.clone())
+            .reshape([b, c, 1, 4 * d])
+            .expand([b, c, m, 4 * d]);
+        let raw = (gi + gh).reshape([b * c * m, 4 * d]);
+        cell.pointwise(raw, Some(&state.repeat_rows(m))).h
+    }
+
+    /// The decoder's GRU step from each window's state `h [b·c, d]` (row `b·c`) to every output
+    /// segment `[b·c·m, d]` (row `(b·c)·m + segment`), its input the segment's position ‖ its
+    /// channel.
+    ///
+    /// Where `fused` and the fused CPU op applies (f32 on flex or ndarray), the input gates are
+    /// computed once per (channel, segment) and the hidden gates once per state, and the op
+    /// combines them (`crate::fused_cpu::try_gru_fanout`); otherwise one GRU step runs over
+    /// the `b·c·m` expanded rows. Both compute the same function.
+    fn decode(
+        &self,
+        gru: &Gru,
+        h: Tensor<2>,
+        b: usize,
+        m: usize,
+        fused: bool,
+    ) -> Result<Tensor<2>, RecurrentError> {
+        let (c, d) = (self.channels, self.hidden);
+        let queries = self.queries(m);
         #[cfg(any(feature = "flex", feature = "ndarray"))]
         if fused && crate::fused_cpu::fanout_applies(&h) {
-            let w = &self.gru.layers[0].forward;
+            let w = &gru.layers[0].forward;
             let mut gi = queries
                 .clone()
                 .reshape([c * m, d])
@@ -386,7 +452,7 @@ impl SegRnn {
             .reshape([b * c, 1, d])
             .expand([b * c, m, d])
             .reshape([1, b * c * m, d]);
-        let (_, hd) = self.gru.try_forward(queries, Some(h0), None)?; // [1, b·c·m, d]
+        let (_, hd) = gru.try_forward(queries, Some(h0), None)?; // [1, b·c·m, d]
         Ok(hd.reshape([b * c * m, d]))
     }
 
@@ -405,6 +471,45 @@ impl SegRnn {
 mod tests {
     use super::*;
     use crate::fused_testing::{host_devices, worst_relative_difference};
+
+    /// The sLSTM decoding step (input gates once per (channel, segment), recurrent gates once
+    /// per state, broadcast) against one sLSTM step over every expanded row, from a state the
+    /// encoder produced.
+    #[test]
+    fn the_slstm_decoding_step_is_the_cell_step_on_every_row() {
+        let device = crate::fused_testing::host_devices().remove(0);
+        let (b, c, m, d) = (3, 2, 4, 6);
+        let mut model = SegRnnConfig::new(8, m * 4 - 1, c)
+            .with_segment(4)
+            .with_hidden_size(d)
+            .with_cell(SegCell::SLstm)
+            .init(&device);
+        let cell = model.slstm.as_mut().unwrap();
+        cell.recurrent = Param::from_tensor(Tensor::random(
+            [d, 4 * d],
+            Distribution::Normal(0.0, 0.5),
+            &device,
+        ));
+        let cell = model.slstm.as_ref().unwrap();
+        let x = Tensor::<3>::random([b * c, 2, 5], Distribution::Normal(0.0, 1.0), &device);
+        let state = SLstmConfig::new(5, d)
+            .try_init(&device)
+            .unwrap()
+            .forward_final(x);
+        let got = model.decode_slstm(cell, state.clone(), b, m);
+        // Row (window·c + channel)·m + segment: the input is that segment's position ‖ that
+        // channel, the state is that window and channel's.
+        let queries = model
+            .queries(m)
+            .reshape([1, c, m, d])
+            .expand([b, c, m, d])
+            .reshape([b * c * m, d]);
+        let expected = cell.update(cell.input.forward(queries), Some(&state.repeat_rows(m)));
+        got.into_data().assert_approx_eq::<f32>(
+            &expected.h.into_data(),
+            burn::tensor::Tolerance::absolute(1e-6),
+        );
+    }
 
     /// The fused decoding step (input gates once per (channel, segment), hidden gates once per
     /// state, `fused_cpu::try_gru_fanout` for the rest) against one GRU step over every expanded
@@ -428,9 +533,10 @@ mod tests {
                     .reshape([b * c * m, d])
                     .sin();
                 let run = |fused: bool| {
-                    let out = model.decode(h.clone(), b, m, fused).unwrap();
+                    let gru = model.gru.as_ref().unwrap();
+                    let out = model.decode(gru, h.clone(), b, m, fused).unwrap();
                     let grads = (out.clone() * weight.clone()).sum().backward();
-                    let w = &model.gru.layers[0].forward;
+                    let w = &gru.layers[0].forward;
                     let mut all = vec![out.into_data(), h.grad(&grads).unwrap().into_data()];
                     for p in [&model.position, &model.channel, &w.weight_ih, &w.weight_hh] {
                         all.push(p.val().grad(&grads).unwrap().into_data());
@@ -450,8 +556,12 @@ mod tests {
                 // Inference (no autodiff): the same states.
                 let plain = model.valid();
                 let h = Tensor::<2>::from_data(h.clone().into_data(), &device);
-                let a = plain.decode(h.clone(), b, m, true).unwrap().into_data();
-                let e = plain.decode(h, b, m, false).unwrap().into_data();
+                let gru = plain.gru.as_ref().unwrap();
+                let a = plain
+                    .decode(gru, h.clone(), b, m, true)
+                    .unwrap()
+                    .into_data();
+                let e = plain.decode(gru, h, b, m, false).unwrap().into_data();
                 a.assert_approx_eq::<f32>(&e, burn::tensor::Tolerance::absolute(2e-5));
             }
         }

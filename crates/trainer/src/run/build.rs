@@ -83,6 +83,7 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
             .with_norm(norm)
             .with_cycle(m.cycle)
             .with_channel_mix(m.channel_mix)
+            .with_cell(m.segment_cell)
             .try_init(device)?,
     ))
 }

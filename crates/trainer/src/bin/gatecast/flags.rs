@@ -3,6 +3,7 @@
 //! without `--config`) what its sampling step calls for (calendar features, season, window).
 
 use anyhow::{bail, Context, Result};
+use gatecast_model::forecast::SegCell;
 use gatecast_trainer::config::{
     Cell, Choice, ClipMode, DataConfig, Decoder, Experiment, Loss, Monitor,
 };
@@ -71,6 +72,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     }
     if args.channel_mix {
         e.model.channel_mix = true;
+    }
+    if let Some(v) = &args.segment_cell {
+        e.model.segment_cell = SegCell::parse(v).map_err(anyhow::Error::msg)?;
     }
     if benchmark {
         e.data.calendar.clear();

@@ -304,6 +304,10 @@ struct TrainArgs {
     /// `--cell segrnn`: mix the channels' final states before decoding (`model.channel_mix`).
     #[arg(long)]
     channel_mix: bool,
+    /// `--cell segrnn`: the recurrent cell over the segments, `gru` (SegRNN's) or `slstm`
+    /// (xLSTM's sLSTM, as in P-sLSTM) (`model.segment_cell`).
+    #[arg(long)]
+    segment_cell: Option<String>,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
