@@ -28,7 +28,7 @@ fn shapes_and_the_last_segment_cut_to_the_horizon() {
         let wrong = Tensor::<3>::zeros([4, 47, 3], &device);
         assert!(model.try_forward(wrong).is_err());
     }
-    // The channel mix mixes GRU states only.
+    // The channel mix and the reversed view act on GRU states only.
     let e = SegRnnConfig::new(48, 20, 3)
         .with_segment(12)
         .with_hidden_size(8)
@@ -38,6 +38,15 @@ fn shapes_and_the_last_segment_cut_to_the_horizon() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("channel_mix"), "{e}");
+    let e = SegRnnConfig::new(48, 20, 3)
+        .with_segment(12)
+        .with_hidden_size(8)
+        .with_cell(SegCell::SLstm)
+        .with_reverse_view(true)
+        .try_init(&device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("reverse_view"), "{e}");
     for (l, d) in [(50, 8), (48, 7), (0, 8)] {
         let e = SegRnnConfig::new(l, 20, 3)
             .with_segment(12)
@@ -110,11 +119,43 @@ fn normalisations_make_forecasts_follow_the_level_and_scale() {
 #[test]
 fn learns_a_seasonal_series_better_than_repeat_last() {
     for cell in CELLS {
-        learns_a_seasonal_series_with(cell);
+        learns_a_seasonal_series_with(cell, false);
     }
+    learns_a_seasonal_series_with(SegCell::Gru, true);
 }
 
-fn learns_a_seasonal_series_with(cell: SegCell) {
+/// A reversed view starts as plain SegRNN (its map is zero) and, once the map is not, changes
+/// the forecast while keeping channels independent.
+#[test]
+fn a_reversed_view_starts_as_segrnn() {
+    let device = device();
+    let model = SegRnnConfig::new(24, 8, 3)
+        .with_segment(6)
+        .with_hidden_size(8)
+        .with_reverse_view(true)
+        .init(&device);
+    let x = Tensor::<3>::random([2, 24, 3], Distribution::Normal(0.0, 1.0), &device);
+    let mut plain = model.clone();
+    plain.reverse = None;
+    assert!(max_abs(model.forward(x.clone()), plain.forward(x.clone())) < 1e-7);
+    let mut turned = model.clone();
+    turned.reverse = Some(burn::module::Param::from_tensor(Tensor::random(
+        [8, 8],
+        Distribution::Normal(0.0, 0.5),
+        &device,
+    )));
+    let a = turned.forward(x.clone());
+    assert!(max_abs(a.clone(), plain.forward(x.clone())) > 1e-4);
+    let noise = Tensor::<3>::random([2, 24, 1], Distribution::Normal(0.0, 1.0), &device);
+    let changed = Tensor::cat(
+        vec![x.clone().narrow(2, 0, 2), x.narrow(2, 2, 1) + noise],
+        2,
+    );
+    let b = turned.forward(changed);
+    assert!(max_abs(a.narrow(2, 0, 2), b.narrow(2, 0, 2)) < 1e-6);
+}
+
+fn learns_a_seasonal_series_with(cell: SegCell, reverse_view: bool) {
     let device = device().autodiff();
     device.seed(3);
     let (l, h, period) = (48usize, 12usize, 12.0f32);
@@ -151,6 +192,7 @@ fn learns_a_seasonal_series_with(cell: SegCell) {
         .with_segment(12)
         .with_hidden_size(16)
         .with_cell(cell)
+        .with_reverse_view(reverse_view)
         .init(&device);
     let mut optim = AdamConfig::new().init();
     let mut loss_value = f32::NAN;
@@ -160,10 +202,12 @@ fn learns_a_seasonal_series_with(cell: SegCell) {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-2, model, grads);
     }
-    eprintln!("SegRNN ({cell:?}) training MSE {loss_value:.4}, repeat-last {naive:.4}");
+    eprintln!(
+        "SegRNN ({cell:?}, reversed view {reverse_view}) training MSE {loss_value:.4}, repeat-last {naive:.4}"
+    );
     assert!(
         loss_value < 0.2 * naive,
-        "{cell:?}: MSE {loss_value} vs repeat-last {naive}"
+        "{cell:?}, {reverse_view}: MSE {loss_value} vs repeat-last {naive}"
     );
 }
 

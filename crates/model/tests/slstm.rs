@@ -253,6 +253,9 @@ fn forget_biases_start_spread_and_the_rest_at_zero() {
     let forget = &b[d..2 * d];
     assert!((forget[0] - 5.0).abs() < 1e-6 && (forget[d - 1] + 7.0).abs() < 1e-5);
     assert!(forget.windows(2).all(|w| w[1] < w[0]), "{forget:?}");
+    // The power law: most units start with a short memory.
+    let middle = 5.0 - 12.0 * (8.0f64 / 15.0).powf(0.3);
+    assert!((forget[8] - middle).abs() < 1e-5, "{}", forget[8]);
     for (k, v) in b.iter().enumerate() {
         if !(d..2 * d).contains(&k) {
             assert_eq!(*v, 0.0, "bias {k}");

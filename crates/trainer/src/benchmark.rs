@@ -620,7 +620,7 @@ fn describe(exp: &Experiment) -> String {
     } else {
         ""
     };
-    let cell = segment_cell(exp);
+    let cell = segment_options(exp);
     let loss = exp.train.mixed_name(&match exp.train.loss {
         Loss::Huber => format!("huber (delta {})", exp.train.huber_delta),
         other => other.name().to_string(),
@@ -635,12 +635,18 @@ fn describe(exp: &Experiment) -> String {
     )
 }
 
-/// `, sLSTM cell` for a segment model with the sLSTM, nothing for SegRNN's GRU.
-fn segment_cell(exp: &Experiment) -> &'static str {
-    match exp.model.segment_cell {
-        gatecast_model::forecast::SegCell::SLstm if exp.model.is_segrnn() => ", sLSTM cell",
-        _ => "",
+/// `, sLSTM cell` and `, reversed view` for a segment model with them, nothing for plain
+/// SegRNN.
+fn segment_options(exp: &Experiment) -> String {
+    let m = &exp.model;
+    let mut out = String::new();
+    if m.is_segrnn() && m.segment_cell == gatecast_model::forecast::SegCell::SLstm {
+        out += ", sLSTM cell";
     }
+    if m.is_segrnn() && m.reverse_view {
+        out += ", reversed view";
+    }
+    out
 }
 
 /// `, training windows: one in k` when the experiment's stride is not the protocol's 1.
@@ -665,7 +671,7 @@ fn markdown(
             exp.model.cell,
             exp.model.hidden_size,
             exp.model.num_layers,
-            segment_cell(exp),
+            segment_options(exp),
             strided(exp)
         )
     } else {

@@ -331,6 +331,10 @@ pub struct ModelSection {
     /// (xLSTM's sLSTM: exponential input gates with a normaliser state, as in P-sLSTM).
     #[serde(with = "as_name")]
     pub segment_cell: SegCell,
+    /// `segrnn` only (GRU): a second, reversed view of the look-back. The GRU also reads the
+    /// segments newest-first, and that pass's final state is added to the forward pass's
+    /// through a learned map that starts at zero (after xLSTM-Mixer's reversed view).
+    pub reverse_view: bool,
     /// What a panel model (`data.id_column`) forecasts per step: `gaussian`, `student_t`,
     /// `negative_binomial` (counts) or `quantile` (the pinball loss at `model.quantiles`);
     /// `auto` is `student_t` for panels (DeepAR's default) and a point forecast for one series.
@@ -361,6 +365,7 @@ impl Default for ModelSection {
             cycle: 0,
             channel_mix: false,
             segment_cell: SegCell::Gru,
+            reverse_view: false,
             likelihood: LikelihoodKind::Auto,
             quantiles: gatecast_model::forecast::DEFAULT_QUANTILES.to_vec(),
             embedding_size: 8,
@@ -562,6 +567,12 @@ impl Experiment {
                         .to_string(),
                 );
             }
+            if m.reverse_view {
+                return Err(
+                    "model.reverse_view = true: only model.cell = \"segrnn\" has a reversed view (set model.reverse_view = false)"
+                        .to_string(),
+                );
+            }
             if m.segment_cell != SegCell::Gru {
                 return Err(format!(
                     "model.segment_cell = \"{}\": only model.cell = \"segrnn\" has a segment cell (remove model.segment_cell)",
@@ -570,11 +581,17 @@ impl Experiment {
             }
             return Ok(());
         }
-        if m.channel_mix && m.segment_cell == SegCell::SLstm {
-            return Err(
-                "model.channel_mix = true mixes GRU states: not with model.segment_cell = \"slstm\" (set model.channel_mix = false)"
-                    .to_string(),
-            );
+        if m.segment_cell == SegCell::SLstm {
+            for (option, on) in [
+                ("channel_mix", m.channel_mix),
+                ("reverse_view", m.reverse_view),
+            ] {
+                if on {
+                    return Err(format!(
+                        "model.{option} = true acts on GRU states: not with model.segment_cell = \"slstm\" (set model.{option} = false)"
+                    ));
+                }
+            }
         }
         if m.segment == 0 || !self.window.lookback.is_multiple_of(m.segment) {
             return Err(format!(
@@ -1161,10 +1178,15 @@ mod tests {
             ("[model]\ncycle = 24", "model.cycle"),
             ("[model]\nchannel_mix = true", "model.channel_mix"),
             ("[model]\nsegment_cell = \"slstm\"", "model.segment_cell"),
+            ("[model]\nreverse_view = true", "model.reverse_view"),
             ("[model]\nsegment_cell = \"mlstm\"", "model.segment_cell"),
             (
                 "[data]\ncalendar = []\n[window]\nlookback = 48\n[model]\ncell = \"segrnn\"\nsegment_cell = \"slstm\"\nchannel_mix = true",
                 "model.segment_cell",
+            ),
+            (
+                "[data]\ncalendar = []\n[window]\nlookback = 48\n[model]\ncell = \"segrnn\"\nsegment_cell = \"slstm\"\nreverse_view = true",
+                "model.reverse_view",
             ),
             (
                 "[model]\nrevin = true\nlast_value_norm = true",

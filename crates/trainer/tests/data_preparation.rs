@@ -494,6 +494,10 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
             .segment,
         3
     );
+    assert_eq!(
+        segrnn(&["--segment-cell", "slstm"]).model.segment_cell,
+        gatecast_model::forecast::SegCell::SLstm
+    );
     let split = Experiment::parse_toml(&resolved(&["--split-fractions", "0.6,0.2,0.2"]), "p")
         .unwrap()
         .data
@@ -523,6 +527,14 @@ fn an_own_file_chooses_its_normalisation_unless_told() {
         (
             &["--split-fractions", "0.8,0.2"][..],
             "--split-fractions 0.8,0.2: three fractions",
+        ),
+        (
+            &["--cell", "segrnn", "--segment-cell", "mlstm"][..],
+            "model.segment_cell = 'mlstm': expected gru or slstm",
+        ),
+        (
+            &["--segment-cell", "slstm"][..],
+            "only model.cell = \"segrnn\" has a segment cell",
         ),
     ] {
         let args = with(extra);

@@ -8,8 +8,10 @@
 //! forecasts the residual, and the cycle over the horizon is added back. Optionally the
 //! channels' final states are mixed before decoding (a learned `[channels, channels]` map, the
 //! channel-mixing step of xLSTM-Mixer and xLSTMTime at its smallest), so each channel's forecast
-//! can read the others' look-backs. The recurrent cell is a GRU, as SegRNN's, or optionally
-//! xLSTM's sLSTM ([`SegCell::SLstm`], the cell P-sLSTM and xLSTMTime run over patches).
+//! can read the others' look-backs. Optionally the GRU also reads the segments newest-first
+//! and that pass's final state is added through a learned map (after xLSTM-Mixer's second,
+//! reversed view). The recurrent cell is a GRU, as SegRNN's, or optionally xLSTM's sLSTM
+//! ([`SegCell::SLstm`], the cell P-sLSTM and xLSTMTime run over patches).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -77,6 +79,11 @@ pub struct SegRnnConfig {
     /// The recurrent cell.
     #[config(default = "SegCell::Gru")]
     pub cell: SegCell,
+    /// A second, reversed view: the GRU also runs over the segments newest-first, and that
+    /// pass's final state `r` is added to the forward pass's, `h + r · W` with a learned
+    /// `W [hidden, hidden]` that starts at zero, so an untrained model is plain SegRNN. GRU only.
+    #[config(default = false)]
+    pub reverse_view: bool,
 }
 
 /// SegRNN: `[batch, lookback, channels]` → `[batch, horizon, channels]`.
@@ -104,6 +111,9 @@ pub struct SegRnn {
     /// The channel mix `[channels, channels]`, row `i` the weights of every channel's state
     /// added to channel `i`'s (absent without `channel_mix`; starts at zero).
     pub mix: Option<Param<Tensor<2>>>,
+    /// The reversed view's map `[hidden, hidden]` from the newest-first pass's final state to
+    /// what is added to the forward pass's (absent without `reverse_view`; starts at zero).
+    pub reverse: Option<Param<Tensor<2>>>,
     dropout: Dropout,
     lookback: usize,
     horizon: usize,
@@ -159,12 +169,17 @@ impl SegRnnConfig {
                 expected: "must be in [0, 1)",
             });
         }
-        if self.channel_mix && self.cell == SegCell::SLstm {
-            return Err(RecurrentError::InvalidConfig {
-                option: "channel_mix",
-                value: "true".into(),
-                expected: "mixes GRU states: not with the sLSTM cell",
-            });
+        for (option, on) in [
+            ("channel_mix", self.channel_mix),
+            ("reverse_view", self.reverse_view),
+        ] {
+            if on && self.cell == SegCell::SLstm {
+                return Err(RecurrentError::InvalidConfig {
+                    option,
+                    value: "true".into(),
+                    expected: "acts on GRU states: not with the sLSTM cell",
+                });
+            }
         }
         let d = self.hidden_size;
         let out_segments = self.horizon.div_ceil(self.segment);
@@ -191,6 +206,9 @@ impl SegRnnConfig {
             mix: self
                 .channel_mix
                 .then(|| Param::from_tensor(Tensor::zeros([self.channels, self.channels], device))),
+            reverse: self
+                .reverse_view
+                .then(|| Param::from_tensor(Tensor::zeros([d, d], device))),
             dropout: DropoutConfig::new(self.dropout).init(),
             lookback: self.lookback,
             horizon: self.horizon,
@@ -275,8 +293,8 @@ impl SegRnn {
         let hd = match (&self.gru, &self.slstm) {
             (Some(gru), _) => {
                 let embedded = relu(self.embed.forward(segments));
-                let (_, hn) = gru.try_forward(embedded, None, None)?; // [1, b·c, d]
-                let hn = self.mix_channels(hn.reshape([b * c, d]), b);
+                let hn = self.encode(gru, embedded)?;
+                let hn = self.mix_channels(hn, b);
                 self.decode(gru, hn, b, m, crate::fused_enabled())?
             }
             (None, Some(cell)) => {
@@ -301,6 +319,20 @@ impl SegRnn {
             Some(q) => y + q.narrow(1, l, self.horizon),
             None => y,
         })
+    }
+
+    /// The GRU's final states `[b·c, d]` over the embedded segments `[b·c, n, d]`, with the
+    /// reversed view's term added where the model has one.
+    fn encode(&self, gru: &Gru, embedded: Tensor<3>) -> Result<Tensor<2>, RecurrentError> {
+        let [rows, _, d] = embedded.dims();
+        let reversed = self.reverse.as_ref().map(|_| embedded.clone().flip([1]));
+        let (_, hn) = gru.try_forward(embedded, None, None)?; // [1, b·c, d]
+        let hn = hn.reshape([rows, d]);
+        let (Some(map), Some(reversed)) = (&self.reverse, reversed) else {
+            return Ok(hn);
+        };
+        let (_, hr) = gru.try_forward(reversed, None, None)?;
+        Ok(hn + hr.reshape([rows, d]).matmul(map.val()))
     }
 
     /// The final states `h [b·c, d]` (row `window·c + channel`) with the channel mix added,
@@ -471,6 +503,40 @@ impl SegRnn {
 mod tests {
     use super::*;
     use crate::fused_testing::{host_devices, worst_relative_difference};
+
+    /// The reversed view: the forward pass's final state plus the newest-first pass's (the
+    /// segments reordered by an index, not by `flip`) times the map.
+    #[test]
+    fn the_reversed_view_adds_the_newest_first_pass_through_its_map() {
+        let device = crate::fused_testing::host_devices().remove(0);
+        let (rows, n, d) = (5, 4, 6);
+        let mut model = SegRnnConfig::new(n * 3, 3, 1)
+            .with_segment(3)
+            .with_hidden_size(d)
+            .with_reverse_view(true)
+            .init(&device);
+        let map = Tensor::<2>::random([d, d], Distribution::Normal(0.0, 0.5), &device);
+        model.reverse = Some(Param::from_tensor(map.clone()));
+        let gru = model.gru.as_ref().unwrap();
+        let x = Tensor::<3>::random([rows, n, d], Distribution::Normal(0.0, 1.0), &device);
+        let order = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 2, 1, 0], [n]), &device);
+        let last = |x: Tensor<3>| gru.try_forward(x, None, None).unwrap().1.reshape([rows, d]);
+        let expected = last(x.clone()) + last(x.clone().select(1, order)).matmul(map);
+        let got = model.encode(gru, x.clone()).unwrap();
+        got.into_data().assert_approx_eq::<f32>(
+            &expected.into_data(),
+            burn::tensor::Tolerance::absolute(1e-6),
+        );
+        // Without the view, the forward pass alone.
+        model.reverse = None;
+        let plain = model
+            .encode(model.gru.as_ref().unwrap(), x.clone())
+            .unwrap();
+        plain.into_data().assert_approx_eq::<f32>(
+            &last(x).into_data(),
+            burn::tensor::Tolerance::absolute(1e-6),
+        );
+    }
 
     /// The sLSTM decoding step (input gates once per (channel, segment), recurrent gates once
     /// per state, broadcast) against one sLSTM step over every expanded row, from a state the

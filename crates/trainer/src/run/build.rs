@@ -84,6 +84,7 @@ fn segment_net(exp: &Experiment, window: &WindowConfig, device: &Device) -> Resu
             .with_cycle(m.cycle)
             .with_channel_mix(m.channel_mix)
             .with_cell(m.segment_cell)
+            .with_reverse_view(m.reverse_view)
             .try_init(device)?,
     ))
 }

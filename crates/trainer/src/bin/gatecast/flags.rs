@@ -73,6 +73,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if args.channel_mix {
         e.model.channel_mix = true;
     }
+    if args.reverse_view {
+        e.model.reverse_view = true;
+    }
     if let Some(v) = &args.segment_cell {
         e.model.segment_cell = SegCell::parse(v).map_err(anyhow::Error::msg)?;
     }

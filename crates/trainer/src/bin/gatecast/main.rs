@@ -308,6 +308,10 @@ struct TrainArgs {
     /// (xLSTM's sLSTM, as in P-sLSTM) (`model.segment_cell`).
     #[arg(long)]
     segment_cell: Option<String>,
+    /// `--cell segrnn`: a second, reversed view of the look-back, the GRU's newest-first pass
+    /// added through a learned map (`model.reverse_view`).
+    #[arg(long)]
+    reverse_view: bool,
     /// Look-back steps.
     #[arg(long)]
     lookback: Option<usize>,
