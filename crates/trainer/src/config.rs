@@ -26,7 +26,8 @@ pub struct Experiment {
     pub intervals: IntervalsSection,
 }
 
-/// `[intervals]`: a single-series run's split-conformal prediction intervals.
+/// `[intervals]`: a single-series run's split-conformal prediction intervals, and whether a
+/// panel run's intervals are scaled to cover their levels on the validation horizons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntervalsSection {
@@ -41,6 +42,10 @@ pub struct IntervalsSection {
     /// drift; 0 keeps each level's α fixed. Default 0.005 (docs/benchmarks.md, "Adaptive
     /// conformal intervals").
     pub adapt: f64,
+    /// Panel runs: stretch (or shrink) each central interval of the model's quantiles about
+    /// the median by one factor fitted on the validation horizons, so that it covers its
+    /// level there (split conformal prediction; the factors are kept in `calibration.toml`).
+    pub panel_conformal: bool,
 }
 
 impl Default for IntervalsSection {
@@ -49,6 +54,7 @@ impl Default for IntervalsSection {
             levels: vec![0.8, 0.95],
             calibration: 1000,
             adapt: 0.005,
+            panel_conformal: false,
         }
     }
 }
@@ -684,6 +690,9 @@ impl Experiment {
             if self.data.has_statics() {
                 return Err("data.static_categorical / data.static_real: static columns hold one value per series of a panel; set data.id_column".into());
             }
+            if self.intervals.panel_conformal {
+                return Err("intervals.panel_conformal = true: scales a panel run's intervals (data.id_column or model.likelihood); a single-series run's intervals are split conformal already".into());
+            }
             return Ok(());
         }
         if m.samples == 0 {
@@ -1179,6 +1188,7 @@ mod tests {
             ("[model]\nchannel_mix = true", "model.channel_mix"),
             ("[model]\nsegment_cell = \"slstm\"", "model.segment_cell"),
             ("[model]\nreverse_view = true", "model.reverse_view"),
+            ("[intervals]\npanel_conformal = true", "intervals.panel_conformal"),
             ("[model]\nsegment_cell = \"mlstm\"", "model.segment_cell"),
             (
                 "[data]\ncalendar = []\n[window]\nlookback = 48\n[model]\ncell = \"segrnn\"\nsegment_cell = \"slstm\"\nchannel_mix = true",

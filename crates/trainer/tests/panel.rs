@@ -620,6 +620,49 @@ fn a_backtest_scores_each_fold_as_computed_by_hand() {
     }
     let naive_again: Vec<f64> = again.folds.iter().map(|f| f.rows[1].mae.unwrap()).collect();
     assert_eq!(naive_again, [1.0, 2.0, 3.0]);
+    // Conformal intervals (a continuous head, whose factors are not stuck at 1 by whole-number
+    // quantiles): each refit fold keeps the factors of its own validation horizons, and its
+    // forecasts are the plain fold's stretched by them.
+    exp.model.likelihood = LikelihoodKind::Gaussian;
+    let plain = backtest_panel(&exp, refit, &dir.join("bt-gauss"), &device, true, None).unwrap();
+    exp.intervals.panel_conformal = true;
+    let scaled = backtest_panel(&exp, refit, &dir.join("bt-conf"), &device, true, None).unwrap();
+    let factors: Vec<Vec<f64>> = (1..=3)
+        .map(|k| {
+            let fold = dir.join(format!("bt-conf/fold{k}"));
+            gatecast_trainer::panel::Calibration::load(&fold)
+                .unwrap()
+                .factors
+        })
+        .collect();
+    assert!(
+        factors[0] != factors[1] || factors[1] != factors[2],
+        "{factors:?}"
+    );
+    let table = |name: &str| {
+        let path = dir.join(format!("{name}/historical_forecasts.csv"));
+        let folds: Vec<usize> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        folds
+            .into_iter()
+            .zip(quantile_rows(&path, 4))
+            .collect::<Vec<_>>()
+    };
+    let (p, s) = (table("bt-gauss"), table("bt-conf"));
+    assert_eq!(p.len(), s.len());
+    for ((k, a), (_, b)) in p.iter().zip(&s) {
+        assert_stretched(&factors[k - 1], a, b);
+    }
+    assert_ne!(plain.folds[0].rows[0].coverage80, None);
+    assert!(plain
+        .folds
+        .iter()
+        .zip(&scaled.folds)
+        .any(|(a, b)| a.rows[0].wql != b.rows[0].wql));
     let csv = std::fs::read_to_string(dir.join("bt/historical_forecasts.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 * 2 * 7);
     assert!(csv
@@ -1470,6 +1513,121 @@ fn the_cli_resumes_a_panel_run() {
             && err.contains("train.ema_decay")
             && !err.contains("earlier checkpoint"),
         "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rows of a forecast file's quantile columns, from column `skip` on.
+fn quantile_rows(path: &Path, skip: usize) -> Vec<Vec<f64>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .skip(skip)
+                .map(|v| v.parse().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// That `scaled` is the quantile row `plain` (levels symmetric about the median, in order)
+/// with each central interval stretched about the median by its factor (outermost first),
+/// re-ordered and floored at 0, to the files' 4 decimals.
+fn assert_stretched(factors: &[f64], plain: &[f64], scaled: &[f64]) {
+    let n = plain.len();
+    assert_eq!(n, 2 * factors.len() + 1);
+    let m = plain[n / 2];
+    let mut v = plain.to_vec();
+    for (i, f) in factors.iter().enumerate() {
+        v[i] = m - f * (m - plain[i]);
+        v[n - 1 - i] = m + f * (plain[n - 1 - i] - m);
+    }
+    v.sort_by(f64::total_cmp);
+    for (x, y) in v.iter().map(|x| x.max(0.0)).zip(scaled) {
+        assert!(
+            (x - y).abs() < 1e-3 + 1e-4 * y.abs(),
+            "{plain:?} -> {scaled:?}"
+        );
+    }
+}
+
+/// `intervals.panel_conformal`: the same run (same seed, same weights) with and without it.
+/// The calibrated run keeps one factor per central interval in `calibration.toml` and its test
+/// forecasts are the plain run's stretched about the median by them (re-ordered, counts
+/// floored at 0); `evaluate` and `forecast` of the finished run apply the same factors, and
+/// without the file they refuse to run rather than give unscaled intervals.
+#[test]
+fn conformal_panel_intervals_stretch_the_models_by_the_validation_factors() {
+    let dir = scratch("conformal");
+    let path = write_panel(&dir, 12, 160, 0);
+    let mut exp = experiment(&path);
+    exp.train.epochs = 2;
+    // A continuous head: a count head's quantiles are whole numbers, many of the validation
+    // values sit on an interval's end, and the factors can all come out 1.
+    exp.model.likelihood = LikelihoodKind::Gaussian;
+    let device = burn::tensor::Device::flex();
+    let train = |exp: &Experiment, name: &str| {
+        gatecast_trainer::panel::train_panel(exp, &dir.join(name), &device, true).unwrap()
+    };
+    let plain = train(&exp, "plain");
+    exp.intervals.panel_conformal = true;
+    let scaled = train(&exp, "scaled");
+    assert!(!dir.join("plain/calibration.toml").exists());
+    let c = gatecast_trainer::panel::Calibration::load(&dir.join("scaled")).unwrap();
+    // The default levels: 2.5%, 10%, ..., 90%, 97.5%, as symmetric pairs about the median.
+    assert_eq!(c.lower, vec![0.025, 0.1, 0.2, 0.3, 0.4]);
+    assert!(c.values >= 12 * 14, "{c:?}");
+    // On these small counts, floored at 0, a validation 0 scores exactly 1 on the lower side
+    // (the floored interval just reaches it), and the outer intervals' factors can be 1.
+    assert!(c.factors.iter().all(|f| *f > 0.0), "{c:?}");
+    assert!(c.factors.iter().any(|f| (f - 1.0).abs() > 0.01), "{c:?}");
+    let note = scaled.calibration.clone().unwrap();
+    assert!(note.contains("validation values"), "{note}");
+    assert!(plain.calibration.is_none());
+    let md = std::fs::read_to_string(dir.join("scaled/test_metrics.md")).unwrap();
+    assert!(md.contains(&note), "{md}");
+    // The medians agree; the intervals are the plain ones stretched.
+    let same = |a: &[Vec<f64>], b: &[Vec<f64>]| {
+        assert_eq!(a.len(), b.len());
+        for (p, s) in a.iter().zip(b) {
+            assert_stretched(&c.factors, p, s);
+        }
+    };
+    let (p, s) = (
+        quantile_rows(&dir.join("plain/forecast.csv"), 3),
+        quantile_rows(&dir.join("scaled/forecast.csv"), 3),
+    );
+    same(&p, &s);
+    let moved = p
+        .iter()
+        .zip(&s)
+        .any(|(a, b)| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-2));
+    assert!(moved, "no quantile moved");
+    // A finished run: evaluate gives the training table, forecast the same stretch.
+    let again =
+        gatecast_trainer::panel::evaluate_run(&dir.join("scaled"), &device, false, None).unwrap();
+    assert_eq!(again.rows, scaled.rows);
+    assert_eq!(again.calibration.as_deref(), Some(note.as_str()));
+    for name in ["plain", "scaled"] {
+        let out = dir.join(format!("{name}-ahead.csv"));
+        gatecast_trainer::panel::forecast_run(&dir.join(name), &path, Some(&out), None, &device)
+            .unwrap();
+    }
+    same(
+        &quantile_rows(&dir.join("plain-ahead.csv"), 2),
+        &quantile_rows(&dir.join("scaled-ahead.csv"), 2),
+    );
+    std::fs::remove_file(dir.join("scaled/calibration.toml")).unwrap();
+    let e = format!(
+        "{:#}",
+        gatecast_trainer::panel::evaluate_run(&dir.join("scaled"), &device, false, None)
+            .unwrap_err()
+    );
+    assert!(
+        e.contains("calibration.toml") && e.contains("panel_conformal"),
+        "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

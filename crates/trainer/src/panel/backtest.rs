@@ -14,7 +14,9 @@ use gatecast_data::ScalerKind;
 
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::fit::fit;
-use super::report::{label, levels, model_quantiles, score, Floored, PanelRow, Quantiles};
+use super::report::{
+    fit_calibration, label, levels, model_quantiles, score, Floored, PanelRow, Quantiles,
+};
 use crate::artifacts::{write_atomic, write_csv};
 use crate::config::Experiment;
 
@@ -318,12 +320,23 @@ pub fn backtest_panel(
             };
             let fitted = fit(exp, &train, device, &fold_dir, options)?;
             fits += 1;
+            // The fold's interval factors, from its own validation horizons.
+            let calibration = if exp.intervals.panel_conformal {
+                let c = fit_calibration(exp, &train, &fitted.model)?;
+                c.save(&fold_dir)?;
+                if !quiet {
+                    crate::sayln!("fold {}: {}", k + 1, c.describe());
+                }
+                Some(c)
+            } else {
+                None
+            };
             // Forecasts read the full history up to each origin, scaled as in training.
             let scales: Vec<(f32, f32)> =
                 train.series.iter().map(|s| (s.offset, s.scale)).collect();
-            model = Some((fitted.model, scales));
+            model = Some((fitted.model, scales, calibration));
         }
-        let (m, scales) = model.as_ref().expect("trained above");
+        let (m, scales, calibration) = model.as_ref().expect("trained above");
         let history = panel_like(
             series
                 .iter()
@@ -344,7 +357,11 @@ pub fn backtest_panel(
                 origin: origin_of(s),
             })
             .collect();
-        let model_q = model_quantiles(exp, &history, m, &levels, &origins, (counts, &mut floored))?;
+        let mut model_q =
+            model_quantiles(exp, &history, m, &levels, &origins, (counts, &mut floored))?;
+        if let Some(c) = calibration {
+            c.apply(&levels, &mut model_q, counts);
+        }
         let naive: Quantiles = history
             .series
             .iter()

@@ -8,12 +8,14 @@
 //! | `fit.rs` | the model, the training loop with early stopping on the validation horizon |
 //! | `checkpoint.rs` | the loop's state after every epoch (`checkpoint/panel-N/`), written whole, for `--resume` |
 //! | `report.rs` | quantiles on the test horizon, GluonTS's metrics beside the seasonal naive, files and the interval plot |
+//! | `calibrate.rs` | `intervals.panel_conformal`: each central interval scaled about the median to cover its level on the validation horizons |
 //! | `backtest.rs` | rolling-origin folds: train before the first (or each) origin, score every fold |
 //! | `statics.rs` | static columns (one value per series) as features: indicators per level, standardized reals |
 //! | `dynamic.rs` | the file's known-future columns, standardized over the training rows |
 //! | `saved.rs` | what a run keeps (series ids and scales, the data's fingerprint); `evaluate` and `forecast` of a finished run |
 
 mod backtest;
+mod calibrate;
 mod checkpoint;
 mod data;
 mod dynamic;
@@ -23,6 +25,7 @@ mod saved;
 mod statics;
 
 pub use backtest::{backtest_panel, cut, Backtest, FoldScores, Folds, PeerRow};
+pub use calibrate::Calibration;
 pub use data::{Origin, Panel, PanelBatch, PanelSeries};
 pub use fit::{fit, FitOptions, Fitted};
 pub use report::{evaluate, PanelReport, PanelRow};

@@ -10,6 +10,7 @@ use gatecast_data::metrics::{mae, mase, smape};
 use gatecast_data::probabilistic::{seasonal_naive_quantiles, QuantileScore};
 use gatecast_model::forecast::{empirical_quantile, GlobalForecaster, Rng};
 
+use super::calibrate::Calibration;
 use super::data::{Origin, Panel, PanelSeries};
 use super::fit::Fitted;
 use crate::artifacts::write_csv;
@@ -49,6 +50,8 @@ pub struct PanelReport {
     pub epoch_seconds: f64,
     /// Wall seconds of the whole run.
     pub seconds: f64,
+    /// How the model's intervals were scaled (`intervals.panel_conformal`), in a line.
+    pub calibration: Option<String>,
 }
 
 impl PanelReport {
@@ -75,6 +78,9 @@ impl PanelReport {
                 f(r.smape, 1),
                 f(r.mae, 2)
             );
+        }
+        if let Some(c) = &self.calibration {
+            s += &format!("\nmodel {c}\n");
         }
         s
     }
@@ -242,12 +248,14 @@ fn path_quantiles(paths: &[Vec<Vec<f64>>], levels: &[f64]) -> Vec<Vec<f64>> {
 }
 
 /// The test table of `model` and the seasonal naive on every series' last horizon (or, with
-/// `only`, one series'), and both forecasters' quantiles `[series][level][step]`.
+/// `only`, one series'), and both forecasters' quantiles `[series][level][step]`; the model's
+/// intervals scaled by `calibration` where given.
 pub(super) fn test_table(
     exp: &Experiment,
     panel: &Panel,
     model: &GlobalForecaster,
     only: Option<usize>,
+    calibration: Option<&Calibration>,
 ) -> Result<(Vec<PanelRow>, Quantiles, Quantiles)> {
     let levels = levels(exp);
     let season = exp.data.season;
@@ -255,8 +263,12 @@ pub(super) fn test_table(
     let origins = panel.origins_at(|s| s.test_start(h));
     let counts = panel.is_counts();
     let mut floored = Floored::default();
-    let model_q = model_quantiles(exp, panel, model, &levels, &origins, (counts, &mut floored))?;
+    let mut model_q =
+        model_quantiles(exp, panel, model, &levels, &origins, (counts, &mut floored))?;
     floored.note();
+    if let Some(c) = calibration {
+        c.apply(&levels, &mut model_q, counts);
+    }
     let naive: Quantiles = panel
         .series
         .iter()
@@ -301,7 +313,8 @@ pub fn evaluate(
     dir: &Path,
 ) -> Result<PanelReport> {
     let levels = levels(exp);
-    let (rows, model, naive) = test_table(exp, panel, &fitted.model, None)?;
+    let calibration = calibrate(exp, panel, &fitted.model, dir)?;
+    let (rows, model, naive) = test_table(exp, panel, &fitted.model, None, calibration.as_ref())?;
     write_forecasts(dir, panel, &levels, &model)?;
     write_per_series(dir, panel, &levels, exp.data.season, &model, &naive)?;
     crate::plots::panel_intervals(&dir.join("forecast.png"), panel, &levels, &model, false)?;
@@ -313,9 +326,43 @@ pub fn evaluate(
         best_epoch: fitted.best_epoch,
         epoch_seconds: fitted.epochs.iter().map(|e| e.2).sum::<f64>() / n.max(1) as f64,
         seconds: 0.0,
+        calibration: calibration.as_ref().map(Calibration::describe),
     };
     crate::artifacts::write_atomic(&dir.join("test_metrics.md"), report.markdown().as_bytes())?;
     Ok(report)
+}
+
+/// With `intervals.panel_conformal`, the factors fitted on the validation horizons of `panel`
+/// (kept in `dir`); without, none, and a previous run's factors in `dir` are removed.
+pub(super) fn calibrate(
+    exp: &Experiment,
+    panel: &Panel,
+    model: &GlobalForecaster,
+    dir: &Path,
+) -> Result<Option<Calibration>> {
+    if !exp.intervals.panel_conformal {
+        Calibration::clear(dir)?;
+        return Ok(None);
+    }
+    let c = fit_calibration(exp, panel, model)?;
+    c.save(dir)?;
+    Ok(Some(c))
+}
+
+/// The factors of `model` on the validation horizons of `panel`.
+pub(super) fn fit_calibration(
+    exp: &Experiment,
+    panel: &Panel,
+    model: &GlobalForecaster,
+) -> Result<Calibration> {
+    let levels = levels(exp);
+    let origins = panel.valid_origins();
+    let mut floored = Floored::default();
+    let counts = panel.is_counts();
+    let q = model_quantiles(exp, panel, model, &levels, &origins, (counts, &mut floored))?;
+    Calibration::fit(&levels, panel, &origins, &q).context(
+        "intervals.panel_conformal: no validation value to fit the interval factors on (every interval of the validation horizons has zero width)",
+    )
 }
 
 pub(super) fn label(q: f64) -> String {

@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use gatecast_data::calendar_covariates;
 use gatecast_model::forecast::GlobalForecaster;
 
+use super::calibrate::Calibration;
 use super::data::Encodings;
 use super::data::{self, Origin, Panel, PanelSeries};
 use super::dynamic::KnownFutureScale;
@@ -238,7 +239,8 @@ pub fn evaluate_run(
         .map(|id| series_named(&panel, id, &exp.data.path))
         .transpose()?;
     let model = load_model(dir, &exp, &panel, index.ids.len(), device)?;
-    let (rows, mut quantiles, _) = test_table(&exp, &panel, &model, one)?;
+    let calibration = saved_calibration(dir, &exp)?;
+    let (rows, mut quantiles, _) = test_table(&exp, &panel, &model, one, calibration.as_ref())?;
     if let Some(k) = one {
         // The chosen series' interval plot beside the run's own.
         let name: String = panel.series[k]
@@ -271,7 +273,16 @@ pub fn evaluate_run(
         best_epoch: 0,
         epoch_seconds: 0.0,
         seconds: 0.0,
+        calibration: calibration.as_ref().map(Calibration::describe),
     })
+}
+
+/// The run's interval factors, where it was trained with `intervals.panel_conformal`.
+fn saved_calibration(dir: &Path, exp: &Experiment) -> Result<Option<Calibration>> {
+    exp.intervals
+        .panel_conformal
+        .then(|| Calibration::load(dir))
+        .transpose()
 }
 
 /// The panel in `input` ready to forecast after its end: each series' last look-back (it needs
@@ -442,7 +453,7 @@ pub fn forecast_run_with(
     // Count data as the training rows were judged, over the history read.
     let counts = panel.is_counts_before(|_| panel.lookback);
     let mut floored = Floored::default();
-    let q = model_quantiles(
+    let mut q = model_quantiles(
         &exp,
         &panel,
         &model,
@@ -451,6 +462,9 @@ pub fn forecast_run_with(
         (counts, &mut floored),
     )?;
     floored.note();
+    if let Some(c) = saved_calibration(dir, &exp)? {
+        c.apply(&levels, &mut q, counts);
+    }
     let mut text = String::from("series,timestamp");
     for l in &levels {
         text += &format!(",{}", label(*l));

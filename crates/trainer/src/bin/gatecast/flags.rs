@@ -133,6 +133,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if let Some(v) = args.adapt {
         e.intervals.adapt = v;
     }
+    if args.panel_conformal {
+        e.intervals.panel_conformal = true;
+    }
     if own_file && !benchmark && e.model.is_segrnn() {
         fit_segrnn(args, &mut e);
     }

@@ -364,6 +364,10 @@ struct TrainArgs {
     /// known, so intervals widen where errors grow; 0 for none.
     #[arg(long)]
     adapt: Option<f64>,
+    /// Panel runs: scale each central interval about the median by a factor fitted on the
+    /// validation horizons, so it covers its level there (`intervals.panel_conformal`).
+    #[arg(long)]
+    panel_conformal: bool,
     /// Fractions of the rows for training, validation and test, comma-separated, in time
     /// order (`data.split`; default 0.7,0.1,0.2).
     #[arg(long, value_delimiter = ',')]
