@@ -103,18 +103,25 @@ fn reference(cell: &SLstm, x: &Tensor<3>) -> Vec<Vec<f64>> {
     out
 }
 
+/// On every compiled backend (the cell is Burn tensor ops, so it runs on wgpu too).
 #[test]
 fn the_cell_computes_the_unstabilised_equations_without_overflow() {
-    let device = device();
+    for (name, device) in devices() {
+        eprintln!("{name}");
+        unstabilised_equations_on(&device);
+    }
+}
+
+fn unstabilised_equations_on(device: &Device) {
     let (rows, steps, input, d) = (3, 6, 5, 4);
     // A shift of 0 keeps every exponential small; 120 puts exp(ĩ) near e^120, past f32's
     // largest number (about e^88.7), where only the stabiliser keeps the cell finite.
     for shift in [0.0f32, 120.0] {
-        let cell = cell(input, d, shift, &device);
+        let cell = cell(input, d, shift, device);
         let x = Tensor::<3>::random(
             [rows, steps, input],
             Distribution::Normal(0.0, 1.0),
-            &device,
+            device,
         );
         let expected = reference(&cell, &x);
         let gx = cell.input.forward(x.clone());
