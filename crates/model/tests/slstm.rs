@@ -24,6 +24,12 @@ fn host3(t: Tensor<3>) -> Vec<f64> {
     host(t.reshape([a, b * c]))
 }
 
+/// The cell's gate biases `[4·d]` on the host.
+fn bias_of(cell: &SLstm) -> Vec<f64> {
+    let bias = cell.input.bias.as_ref().expect("the cell has biases").val();
+    host(bias.reshape([1, 4 * cell.hidden_size()]))
+}
+
 /// A cell with random recurrent weights (they start at zero) and `shift` added to every input
 /// gate's bias.
 fn cell(input: usize, d: usize, shift: f32, device: &Device) -> SLstm {
@@ -33,14 +39,7 @@ fn cell(input: usize, d: usize, shift: f32, device: &Device) -> SLstm {
         Distribution::Normal(0.0, 0.5),
         device,
     ));
-    let mut bias = host3(
-        cell.input
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .reshape([1, 1, 4 * d]),
-    );
+    let mut bias = bias_of(&cell);
     for b in bias.iter_mut().take(d) {
         *b += shift as f64;
     }
@@ -58,14 +57,7 @@ fn reference(cell: &SLstm, x: &Tensor<3>) -> Vec<Vec<f64>> {
     let [rows, steps, input] = x.dims();
     let d = cell.hidden_size();
     let w = host(cell.input.weight.val()); // [input, 4d]
-    let b = host3(
-        cell.input
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .reshape([1, 1, 4 * d]),
-    );
+    let b = bias_of(&cell);
     let r = host(cell.recurrent.val()); // [d, 4d]
     let x = host3(x.clone());
     let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
@@ -118,11 +110,7 @@ fn unstabilised_equations_on(device: &Device) {
     // largest number (about e^88.7), where only the stabiliser keeps the cell finite.
     for shift in [0.0f32, 120.0] {
         let cell = cell(input, d, shift, device);
-        let x = Tensor::<3>::random(
-            [rows, steps, input],
-            Distribution::Normal(0.0, 1.0),
-            device,
-        );
+        let x = Tensor::<3>::random([rows, steps, input], Distribution::Normal(0.0, 1.0), device);
         let expected = reference(&cell, &x);
         let gx = cell.input.forward(x.clone());
         let mut state = None;
@@ -249,14 +237,7 @@ fn forget_biases_start_spread_and_the_rest_at_zero() {
     let device = device();
     let d = 16;
     let cell = SLstmConfig::new(3, d).try_init(&device).unwrap();
-    let b = host3(
-        cell.input
-            .bias
-            .as_ref()
-            .unwrap()
-            .val()
-            .reshape([1, 1, 4 * d]),
-    );
+    let b = bias_of(&cell);
     let forget = &b[d..2 * d];
     assert!((forget[0] - 5.0).abs() < 1e-6 && (forget[d - 1] + 7.0).abs() < 1e-5);
     assert!(forget.windows(2).all(|w| w[1] < w[0]), "{forget:?}");
