@@ -306,7 +306,13 @@ impl SegRnn {
                 });
                 self.decode_slstm(cell, state, b, m)
             }
-            (None, None) => unreachable!("a SegRnn is built with one cell"),
+            (None, None) => {
+                return Err(RecurrentError::InvalidConfig {
+                    option: "cell",
+                    value: "none".into(),
+                    expected: "a SegRnn needs its gru or its slstm (both are None)",
+                })
+            }
         };
         let y = self
             .predict
