@@ -57,7 +57,7 @@ fn reference(cell: &SLstm, x: &Tensor<3>) -> Vec<Vec<f64>> {
     let [rows, steps, input] = x.dims();
     let d = cell.hidden_size();
     let w = host(cell.input.weight.val()); // [input, 4d]
-    let b = bias_of(&cell);
+    let b = bias_of(cell);
     let r = host(cell.recurrent.val()); // [d, 4d]
     let x = host3(x.clone());
     let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
