@@ -45,6 +45,7 @@ pub struct IntervalsSection {
     /// Panel runs: stretch (or shrink) each central interval of the model's quantiles about
     /// the median by one factor fitted on the validation horizons, so that it covers its
     /// level there (split conformal prediction; the factors are kept in `calibration.toml`).
+    /// Levels reported without their mirror (`q` without `1 − q`) are left as they are.
     pub panel_conformal: bool,
 }
 

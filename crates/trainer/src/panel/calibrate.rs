@@ -11,7 +11,9 @@
 //! keeps the model's shape over the horizon and across series and covers its level on the
 //! validation values. Quantiles are put back in order at each step afterwards, and count data
 //! floored at 0 again. Values whose interval side has zero width (a count model's interval
-//! collapsed at 0) are left out of the fit: no factor can stretch them.
+//! collapsed at 0) are left out of the fit: no factor can stretch them. A reported level whose
+//! mirror `1 − q` is not reported (from `model.quantiles`) belongs to no central interval and is
+//! kept as the model gave it, apart from the re-ordering.
 
 use std::path::Path;
 
