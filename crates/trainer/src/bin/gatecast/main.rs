@@ -465,7 +465,7 @@ fn train(args: TrainArgs) -> Result<()> {
         let report = panel::train_panel_with(&exp, &dir, &devs[0], options)?;
         gatecast_trainer::sayln!("\n{}", report.markdown());
         gatecast_trainer::sayln!(
-            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}{}model.bpk, checkpoint/, metrics.csv, forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
+            "{} epochs (best {}), {:.1} s per epoch; run directory: {} ({:.0} s): config.toml, data.toml, series.csv, {}{}model.bpk, checkpoint/, metrics.csv, {}forecast.csv (quantile columns), per_series.csv, test_metrics.md, forecast.png",
             report.epochs,
             report.best_epoch,
             report.epoch_seconds,
@@ -478,6 +478,11 @@ fn train(args: TrainArgs) -> Result<()> {
             },
             if dir.join("known_future.toml").exists() {
                 "known_future.toml, "
+            } else {
+                ""
+            },
+            if report.calibration.is_some() {
+                "calibration.toml, "
             } else {
                 ""
             }
