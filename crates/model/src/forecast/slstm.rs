@@ -19,6 +19,8 @@
 //!
 //! Only the cell: xLSTM's block around it (causal convolution, group norm, feed-forward) is
 //! not here, and the recurrent weights are one full matrix rather than one block per head.
+//! Its products are Burn matmuls; on the CPU backends each step's element-wise update is one
+//! fused autodiff node (`fused_cpu::try_slstm_step`).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -152,8 +154,46 @@ impl SLstm {
 
     /// The element-wise update from the full gate pre-activations `raw [rows, 4·d]` and the
     /// previous cell, normaliser and stabiliser (`prev.h` is not read; none from a zero state).
+    ///
+    /// On the CPU backends (`f32` on flex or ndarray) and with the fused ops on
+    /// ([`crate::set_fused`]) this is one autodiff node (`fused_cpu::try_slstm_step`);
+    /// elsewhere Burn's element-wise ops. Both compute the same function.
     pub fn pointwise(&self, raw: Tensor<2>, prev: Option<&SLstmState>) -> SLstmState {
+        self.pointwise_with(raw, prev, crate::fused_enabled())
+    }
+
+    /// [`SLstm::pointwise`], with the fused node only where `fused`.
+    pub(crate) fn pointwise_with(
+        &self,
+        raw: Tensor<2>,
+        prev: Option<&SLstmState>,
+        fused: bool,
+    ) -> SLstmState {
         let d = self.hidden;
+        #[cfg(any(feature = "flex", feature = "ndarray"))]
+        if fused && crate::fused_cpu::slstm_applies(&raw) {
+            let [rows, _] = raw.dims();
+            let device = raw.device();
+            let (c, n, m) = match prev {
+                Some(s) => (s.c.clone(), s.n.clone(), s.m.clone()),
+                // A zero state: no cell, no normaliser, and a stabiliser below every ĩ.
+                None => (
+                    Tensor::zeros([rows, d], &device),
+                    Tensor::zeros([rows, d], &device),
+                    Tensor::full([rows, d], f32::NEG_INFINITY, &device),
+                ),
+            };
+            if let Some(out) = crate::fused_cpu::try_slstm_step(&raw, &c, &n, &m) {
+                let part = |k: usize| out.clone().narrow(1, k * d, d);
+                return SLstmState {
+                    h: part(0),
+                    c: part(1),
+                    n: part(2),
+                    m: part(3).detach(),
+                };
+            }
+        }
+        let _ = fused;
         let gate = |k: usize| raw.clone().narrow(1, k * d, d);
         let (i, f, z, o) = (gate(0), gate(1), gate(2), gate(3));
         let cell_in = z.tanh();
@@ -202,6 +242,80 @@ impl SLstmState {
             c: each(&self.c),
             n: each(&self.n),
             m: each(&self.m),
+        }
+    }
+}
+
+#[cfg(all(test, any(feature = "flex", feature = "ndarray")))]
+mod tests {
+    use super::*;
+    use crate::fused_testing::{host_devices, worst_relative_difference};
+    use burn::tensor::Distribution;
+
+    /// The fused step (one autodiff node) against Burn's element-wise ops: the same state and
+    /// the same gradients for the gate pre-activations and the previous cell and normaliser,
+    /// from a zero state and from a given one (uneven row counts, large pre-activations), on
+    /// every host backend, with and without autodiff.
+    #[test]
+    fn the_fused_step_is_the_tensor_ops_step() {
+        for device in host_devices() {
+            let ad = device.clone().autodiff();
+            let (rows, d) = (7, 5);
+            let cell = SLstmConfig::new(3, d).try_init(&ad).unwrap();
+            let normal = |std: f64| Distribution::Normal(0.0, std);
+            let raw = Tensor::<2>::random([rows, 4 * d], normal(3.0), &ad).require_grad();
+            let c = Tensor::<2>::random([rows, d], normal(1.0), &ad).require_grad();
+            let n = (Tensor::<2>::random([rows, d], normal(1.0), &ad).abs() + 1.0).require_grad();
+            let m = Tensor::<2>::random([rows, d], normal(2.0), &ad);
+            let weight = |k: i64| {
+                Tensor::<1, burn::tensor::Int>::arange(k..k + (rows * d) as i64, &ad)
+                    .float()
+                    .reshape([rows, d])
+                    .sin()
+            };
+            for first in [true, false] {
+                let prev = SLstmState {
+                    h: Tensor::zeros([rows, d], &ad),
+                    c: c.clone(),
+                    n: n.clone(),
+                    m: m.clone(),
+                };
+                let run = |fused: bool| {
+                    let s = cell.pointwise_with(raw.clone(), (!first).then_some(&prev), fused);
+                    let loss = (s.h.clone() * weight(0)).sum()
+                        + (s.c.clone() * weight(100)).sum()
+                        + (s.n.clone() * weight(200)).sum();
+                    let grads = loss.backward();
+                    let mut all = vec![s.h, s.c, s.n, s.m, raw.grad(&grads).unwrap()];
+                    if !first {
+                        all.push(c.grad(&grads).unwrap());
+                        all.push(n.grad(&grads).unwrap());
+                    }
+                    all.into_iter()
+                        .map(|t| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap())
+                        .collect::<Vec<_>>()
+                };
+                let (fused, ops) = (run(true), run(false));
+                for (k, (a, e)) in fused.iter().zip(&ops).enumerate() {
+                    let worst = worst_relative_difference(a, e);
+                    assert!(worst < 1e-4, "first {first}, tensor {k}: {worst}");
+                }
+                // Without autodiff: the same state.
+                let plain = cell.valid();
+                let raw = Tensor::<2>::from_data(raw.clone().into_data(), &device);
+                let prev = SLstmState {
+                    h: Tensor::zeros([rows, d], &device),
+                    c: Tensor::from_data(c.clone().into_data(), &device),
+                    n: Tensor::from_data(n.clone().into_data(), &device),
+                    m: Tensor::from_data(m.clone().into_data(), &device),
+                };
+                let a = plain.pointwise_with(raw.clone(), (!first).then_some(&prev), true);
+                let e = plain.pointwise_with(raw, (!first).then_some(&prev), false);
+                a.h.into_data().assert_approx_eq::<f32>(
+                    &e.h.into_data(),
+                    burn::tensor::Tolerance::absolute(1e-5),
+                );
+            }
         }
     }
 }

@@ -26,6 +26,7 @@
 //! | `backward.rs` | the BPTT driver, then the weight and input gradients |
 //! | `node.rs` | the autodiff nodes |
 //! | `fanout.rs` | one GRU step from each state to many inputs (SegRNN's decoding), its own node |
+//! | `slstm.rs` | one sLSTM step's element-wise update (the segment model's sLSTM cell), its own node |
 //! | `tests.rs` | against the step-by-step loop and libm |
 //!
 //! Around the op, [`crate::fused_stack`] runs it for every layer and direction (reversal within
@@ -41,10 +42,12 @@ mod host;
 mod layout;
 mod multiversion;
 mod node;
+mod slstm;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use fanout::{fanout_applies, try_gru_fanout};
+pub(crate) use slstm::{slstm_applies, try_slstm_step};
 
 use crate::fused_stack::fused_stack;
 use crate::stack::{Stack, StackInput, StackOutput};
