@@ -296,7 +296,8 @@ fn autoregressive_decoder_samples_calibrated_paths() {
 }
 
 /// `gatecast train --data F --time-column date --target units --id-column store` trains a
-/// panel with no config file and names the series too short to use.
+/// panel with no config file and names the series too short to use; `--panel-conformal`
+/// reaches the run.
 #[test]
 fn a_users_csv_trains_from_flags_alone() {
     let dir = scratch("flags");
@@ -317,6 +318,7 @@ fn a_users_csv_trains_from_flags_alone() {
             "1",
             "--likelihood",
             "student_t",
+            "--panel-conformal",
             "--quiet",
             "--out",
         ])
@@ -337,6 +339,10 @@ fn a_users_csv_trains_from_flags_alone() {
     assert!(stdout.contains("| gatecast |") && stdout.contains("| seasonal_naive(7) |"));
     let config = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
     assert!(config.contains("likelihood = \"student_t\""), "{config}");
+    // --panel-conformal reaches the run: its factors are kept and the table says so.
+    assert!(config.contains("panel_conformal = true"), "{config}");
+    assert!(dir.join("run/calibration.toml").exists());
+    assert!(stdout.contains("validation values"), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
