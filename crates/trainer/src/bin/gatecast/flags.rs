@@ -136,6 +136,9 @@ pub(crate) fn experiment(args: &TrainArgs, benchmark: bool) -> Result<Experiment
     if args.panel_conformal {
         e.intervals.panel_conformal = true;
     }
+    if let Some(v) = args.valid_windows {
+        e.train.valid_windows = v;
+    }
     if own_file && !benchmark && e.model.is_segrnn() {
         fit_segrnn(args, &mut e);
     }

@@ -368,6 +368,10 @@ struct TrainArgs {
     /// validation horizons, so it covers its level there (`intervals.panel_conformal`).
     #[arg(long)]
     panel_conformal: bool,
+    /// Panel runs: the fewest validation windows early stopping (and `--panel-conformal`)
+    /// reads across the panel (`train.valid_windows`; default 1, one horizon per series).
+    #[arg(long)]
+    valid_windows: Option<usize>,
     /// Fractions of the rows for training, validation and test, comma-separated, in time
     /// order (`data.split`; default 0.7,0.1,0.2).
     #[arg(long, value_delimiter = ',')]
