@@ -67,6 +67,11 @@ pub struct SLstmState {
 }
 
 impl SLstmConfig {
+    /// Builds the cell; panics where [`SLstmConfig::try_init`] would return an error.
+    pub fn init(&self, device: &Device) -> SLstm {
+        self.try_init(device).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Builds the cell, or says which size is zero.
     pub fn try_init(&self, device: &Device) -> Result<SLstm, RecurrentError> {
         for (option, v) in [
