@@ -24,6 +24,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::host::HostBackend;
+use super::layout::block_rows;
 use super::node::{on, on_host};
 
 type Ad<B> = Autodiff<B, NoCheckpointing>;
@@ -181,25 +182,18 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// One unit's gates: `(log σ(f̃) + m, m', i, f, tanh z̃, σ(õ))`.
+/// One unit's gates: `(m', i, f, tanh z̃, σ(õ))`.
 #[inline(always)]
-fn gates(i: f32, f: f32, z: f32, o: f32, m: f32) -> (f32, f32, f32, f32, f32, f32) {
+fn gates(i: f32, f: f32, z: f32, o: f32, m: f32) -> (f32, f32, f32, f32, f32) {
     let log_f = log_sigmoid(f) + m;
     let m_new = i.max(log_f);
     (
-        log_f,
         m_new,
         (i - m_new).exp(),
         (log_f - m_new).exp(),
         z.tanh(),
         sigmoid(o),
     )
-}
-
-/// Rows per parallel task: one block per rayon thread.
-fn block_rows(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads().clamp(1, rows.max(1)))
-        .max(1)
 }
 
 fn forward(raw: &[f32], c: &[f32], n: &[f32], m: &[f32], hid: usize) -> Vec<f32> {
@@ -224,7 +218,7 @@ fn forward(raw: &[f32], c: &[f32], n: &[f32], m: &[f32], hid: usize) -> Vec<f32>
                 let (c_out, rest) = rest.split_at_mut(hid);
                 let (n_out, m_out) = rest.split_at_mut(hid);
                 for k in 0..hid {
-                    let (_, m_new, ig, fg, zt, og) =
+                    let (m_new, ig, fg, zt, og) =
                         gates(g[k], g[hid + k], g[2 * hid + k], g[3 * hid + k], mp[k]);
                     let c_new = fg * cp[k] + ig * zt;
                     let n_new = fg * np[k] + ig;
@@ -278,8 +272,7 @@ fn backward(
                 );
                 for k in 0..hid {
                     let f = x[hid + k];
-                    let (_, _, ig, fg, zt, og) =
-                        gates(x[k], f, x[2 * hid + k], x[3 * hid + k], mp[k]);
+                    let (_, ig, fg, zt, og) = gates(x[k], f, x[2 * hid + k], x[3 * hid + k], mp[k]);
                     let c_new = fg * cp[k] + ig * zt;
                     let n_new = fg * np[k] + ig;
                     let gh = gy[k];

@@ -443,6 +443,7 @@ pub fn forecast_run_with(
         );
     }
     let model = load_model(dir, &exp, &panel, index.ids.len(), device)?;
+    let calibration = saved_calibration(dir, &exp)?;
     let levels = levels(&exp);
     let origins: Vec<Origin> = (0..panel.series.len())
         .map(|k| Origin {
@@ -462,7 +463,7 @@ pub fn forecast_run_with(
         (counts, &mut floored),
     )?;
     floored.note();
-    if let Some(c) = saved_calibration(dir, &exp)? {
+    if let Some(c) = &calibration {
         c.apply(&levels, &mut q, counts);
     }
     let mut text = String::from("series,timestamp");
