@@ -151,8 +151,19 @@ pub fn conformal_offsets(residuals: &[f32], level: f64) -> Option<(f32, f32)> {
     // The slack keeps (n + 1)·tail from rounding below a whole number it equals: 20 · 0.1 is
     // 1.9999999999999996 in floating point.
     let lower = ((n + 1) as f64 * tail + 1e-9).floor() as usize;
-    let upper = ((n + 1) as f64 * (1.0 - tail) - 1e-9).ceil() as usize;
-    Some((r[lower.clamp(1, n) - 1], r[upper.clamp(1, n) - 1]))
+    Some((
+        r[lower.clamp(1, n) - 1],
+        r[conformal_rank(n, 1.0 - tail) - 1],
+    ))
+}
+
+/// The 1-based rank among `n ≥ 1` sorted calibration scores of split conformal prediction's
+/// bound for a `share` of new scores: `⌈(n + 1) · share⌉`, clamped to `1..=n` (so with fewer
+/// than `1/(1 − share) − 1` scores it is the largest, and covers less than `share`).
+pub fn conformal_rank(n: usize, share: f64) -> usize {
+    // The slack keeps (n + 1)·share from rounding above a whole number it equals.
+    let rank = ((n + 1) as f64 * share.clamp(0.0, 1.0) - 1e-9).ceil() as usize;
+    rank.clamp(1, n.max(1))
 }
 
 /// The `q` quantile of sorted values, linear between order statistics (NumPy's default, and

@@ -88,10 +88,10 @@ impl Calibration {
             }
             scores.sort_by(f64::total_cmp);
             let n = scores.len();
-            let rank = ((n + 1) as f64 * (1.0 - 2.0 * q)).ceil() as usize;
+            let rank = gatecast_data::probabilistic::conformal_rank(n, 1.0 - 2.0 * q);
             values = values.max(n);
             lower.push(q);
-            factors.push(scores[rank.clamp(1, n) - 1]);
+            factors.push(scores[rank - 1]);
         }
         (!lower.is_empty()).then_some(Calibration {
             lower,
