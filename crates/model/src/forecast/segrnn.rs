@@ -331,13 +331,12 @@ impl SegRnn {
     /// reversed view's term added where the model has one.
     fn encode(&self, gru: &Gru, embedded: Tensor<3>) -> Result<Tensor<2>, RecurrentError> {
         let [rows, _, d] = embedded.dims();
-        let reversed = self.reverse.as_ref().map(|_| embedded.clone().flip([1]));
-        let (_, hn) = gru.try_forward(embedded, None, None)?; // [1, b·c, d]
+        let (_, hn) = gru.try_forward(embedded.clone(), None, None)?; // [1, b·c, d]
         let hn = hn.reshape([rows, d]);
-        let (Some(map), Some(reversed)) = (&self.reverse, reversed) else {
+        let Some(map) = &self.reverse else {
             return Ok(hn);
         };
-        let (_, hr) = gru.try_forward(reversed, None, None)?;
+        let (_, hr) = gru.try_forward(embedded.flip([1]), None, None)?;
         Ok(hn + hr.reshape([rows, d]).matmul(map.val()))
     }
 
